@@ -1,0 +1,15 @@
+// Package chatio speaks the chat.io customer protocol v0.5: the wire types,
+// a websocket client with one call per protocol action, the HTTP file upload,
+// and the conversion of wire objects into the shapes and events the official
+// JavaScript SDK (0.9.1) resolves and emits.
+//
+// Concurrency: a Client owns one websocket. One goroutine (started by Dial)
+// reads the socket for the client's whole life; writes are serialised by the
+// websocket library. Every exported Client method is safe for concurrent use.
+// Pushes and event-bearing results are delivered, in arrival order, on one
+// bounded channel (Client.Stream) to a single consumer; see Client.Stream for
+// what happens when that consumer falls behind.
+//
+// The conversion functions (sdk.go) are pure: they take wire payloads and
+// return values whose JSON encoding equals what the SDK produces.
+package chatio

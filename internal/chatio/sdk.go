@@ -1,0 +1,691 @@
+package chatio
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+)
+
+// This file converts wire objects into what the SDK 0.9.1 resolves and
+// emits. Each function names the SDK function it follows
+// (serverDataParser.js, sideEffects.js). The rules that matter:
+//
+//   - a wire value is passed through raw, so an absent field stays absent
+//     and a null stays null, exactly as JavaScript's undefined and null
+//     survive JSON.stringify;
+//   - timestamps: seconds → milliseconds when a number, else null;
+//   - sorting is JavaScript's stable numeric sort.
+
+// Event is one SDK event: its name and its data. Data encodes (json.Marshal)
+// to exactly the JSON of what the SDK emits; nil data encodes as null.
+type Event struct {
+	Name string
+	Data any
+}
+
+// SDK event names.
+const (
+	EventNewEvent                   = "new_event"
+	EventUserData                   = "user_data"
+	EventThreadSummary              = "thread_summary"
+	EventUserIsTyping               = "user_is_typing"
+	EventUserStoppedTyping          = "user_stopped_typing"
+	EventUserJoinedChat             = "user_joined_chat"
+	EventUserLeftChat               = "user_left_chat"
+	EventChatPropertiesUpdated      = "chat_properties_updated"
+	EventChatThreadPropertiesUpdate = "chat_thread_properties_updated"
+	EventLastSeenTimestampUpdated   = "last_seen_timestamp_updated"
+	EventThreadClosed               = "thread_closed"
+	EventDisconnected               = "disconnected"
+	EventConnected                  = "connected"
+	EventConnectionLost             = "connection_lost"
+	EventConnectionRestored         = "connection_restored"
+	EventCustomerID                 = "customer_id"
+)
+
+// ParseEvent is serverDataParser.parseEvent: a wire event of thread into the
+// SDK's event object.
+func ParseEvent(thread json.RawMessage, event json.RawMessage) (Object, error) {
+	w, err := ParseObject(event)
+	if err != nil {
+		return nil, fmt.Errorf("event: %w", err)
+	}
+	return parseEvent(thread, w), nil
+}
+
+func parseEvent(thread json.RawMessage, w Object) Object {
+	o := make(Object, 0, 8)
+	o = append(o,
+		Member{"id", w.Raw("id")},
+		Member{"author", w.Raw("author_id")},
+		Member{"timestamp", msTimestamp(w.Raw("timestamp"))},
+		Member{"thread", thread},
+	)
+	if c := w.Raw("custom_id"); c != nil {
+		o = append(o, Member{"customId", c})
+	}
+	switch jsString(w.Raw("type")) {
+	case "message":
+		o = append(o, Member{"type", json.RawMessage(`"message"`)}, Member{"text", w.Raw("text")})
+	case "file":
+		o = append(o,
+			Member{"type", json.RawMessage(`"file"`)},
+			Member{"contentType", w.Raw("content_type")},
+			Member{"url", w.Raw("url")})
+		if wd, ht := w.Raw("width"), w.Raw("height"); wd != nil && ht != nil {
+			o = append(o, Member{"width", wd}, Member{"height", ht})
+		}
+	default:
+		for _, m := range w {
+			switch m.Key {
+			case "id", "author_id", "timestamp", "custom_id", "order":
+				continue
+			}
+			o.Set(m.Key, m.Value)
+		}
+	}
+	return o
+}
+
+// eventOrder is the numeric `order` of a wire event, NaN-free: ok false
+// when it is not a number (such events compare equal to every other).
+func eventOrder(w Object) (float64, bool) { return number(w.Raw("order")) }
+
+// sortByOrder sorts wire objects by their numeric "order", stably.
+func sortByOrder(ws []Object) {
+	sort.SliceStable(ws, func(i, j int) bool {
+		a, okA := eventOrder(ws[i])
+		b, okB := eventOrder(ws[j])
+		return okA && okB && a < b
+	})
+}
+
+// ParseThread is parseThread(chat, thread).
+func ParseThread(chat json.RawMessage, thread json.RawMessage) (Object, error) {
+	w, err := ParseObject(thread)
+	if err != nil {
+		return nil, fmt.Errorf("thread: %w", err)
+	}
+	return parseThread(chat, w)
+}
+
+func parseThread(chat json.RawMessage, w Object) (Object, error) {
+	wevents, err := parseObjects(w.Raw("events"))
+	if err != nil {
+		return nil, fmt.Errorf("thread events: %w", err)
+	}
+	sortByOrder(wevents)
+	id := w.Raw("id")
+	events := make([]Object, len(wevents))
+	for i, e := range wevents {
+		events[i] = parseEvent(id, e)
+	}
+	props := w.Raw("properties")
+	if !truthy(props) {
+		props = rawEmptyObject
+	}
+	return Object{
+		{"id", id},
+		{"chat", chat},
+		{"active", w.Raw("active")},
+		{"order", w.Raw("order")},
+		{"users", w.Raw("user_ids")},
+		{"events", events},
+		{"properties", props},
+	}, nil
+}
+
+// ThreadEvents returns the parsed events of a thread made by ParseThread.
+func ThreadEvents(thread Object) []Object {
+	ev, _ := thread.Get("events").([]Object)
+	return ev
+}
+
+// ThreadSummary is parseThreadSummary of a parsed thread: the data of a
+// thread_summary event.
+func ThreadSummary(thread Object) Object {
+	return Object{
+		{"id", thread.Get("id")},
+		{"chat", thread.Get("chat")},
+		{"order", thread.Get("order")},
+		{"totalEvents", float64(len(ThreadEvents(thread)))},
+	}
+}
+
+// ParseUser is parseUser: an agent keeps id, type, name, email, avatar; a
+// customer has id, type, fields (or {}), and name/email only when truthy.
+func ParseUser(user json.RawMessage) (Object, error) {
+	w, err := ParseObject(user)
+	if err != nil {
+		return nil, fmt.Errorf("user: %w", err)
+	}
+	return parseUser(w), nil
+}
+
+func parseUser(w Object) Object {
+	if string(w.Raw("type")) == `"agent"` {
+		return Object{
+			{"id", w.Raw("id")},
+			{"type", w.Raw("type")},
+			{"name", w.Raw("name")},
+			{"email", w.Raw("email")},
+			{"avatar", w.Raw("avatar")},
+		}
+	}
+	fields := w.Raw("fields")
+	if !truthy(fields) {
+		fields = rawEmptyObject
+	}
+	o := Object{{"id", w.Raw("id")}, {"type", w.Raw("type")}, {"fields", fields}}
+	if n := w.Raw("name"); truthy(n) {
+		o = append(o, Member{"name", n})
+	}
+	if e := w.Raw("email"); truthy(e) {
+		o = append(o, Member{"email", e})
+	}
+	return o
+}
+
+func parseObjects(raw json.RawMessage) ([]Object, error) {
+	if raw == nil {
+		return nil, fmt.Errorf("missing array")
+	}
+	elems, err := ParseArray(raw)
+	if err != nil {
+		return nil, err
+	}
+	if elems == nil {
+		return nil, fmt.Errorf("null array")
+	}
+	out := make([]Object, len(elems))
+	for i, e := range elems {
+		if out[i], err = ParseObject(e); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func parseUsers(raw json.RawMessage) ([]Object, error) {
+	ws, err := parseObjects(raw)
+	if err != nil {
+		return nil, fmt.Errorf("users: %w", err)
+	}
+	for i := range ws {
+		ws[i] = parseUser(ws[i])
+	}
+	return ws, nil
+}
+
+func userEvents(users []Object) []Event {
+	ev := make([]Event, len(users))
+	for i, u := range users {
+		ev[i] = Event{EventUserData, u}
+	}
+	return ev
+}
+
+// newThreadData is parseNewThreadData(chat): the chat's thread parsed, its
+// events in wire order (not sorted, as the SDK does), and its users.
+type newThreadData struct {
+	chat   json.RawMessage
+	events []Object
+	users  []Object
+	thread Object
+}
+
+func parseNewThreadData(chatRaw json.RawMessage) (*newThreadData, error) {
+	chat, err := ParseObject(chatRaw)
+	if err != nil {
+		return nil, fmt.Errorf("chat: %w", err)
+	}
+	tw, err := ParseObject(chat.Raw("thread"))
+	if err != nil {
+		return nil, fmt.Errorf("chat.thread: %w", err)
+	}
+	wevents, err := parseObjects(tw.Raw("events"))
+	if err != nil {
+		return nil, fmt.Errorf("chat.thread.events: %w", err)
+	}
+	d := &newThreadData{chat: chat.Raw("id")}
+	tid := tw.Raw("id")
+	d.events = make([]Object, len(wevents))
+	for i, e := range wevents {
+		d.events[i] = parseEvent(tid, e)
+	}
+	if d.users, err = parseUsers(chat.Raw("users")); err != nil {
+		return nil, err
+	}
+	if d.thread, err = parseThread(d.chat, tw); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// events are emitNewThreadData: user_data per user, then thread_summary.
+func (d *newThreadData) summaryEvents() []Event {
+	return append(userEvents(d.users), Event{EventThreadSummary, ThreadSummary(d.thread)})
+}
+
+// PushEvents is handlePush(parsePush(push)): the events the SDK emits for a
+// push that carries no request id.
+func PushEvents(f Frame) ([]Event, error) {
+	return pushEvents(f.Action, f.Payload)
+}
+
+func pushEvents(action string, payload json.RawMessage) ([]Event, error) {
+	switch action {
+	case PushChatPropertiesUpdated, PushChatThreadPropertiesUpdated,
+		PushLastSeenTimestampUpdated, PushThreadClosed,
+		PushChatUsersUpdated, PushIncomingEvent, PushIncomingTypingIndicator:
+		p, err := ParseObject(payload)
+		if err != nil {
+			return nil, fmt.Errorf("%s payload: %w", action, err)
+		}
+		return objectPushEvents(action, p)
+	case PushIncomingChatThread:
+		p, err := ParseObject(payload)
+		if err != nil {
+			return nil, fmt.Errorf("%s payload: %w", action, err)
+		}
+		d, err := parseNewThreadData(p.Raw("chat"))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", action, err)
+		}
+		ev := d.summaryEvents()
+		for _, e := range d.events {
+			ev = append(ev, Event{EventNewEvent, Object{{"chat", d.chat}, {"event", e}}})
+		}
+		return ev, nil
+	case PushCustomerDisconnected:
+		return []Event{{EventDisconnected, rawOrNull(payload)}}, nil
+	default:
+		return []Event{{action, rawOrNull(payload)}}, nil
+	}
+}
+
+func rawOrNull(r json.RawMessage) json.RawMessage {
+	if r == nil {
+		return json.RawMessage("null")
+	}
+	return r
+}
+
+func objectPushEvents(action string, p Object) ([]Event, error) {
+	chat := p.Raw("chat_id")
+	switch action {
+	case PushChatPropertiesUpdated:
+		return []Event{{action, Object{{"chat", chat}, {"properties", p.Raw("properties")}}}}, nil
+	case PushChatThreadPropertiesUpdated:
+		return []Event{{action, Object{{"chat", chat}, {"thread", p.Raw("thread_id")}, {"properties", p.Raw("properties")}}}}, nil
+	case PushLastSeenTimestampUpdated:
+		return []Event{{action, Object{{"chat", chat}, {"user", p.Raw("user_id")}, {"timestamp", msTimestamp(p.Raw("timestamp"))}}}}, nil
+	case PushThreadClosed:
+		return []Event{{action, Object{{"chat", chat}}}}, nil
+	case PushIncomingEvent:
+		e, err := ParseObject(p.Raw("event"))
+		if err != nil {
+			return nil, fmt.Errorf("%s event: %w", action, err)
+		}
+		return []Event{{EventNewEvent, Object{{"chat", chat}, {"event", parseEvent(p.Raw("thread_id"), e)}}}}, nil
+	case PushIncomingTypingIndicator:
+		ti, err := ParseObject(p.Raw("typing_indicator"))
+		if err != nil {
+			return nil, fmt.Errorf("%s typing_indicator: %w", action, err)
+		}
+		name := EventUserStoppedTyping
+		if truthy(ti.Raw("is_typing")) {
+			name = EventUserIsTyping
+		}
+		return []Event{{name, Object{{"chat", chat}, {"user", ti.Raw("author_id")}}}}, nil
+	case PushChatUsersUpdated:
+		uu, err := ParseObject(p.Raw("updated_users"))
+		if err != nil {
+			return nil, fmt.Errorf("%s updated_users: %w", action, err)
+		}
+		added, err := parseObjects(uu.Raw("added"))
+		if err != nil {
+			return nil, fmt.Errorf("%s added: %w", action, err)
+		}
+		removed, err := ParseArray(uu.Raw("removed_ids"))
+		if err != nil || removed == nil {
+			return nil, fmt.Errorf("%s removed_ids: not an array", action)
+		}
+		ev := make([]Event, 0, 2*len(added)+len(removed))
+		for _, u := range added {
+			ev = append(ev, Event{EventUserData, parseUser(u)})
+		}
+		for _, u := range added {
+			ev = append(ev, Event{EventUserJoinedChat, Object{{"user", u.Raw("id")}, {"chat", chat}}})
+		}
+		for _, id := range removed {
+			ev = append(ev, Event{EventUserLeftChat, Object{{"user", id}, {"chat", chat}}})
+		}
+		return ev, nil
+	}
+	return nil, fmt.Errorf("unhandled push %q", action)
+}
+
+// ResultPushNewEvents returns the new_event events that a request's result
+// push would give as a plain push. API.md asks for a send_event's result to
+// reach every subscriber as new_event; the other events of that push
+// (user_data, thread_summary) are already emitted by ResultEvents.
+func ResultPushNewEvents(f Frame) ([]Event, error) {
+	if f.Type != TypePush {
+		return nil, nil
+	}
+	all, err := pushEvents(f.Action, f.Payload)
+	if err != nil {
+		return nil, err
+	}
+	out := all[:0]
+	for _, e := range all {
+		if e.Name == EventNewEvent {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// ResultEvents is what handleResponse emits when the result of action
+// arrives: user_data for get_chat_threads and get_chats_summary, user_data
+// and thread_summary for start_chat and a send_event that started a thread.
+func ResultEvents(action string, payload json.RawMessage) ([]Event, error) {
+	switch action {
+	case ActionGetChatThreads:
+		p, err := ParseObject(payload)
+		if err != nil {
+			return nil, err
+		}
+		chat, err := ParseObject(p.Raw("chat"))
+		if err != nil {
+			return nil, fmt.Errorf("chat: %w", err)
+		}
+		users, err := parseUsers(chat.Raw("users"))
+		if err != nil {
+			return nil, err
+		}
+		return userEvents(users), nil
+	case ActionGetChatsSummary:
+		_, ev, err := ParseChatsSummary(payload)
+		return ev, err
+	case ActionStartChat, ActionSendEvent:
+		p, err := ParseObject(payload)
+		if err != nil {
+			return nil, err
+		}
+		if action == ActionSendEvent && !truthy(p.Raw("chat")) {
+			return nil, nil
+		}
+		d, err := parseNewThreadData(p.Raw("chat"))
+		if err != nil {
+			return nil, err
+		}
+		return d.summaryEvents(), nil
+	}
+	return nil, nil
+}
+
+// Success is the SDK's SUCCESS completion value.
+var Success = Object{{"success", rawTrue}}
+
+// ParseResult is parseResponse followed by handleResponse's choice of what
+// to resolve: the value the SDK method's promise resolves to.
+func ParseResult(action string, payload json.RawMessage) (any, error) {
+	switch action {
+	case ActionCloseThread, ActionSendSneakPeek, ActionUpdateChatProperties,
+		ActionUpdateChatThreadProperties, ActionUpdateCustomer:
+		return Success, nil
+	case ActionGetChatThreads:
+		return ParseChatThreads(payload)
+	case ActionGetChatThreadsSummary:
+		return parseThreadsSummary(payload)
+	case ActionGetChatsSummary:
+		cs, _, err := ParseChatsSummary(payload)
+		return cs, err
+	case ActionSendEvent:
+		p, err := ParseObject(payload)
+		if err != nil {
+			return nil, err
+		}
+		if truthy(p.Raw("chat")) {
+			d, err := parseNewThreadData(p.Raw("chat"))
+			if err != nil {
+				return nil, err
+			}
+			if len(d.events) == 0 {
+				return json.RawMessage("null"), nil
+			}
+			return d.events[0], nil
+		}
+		e, err := ParseObject(p.Raw("event"))
+		if err != nil {
+			return nil, fmt.Errorf("event: %w", err)
+		}
+		return parseEvent(p.Raw("thread_id"), e), nil
+	case ActionStartChat:
+		return parseStartChat(payload)
+	case ActionUpdateLastSeenTimestamp:
+		p, err := ParseObject(payload)
+		if err != nil {
+			return nil, err
+		}
+		return Object{{"timestamp", msTimestamp(p.Raw("timestamp"))}}, nil
+	}
+	return rawOrNull(payload), nil
+}
+
+// ParseChatThreads is parseGetChatThreadsResponse: the chat's threads sorted
+// by order, parsed.
+func ParseChatThreads(payload json.RawMessage) ([]Object, error) {
+	p, err := ParseObject(payload)
+	if err != nil {
+		return nil, err
+	}
+	chat, err := ParseObject(p.Raw("chat"))
+	if err != nil {
+		return nil, fmt.Errorf("chat: %w", err)
+	}
+	ws, err := parseObjects(chat.Raw("threads"))
+	if err != nil {
+		return nil, fmt.Errorf("chat.threads: %w", err)
+	}
+	sortByOrder(ws)
+	id := chat.Raw("id")
+	out := make([]Object, len(ws))
+	for i, w := range ws {
+		if out[i], err = parseThread(id, w); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func parseThreadsSummary(payload json.RawMessage) (Object, error) {
+	p, err := ParseObject(payload)
+	if err != nil {
+		return nil, err
+	}
+	ws, err := parseObjects(p.Raw("threads_summary"))
+	if err != nil {
+		return nil, fmt.Errorf("threads_summary: %w", err)
+	}
+	sortByOrder(ws)
+	list := make([]Object, len(ws))
+	for i, w := range ws {
+		list[i] = Object{{"id", w.Raw("id")}, {"order", w.Raw("order")}, {"totalEvents", w.Raw("events_count")}}
+	}
+	return Object{{"threadsSummary", list}, {"totalThreads", p.Raw("total_threads")}}, nil
+}
+
+func parseStartChat(payload json.RawMessage) (Object, error) {
+	p, err := ParseObject(payload)
+	if err != nil {
+		return nil, err
+	}
+	chat, err := ParseObject(p.Raw("chat"))
+	if err != nil {
+		return nil, fmt.Errorf("chat: %w", err)
+	}
+	thread, err := ParseObject(chat.Raw("thread"))
+	if err != nil {
+		return nil, fmt.Errorf("chat.thread: %w", err)
+	}
+	users, err := parseObjects(chat.Raw("users"))
+	if err != nil {
+		return nil, fmt.Errorf("chat.users: %w", err)
+	}
+	ids := make([]json.RawMessage, len(users))
+	for i, u := range users {
+		ids[i] = rawOrNull(u.Raw("id")) // [undefined] stringifies as [null]
+	}
+	props := chat.Raw("properties")
+	if !truthy(props) {
+		props = rawEmptyObject
+	}
+	return Object{
+		{"id", chat.Raw("id")},
+		{"users", ids},
+		{"threads", []json.RawMessage{rawOrNull(thread.Raw("id"))}},
+		{"properties", props},
+	}, nil
+}
+
+// ChatsSummary is what getChatsSummary resolves and what connected and
+// connection_restored carry.
+type ChatsSummary struct {
+	ChatsSummary []Object       `json:"chatsSummary"`
+	TotalChats   json.RawMessage `json:"totalChats,omitempty"`
+}
+
+// ParseChatsSummary is parseGetChatsSummaryResponse: the summary and the
+// user_data events the SDK emits for every user of every chat.
+func ParseChatsSummary(payload json.RawMessage) (ChatsSummary, []Event, error) {
+	var cs ChatsSummary
+	p, err := ParseObject(payload)
+	if err != nil {
+		return cs, nil, err
+	}
+	summaries, err := parseObjects(p.Raw("chats_summary"))
+	if err != nil {
+		return cs, nil, fmt.Errorf("chats_summary: %w", err)
+	}
+	cs.TotalChats = p.Raw("total_chats")
+	cs.ChatsSummary = make([]Object, len(summaries))
+	keys := make([]float64, len(summaries))
+	var users []Event
+	for i, w := range summaries {
+		s, key, us, err := parseChatSummary(w)
+		if err != nil {
+			return cs, nil, err
+		}
+		cs.ChatsSummary[i], keys[i] = s, key
+		users = append(users, us...)
+	}
+	idx := make([]int, len(summaries))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return keys[idx[a]] < keys[idx[b]] })
+	sorted := make([]Object, len(idx))
+	for i, j := range idx {
+		sorted[i] = cs.ChatsSummary[j]
+	}
+	cs.ChatsSummary = sorted
+	return cs, users, nil
+}
+
+// parseChatSummary returns one parsed summary, its sort key
+// (-(lastEvent.timestamp ?? order)), and user_data events for its users.
+func parseChatSummary(w Object) (Object, float64, []Event, error) {
+	props := w.Raw("properties")
+	if props == nil {
+		props = rawEmptyObject
+	}
+	wusers, err := parseObjects(w.Raw("users"))
+	if err != nil {
+		return nil, 0, nil, fmt.Errorf("chat summary users: %w", err)
+	}
+	ids := make([]json.RawMessage, len(wusers))
+	var seen Object
+	events := make([]Event, len(wusers))
+	for i, u := range wusers {
+		ids[i] = rawOrNull(u.Raw("id"))
+		seen.Set(jsString(u.Raw("id")), msTimestamp(u.Raw("last_seen_timestamp")))
+		events[i] = Event{EventUserData, parseUser(u)}
+	}
+	if seen == nil {
+		seen = Object{}
+	}
+	order := msTimestamp(w.Raw("order"))
+	s := Object{
+		{"id", w.Raw("id")},
+		{"order", order},
+		{"properties", props},
+		{"users", ids},
+		{"lastSeenTimestamps", seen},
+	}
+	sortTS := order
+	if lept := w.Raw("last_event_per_type"); truthy(lept) {
+		perType, last, err := parseLastEvents(lept)
+		if err != nil {
+			return nil, 0, nil, err
+		}
+		s = append(s, Member{"lastEventsPerType", perType})
+		if last != nil {
+			s = append(s, Member{"lastEvent", last})
+			sortTS = last.Raw("timestamp")
+		}
+	}
+	key, _ := number(sortTS) // null → 0, as -1 * null is -0 in JavaScript
+	return s, -key, events, nil
+}
+
+// parseLastEvents maps last_event_per_type through parseEvent and picks the
+// newest entry: same thread → by event order, else by thread order; the
+// SDK then looks the winner up by its event's type.
+func parseLastEvents(raw json.RawMessage) (Object, Object, error) {
+	lept, err := ParseObject(raw)
+	if err != nil {
+		// Object.keys of a truthy non-object (a number, a string…) is empty
+		// or of characters; treat anything but an object as no entries.
+		return Object{}, nil, nil
+	}
+	type entry struct {
+		threadID    json.RawMessage
+		threadOrder float64
+		eventOrder  float64
+		eventType   string
+	}
+	perType := make(Object, 0, len(lept))
+	entries := make([]entry, 0, len(lept))
+	for _, m := range lept {
+		v, err := ParseObject(m.Value.(json.RawMessage))
+		if err != nil {
+			return nil, nil, fmt.Errorf("last_event_per_type.%s: %w", m.Key, err)
+		}
+		ev, err := ParseObject(v.Raw("event"))
+		if err != nil {
+			return nil, nil, fmt.Errorf("last_event_per_type.%s.event: %w", m.Key, err)
+		}
+		perType = append(perType, Member{m.Key, parseEvent(v.Raw("thread_id"), ev)})
+		to, _ := number(v.Raw("thread_order"))
+		eo, _ := number(ev.Raw("order"))
+		entries = append(entries, entry{v.Raw("thread_id"), to, eo, jsString(ev.Raw("type"))})
+	}
+	sort.SliceStable(entries, func(i, j int) bool {
+		a, b := entries[i], entries[j]
+		if string(a.threadID) == string(b.threadID) {
+			return a.eventOrder < b.eventOrder
+		}
+		return a.threadOrder < b.threadOrder
+	})
+	if len(entries) == 0 {
+		return perType, nil, nil
+	}
+	winner, _ := perType.Get(entries[len(entries)-1].eventType).(Object)
+	if winner == nil {
+		return perType, nil, nil
+	}
+	return perType, append(Object(nil), winner...), nil
+}

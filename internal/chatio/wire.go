@@ -1,0 +1,152 @@
+package chatio
+
+import (
+	"encoding/json"
+)
+
+// Frame is one JSON object on the socket, in either direction.
+//
+// Client → server: RequestID, Action, Payload.
+// Server → client: Type is "response" (with Success) or "push"; a push that
+// carries a string RequestID is the result of that request.
+//
+// RequestID is kept raw so that a push whose request_id is present but not a
+// string (the SDK drops those) can be told apart from one without any.
+type Frame struct {
+	RequestID json.RawMessage `json:"request_id,omitempty"`
+	Action    string          `json:"action"`
+	Type      string          `json:"type,omitempty"`
+	Success   *bool           `json:"success,omitempty"`
+	Payload   json.RawMessage `json:"payload,omitempty"`
+}
+
+// Frame types.
+const (
+	TypeResponse = "response"
+	TypePush     = "push"
+)
+
+// Actions (requests) of protocol v0.5, plus the successor API's ping.
+const (
+	ActionLogin                      = "login"
+	ActionGetChatsSummary            = "get_chats_summary"
+	ActionGetChatThreads             = "get_chat_threads"
+	ActionGetChatThreadsSummary      = "get_chat_threads_summary"
+	ActionSendSneakPeek              = "send_sneak_peek"
+	ActionUpdateCustomer             = "update_customer"
+	ActionStartChat                  = "start_chat"
+	ActionSendEvent                  = "send_event"
+	ActionCloseThread                = "close_thread"
+	ActionUpdateChatProperties       = "update_chat_properties"
+	ActionUpdateChatThreadProperties = "update_chat_thread_properties"
+	ActionUpdateLastSeenTimestamp    = "update_last_seen_timestamp"
+	ActionPing                       = "ping"
+)
+
+// Push actions of protocol v0.5.
+const (
+	PushIncomingEvent               = "incoming_event"
+	PushIncomingChatThread          = "incoming_chat_thread"
+	PushIncomingTypingIndicator     = "incoming_typing_indicator"
+	PushChatUsersUpdated            = "chat_users_updated"
+	PushChatPropertiesUpdated       = "chat_properties_updated"
+	PushChatThreadPropertiesUpdated = "chat_thread_properties_updated"
+	PushLastSeenTimestampUpdated    = "last_seen_timestamp_updated"
+	PushThreadClosed                = "thread_closed"
+	PushCustomerDisconnected        = "customer_disconnected"
+	PushCustomerUpdated             = "customer_updated"
+)
+
+// DirectActions are the actions whose "response" frame carries the result;
+// every other action is indirect: its response only acknowledges and the
+// result arrives as a push carrying the request id. (socketListener.js,
+// METHODS_WITH_DIRECT_RESPONSE, plus ping.)
+var DirectActions = map[string]bool{
+	ActionLogin:                 true,
+	ActionSendSneakPeek:         true,
+	ActionGetChatsSummary:       true,
+	ActionGetChatThreads:        true,
+	ActionGetChatThreadsSummary: true,
+	ActionUpdateCustomer:        true,
+	ActionPing:                  true,
+}
+
+// IsDirect reports whether action's result is carried by its response frame.
+func IsDirect(action string) bool { return DirectActions[action] }
+
+// ErrorPayload is the payload of a failed response.
+type ErrorPayload struct {
+	Error WireError `json:"error"`
+}
+
+// WireError is the upstream's error object.
+type WireError struct {
+	Type    string `json:"type"`
+	Message string `json:"message"`
+}
+
+// Upstream error types.
+const (
+	ErrTypeAuthentication       = "authentication"
+	ErrTypeValidation           = "validation"
+	ErrTypeNotFound             = "not_found"
+	ErrTypeTooManyRequests      = "too_many_requests"
+	ErrTypePendingRequestsLimit = "pending_requests_limit_reached"
+	ErrTypeRequestTimeout       = "request_timeout"
+	ErrTypeInternal             = "internal"
+)
+
+// --- Request payloads (client → server) ---
+
+// LoginPayload is the payload of login.
+type LoginPayload struct {
+	Token    string       `json:"token"` // "Bearer <access token>"
+	Customer CustomerData `json:"customer"`
+}
+
+// CustomerData is the customer's own data as the SDK sends it at login and in
+// update_customer: name and email only when non-empty, fields always at login.
+type CustomerData struct {
+	Name   string          `json:"name,omitempty"`
+	Email  string          `json:"email,omitempty"`
+	Fields json.RawMessage `json:"fields,omitempty"`
+}
+
+// LoginResult is what a successful login answers. chat.io 0.5 answers an empty
+// payload; the successor API (and the simulator) add the customer's id.
+type LoginResult struct {
+	CustomerID string `json:"customer_id,omitempty"`
+}
+
+// --- Wire objects (server → client) ---
+
+// WireUser is a chat user as the upstream sends it (agent or customer).
+// Fields stay raw so that absent and null can be told apart, as the SDK does.
+type WireUser struct {
+	ID                json.RawMessage `json:"id,omitempty"`
+	Type              json.RawMessage `json:"type,omitempty"`
+	Name              json.RawMessage `json:"name,omitempty"`
+	Email             json.RawMessage `json:"email,omitempty"`
+	Avatar            json.RawMessage `json:"avatar,omitempty"`
+	Fields            json.RawMessage `json:"fields,omitempty"`
+	LastSeenTimestamp json.RawMessage `json:"last_seen_timestamp,omitempty"`
+}
+
+// WireThread is a thread as the upstream sends it.
+type WireThread struct {
+	ID         json.RawMessage   `json:"id,omitempty"`
+	Active     json.RawMessage   `json:"active,omitempty"`
+	Order      json.RawMessage   `json:"order,omitempty"`
+	UserIDs    json.RawMessage   `json:"user_ids,omitempty"`
+	Events     []json.RawMessage `json:"events"`
+	Properties json.RawMessage   `json:"properties,omitempty"`
+}
+
+// WireChat is the chat object of incoming_chat_thread, start_chat and the
+// new-thread result of send_event.
+type WireChat struct {
+	ID         json.RawMessage `json:"id,omitempty"`
+	Thread     WireThread      `json:"thread"`
+	Users      []WireUser      `json:"users"`
+	Properties json.RawMessage `json:"properties,omitempty"`
+}
