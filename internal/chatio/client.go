@@ -1,0 +1,741 @@
+package chatio
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"go.uber.org/zap"
+)
+
+// Config configures one upstream connection (one customer). The zero value of
+// every field but URL means the default given beside it.
+type Config struct {
+	URL            string        // base, e.g. "ws://127.0.0.1:8090/customer/v0.5"; socket = URL+"/rtm/ws?license_id=N"
+	License        int64         // the license id sent as license_id
+	Token          string        // the access token, without "Bearer "; login sends "Bearer "+Token; never logged
+	Customer       CustomerData  // sent in login; Fields nil → {}
+	HTTPClient     *http.Client  // used to dial and for SendFile; nil → a shared default with sane transport timeouts
+	PingInterval   time.Duration // 0 → 15s; a websocket ping every interval
+	PongTimeout    time.Duration // 0 → 10s; no pong in time → socket closed, Err() wraps ErrTimeout; also bounds every write
+	RequestTimeout time.Duration // 0 → 15s; per call (slot wait included), on top of the caller's ctx; also bounds the handshake
+	MaxPending     int           // 0 → 10; calls beyond wait (ctx-aware) for a slot
+	StreamBuffer   int           // 0 → 1024; capacity of Stream()
+	ReadLimit      int64         // 0 → 4 MiB; max frame size in bytes
+	Logger         *zap.Logger   // nil → zap.NewNop(); the token is never logged
+}
+
+// Defaults of Config.
+const (
+	DefaultPingInterval   = 15 * time.Second
+	DefaultPongTimeout    = 10 * time.Second
+	DefaultRequestTimeout = 15 * time.Second
+	DefaultMaxPending     = 10
+	DefaultStreamBuffer   = 1024
+	DefaultReadLimit      = 4 << 20
+)
+
+// closeTimeout bounds the normal close handshake of Close; after it the
+// socket is torn down without waiting for the peer's close frame.
+const closeTimeout = time.Second
+
+// withDefaults fills in every zero field (the one place defaults live).
+func (cfg Config) withDefaults() Config {
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = defaultHTTPClient()
+	}
+	if cfg.PingInterval <= 0 {
+		cfg.PingInterval = DefaultPingInterval
+	}
+	if cfg.PongTimeout <= 0 {
+		cfg.PongTimeout = DefaultPongTimeout
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
+	}
+	if cfg.MaxPending <= 0 {
+		cfg.MaxPending = DefaultMaxPending
+	}
+	if cfg.StreamBuffer <= 0 {
+		cfg.StreamBuffer = DefaultStreamBuffer
+	}
+	if cfg.ReadLimit <= 0 {
+		cfg.ReadLimit = DefaultReadLimit
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.Customer.Fields == nil {
+		cfg.Customer.Fields = json.RawMessage("{}")
+	}
+	return cfg
+}
+
+// defaultHTTPClient is shared by every client that brings none, so that
+// SendFile reuses connections. No overall Timeout: uploads are bounded by
+// their ctx; the transport bounds dialing, TLS and waiting for headers.
+var defaultHTTPClient = sync.OnceValue(func() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.ResponseHeaderTimeout = 30 * time.Second
+	return &http.Client{Transport: t}
+})
+
+// endpoints derives the socket and upload URLs from the base URL.
+func endpoints(base string, license int64) (socket, upload string, err error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return "", "", fmt.Errorf("chatio: bad URL: %w", err)
+	}
+	var httpScheme string
+	switch u.Scheme {
+	case "ws", "http":
+		httpScheme = "http"
+	case "wss", "https":
+		httpScheme = "https"
+	default:
+		return "", "", fmt.Errorf("chatio: bad URL scheme %q (want ws, wss, http or https)", u.Scheme)
+	}
+	if u.Host == "" {
+		return "", "", errors.New("chatio: bad URL: no host")
+	}
+	rest := strings.TrimRight(base[len(u.Scheme):], "/") // "://host/path"
+	q := "?license_id=" + strconv.FormatInt(license, 10)
+	return base[:len(u.Scheme)] + rest + "/rtm/ws" + q, httpScheme + rest + "/action/send_file" + q, nil
+}
+
+// Stats are the client's counters since Dial.
+type Stats struct {
+	FramesIn   uint64 // data frames read from the socket
+	Pushes     uint64 // pushes without request id delivered to Stream
+	UnknownIDs uint64 // responses/results for a request id not in flight (late, or not ours)
+	Malformed  uint64 // frames that are not JSON objects with an action (or a response without a string request_id)
+	Dropped    uint64 // frames ignored on purpose: customer_updated with request id, non-string request_id, neither push nor result
+}
+
+// StreamItem is one thing the session turns into SDK events.
+type StreamItem struct {
+	Frame    Frame  // the push (or response) frame as received
+	ResultOf string // "" for a plain push; else the action of the request this frame is the result of
+}
+
+// CallOption modifies one Call.
+type CallOption func(*callOptions)
+
+type callOptions struct {
+	emit bool
+}
+
+// Emit makes Call also put the result frame on Stream (ResultOf = the
+// action), in arrival order relative to pushes, before Call returns.
+func Emit() CallOption { return func(o *callOptions) { o.emit = true } }
+
+// pendingCall is one request in flight.
+type pendingCall struct {
+	action string
+	emit   bool
+	res    chan callResult // capacity 1; written once by whoever removes the call from Client.pending
+}
+
+type callResult struct {
+	payload json.RawMessage
+	err     error
+}
+
+// Client is one upstream websocket for one customer. Create it with Dial;
+// every method is safe for concurrent use. See the package doc.
+type Client struct {
+	cfg       Config      // immutable after Dial
+	log       *zap.Logger // immutable; fields set once
+	conn      *websocket.Conn
+	uploadURL string
+
+	// ctx is the client's lifetime and the read loop's Read context:
+	// cancelling it tears the socket down (coder/websocket closes the
+	// connection when a read context ends). Cancelled by the read loop on
+	// exit, by the keepalive on a stall, by Close after its handshake.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	sem    chan struct{}   // MaxPending slots; a call holds one from send to end
+	stream chan StreamItem // sent to and closed by readLoop only
+	dying  chan struct{}   // closed by fail when the first cause is recorded
+	done   chan struct{}   // closed by readLoop at its very end, after err is set
+	err    error           // the final cause; written by readLoop before done is closed
+
+	nextID atomic.Uint64
+
+	mu      sync.Mutex
+	pending map[string]*pendingCall // guarded by mu; nil once the client is dying
+	cause   error                   // guarded by mu; the first reason the client ends
+
+	disconnectReason *string // owned by readLoop: the last customer_disconnected reason
+
+	closeOnce sync.Once
+	wg        sync.WaitGroup // readLoop and keepalive
+
+	framesIn, pushes, unknownIDs, malformed, dropped atomic.Uint64
+}
+
+// Dial opens the socket, starts the read loop and keepalive, and logs in.
+// A refused login with error type "authentication" returns *AuthError, any
+// other refusal *RequestError. ctx bounds the handshake and the login only.
+func Dial(ctx context.Context, cfg Config) (*Client, LoginResult, error) {
+	cfg = cfg.withDefaults()
+	socketURL, uploadURL, err := endpoints(cfg.URL, cfg.License)
+	if err != nil {
+		return nil, LoginResult{}, err
+	}
+	log := cfg.Logger.With(zap.Int64("license_id", cfg.License))
+
+	dctx, dcancel := context.WithTimeout(ctx, cfg.RequestTimeout)
+	conn, _, err := websocket.Dial(dctx, socketURL, &websocket.DialOptions{HTTPClient: cfg.HTTPClient})
+	timedOut := errors.Is(dctx.Err(), context.DeadlineExceeded)
+	dcancel()
+	if err != nil {
+		switch {
+		case ctx.Err() != nil:
+			return nil, LoginResult{}, ctxError(ctx, "dial")
+		case timedOut:
+			return nil, LoginResult{}, fmt.Errorf("%w: dial: %w", ErrTimeout, err)
+		default:
+			return nil, LoginResult{}, fmt.Errorf("%w: dial: %w", ErrConnectionLost, err)
+		}
+	}
+	conn.SetReadLimit(cfg.ReadLimit)
+
+	c := &Client{
+		cfg:       cfg,
+		log:       log,
+		conn:      conn,
+		uploadURL: uploadURL,
+		sem:       make(chan struct{}, cfg.MaxPending),
+		stream:    make(chan StreamItem, cfg.StreamBuffer),
+		dying:     make(chan struct{}),
+		done:      make(chan struct{}),
+		pending:   make(map[string]*pendingCall),
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.wg.Add(2)
+	go c.readLoop()
+	go c.keepalive()
+
+	raw, err := c.Call(ctx, ActionLogin, LoginPayload{Token: "Bearer " + cfg.Token, Customer: cfg.Customer})
+	if err != nil {
+		c.Close()
+		return nil, LoginResult{}, err
+	}
+	var lr LoginResult
+	if len(raw) > 0 && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &lr); err != nil {
+			log.Debug("login result not understood; ignored", zap.Error(err))
+			lr = LoginResult{}
+		}
+	}
+	log.Debug("logged in")
+	return c, lr, nil
+}
+
+// Call sends one request and waits for its result: the response payload
+// for direct actions (IsDirect), the payload of the push carrying the
+// request id for indirect ones (the ack's failure still fails the call).
+//
+// Errors: *AuthError, *RequestError, ErrConnectionLost (socket dropped while
+// in flight — also after a stall or a stream overflow, see Err for the cause),
+// *DisconnectedError (after customer_disconnected; wraps ErrConnectionLost),
+// ErrTimeout (RequestTimeout or the caller's deadline; also matches
+// context.DeadlineExceeded), ErrClosed, and the ctx error wrapped for
+// cancellation. RequestTimeout covers the wait for a slot too. A frame
+// being written is not abandoned on cancellation (that would close the
+// socket); writes are bounded by PongTimeout.
+//
+// With Emit, the result is ALSO put on Stream (ResultOf set) before Call
+// returns, in arrival order relative to pushes.
+func (c *Client) Call(ctx context.Context, action string, payload any, opts ...CallOption) (json.RawMessage, error) {
+	var o callOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	body, err := encodePayload(payload)
+	if err != nil {
+		return nil, fmt.Errorf("chatio: %s: encode payload: %w", action, err)
+	}
+	if ctx.Err() != nil {
+		return nil, ctxError(ctx, action)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
+	defer cancel()
+
+	select {
+	case c.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctxError(ctx, action)
+	case <-c.dying:
+		return nil, callErr(c.currentCause())
+	}
+	defer func() { <-c.sem }()
+
+	id := strconv.FormatUint(c.nextID.Add(1), 10)
+	p := &pendingCall{action: action, emit: o.emit, res: make(chan callResult, 1)}
+	c.mu.Lock()
+	if c.pending == nil {
+		cause := c.cause
+		c.mu.Unlock()
+		return nil, callErr(cause)
+	}
+	c.pending[id] = p
+	c.mu.Unlock()
+
+	frame, err := json.Marshal(Frame{RequestID: json.RawMessage(strconv.Quote(id)), Action: action, Payload: body})
+	if err != nil { // cannot happen: every part is valid JSON
+		c.forget(id)
+		return nil, fmt.Errorf("chatio: %s: encode frame: %w", action, err)
+	}
+	if err := c.write(frame); err != nil {
+		c.forget(id)
+		return nil, err
+	}
+
+	select {
+	case r := <-p.res:
+		return r.payload, r.err
+	case <-ctx.Done():
+		c.forget(id)
+		select { // the answer may have won the race; prefer it
+		case r := <-p.res:
+			return r.payload, r.err
+		default:
+		}
+		return nil, ctxError(ctx, action)
+	}
+}
+
+// encodePayload: nil → no payload field; raw JSON as is; else marshalled.
+func encodePayload(payload any) (json.RawMessage, error) {
+	switch p := payload.(type) {
+	case nil:
+		return nil, nil
+	case json.RawMessage:
+		if len(p) == 0 {
+			return nil, nil
+		}
+		if !json.Valid(p) {
+			return nil, errors.New("invalid raw JSON")
+		}
+		return p, nil
+	default:
+		return json.Marshal(payload)
+	}
+}
+
+// ctxError maps an ended call context: a passed deadline (ours or the
+// caller's) is ErrTimeout, cancellation is the ctx error, both wrapped.
+func ctxError(ctx context.Context, action string) error {
+	err := ctx.Err()
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %s: %w", ErrTimeout, action, err)
+	}
+	return fmt.Errorf("chatio: %s: %w", action, err)
+}
+
+// callErr is what a call fails with when the client ends for cause:
+// ErrClosed and connection losses (including *DisconnectedError) as they are;
+// anything else (stall, overflow, write failure) as ErrConnectionLost.
+func callErr(cause error) error {
+	switch {
+	case cause == nil:
+		return ErrConnectionLost
+	case errors.Is(cause, ErrClosed), errors.Is(cause, ErrConnectionLost):
+		return cause
+	default:
+		return fmt.Errorf("%w: %v", ErrConnectionLost, cause)
+	}
+}
+
+func (c *Client) currentCause() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cause
+}
+
+// forget removes a call that gave up.
+func (c *Client) forget(id string) {
+	c.mu.Lock()
+	delete(c.pending, id) // no-op on a nil map
+	c.mu.Unlock()
+}
+
+// take removes and returns the call with this id (nil if not in flight).
+func (c *Client) take(id string) *pendingCall {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.pending[id]
+	if p != nil {
+		delete(c.pending, id)
+	}
+	return p
+}
+
+// fail records why the client ends (the first cause wins) and fails every
+// call in flight. It does not touch the socket. It reports whether cause
+// was the one recorded.
+func (c *Client) fail(cause error) bool {
+	c.mu.Lock()
+	if c.cause != nil {
+		c.mu.Unlock()
+		return false
+	}
+	c.cause = cause
+	pend := c.pending
+	c.pending = nil
+	close(c.dying)
+	c.mu.Unlock()
+	err := callErr(cause)
+	for _, p := range pend {
+		p.res <- callResult{err: err}
+	}
+	return true
+}
+
+// write sends one frame with a write deadline. A failed write has closed the
+// socket (coder/websocket); the call fails with the client's cause.
+func (c *Client) write(b []byte) error {
+	wctx, cancel := context.WithTimeout(c.ctx, c.cfg.PongTimeout)
+	defer cancel()
+	err := c.conn.Write(wctx, websocket.MessageText, b)
+	if err == nil {
+		return nil
+	}
+	var cause error
+	if errors.Is(wctx.Err(), context.DeadlineExceeded) && c.ctx.Err() == nil {
+		cause = fmt.Errorf("%w: write stalled for %v", ErrTimeout, c.cfg.PongTimeout)
+	} else {
+		cause = fmt.Errorf("%w: write: %v", ErrConnectionLost, err)
+	}
+	if c.fail(cause) {
+		c.log.Info("upstream write failed", zap.Error(err))
+		c.cancel()
+	}
+	return callErr(c.currentCause())
+}
+
+// readLoop owns every read of the socket for the client's life, routes the
+// frames, and on exit finishes the client: cause, socket, stream, done.
+func (c *Client) readLoop() {
+	defer c.wg.Done()
+	var rerr error
+	for {
+		_, data, err := c.conn.Read(c.ctx)
+		if err != nil {
+			rerr = err
+			break
+		}
+		if !c.dispatch(data) {
+			break
+		}
+	}
+
+	var loss error
+	if c.disconnectReason != nil {
+		r := *c.disconnectReason
+		loss = &DisconnectedError{Reason: r, Retry: ShouldReconnect(r)}
+	} else {
+		loss = fmt.Errorf("%w: %v", ErrConnectionLost, rerr)
+	}
+	c.fail(loss) // no-op when Close, a stall or an overflow came first
+	c.cancel()
+	_ = c.conn.CloseNow()
+
+	c.err = c.currentCause()
+	if errors.Is(c.err, ErrClosed) {
+		c.log.Debug("upstream connection closed")
+	} else {
+		c.log.Info("upstream connection ended", zap.Error(c.err))
+	}
+	close(c.done)
+	close(c.stream)
+}
+
+// dispatch routes one frame; false stops the read loop (stream overflow).
+func (c *Client) dispatch(data []byte) bool {
+	c.framesIn.Add(1)
+	d, err := classify(data)
+	if err != nil {
+		c.malformed.Add(1)
+		c.log.Debug("malformed frame ignored", zap.Error(err), zap.Int("bytes", len(data)))
+		return true
+	}
+	f := d.frame
+	switch d.class {
+	case classPush:
+		if f.Action == PushCustomerDisconnected {
+			r := disconnectReason(f.Payload)
+			c.disconnectReason = &r
+			c.log.Info("customer_disconnected", zap.String("reason", r))
+		}
+		c.pushes.Add(1)
+		return c.toStream(StreamItem{Frame: f})
+
+	case classDropped:
+		c.dropped.Add(1)
+		c.log.Debug("frame dropped", zap.String("action", f.Action), zap.String("why", d.why))
+		return true
+
+	case classResponse:
+		if f.Success != nil && *f.Success {
+			p, found := c.takeIfDirect(d.id)
+			switch {
+			case !found:
+				return c.unknown(f, d.id)
+			case p == nil:
+				return true // an indirect ack: the result push follows
+			default:
+				return c.resolve(p, f, callResult{payload: f.Payload})
+			}
+		}
+		p := c.take(d.id)
+		if p == nil {
+			return c.unknown(f, d.id)
+		}
+		p.res <- callResult{err: responseError(p.action, f.Payload)}
+		return true
+
+	case classResult:
+		p := c.take(d.id)
+		if p == nil {
+			return c.unknown(f, d.id)
+		}
+		return c.resolve(p, f, callResult{payload: f.Payload})
+	}
+	return true
+}
+
+// takeIfDirect reports whether id is in flight and, when its action is
+// direct (IsDirect on the action we sent, not the echoed one), removes and
+// returns it.
+func (c *Client) takeIfDirect(id string) (p *pendingCall, found bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, found = c.pending[id]
+	if !found || !IsDirect(p.action) {
+		return nil, found
+	}
+	delete(c.pending, id)
+	return p, true
+}
+
+func (c *Client) unknown(f Frame, id string) bool {
+	c.unknownIDs.Add(1)
+	c.log.Debug("answer for a request not in flight", zap.String("action", f.Action), zap.String("request_id", id))
+	return true
+}
+
+// resolve delivers a result, first on Stream when the call asked for it.
+func (c *Client) resolve(p *pendingCall, f Frame, r callResult) bool {
+	if p.emit && !c.toStream(StreamItem{Frame: f, ResultOf: p.action}) {
+		p.res <- callResult{err: callErr(c.currentCause())}
+		return false
+	}
+	p.res <- r
+	return true
+}
+
+// toStream never blocks: a full buffer ends the client with ErrStreamOverflow.
+func (c *Client) toStream(it StreamItem) bool {
+	select {
+	case c.stream <- it:
+		return true
+	default:
+		if c.fail(ErrStreamOverflow) {
+			c.log.Info("stream consumer fell behind; closing upstream", zap.Int("buffer", cap(c.stream)))
+		}
+		return false
+	}
+}
+
+// responseError turns a failed response's payload into *AuthError or *RequestError.
+func responseError(action string, payload json.RawMessage) error {
+	var ep ErrorPayload
+	_ = json.Unmarshal(payload, &ep) // a shapeless error is still an error
+	if ep.Error.Type == ErrTypeAuthentication {
+		return &AuthError{Message: ep.Error.Message}
+	}
+	return &RequestError{Action: action, Type: ep.Error.Type, Message: ep.Error.Message}
+}
+
+// disconnectReason reads {"reason": "..."}; anything else is "".
+func disconnectReason(payload json.RawMessage) string {
+	var p struct {
+		Reason any `json:"reason"`
+	}
+	_ = json.Unmarshal(payload, &p)
+	s, _ := p.Reason.(string)
+	return s
+}
+
+// keepalive pings every PingInterval; no pong within PongTimeout ends the
+// client with ErrTimeout. Owned by the client; stops with c.ctx.
+func (c *Client) keepalive() {
+	defer c.wg.Done()
+	t := time.NewTicker(c.cfg.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(c.ctx, c.cfg.PongTimeout)
+		err := c.conn.Ping(pctx)
+		stalled := errors.Is(pctx.Err(), context.DeadlineExceeded)
+		cancel()
+		if err == nil {
+			continue
+		}
+		if c.ctx.Err() != nil {
+			return
+		}
+		if stalled {
+			if c.fail(fmt.Errorf("%w: no pong within %v", ErrTimeout, c.cfg.PongTimeout)) {
+				c.log.Info("upstream stalled: no pong", zap.Duration("pong_timeout", c.cfg.PongTimeout))
+				c.cancel()
+			}
+		}
+		// Otherwise the socket is already gone: the read loop reports it.
+		return
+	}
+}
+
+// Stream delivers every push without request id (type "push"), and every
+// Emit()-result, in arrival order, to ONE consumer. The read loop never
+// blocks on it: if the buffer is full the client closes the socket and
+// ends with ErrStreamOverflow. Closed after the read loop ends (Err is set
+// by then).
+func (c *Client) Stream() <-chan StreamItem { return c.stream }
+
+// Done is closed when the socket is gone.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Err says why the client ended; nil before Done. ErrConnectionLost (wrapped),
+// *DisconnectedError, ErrTimeout (wrapped: no pong, or a write stalled),
+// ErrStreamOverflow, or ErrClosed.
+func (c *Client) Err() error {
+	select {
+	case <-c.done:
+		return c.err
+	default:
+		return nil
+	}
+}
+
+// Stats returns the client's counters.
+func (c *Client) Stats() Stats {
+	return Stats{
+		FramesIn:   c.framesIn.Load(),
+		Pushes:     c.pushes.Load(),
+		UnknownIDs: c.unknownIDs.Load(),
+		Malformed:  c.malformed.Load(),
+		Dropped:    c.dropped.Load(),
+	}
+}
+
+// Close sends a normal close frame (the handshake bounded by a short
+// deadline, then the socket is torn down), fails in-flight calls with
+// ErrClosed and waits for the client's goroutines. Idempotent; always nil.
+func (c *Client) Close() error {
+	c.closeOnce.Do(func() {
+		c.fail(ErrClosed)
+		select {
+		case <-c.done:
+		default:
+			hs := make(chan struct{})
+			go func() { // owned here: waited for below
+				defer close(hs)
+				_ = c.conn.Close(websocket.StatusNormalClosure, "")
+			}()
+			t := time.NewTimer(closeTimeout)
+			select {
+			case <-hs:
+			case <-t.C:
+				c.cancel() // the read loop's Read context: tears the socket down
+			}
+			t.Stop()
+			<-hs
+		}
+		c.cancel()
+		c.wg.Wait()
+	})
+	return nil
+}
+
+// frameClass is how the read loop routes a decoded frame.
+type frameClass int
+
+const (
+	classPush     frameClass = iota + 1 // a push without request_id: to Stream
+	classResponse                       // type "response" with a string request_id: ack, result or failure
+	classResult                         // any other frame with a string request_id: the result of that request
+	classDropped                        // ignored on purpose, as the SDK does
+)
+
+// decodedFrame is classify's verdict on one frame.
+type decodedFrame struct {
+	frame Frame
+	class frameClass
+	id    string // the request id, when it is a JSON string
+	why   string // why a classDropped frame is dropped
+}
+
+var errNoAction = errors.New("frame without action")
+
+// classify decodes one frame and says how it is routed, following the SDK's
+// socketListener: a "response" is matched by its request id; a frame with a
+// string request id is a result, except customer_updated (dropped); a frame
+// whose request_id is present but not a string is dropped; a "push" without
+// request id goes to Stream; anything else is dropped. An error means the
+// frame is malformed (not a JSON object of the wire shape, no action, or a
+// response without a string request id). Pure: no state, no I/O.
+func classify(data []byte) (decodedFrame, error) {
+	var d decodedFrame
+	if err := json.Unmarshal(data, &d.frame); err != nil {
+		return decodedFrame{}, err
+	}
+	f := &d.frame
+	if f.Action == "" {
+		return decodedFrame{}, errNoAction
+	}
+	hasID := len(f.RequestID) > 0
+	isString := false
+	if hasID {
+		raw := strings.TrimSpace(string(f.RequestID))
+		if strings.HasPrefix(raw, `"`) && json.Unmarshal([]byte(raw), &d.id) == nil {
+			isString = true
+		}
+	}
+	switch {
+	case f.Type == TypeResponse:
+		if !isString {
+			return decodedFrame{}, errors.New("response without a string request_id")
+		}
+		d.class = classResponse
+	case isString && f.Action == PushCustomerUpdated:
+		d.class, d.why = classDropped, "customer_updated carrying a request id"
+	case isString:
+		d.class = classResult
+	case hasID:
+		d.class, d.why = classDropped, "request_id is not a string"
+	case f.Type != TypePush:
+		d.class, d.why = classDropped, "neither a response, a result nor a push"
+	default:
+		d.class = classPush
+	}
+	return d, nil
+}
