@@ -1,0 +1,54 @@
+// Package session is the gateway's pool of customer sessions: exactly one
+// upstream chat.io websocket per customer token, its event log, and the
+// fan-out of its SDK events to every subscriber (SSE stream) of that
+// customer.
+//
+// # Sessions
+//
+// Pool.Acquire returns the session of a token, creating it on first use
+// (dial, login, get_chats_summary); concurrent first calls share one
+// creation. A session ends on Disconnect, on Pool.Shutdown, after
+// IdleTimeout without subscriber and without call, when a re-login after a
+// drop is refused (*chatio.AuthError), or when the upstream disconnects the
+// customer with a reason that forbids reconnecting. An ended session has
+// left the pool; the next Acquire creates a fresh one.
+//
+// # Events
+//
+// Every SDK event of a session gets a strictly rising uint64 sequence number
+// (its SSE id), starting at a time-derived base so that ids of an earlier
+// incarnation are older than anything buffered. Each event is JSON-encoded
+// once, kept in a ring of the last ReplayBuffer events for Last-Event-ID
+// resumption, and offered to every subscriber without blocking: a
+// subscriber whose queue holds SubscriberBuffer events is cut off with
+// ErrSlowSubscriber; the publisher and the other subscribers never wait.
+//
+// A new subscriber without a resumable Last-Event-ID gets a snapshot:
+// customer_id, user_data… and connected {chatsSummary, totalChats} carrying
+// the sequence number N it was registered at; then every event after N. The
+// summary is the session's latest one when no event has been logged since
+// it was read (so the first subscriber costs no upstream request, as with
+// the SDK), else a fresh get_chats_summary.
+//
+// When the socket drops the session emits connection_lost, redials with
+// jittered exponential backoff (pool-wide at most MaxConcurrentDials dials
+// at a time), logs in, sends get_chats_summary as the SDK does, reads back
+// what each known chat missed according to that summary (emitted as
+// new_event, oldest first, without duplicates; a chat that missed nothing
+// costs no request), and emits user_data… and connection_restored.
+//
+// # Concurrency
+//
+// Each session has one owner goroutine, run, started by the pool: it alone
+// consumes the client's stream, reconnects, fills gaps (its chatTracker is
+// owned by it) and evicts the session when idle (its timer is run's). The
+// log, the subscribers, the live client and the sneak-peek throttle are
+// guarded by Session.mu; the pool's map by Pool.mu, always taken before a
+// Session.mu. A subscriber's channel is sent to and closed only under
+// Session.mu, by the session, exactly once. Every exported method of Pool,
+// Session and Subscriber is safe for concurrent use. Pool.Shutdown waits
+// for every goroutine the package started.
+//
+// The token is kept in memory only: logs carry a short sha256 prefix of it,
+// metrics carry no token, customer or chat id.
+package session

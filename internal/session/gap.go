@@ -1,0 +1,481 @@
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sort"
+	"strconv"
+
+	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
+	"go.uber.org/zap"
+)
+
+// Gap filling. The upstream never re-sends pushes a dropped socket missed
+// (PROTOCOL.md); after a reconnect the session reads back, for every chat
+// it has seen, the events after the last one it delivered, and emits them
+// as new_event before connection_restored. The chatTracker remembers, per
+// chat, that last delivered event by wire order; it also drops pushes of
+// the new connection that the gap fill already delivered.
+
+const (
+	maxTrackedChats   = 1024 // chats remembered for gap filling
+	maxSeenPerChat    = 256  // recent event ids remembered per chat
+	maxThreadsPerChat = 64   // thread orders remembered per chat
+	gapSummaryLimit   = 25   // newest threads looked at when filling a gap
+)
+
+// wireDelivery is what a frame delivers, read from the wire payload: the
+// events of one thread of one chat, with their wire orders.
+type wireDelivery struct {
+	chat        string
+	thread      string
+	threadOrder float64
+	hasOrder    bool
+	newThread   bool // incoming_chat_thread: the whole thread
+	events      []wireEventRef
+}
+
+type wireEventRef struct {
+	id       string
+	order    float64
+	hasOrder bool
+}
+
+// wireNumber parses a JSON number.
+func wireNumber(r json.RawMessage) (float64, bool) {
+	if len(r) == 0 {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(string(r), 64)
+	return f, err == nil
+}
+
+type wireEvent struct {
+	ID    string          `json:"id"`
+	Order json.RawMessage `json:"order"`
+}
+
+func (e wireEvent) ref() wireEventRef {
+	o, ok := wireNumber(e.Order)
+	return wireEventRef{id: e.ID, order: o, hasOrder: ok}
+}
+
+type wireThread struct {
+	ID     string          `json:"id"`
+	Order  json.RawMessage `json:"order"`
+	Events []wireEvent     `json:"events"`
+}
+
+// parseWireDelivery reads incoming_event and incoming_chat_thread frames
+// (plain pushes and send_event/start_chat results alike); nil otherwise or
+// when the payload is not as expected.
+func parseWireDelivery(f chatio.Frame) *wireDelivery {
+	switch f.Action {
+	case chatio.PushIncomingEvent:
+		var p struct {
+			ChatID   string    `json:"chat_id"`
+			ThreadID string    `json:"thread_id"`
+			Event    wireEvent `json:"event"`
+		}
+		if json.Unmarshal(f.Payload, &p) != nil || p.ChatID == "" || p.Event.ID == "" {
+			return nil
+		}
+		return &wireDelivery{chat: p.ChatID, thread: p.ThreadID, events: []wireEventRef{p.Event.ref()}}
+	case chatio.PushIncomingChatThread:
+		var p struct {
+			Chat struct {
+				ID     string     `json:"id"`
+				Thread wireThread `json:"thread"`
+			} `json:"chat"`
+		}
+		if json.Unmarshal(f.Payload, &p) != nil || p.Chat.ID == "" || p.Chat.Thread.ID == "" {
+			return nil
+		}
+		d := &wireDelivery{chat: p.Chat.ID, thread: p.Chat.Thread.ID, newThread: true}
+		d.threadOrder, d.hasOrder = wireNumber(p.Chat.Thread.Order)
+		for _, e := range p.Chat.Thread.Events {
+			d.events = append(d.events, e.ref())
+		}
+		sortRefs(d.events)
+		return d
+	}
+	return nil
+}
+
+func sortRefs(refs []wireEventRef) {
+	sort.SliceStable(refs, func(i, j int) bool {
+		return refs[i].hasOrder && refs[j].hasOrder && refs[i].order < refs[j].order
+	})
+}
+
+// chatTrack is what the session knows of one chat.
+type chatTrack struct {
+	thread     string // thread of the last delivered event ("" none yet)
+	eventID    string // the last delivered event
+	eventOrder float64
+	hasEvOrder bool
+	threads    map[string]float64 // known threads → order (NaN-free; bounded)
+	threadFIFO []string
+	seen       map[string]struct{} // recent event ids (bounded)
+	seenFIFO   []string
+}
+
+func (t *chatTrack) knowThread(id string, order float64) {
+	if _, ok := t.threads[id]; ok {
+		t.threads[id] = order
+		return
+	}
+	if len(t.threadFIFO) >= maxThreadsPerChat {
+		delete(t.threads, t.threadFIFO[0])
+		t.threadFIFO = t.threadFIFO[1:]
+	}
+	t.threads[id] = order
+	t.threadFIFO = append(t.threadFIFO, id)
+}
+
+func (t *chatTrack) see(id string) {
+	if _, ok := t.seen[id]; ok {
+		return
+	}
+	if len(t.seenFIFO) >= maxSeenPerChat {
+		delete(t.seen, t.seenFIFO[0])
+		t.seenFIFO = t.seenFIFO[1:]
+	}
+	t.seen[id] = struct{}{}
+	t.seenFIFO = append(t.seenFIFO, id)
+}
+
+// chatTracker is owned by the session's run goroutine.
+type chatTracker struct {
+	chats map[string]*chatTrack
+	order []string // insertion order, for the bound
+}
+
+func newChatTracker() *chatTracker {
+	return &chatTracker{chats: make(map[string]*chatTrack)}
+}
+
+func (tr *chatTracker) get(chat string, create bool) *chatTrack {
+	if t, ok := tr.chats[chat]; ok || !create {
+		return t
+	}
+	if len(tr.order) >= maxTrackedChats {
+		delete(tr.chats, tr.order[0])
+		tr.order = tr.order[1:]
+	}
+	t := &chatTrack{threads: make(map[string]float64), seen: make(map[string]struct{})}
+	tr.chats[chat] = t
+	tr.order = append(tr.order, chat)
+	return t
+}
+
+// duplicate: the frame's events were all delivered already (by a gap fill).
+func (tr *chatTracker) duplicate(d *wireDelivery) bool {
+	t := tr.get(d.chat, false)
+	if t == nil {
+		return false
+	}
+	if d.newThread {
+		_, known := t.threads[d.thread]
+		return known
+	}
+	for _, e := range d.events {
+		if _, ok := t.seen[e.id]; !ok {
+			return false
+		}
+	}
+	return len(d.events) > 0
+}
+
+// delivered records that d's events reached the log.
+func (tr *chatTracker) delivered(d *wireDelivery) {
+	t := tr.get(d.chat, true)
+	if d.hasOrder {
+		t.knowThread(d.thread, d.threadOrder)
+	}
+	if d.newThread {
+		// A thread that just started is the chat's newest, even without
+		// events (start_chat): whatever comes later in it is news.
+		t.thread, t.eventID, t.eventOrder, t.hasEvOrder = d.thread, "", 0, false
+	}
+	for _, e := range d.events {
+		tr.advance(t, d.thread, e)
+	}
+}
+
+// advance moves the chat's "last delivered" to e of thread, unless e is
+// older than what is already recorded.
+func (tr *chatTracker) advance(t *chatTrack, thread string, e wireEventRef) {
+	t.see(e.id)
+	if t.thread != "" && t.thread != thread {
+		cur, okCur := t.threads[t.thread]
+		nw, okNew := t.threads[thread]
+		if okCur && okNew && nw < cur {
+			return // an event of an older thread
+		}
+	}
+	if t.thread == thread && t.hasEvOrder && e.hasOrder && e.order < t.eventOrder {
+		return
+	}
+	t.thread, t.eventID, t.eventOrder, t.hasEvOrder = thread, e.id, e.order, e.hasOrder
+}
+
+// seedFromSummary records, for chats not tracked yet, the newest event of
+// a get_chats_summary answer (last_event_per_type), so that a chat the
+// customer had before the session started is gap-filled too.
+func (tr *chatTracker) seedFromSummary(payload json.RawMessage) {
+	var p struct {
+		ChatsSummary []struct {
+			ID               string `json:"id"`
+			LastEventPerType map[string]struct {
+				ThreadID    string          `json:"thread_id"`
+				ThreadOrder json.RawMessage `json:"thread_order"`
+				Event       wireEvent       `json:"event"`
+			} `json:"last_event_per_type"`
+		} `json:"chats_summary"`
+	}
+	if json.Unmarshal(payload, &p) != nil {
+		return
+	}
+	for _, cs := range p.ChatsSummary {
+		if cs.ID == "" || len(cs.LastEventPerType) == 0 || tr.get(cs.ID, false) != nil {
+			continue
+		}
+		t := tr.get(cs.ID, true)
+		type cand struct {
+			thread string
+			to     float64
+			ev     wireEventRef
+		}
+		var cands []cand
+		for _, le := range cs.LastEventPerType {
+			to, ok := wireNumber(le.ThreadOrder)
+			if !ok || le.ThreadID == "" || le.Event.ID == "" {
+				continue
+			}
+			t.knowThread(le.ThreadID, to)
+			cands = append(cands, cand{le.ThreadID, to, le.Event.ref()})
+		}
+		sort.SliceStable(cands, func(i, j int) bool {
+			a, b := cands[i], cands[j]
+			if a.to != b.to {
+				return a.to < b.to
+			}
+			return a.ev.order < b.ev.order
+		})
+		for _, c := range cands {
+			tr.advance(t, c.thread, c.ev)
+		}
+	}
+}
+
+// newestInSummary returns, per chat of a get_chats_summary answer, the id
+// of its newest event (the SDK's lastEvent: newest by thread order, then
+// event order), and whether the answer lists every chat of the customer.
+func newestInSummary(payload json.RawMessage) (map[string]string, bool) {
+	var p struct {
+		ChatsSummary []struct {
+			ID               string `json:"id"`
+			LastEventPerType map[string]struct {
+				ThreadOrder json.RawMessage `json:"thread_order"`
+				Event       wireEvent       `json:"event"`
+			} `json:"last_event_per_type"`
+		} `json:"chats_summary"`
+		TotalChats json.RawMessage `json:"total_chats"`
+	}
+	if json.Unmarshal(payload, &p) != nil {
+		return nil, false
+	}
+	out := make(map[string]string, len(p.ChatsSummary))
+	for _, cs := range p.ChatsSummary {
+		var bestT, bestE float64
+		best := ""
+		for _, le := range cs.LastEventPerType {
+			to, _ := wireNumber(le.ThreadOrder)
+			eo, _ := wireNumber(le.Event.Order)
+			if best == "" || to > bestT || to == bestT && eo > bestE {
+				best, bestT, bestE = le.Event.ID, to, eo
+			}
+		}
+		out[cs.ID] = best
+	}
+	total, ok := wireNumber(p.TotalChats)
+	return out, ok && int(total) <= len(p.ChatsSummary)
+}
+
+// fillGaps emits, for every tracked chat that missed something, the events
+// after the last delivered one, read back through c. summary is the
+// get_chats_summary answer of the new connection: a chat whose newest event
+// there is the last one delivered missed nothing and costs no request. A
+// look-up that fails for one chat is logged and skipped; a lost connection
+// is returned.
+func (s *Session) fillGaps(ctx context.Context, c *chatio.Client, summary json.RawMessage) error {
+	tr := s.tracker
+	newest, complete := newestInSummary(summary)
+	chats := append([]string(nil), tr.order...)
+	for _, chat := range chats {
+		t := tr.get(chat, false)
+		if t == nil || t.thread == "" {
+			continue
+		}
+		if id, listed := newest[chat]; listed {
+			if _, seen := t.seen[id]; seen || id == "" {
+				continue
+			}
+		} else if complete {
+			continue // not the customer's any more
+		}
+		if err := s.fillChat(ctx, c, chat, t); err != nil {
+			if ctx.Err() != nil || errors.Is(err, chatio.ErrConnectionLost) || errors.Is(err, chatio.ErrClosed) {
+				return err
+			}
+			s.log.Info("gap fill skipped a chat", zap.Error(err))
+		}
+	}
+	return nil
+}
+
+type wireThreadSummary struct {
+	ID    string          `json:"id"`
+	Order json.RawMessage `json:"order"`
+}
+
+func (s *Session) fillChat(ctx context.Context, c *chatio.Client, chat string, t *chatTrack) error {
+	raw, err := c.Call(ctx, chatio.ActionGetChatThreadsSummary, map[string]any{
+		"chat_id": chat, "offset": 0, "limit": gapSummaryLimit,
+	})
+	if err != nil {
+		return err
+	}
+	var sum struct {
+		ThreadsSummary []wireThreadSummary `json:"threads_summary"`
+	}
+	if err := json.Unmarshal(raw, &sum); err != nil {
+		return &chatio.RequestError{Action: chatio.ActionGetChatThreadsSummary, Type: "invalid_answer", Message: err.Error()}
+	}
+	lastOrder, known := t.threads[t.thread]
+	for _, ts := range sum.ThreadsSummary {
+		if ts.ID == t.thread {
+			lastOrder, known = wireNumber(ts.Order)
+		}
+	}
+	if !known {
+		s.log.Info("gap fill: last thread of a chat unknown; chat skipped")
+		return nil
+	}
+	var ids []string
+	for _, ts := range sum.ThreadsSummary {
+		if o, ok := wireNumber(ts.Order); ok && o >= lastOrder {
+			ids = append(ids, ts.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	raw, err = c.Call(ctx, chatio.ActionGetChatThreads, map[string]any{"chat_id": chat, "thread_ids": ids})
+	if err != nil {
+		return err
+	}
+	var wire struct {
+		Chat struct {
+			Threads []wireThread `json:"threads"`
+		} `json:"chat"`
+	}
+	parsed, err := chatio.ParseChatThreads(raw)
+	if err == nil {
+		err = json.Unmarshal(raw, &wire)
+	}
+	if err != nil {
+		return &chatio.RequestError{Action: chatio.ActionGetChatThreads, Type: "invalid_answer", Message: err.Error()}
+	}
+	wireByID := make(map[string]wireThread, len(wire.Chat.Threads))
+	for _, wt := range wire.Chat.Threads {
+		wireByID[wt.ID] = wt
+	}
+
+	var evs []chatio.Event
+	var newThreads bool
+	var steps []*wireDelivery
+	for _, th := range parsed { // sorted by order, oldest first
+		id := jsonString(th.Raw("id"))
+		wt, ok := wireByID[id]
+		if !ok {
+			continue
+		}
+		refs := make([]wireEventRef, 0, len(wt.Events))
+		for _, e := range wt.Events {
+			refs = append(refs, e.ref())
+		}
+		sortRefs(refs) // the order of the parsed thread's events
+		byID := make(map[string]chatio.Object)
+		for _, pe := range chatio.ThreadEvents(th) {
+			byID[jsonString(pe.Raw("id"))] = pe
+		}
+		isLast := id == t.thread
+		d := &wireDelivery{chat: chat, thread: id}
+		d.threadOrder, d.hasOrder = wireNumber(wt.Order)
+		var threadEvs []chatio.Event
+		for _, r := range missedAfter(t, isLast, refs) {
+			pe, ok := byID[r.id]
+			if !ok {
+				continue
+			}
+			d.events = append(d.events, r)
+			threadEvs = append(threadEvs, chatio.Event{Name: chatio.EventNewEvent,
+				Data: chatio.Object{{Key: "chat", Value: th.Get("chat")}, {Key: "event", Value: pe}}})
+		}
+		if _, known := t.threads[id]; !known && !isLast {
+			newThreads = true
+			evs = append(evs, chatio.Event{Name: chatio.EventThreadSummary, Data: chatio.ThreadSummary(th)})
+		}
+		evs = append(evs, threadEvs...)
+		steps = append(steps, d)
+	}
+	if newThreads {
+		if users, err := chatio.ResultEvents(chatio.ActionGetChatThreads, raw); err == nil {
+			evs = append(users, evs...)
+		}
+	}
+	for _, d := range steps {
+		s.tracker.delivered(d)
+	}
+	s.publish(evs...)
+	return nil
+}
+
+// missedAfter picks, from a thread's events sorted by wire order, those not
+// delivered yet: in the chat's last delivered thread the ones after the last
+// delivered event (by wire order, else by position after its id), in a newer
+// thread all of them; never one seen recently.
+func missedAfter(t *chatTrack, isLast bool, refs []wireEventRef) []wireEventRef {
+	var out []wireEventRef
+	after := !isLast || t.eventID == "" // nothing of the last thread delivered yet
+	for _, r := range refs {
+		if !after {
+			switch {
+			case t.hasEvOrder && r.hasOrder:
+				after = r.order > t.eventOrder
+			case r.id == t.eventID:
+				after = true
+				continue
+			}
+			if !after {
+				continue
+			}
+		}
+		if _, seen := t.seen[r.id]; !seen {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// jsonString decodes a raw JSON string ("" otherwise).
+func jsonString(r json.RawMessage) string {
+	var v string
+	if json.Unmarshal(r, &v) != nil {
+		return ""
+	}
+	return v
+}

@@ -1,0 +1,88 @@
+package session
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Reasons used as label values (never an id or a token).
+const (
+	reasonSlow      = "slow_subscriber"
+	reasonEncode    = "encode"
+	reasonConvert   = "convert"
+	reasonDuplicate = "duplicate"
+	reasonClosed    = "session_closed"
+)
+
+type metrics struct {
+	sessions       prometheus.Gauge
+	subscribers    prometheus.Gauge
+	connects       prometheus.Counter
+	reconnects     prometheus.Counter
+	dialFailures   *prometheus.CounterVec
+	published      prometheus.Counter
+	delivered      prometheus.Counter
+	dropped        *prometheus.CounterVec
+	subscribersCut *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		sessions: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gateway_sessions", Help: "Sessions in the pool (one upstream socket each).",
+		}),
+		subscribers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gateway_subscribers", Help: "Open event-stream subscribers.",
+		}),
+		connects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gateway_upstream_connects_total", Help: "Successful upstream dials and logins.",
+		}),
+		reconnects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gateway_upstream_reconnects_total", Help: "Upstream connections restored after a drop.",
+		}),
+		dialFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_upstream_dial_failures_total", Help: "Failed upstream dials, by reason.",
+		}, []string{"reason"}),
+		published: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gateway_events_published_total", Help: "Events appended to session logs.",
+		}),
+		delivered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gateway_events_delivered_total", Help: "Events queued to subscribers (replays included).",
+		}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_events_dropped_total", Help: "Events not published or not delivered, by reason.",
+		}, []string{"reason"}),
+		subscribersCut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_subscribers_cut_total", Help: "Subscribers cut off by the gateway, by reason.",
+		}, []string{"reason"}),
+	}
+	if reg == nil {
+		return m
+	}
+	m.sessions = register(reg, m.sessions)
+	m.subscribers = register(reg, m.subscribers)
+	m.connects = register(reg, m.connects)
+	m.reconnects = register(reg, m.reconnects)
+	m.dialFailures = register(reg, m.dialFailures)
+	m.published = register(reg, m.published)
+	m.delivered = register(reg, m.delivered)
+	m.dropped = register(reg, m.dropped)
+	m.subscribersCut = register(reg, m.subscribersCut)
+	return m
+}
+
+// register registers c, or returns the collector already registered under
+// the same description (two pools sharing a registry share the series).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		panic(err)
+	}
+	return c
+}

@@ -1,0 +1,259 @@
+package session
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+)
+
+// Pool holds one Session per customer token (the license is the pool's).
+type Pool struct {
+	cfg     Config          // immutable after NewPool
+	log     *zap.Logger     // immutable
+	m       *metrics        // immutable; the collectors are goroutine-safe
+	dialSem chan struct{}   // pool-wide dial slots (MaxConcurrentDials)
+	ctx     context.Context // the pool's lifetime; parent of every session's
+	cancel  context.CancelFunc
+
+	// wg counts creation goroutines and session run goroutines. Add happens
+	// only under mu while !draining, so Shutdown's Wait never races an Add.
+	wg sync.WaitGroup
+
+	mu       sync.Mutex        // guards the fields below; taken before any Session.mu
+	sessions map[string]*entry // token → entry, including those being created
+	draining bool              // set once by Shutdown
+}
+
+// entry is one slot of the pool. ready is closed by the creation goroutine
+// once s or err is set; neither changes afterwards.
+type entry struct {
+	ready chan struct{}
+	s     *Session
+	err   error
+}
+
+// NewPool makes a pool. A nil log logs nothing; a nil reg registers no
+// metrics. The config is taken with defaults filled in (see Config).
+func NewPool(cfg Config, log *zap.Logger, reg prometheus.Registerer) *Pool {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	cfg = cfg.withDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Pool{
+		cfg:      cfg,
+		log:      log,
+		m:        newMetrics(reg),
+		dialSem:  make(chan struct{}, cfg.MaxConcurrentDials),
+		ctx:      ctx,
+		cancel:   cancel,
+		sessions: make(map[string]*entry),
+	}
+}
+
+// tokenKey is what logs may carry instead of a token: a short sha256 prefix.
+func tokenKey(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:6])
+}
+
+// Acquire returns the session of token, creating it when there is none:
+// dial, login, get_chats_summary. Concurrent first calls for one token share
+// a single creation; the creation goes on when the caller's ctx ends (others
+// may be waiting), bounded by DialTimeout. Errors: ErrDraining,
+// ErrOverloaded, *chatio.AuthError (bad token), dial errors, ctx.Err().
+func (p *Pool) Acquire(ctx context.Context, token string) (*Session, error) {
+	if token == "" {
+		return nil, &chatio.AuthError{Message: "empty token"}
+	}
+	for {
+		p.mu.Lock()
+		if p.draining {
+			p.mu.Unlock()
+			return nil, ErrDraining
+		}
+		e, ok := p.sessions[token]
+		if !ok {
+			if len(p.sessions) >= p.cfg.MaxSessions {
+				p.mu.Unlock()
+				return nil, ErrOverloaded
+			}
+			e = &entry{ready: make(chan struct{})}
+			p.sessions[token] = e
+			p.wg.Add(1)
+			go p.create(token, e)
+		}
+		p.mu.Unlock()
+
+		select {
+		case <-e.ready:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if e.err != nil {
+			return nil, e.err
+		}
+		if e.s.touch() {
+			return e.s, nil
+		}
+		// The session is ending: stop took it out of the map in the same
+		// critical section that marked it closing, so the next round
+		// creates a fresh one.
+	}
+}
+
+// create runs in its own goroutine (owned by the pool): it dials, logs in,
+// fetches the first summary and starts the session's run goroutine, or
+// records the error and frees the slot.
+func (p *Pool) create(token string, e *entry) {
+	defer p.wg.Done()
+	s, c, err := p.open(token)
+	p.mu.Lock()
+	if err == nil && p.draining {
+		err = ErrDraining
+	}
+	if err != nil {
+		if s != nil {
+			s.cancel()
+		}
+		if p.sessions[token] == e {
+			delete(p.sessions, token)
+		}
+		e.err = err
+		close(e.ready)
+		p.mu.Unlock()
+		if c != nil {
+			_ = c.Close()
+		}
+		return
+	}
+	e.s = s
+	s.entry = e
+	p.m.sessions.Inc()
+	p.wg.Add(1)
+	go s.run(c)
+	close(e.ready)
+	p.mu.Unlock()
+}
+
+// open builds a session and its first connection.
+func (p *Pool) open(token string) (*Session, *chatio.Client, error) {
+	s := newSession(p, token)
+	ctx, cancel := context.WithTimeout(p.ctx, p.cfg.DialTimeout)
+	defer cancel()
+	c, login, err := s.dial(ctx)
+	if err != nil {
+		s.cancel()
+		return nil, nil, err
+	}
+	payload, err := c.Call(ctx, chatio.ActionGetChatsSummary, struct{}{})
+	if err != nil {
+		s.cancel()
+		p.m.dialFailures.WithLabelValues(dialReason(err)).Inc()
+		return nil, c, fmt.Errorf("session: first get_chats_summary: %w", err)
+	}
+	// The SDK emits user_data and connected here. No subscriber exists yet
+	// and each subscriber gets its own snapshot, so nothing is logged; the
+	// summary is kept for the first subscriber's snapshot.
+	s.tracker.seedFromSummary(payload)
+	if cs, users, err := chatio.ParseChatsSummary(payload); err == nil {
+		if snap, err := newSummarySnap(cs, users); err == nil {
+			snap.seq = s.seq
+			s.snap = snap
+		}
+	}
+	s.customerID = login.CustomerID
+	s.installClient(c)
+	s.log.Info("session opened", zap.Bool("customer_id_known", login.CustomerID != ""))
+	return s, c, nil
+}
+
+// acquireDialSlot takes one of the pool-wide dial slots.
+func (p *Pool) acquireDialSlot(ctx context.Context) error {
+	select {
+	case p.dialSem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (p *Pool) releaseDialSlot() { <-p.dialSem }
+
+// dialReason is the label of a failed dial.
+func dialReason(err error) string {
+	var de *chatio.DisconnectedError
+	var re *chatio.RequestError
+	switch {
+	case errors.Is(err, chatio.ErrAuthentication):
+		return "authentication"
+	case errors.As(err, &de):
+		return "disconnected"
+	case errors.As(err, &re):
+		return "request"
+	case errors.Is(err, chatio.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, context.Canceled), errors.Is(err, chatio.ErrClosed):
+		return "canceled"
+	default:
+		return "network"
+	}
+}
+
+// Len is the number of sessions in the pool, those being created included.
+func (p *Pool) Len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.sessions)
+}
+
+// Shutdown stops the pool: new Acquires fail with ErrDraining, every
+// session ends (its subscribers' C close with ErrDraining, its socket is
+// closed with a normal close frame), creations in progress are abandoned,
+// and Shutdown waits for every goroutine of the pool or for ctx.
+func (p *Pool) Shutdown(ctx context.Context) error {
+	p.mu.Lock()
+	p.draining = true
+	var list []*Session
+	for _, e := range p.sessions {
+		select {
+		case <-e.ready:
+			if e.s != nil {
+				list = append(list, e.s)
+			}
+		default:
+		}
+	}
+	p.mu.Unlock()
+
+	for _, s := range list {
+		s.stop(ErrDraining, nil, nil)
+	}
+	p.cancel() // abandons creations in progress
+
+	done := make(chan struct{})
+	go func() {
+		p.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("session: shutdown: %w", ctx.Err())
+	}
+}
+
+// remove takes s out of the map if it is still s's entry. p.mu held.
+func (p *Pool) removeLocked(s *Session) {
+	if e, ok := p.sessions[s.token]; ok && e == s.entry {
+		delete(p.sessions, s.token)
+	}
+}

@@ -1,0 +1,688 @@
+package session
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
+	"go.uber.org/zap"
+)
+
+// Session statuses (GET /v1/session).
+const (
+	StatusConnecting   = "connecting"
+	StatusConnected    = "connected"
+	StatusReconnecting = "reconnecting"
+	StatusDisconnected = "disconnected" // the session has ended
+)
+
+// Reasons carried by the "disconnected" event the gateway itself emits (the
+// upstream's own customer_disconnected push is passed through as is).
+const (
+	// DisconnectReasonAuthentication: re-login after a drop was refused.
+	DisconnectReasonAuthentication = "authentication"
+	// DisconnectReasonLoggedOut: the customer ended the session (Disconnect).
+	DisconnectReasonLoggedOut = "logged_out"
+)
+
+// Session is one customer's upstream connection, its event log and its
+// subscribers. All exported methods are safe for concurrent use.
+type Session struct {
+	pool  *Pool       // immutable
+	cfg   *Config     // immutable (the pool's)
+	token string      // immutable; only in memory, never logged
+	log   *zap.Logger // immutable; carries the token's short hash
+
+	ctx    context.Context // the session's lifetime; canceled by stop
+	cancel context.CancelFunc
+	done   chan struct{} // closed by run when it has finished
+
+	entry      *entry // set by Pool.create under pool.mu before run starts; read under pool.mu
+	customerID string // set by Pool.open before the session is published; immutable after
+
+	inflight   atomic.Int64 // Do calls running
+	lastActive atomic.Int64 // UnixNano of the last Acquire, call end or unsubscribe
+
+	tracker *chatTracker // owned by run (by Pool.open before run starts)
+
+	// wg counts helper goroutines (sneak-peek sends). Add only under mu
+	// while !closing; run's finish waits for it after closing is set.
+	wg sync.WaitGroup
+
+	mu       sync.Mutex               // guards the fields below; taken after Pool.mu
+	client   *chatio.Client           // the live client; nil while down or closed
+	gen      uint64                   // connection generation: +1 per installed client
+	ready    chan struct{}            // closed when client becomes non-nil; replaced when it is cleared
+	status   string                   // Status*
+	closing  bool                     // set once by stop; no event, subscriber or helper after it
+	endErr   error                    // why the session ended (set with closing)
+	seq      uint64                   // id of the last event appended to the log
+	ring     []logEntry               // the last ReplayBuffer events, circular
+	ringHead int                      // index of the oldest entry
+	ringLen  int                      // entries in use
+	subs     map[*Subscriber]struct{} // live subscribers
+	sneak    map[string]*sneakState   // chat id → throttle state (bounded)
+	snap     *summarySnap             // the latest summary, reusable while seq has not moved
+}
+
+// summarySnap is a get_chats_summary answer, encoded for a snapshot, that
+// is known to be current as of sequence number seq: a subscriber registered
+// while s.seq == seq may use it instead of fetching a fresh one (every
+// upstream change after it gets a later sequence number).
+type summarySnap struct {
+	seq       uint64
+	at        time.Time
+	users     []Message // user_data
+	connected []byte    // {chatsSummary, totalChats}
+}
+
+// summarySnapMaxAge bounds how long a summary is reused.
+const summarySnapMaxAge = 30 * time.Second
+
+// logEntry is one event of the replay ring.
+type logEntry struct {
+	seq uint64
+	msg Message
+}
+
+// Message is one event as the stream carries it: ID is the decimal sequence
+// number ("" → no id line), Name the SDK event name, Data its JSON.
+type Message struct {
+	ID   string
+	Name string
+	Data []byte
+}
+
+func newSession(p *Pool, token string) *Session {
+	ctx, cancel := context.WithCancel(p.ctx)
+	s := &Session{
+		pool:    p,
+		cfg:     &p.cfg,
+		token:   token,
+		log:     p.log.With(zap.String("session", tokenKey(token))),
+		ctx:     ctx,
+		cancel:  cancel,
+		done:    make(chan struct{}),
+		tracker: newChatTracker(),
+		ready:   make(chan struct{}),
+		status:  StatusConnecting,
+		// A time-derived base: ids of an earlier incarnation of this
+		// session are older than anything this one has buffered.
+		seq:   uint64(time.Now().UnixMicro()),
+		ring:  make([]logEntry, p.cfg.ReplayBuffer),
+		subs:  make(map[*Subscriber]struct{}),
+		sneak: make(map[string]*sneakState),
+	}
+	s.lastActive.Store(time.Now().UnixNano())
+	return s
+}
+
+// CustomerID is the customer's id as the upstream's login answered it (""
+// when the upstream does not tell).
+func (s *Session) CustomerID() string { return s.customerID }
+
+// Status is "connecting", "connected", "reconnecting", or "disconnected"
+// once the session has ended.
+func (s *Session) Status() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return StatusDisconnected
+	}
+	return s.status
+}
+
+// Done is closed when the session has ended and its socket is closed.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Err is why the session ended (nil while it runs).
+func (s *Session) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.endErr
+}
+
+// touch marks activity; false when the session is ending.
+func (s *Session) touch() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.lastActive.Store(time.Now().UnixNano())
+	return true
+}
+
+// dial opens a client within a pool-wide dial slot.
+func (s *Session) dial(ctx context.Context) (*chatio.Client, chatio.LoginResult, error) {
+	p := s.pool
+	if err := p.acquireDialSlot(ctx); err != nil {
+		return nil, chatio.LoginResult{}, err
+	}
+	defer p.releaseDialSlot()
+	cfg := s.cfg.Upstream
+	cfg.Token = s.token
+	cfg.Logger = s.log
+	c, login, err := s.cfg.Dial(ctx, cfg)
+	if err != nil {
+		p.m.dialFailures.WithLabelValues(dialReason(err)).Inc()
+		return nil, login, err
+	}
+	p.m.connects.Inc()
+	return c, login, nil
+}
+
+// installClient makes c the live client (a new generation).
+func (s *Session) installClient(c *chatio.Client) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.client = c
+	s.gen++
+	s.status = StatusConnected
+	close(s.ready)
+	return s.gen
+}
+
+// clearClient forgets the live client if it is still generation gen
+// (compare-then-clear).
+func (s *Session) clearClient(gen uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gen != gen || s.client == nil {
+		return
+	}
+	s.client = nil
+	if !s.closing {
+		s.status = StatusReconnecting
+	}
+	s.ready = make(chan struct{})
+}
+
+// Do runs fn with the live upstream client. At most MaxInFlight calls run
+// per session (ErrOverloaded beyond). While the upstream is down it waits up
+// to ReconnectWait (bounded by ctx) for a reconnect, then fails with
+// chatio.ErrConnectionLost. A call keeps the session from idling out.
+func (s *Session) Do(ctx context.Context, fn func(ctx context.Context, c *chatio.Client) error) error {
+	if s.inflight.Add(1) > int64(s.cfg.MaxInFlight) {
+		s.inflight.Add(-1)
+		return ErrOverloaded
+	}
+	defer func() {
+		s.lastActive.Store(time.Now().UnixNano())
+		s.inflight.Add(-1)
+	}()
+	c, err := s.liveClient(ctx)
+	if err != nil {
+		return err
+	}
+	return fn(ctx, c)
+}
+
+// liveClient returns the live client, waiting up to ReconnectWait for one.
+func (s *Session) liveClient(ctx context.Context) (*chatio.Client, error) {
+	var timeout <-chan time.Time
+	for {
+		s.mu.Lock()
+		closing, c, ready := s.closing, s.client, s.ready
+		s.mu.Unlock()
+		if closing {
+			return nil, ErrSessionClosed
+		}
+		if c != nil {
+			return c, nil
+		}
+		if timeout == nil {
+			t := time.NewTimer(s.cfg.ReconnectWait)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-ready:
+		case <-timeout:
+			return nil, chatio.ErrConnectionLost
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-s.ctx.Done():
+			return nil, ErrSessionClosed
+		}
+	}
+}
+
+// Disconnect ends the session for good (DELETE /v1/session): every
+// subscriber receives a final "disconnected" event ({"reason":"logged_out"})
+// and its C closes with ErrSessionClosed; the upstream socket is closed with
+// a normal close frame; the session leaves the pool. Disconnect waits (at
+// most a few seconds) for the socket to be closed. Idempotent.
+func (s *Session) Disconnect() {
+	final := reasonMessage(DisconnectReasonLoggedOut)
+	s.stop(ErrSessionClosed, &final, nil)
+	t := time.NewTimer(5 * time.Second)
+	defer t.Stop()
+	select {
+	case <-s.done:
+	case <-t.C:
+	}
+}
+
+// reasonMessage is a gateway-made "disconnected" event.
+func reasonMessage(reason string) Message {
+	data, _ := json.Marshal(map[string]string{"reason": reason})
+	return Message{Name: chatio.EventDisconnected, Data: data}
+}
+
+// stop ends the session once: under the pool's and the session's locks it
+// checks cond (nil → true), marks the session closing, appends final (if
+// any) to the log, ends every subscriber with err, stops the sneak-peek
+// timers and takes the session out of the pool; then it cancels the
+// session's context, on which run closes the socket. Reports whether this
+// call ended the session.
+func (s *Session) stop(err error, final *Message, cond func() bool) bool {
+	p := s.pool
+	p.mu.Lock()
+	s.mu.Lock()
+	if s.closing || (cond != nil && !cond()) {
+		s.mu.Unlock()
+		p.mu.Unlock()
+		return false
+	}
+	s.closing = true
+	s.endErr = err
+	s.client = nil
+	if final != nil {
+		s.appendLocked(final.Name, final.Data, true)
+	}
+	for sub := range s.subs {
+		sub.endLocked(err)
+	}
+	for chat, st := range s.sneak {
+		if st.timer != nil {
+			st.timer.Stop()
+		}
+		delete(s.sneak, chat)
+	}
+	p.removeLocked(s)
+	s.mu.Unlock()
+	p.mu.Unlock()
+	s.cancel()
+	s.log.Info("session ended", zap.Error(err))
+	return true
+}
+
+// ---- the event log ----
+
+type encoded struct {
+	name string
+	data []byte
+}
+
+// encodeJSON marshals v the way JSON.stringify would print it (no HTML
+// escaping), without a trailing newline.
+func encodeJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}
+
+// publish encodes each event once and appends it to the log, fanning it out
+// to every subscriber. Safe from any goroutine; events of one call stay
+// together and in order. It returns the sequence number of the last one
+// (0 when nothing was appended).
+func (s *Session) publish(evs ...chatio.Event) uint64 {
+	return s.publishWithSummary(nil, evs...)
+}
+
+// publishWithSummary is publish; with a non-nil snap it also makes snap the
+// session's summary as of the last event, in the same critical section.
+func (s *Session) publishWithSummary(snap *summarySnap, evs ...chatio.Event) uint64 {
+	if len(evs) == 0 {
+		return 0
+	}
+	out := make([]encoded, 0, len(evs))
+	for _, e := range evs {
+		data, err := encodeJSON(e.Data)
+		if err != nil {
+			s.pool.m.dropped.WithLabelValues(reasonEncode).Inc()
+			s.log.Error("event not encodable", zap.String("event", e.Name), zap.Error(err))
+			continue
+		}
+		out = append(out, encoded{e.Name, data})
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		s.pool.m.dropped.WithLabelValues(reasonClosed).Add(float64(len(out)))
+		return 0
+	}
+	for _, e := range out {
+		s.appendLocked(e.name, e.data, false)
+	}
+	if snap != nil {
+		snap.seq = s.seq
+		s.snap = snap
+	}
+	return s.seq
+}
+
+// newSummarySnap encodes a parsed summary for snapshots.
+func newSummarySnap(cs chatio.ChatsSummary, users []chatio.Event) (*summarySnap, error) {
+	snap := &summarySnap{at: time.Now(), users: make([]Message, 0, len(users))}
+	for _, u := range users {
+		data, err := encodeJSON(u.Data)
+		if err != nil {
+			return nil, err
+		}
+		snap.users = append(snap.users, Message{Name: u.Name, Data: data})
+	}
+	data, err := encodeJSON(cs)
+	if err != nil {
+		return nil, err
+	}
+	snap.connected = data
+	return snap, nil
+}
+
+// keepSummary remembers snap as current at seq, unless the log has moved
+// on since.
+func (s *Session) keepSummary(snap *summarySnap, seq uint64) {
+	if snap == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.seq == seq && !s.closing {
+		snap.seq = seq
+		s.snap = snap
+	}
+}
+
+// appendLocked assigns the next sequence number, keeps the event in the
+// ring and offers it to every subscriber without blocking: a subscriber
+// whose queue is full is cut off with ErrSlowSubscriber. final may use the
+// one slot each queue keeps for the session's last message. s.mu held.
+func (s *Session) appendLocked(name string, data []byte, final bool) {
+	s.seq++
+	m := Message{ID: strconv.FormatUint(s.seq, 10), Name: name, Data: data}
+	if n := len(s.ring); n > 0 {
+		if s.ringLen < n {
+			s.ring[(s.ringHead+s.ringLen)%n] = logEntry{s.seq, m}
+			s.ringLen++
+		} else {
+			s.ring[s.ringHead] = logEntry{s.seq, m}
+			s.ringHead = (s.ringHead + 1) % n
+		}
+	}
+	s.pool.m.published.Inc()
+	delivered := 0
+	for sub := range s.subs {
+		if sub.offerLocked(m, final) {
+			delivered++
+			continue
+		}
+		s.pool.m.dropped.WithLabelValues(reasonSlow).Inc()
+		s.pool.m.subscribersCut.WithLabelValues(reasonSlow).Inc()
+		s.log.Info("subscriber cut off: too slow", zap.Int("buffer", s.cfg.SubscriberBuffer))
+		sub.endLocked(ErrSlowSubscriber)
+	}
+	s.pool.m.delivered.Add(float64(delivered))
+}
+
+// ---- the owner goroutine ----
+
+// run owns the upstream connection: it consumes the client's stream,
+// reconnects when the socket drops, and evicts the session when idle. It
+// closes every client it opened. It ends when the session ends.
+func (s *Session) run(c *chatio.Client) {
+	defer s.pool.wg.Done()
+	defer close(s.done)
+	idle := time.NewTimer(s.cfg.IdleTimeout)
+	defer idle.Stop()
+	s.mu.Lock()
+	gen := s.gen
+	s.mu.Unlock()
+	for c != nil {
+		if !s.serve(c, idle) {
+			_ = c.Close()
+			break
+		}
+		s.clearClient(gen)
+		c, gen = s.reconnect(c, idle)
+	}
+	s.finish()
+}
+
+// finish ends what run leaves behind. Called by run only.
+func (s *Session) finish() {
+	s.stop(ErrSessionClosed, nil, nil) // no-op when someone else ended it
+	s.wg.Wait()
+	s.pool.m.sessions.Dec()
+}
+
+// serve consumes c's stream until the connection ends (true) or the
+// session ends (false).
+func (s *Session) serve(c *chatio.Client, idle *time.Timer) bool {
+	stream := c.Stream()
+	for {
+		select {
+		case it, ok := <-stream:
+			if !ok {
+				return true
+			}
+			s.handleItem(it)
+		case <-c.Done():
+			// The socket is gone: take what is still buffered, then go.
+			s.drain(stream)
+			return true
+		case <-idle.C:
+			if s.evictIfIdle(idle) {
+				return false
+			}
+		case <-s.ctx.Done():
+			return false
+		}
+	}
+}
+
+// drain handles the items left on a dead client's stream.
+func (s *Session) drain(stream <-chan chatio.StreamItem) {
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case it, ok := <-stream:
+			if !ok {
+				return
+			}
+			s.handleItem(it)
+		case <-t.C:
+			return
+		}
+	}
+}
+
+// evictIfIdle ends the session when it has had no subscriber and no call
+// for IdleTimeout; else it re-arms the timer.
+func (s *Session) evictIfIdle(idle *time.Timer) bool {
+	var wait time.Duration
+	ended := s.stop(ErrSessionClosed, nil, func() bool {
+		if len(s.subs) > 0 || s.inflight.Load() > 0 {
+			wait = s.cfg.IdleTimeout
+			return false
+		}
+		since := time.Since(time.Unix(0, s.lastActive.Load()))
+		if since < s.cfg.IdleTimeout {
+			wait = s.cfg.IdleTimeout - since
+			return false
+		}
+		return true
+	})
+	if ended {
+		s.log.Info("session idle: evicted")
+		return true
+	}
+	if wait > 0 {
+		idle.Reset(wait)
+	}
+	return false
+}
+
+// handleItem turns one stream item into SDK events and publishes them.
+func (s *Session) handleItem(it chatio.StreamItem) {
+	f := it.Frame
+	w := parseWireDelivery(f)
+	if w != nil && s.tracker.duplicate(w) {
+		s.pool.m.dropped.WithLabelValues(reasonDuplicate).Inc()
+		return
+	}
+	var evs []chatio.Event
+	var err error
+	if it.ResultOf == "" {
+		evs, err = chatio.PushEvents(f)
+	} else {
+		evs, err = chatio.ResultEvents(it.ResultOf, f.Payload)
+		if err == nil && it.ResultOf == chatio.ActionSendEvent {
+			var more []chatio.Event
+			more, err = chatio.ResultPushNewEvents(f)
+			evs = append(evs, more...)
+		}
+	}
+	if err != nil {
+		s.pool.m.dropped.WithLabelValues(reasonConvert).Inc()
+		s.log.Debug("upstream frame not convertible", zap.String("action", f.Action),
+			zap.String("result_of", it.ResultOf), zap.Error(err))
+	}
+	if w != nil {
+		s.tracker.delivered(w)
+	}
+	s.publish(evs...)
+}
+
+// backoff is the sleep before reconnect attempt n: full jitter, uniform in
+// [0, min(ReconnectMax, ReconnectMin·2^n)).
+func (s *Session) backoff(n int) time.Duration {
+	d := s.cfg.ReconnectMin
+	for i := 0; i < n && d < s.cfg.ReconnectMax; i++ {
+		d *= 2
+	}
+	d = min(d, s.cfg.ReconnectMax)
+	if d <= 0 {
+		return 0
+	}
+	return rand.N(d)
+}
+
+// sleep waits d; false when the session ended meanwhile (evicted or
+// stopped).
+func (s *Session) sleep(d time.Duration, idle *time.Timer) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			return true
+		case <-idle.C:
+			if s.evictIfIdle(idle) {
+				return false
+			}
+		case <-s.ctx.Done():
+			return false
+		}
+	}
+}
+
+// reconnect is called by run after old's socket dropped: it emits
+// connection_lost, then redials with backoff until a new connection is
+// logged in, gap-filled and announced with connection_restored. It returns
+// nil when the session ends instead (stopped, evicted, re-login refused, or
+// a customer_disconnected reason that forbids reconnecting).
+func (s *Session) reconnect(old *chatio.Client, idle *time.Timer) (*chatio.Client, uint64) {
+	cause := old.Err()
+	_ = old.Close()
+	s.log.Info("upstream connection lost", zap.Error(cause))
+	s.publish(chatio.Event{Name: chatio.EventConnectionLost})
+
+	var de *chatio.DisconnectedError
+	if errors.As(cause, &de) && !de.Retry {
+		// The "disconnected" event came with the customer_disconnected push.
+		s.stop(fmt.Errorf("%w: %w", ErrSessionClosed, cause), nil, nil)
+		return nil, 0
+	}
+	for attempt := 0; ; attempt++ {
+		if !s.sleep(s.backoff(attempt), idle) {
+			return nil, 0
+		}
+		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.DialTimeout)
+		c, _, err := s.dial(ctx)
+		var gen uint64
+		if err == nil {
+			gen, err = s.restore(ctx, c)
+			if err != nil {
+				_ = c.Close()
+			}
+		}
+		cancel()
+		if err == nil {
+			s.pool.m.reconnects.Inc()
+			s.log.Info("upstream connection restored", zap.Int("attempts", attempt+1))
+			return c, gen
+		}
+		if s.ctx.Err() != nil {
+			return nil, 0
+		}
+		var ae *chatio.AuthError
+		if errors.As(err, &ae) {
+			s.log.Info("re-login refused: session ends", zap.Error(err))
+			final := reasonMessage(DisconnectReasonAuthentication)
+			s.stop(fmt.Errorf("%w: %w", ErrSessionClosed, err), &final, nil)
+			return nil, 0
+		}
+		if errors.As(err, &de) && !de.Retry {
+			s.stop(fmt.Errorf("%w: %w", ErrSessionClosed, err), nil, nil)
+			return nil, 0
+		}
+		s.log.Info("reconnect failed", zap.Int("attempt", attempt+1), zap.Error(err))
+	}
+}
+
+// restore runs on a freshly logged-in client and makes it the live one. It
+// asks for the summary as the SDK does after a reconnect, reads
+// back what each known chat missed while the socket was down (emitted as
+// new_event), then emits what the SDK emits for the summary: user_data…,
+// connection_restored.
+func (s *Session) restore(ctx context.Context, c *chatio.Client) (uint64, error) {
+	payload, err := c.Call(ctx, chatio.ActionGetChatsSummary, nil)
+	if err != nil {
+		return 0, err
+	}
+	if err := s.fillGaps(ctx, c, payload); err != nil {
+		return 0, err
+	}
+	cs, users, err := chatio.ParseChatsSummary(payload)
+	if err != nil {
+		s.log.Warn("get_chats_summary answer not parsable", zap.Error(err))
+		cs = chatio.ChatsSummary{ChatsSummary: []chatio.Object{}}
+		users = nil
+	}
+	s.tracker.seedFromSummary(payload)
+	snap, err := newSummarySnap(cs, users)
+	if err != nil {
+		snap = nil
+	}
+	// Live before connection_restored is out: a subscriber that sees it
+	// finds the session connected. Results of calls made on c from now on
+	// reach the log through c's stream, after connection_restored.
+	gen := s.installClient(c)
+	s.publishWithSummary(snap, append(users, chatio.Event{Name: chatio.EventConnectionRestored, Data: cs})...)
+	return gen, nil
+}

@@ -1,0 +1,203 @@
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
+)
+
+// Subscriber is one event stream of a session. Snapshot first, then C.
+type Subscriber struct {
+	s        *Session
+	snapshot []Message    // immutable once Subscribe returns
+	ch       chan Message // sent to and closed only by the session, under s.mu
+	limit    int          // queue length at which a subscriber is too slow; immutable
+
+	// guarded by s.mu
+	ended bool
+	err   error
+}
+
+// Snapshot is what comes before C: customer_id, user_data…, connected (only
+// connected carries an ID). Empty when the subscriber resumed from a
+// Last-Event-ID still in the replay buffer.
+func (sub *Subscriber) Snapshot() []Message { return sub.snapshot }
+
+// C yields the events after the snapshot (or after the resumed id), in
+// order, each once; it is closed when the subscriber ends (see Err).
+func (sub *Subscriber) C() <-chan Message { return sub.ch }
+
+// Err is why C was closed: ErrSlowSubscriber, ErrSessionClosed (possibly
+// wrapping the upstream's reason), ErrDraining; nil after Close or while
+// C is open.
+func (sub *Subscriber) Err() error {
+	sub.s.mu.Lock()
+	defer sub.s.mu.Unlock()
+	return sub.err
+}
+
+// Close ends the subscriber and closes C. Idempotent.
+func (sub *Subscriber) Close() {
+	s := sub.s
+	s.mu.Lock()
+	sub.endLocked(nil)
+	s.mu.Unlock()
+}
+
+// offerLocked queues m without blocking; false when the queue is full.
+// Every queue keeps one slot for the session's final message. s.mu held.
+func (sub *Subscriber) offerLocked(m Message, final bool) bool {
+	if !final && len(sub.ch) >= sub.limit {
+		return false
+	}
+	select {
+	case sub.ch <- m:
+		return true
+	default:
+		return false
+	}
+}
+
+// endLocked removes the subscriber and closes its channel, once. s.mu held.
+func (sub *Subscriber) endLocked(err error) {
+	if sub.ended {
+		return
+	}
+	s := sub.s
+	sub.ended = true
+	sub.err = err
+	close(sub.ch)
+	delete(s.subs, sub)
+	s.pool.m.subscribers.Dec()
+	s.lastActive.Store(time.Now().UnixNano())
+}
+
+// admitLocked checks that one more subscriber may join. s.mu held.
+func (s *Session) admitLocked() error {
+	if s.closing {
+		return ErrSessionClosed
+	}
+	if len(s.subs) >= s.cfg.MaxSubscribers {
+		return ErrTooManySubscribers
+	}
+	return nil
+}
+
+// addLocked registers a subscriber whose queue also holds extra replayed
+// events. s.mu held, admitLocked passed.
+func (s *Session) addLocked(extra int) *Subscriber {
+	sub := &Subscriber{
+		s:     s,
+		ch:    make(chan Message, s.cfg.SubscriberBuffer+extra+1),
+		limit: s.cfg.SubscriberBuffer + extra,
+	}
+	s.subs[sub] = struct{}{}
+	s.pool.m.subscribers.Inc()
+	return sub
+}
+
+// Subscribe opens an event stream (GET /v1/events).
+//
+// lastEventID names the last event the client has seen. When it is a
+// sequence number still covered by the replay buffer (or the current one),
+// Snapshot is empty and C yields every later event, in order, then the live
+// ones. Otherwise ("" included: unparsable, too old, from the future) the
+// subscriber starts with a fresh snapshot: customer_id, user_data per user
+// of a fresh get_chats_summary, then connected {chatsSummary, totalChats}
+// whose ID is the sequence number N the subscriber was registered at; C
+// then yields every event after N. Events between N and the summary's
+// answer are queued, never lost.
+//
+// Errors: ErrSessionClosed, ErrTooManySubscribers, and for a snapshot the
+// errors of Do (ErrOverloaded, chatio.ErrConnectionLost, ...).
+func (s *Session) Subscribe(ctx context.Context, lastEventID string) (*Subscriber, error) {
+	if id, ok := parseEventID(lastEventID); ok {
+		sub, err := s.resume(id)
+		if sub != nil || err != nil {
+			return sub, err
+		}
+	}
+	return s.subscribeFresh(ctx)
+}
+
+func parseEventID(v string) (uint64, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	id, err := strconv.ParseUint(v, 10, 64)
+	return id, err == nil
+}
+
+// resume registers a subscriber that replays the buffered events after id,
+// atomically with registration; (nil, nil) when id is not resumable.
+func (s *Session) resume(id uint64) (*Subscriber, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.admitLocked(); err != nil {
+		return nil, err
+	}
+	// The ring holds seq-ringLen+1 … seq; id may be anything from the one
+	// just before the oldest kept event up to the current one.
+	if id > s.seq || id < s.seq-uint64(s.ringLen) {
+		return nil, nil
+	}
+	n := int(s.seq - id)
+	sub := s.addLocked(n)
+	for i := s.ringLen - n; i < s.ringLen; i++ {
+		sub.ch <- s.ring[(s.ringHead+i)%len(s.ring)].msg
+	}
+	s.pool.m.delivered.Add(float64(n))
+	return sub, nil
+}
+
+// subscribeFresh registers a subscriber at the current sequence number N,
+// then builds its snapshot: from the session's summary when it is current
+// as of N, else from a fresh get_chats_summary.
+func (s *Session) subscribeFresh(ctx context.Context) (*Subscriber, error) {
+	s.mu.Lock()
+	if err := s.admitLocked(); err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	sub := s.addLocked(0)
+	n := s.seq
+	snap := s.snap
+	if snap != nil && (snap.seq != n || time.Since(snap.at) > summarySnapMaxAge) {
+		snap = nil
+	}
+	s.mu.Unlock()
+
+	if snap == nil {
+		var payload json.RawMessage
+		err := s.Do(ctx, func(ctx context.Context, c *chatio.Client) error {
+			var err error
+			payload, err = c.Call(ctx, chatio.ActionGetChatsSummary, nil)
+			return err
+		})
+		var cs chatio.ChatsSummary
+		var users []chatio.Event
+		if err == nil {
+			cs, users, err = chatio.ParseChatsSummary(payload)
+		}
+		if err == nil {
+			snap, err = newSummarySnap(cs, users)
+		}
+		if err != nil {
+			sub.Close()
+			return nil, err
+		}
+		s.keepSummary(snap, n)
+	}
+	idData, _ := encodeJSON(s.customerID)
+	out := make([]Message, 0, len(snap.users)+2)
+	out = append(out, Message{Name: chatio.EventCustomerID, Data: idData})
+	out = append(out, snap.users...)
+	out = append(out, Message{ID: strconv.FormatUint(n, 10), Name: chatio.EventConnected, Data: snap.connected})
+	sub.snapshot = out
+	return sub, nil
+}
