@@ -153,7 +153,7 @@ func (p *Pool) open(token string) (*Session, *chatio.Client, error) {
 		s.cancel()
 		return nil, nil, err
 	}
-	payload, err := c.Call(ctx, chatio.ActionGetChatsSummary, struct{}{})
+	payload, err := c.Call(ctx, chatio.ActionGetChatsSummary, nil) // no payload, as the SDK sends it
 	if err != nil {
 		s.cancel()
 		p.m.dialFailures.WithLabelValues(dialReason(err)).Inc()

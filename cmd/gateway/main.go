@@ -1,0 +1,304 @@
+// Command gateway serves the chat.io customer chat protocol v0.5 as REST and
+// Server-Sent Events (see api/openapi.yaml). Configured by the environment:
+// `gateway -h` prints the table. With CHATIO_URL unset it runs against an
+// in-process chat.io simulator with a demo agent.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
+	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
+	"github.com/chatio-gateway/chatio-gateway/internal/httpapi"
+	"github.com/chatio-gateway/chatio-gateway/internal/session"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, nil)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gateway:", err)
+		os.Exit(1)
+	}
+}
+
+// run is the whole command: args without the program name; the
+// configuration comes from the environment. onListen, when set, is told the
+// gateway's listen address once it accepts connections. run returns when ctx
+// ends (after a graceful shutdown) or the server fails.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, onListen func(net.Addr)) error {
+	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { _ = printUsage(stdout) }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	switch fs.Arg(0) {
+	case "":
+	case "healthcheck":
+		return healthcheck(ctx)
+	default:
+		_ = printUsage(stderr)
+		return fmt.Errorf("unknown command %q", fs.Arg(0))
+	}
+
+	cfg, err := loadConfig()
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	log, err := newLogger(cfg, stderr)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	return serve(ctx, cfg, log, stdout, onListen)
+}
+
+func newLogger(cfg config, out io.Writer) (*zap.Logger, error) {
+	level, err := zapcore.ParseLevel(cfg.LogLevel)
+	if err != nil {
+		return nil, err
+	}
+	encCfg := zap.NewProductionEncoderConfig()
+	encCfg.TimeKey = "ts"
+	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	var enc zapcore.Encoder
+	if cfg.LogFormat == "console" {
+		encCfg.EncodeLevel = zapcore.CapitalLevelEncoder
+		enc = zapcore.NewConsoleEncoder(encCfg)
+	} else {
+		enc = zapcore.NewJSONEncoder(encCfg)
+	}
+	core := zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(out)), level)
+	return zap.New(core, zap.ErrorOutput(zapcore.Lock(zapcore.AddSync(out)))), nil
+}
+
+// serve runs the service until ctx ends, then shuts it down in order:
+// readiness off and streams told to end → stop accepting and let REST calls
+// finish → close the upstream sockets → stop the embedded simulator; all
+// within ShutdownGrace.
+func serve(ctx context.Context, cfg config, log *zap.Logger, stdout io.Writer, onListen func(net.Addr)) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	upstreamURL := cfg.ChatioURL
+	var sim *embeddedSim
+	if cfg.Embedded() {
+		var err error
+		sim, err = startSim(log.Named("sim"))
+		if err != nil {
+			return err
+		}
+		defer sim.close()
+		upstreamURL = sim.url
+		log.Info("embedded chat.io simulator with demo agent at " + sim.url +
+			" (set CHATIO_URL and CHATIO_LICENSE to use a real chat.io)")
+	}
+
+	pool := session.NewPool(session.Config{
+		Upstream: chatio.Config{
+			URL:            upstreamURL,
+			License:        cfg.ChatioLicense,
+			RequestTimeout: cfg.UpstreamRequestTimeout,
+			PingInterval:   cfg.UpstreamPingInterval,
+			PongTimeout:    cfg.UpstreamPongTimeout,
+		},
+		MaxSessions:      cfg.MaxSessions,
+		MaxSubscribers:   cfg.MaxSubscribers,
+		IdleTimeout:      cfg.IdleTimeout,
+		ReplayBuffer:     cfg.ReplayBuffer,
+		SubscriberBuffer: cfg.SubscriberBuffer,
+		ReconnectWait:    cfg.ReconnectWait,
+		DialTimeout:      cfg.UpstreamDialTimeout,
+		CursorKey:        cfg.cursorKey(),
+	}, log.Named("session"), reg)
+	poolDone := false
+	defer func() {
+		if !poolDone { // an early return: still close every upstream socket
+			sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+			_ = pool.Shutdown(sctx)
+			cancel()
+		}
+	}()
+
+	hcfg := httpapi.Config{
+		AllowedOrigins:    cfg.CORSOrigins,
+		MaxBodyBytes:      cfg.MaxBodyBytes,
+		HeartbeatInterval: cfg.Heartbeat,
+		TicketTTL:         cfg.TicketTTL,
+		MaxStreams:        cfg.MaxStreams,
+		WriteTimeout:      cfg.StreamWriteTO,
+		RetryHint:         cfg.RetryHint,
+		RequestTimeout:    cfg.RequestTimeout,
+		Gatherer:          reg,
+	}
+	if err := hcfg.Validate(); err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	api := httpapi.New(hcfg, pool, log.Named("http"), reg)
+
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true) // h2c with prior knowledge, same port
+	srv := &http.Server{
+		Handler:           api.Handler(),
+		Protocols:         &protocols,
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: cfg.H2MaxStreams},
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          zap.NewStdLog(log.Named("http.server").WithOptions(zap.IncreaseLevel(zap.WarnLevel))),
+		// No WriteTimeout: it would cut event streams; stream writes carry
+		// their own deadlines.
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("gateway listening", zap.String("addr", ln.Addr().String()))
+	if sim != nil {
+		fmt.Fprintf(stdout, "chatio-gateway on %s with the embedded chat.io simulator and its demo agent.\n"+
+			"Watch the event stream:  curl -N -H 'Authorization: Bearer demo-token' %s/v1/events\n"+
+			"Start a chat:            curl -H 'Authorization: Bearer demo-token' -X POST %s/v1/chats -d '{}'\n",
+			localURL(ln.Addr()), localURL(ln.Addr()), localURL(ln.Addr()))
+	}
+	if onListen != nil {
+		onListen(ln.Addr())
+	}
+
+	var pprofSrv *http.Server
+	if cfg.PProf {
+		pprofSrv, err = startPprof(cfg.PProfAddr, log)
+		if err != nil {
+			_ = srv.Close()
+			return err
+		}
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", zap.Duration("grace", cfg.ShutdownGrace))
+	case err := <-serveErr:
+		runErr = fmt.Errorf("http server: %w", err)
+	}
+
+	grace, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+	defer cancel()
+	api.SetDraining() // readiness off; open streams get a retry hint and end
+	if err := srv.Shutdown(grace); err != nil {
+		log.Warn("http shutdown incomplete; closing connections", zap.Error(err))
+		_ = srv.Close()
+	}
+	if pprofSrv != nil {
+		_ = pprofSrv.Shutdown(grace)
+	}
+	poolDone = true
+	if err := pool.Shutdown(grace); err != nil {
+		log.Warn("session pool shutdown incomplete", zap.Error(err))
+	}
+	log.Info("stopped")
+	return runErr
+}
+
+// localURL is the http URL a local user can open for addr.
+func localURL(addr net.Addr) string {
+	if ta, ok := addr.(*net.TCPAddr); ok && (ta.IP == nil || ta.IP.IsUnspecified()) {
+		return fmt.Sprintf("http://localhost:%d", ta.Port)
+	}
+	return "http://" + addr.String()
+}
+
+// embeddedSim is the in-process chat.io simulator.
+type embeddedSim struct {
+	sim *chatiotest.Server
+	srv *http.Server
+	url string
+}
+
+func startSim(log *zap.Logger) (*embeddedSim, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("embedded simulator: %w", err)
+	}
+	sim := chatiotest.New(chatiotest.Config{Bot: true, Logger: log})
+	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return &embeddedSim{sim: sim, srv: srv, url: "ws://" + ln.Addr().String() + "/customer/v0.5"}, nil
+}
+
+func (e *embeddedSim) close() {
+	e.sim.Close()
+	_ = e.srv.Close()
+}
+
+func startPprof(addr string, log *zap.Logger) (*http.Server, error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("pprof listen on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	log.Info("pprof listening", zap.String("addr", ln.Addr().String()))
+	return srv, nil
+}
+
+// healthcheck GETs /healthz on the local port of GATEWAY_ADDR (for Docker's
+// HEALTHCHECK); nil when it answers 200.
+func healthcheck(ctx context.Context) error {
+	addr := os.Getenv("GATEWAY_ADDR")
+	if addr == "" {
+		addr = ":8080"
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("GATEWAY_ADDR %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(host, port)+"/healthz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("healthcheck: %w", err)
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthcheck: %s", resp.Status)
+	}
+	return nil
+}

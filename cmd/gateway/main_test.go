@@ -1,0 +1,256 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// allKeys are every variable of the configuration.
+var allKeys = []string{
+	"CHATIO_URL", "CHATIO_LICENSE", "GATEWAY_ADDR", "GATEWAY_LOG_LEVEL", "GATEWAY_LOG_FORMAT",
+	"GATEWAY_CORS_ORIGINS", "GATEWAY_SHUTDOWN_GRACE", "GATEWAY_MAX_SESSIONS", "GATEWAY_MAX_SUBSCRIBERS",
+	"GATEWAY_IDLE_TIMEOUT", "GATEWAY_REPLAY_BUFFER", "GATEWAY_SUBSCRIBER_BUFFER", "GATEWAY_HEARTBEAT",
+	"GATEWAY_TICKET_TTL", "GATEWAY_MAX_STREAMS", "GATEWAY_MAX_BODY_BYTES", "GATEWAY_STREAM_WRITE_TIMEOUT",
+	"GATEWAY_REQUEST_TIMEOUT", "GATEWAY_RETRY_HINT", "GATEWAY_CURSOR_KEY", "GATEWAY_UPSTREAM_REQUEST_TIMEOUT",
+	"GATEWAY_UPSTREAM_DIAL_TIMEOUT", "GATEWAY_UPSTREAM_PING_INTERVAL", "GATEWAY_UPSTREAM_PONG_TIMEOUT",
+	"GATEWAY_RECONNECT_WAIT", "GATEWAY_PPROF", "GATEWAY_PPROF_ADDR",
+}
+
+// cleanEnv unsets every configuration variable for the test (restored after).
+func cleanEnv(t *testing.T) {
+	t.Helper()
+	for _, k := range allKeys {
+		t.Setenv(k, "")
+		_ = os.Unsetenv(k)
+	}
+}
+
+func TestConfigDefaults(t *testing.T) {
+	cleanEnv(t)
+	c, err := loadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Embedded() || c.ChatioLicense != 1 || c.Addr != ":8080" || c.ShutdownGrace != 25*time.Second ||
+		c.Heartbeat != 15*time.Second || c.TicketTTL != time.Minute || c.MaxBodyBytes != 1<<20 ||
+		c.PProf || c.PProfAddr != "127.0.0.1:6060" || c.LogLevel != "info" || len(c.CORSOrigins) != 0 {
+		t.Fatalf("defaults %+v", c)
+	}
+}
+
+func TestConfigFromEnv(t *testing.T) {
+	cleanEnv(t)
+	t.Setenv("CHATIO_URL", "wss://api.chat.io/customer/v0.5")
+	if _, err := loadConfig(); err == nil || !strings.Contains(err.Error(), "CHATIO_LICENSE") {
+		t.Fatalf("a real upstream without license: %v", err)
+	}
+	t.Setenv("CHATIO_LICENSE", "4711")
+	t.Setenv("GATEWAY_CORS_ORIGINS", "https://a.example,https://b.example")
+	t.Setenv("GATEWAY_HEARTBEAT", "5s")
+	t.Setenv("GATEWAY_CURSOR_KEY", strings.Repeat("ab", 16))
+	c, err := loadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Embedded() || c.ChatioLicense != 4711 || len(c.CORSOrigins) != 2 || c.Heartbeat != 5*time.Second || len(c.cursorKey()) != 16 {
+		t.Fatalf("config %+v", c)
+	}
+
+	for k, v := range map[string]string{
+		"CHATIO_URL":             "ftp://x",
+		"GATEWAY_LOG_LEVEL":      "loud",
+		"GATEWAY_SHUTDOWN_GRACE": "soon",
+		"GATEWAY_MAX_SESSIONS":   "-1",
+		"GATEWAY_CURSOR_KEY":     "zz",
+		"GATEWAY_ADDR":           "nohostport",
+	} {
+		t.Run(k, func(t *testing.T) {
+			old := os.Getenv(k)
+			t.Setenv(k, v)
+			if _, err := loadConfig(); err == nil {
+				t.Fatalf("%s=%s accepted", k, v)
+			}
+			t.Setenv(k, old)
+		})
+	}
+}
+
+func TestHelp(t *testing.T) {
+	cleanEnv(t)
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"-h"}, &out, io.Discard, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range append([]string{"KEY", "DEFAULT", "healthcheck"}, allKeys...) {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("-h lacks %s:\n%s", want, out.String())
+		}
+	}
+	if err := run(t.Context(), []string{"bogus"}, io.Discard, io.Discard, nil); err == nil {
+		t.Fatal("unknown command accepted")
+	}
+}
+
+// TestEmbeddedRun starts the whole service with the embedded simulator on
+// 127.0.0.1:0, checks health, a REST call and a stream, then cancels: the
+// stream gets a retry hint and run returns cleanly.
+func TestEmbeddedRun(t *testing.T) {
+	cleanEnv(t)
+	t.Setenv("GATEWAY_ADDR", "127.0.0.1:0")
+	t.Setenv("GATEWAY_LOG_LEVEL", "warn")
+	t.Setenv("GATEWAY_SHUTDOWN_GRACE", "5s")
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	addrc := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	var stdout syncBuffer
+	go func() { done <- run(ctx, nil, &stdout, io.Discard, func(a net.Addr) { addrc <- a }) }()
+	var base string
+	select {
+	case a := <-addrc:
+		base = "http://" + a.String()
+	case err := <-done:
+		t.Fatalf("run ended: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("not listening")
+	}
+	if !strings.Contains(stdout.String(), "embedded chat.io simulator") {
+		t.Errorf("stdout: %q", stdout.String())
+	}
+
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	get := func(path string) (int, string) {
+		req, _ := http.NewRequest("GET", base+path, nil)
+		req.Header.Set("Authorization", "Bearer demo")
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	if st, body := get("/healthz"); st != 200 {
+		t.Fatalf("healthz %d %s", st, body)
+	}
+	if st, body := get("/v1/session"); st != 200 || !strings.Contains(body, `"connected"`) {
+		t.Fatalf("session %d %s", st, body)
+	}
+
+	// h2c with prior knowledge on the same port
+	var h2 http.Protocols
+	h2.SetUnencryptedHTTP2(true)
+	h2c := &http.Client{Transport: &http.Transport{Protocols: &h2}}
+	defer h2c.CloseIdleConnections()
+	res2, err := h2c.Get(base + "/healthz")
+	if err != nil {
+		t.Fatalf("h2c: %v", err)
+	}
+	_, _ = io.Copy(io.Discard, res2.Body)
+	res2.Body.Close()
+	if res2.ProtoMajor != 2 || res2.StatusCode != 200 {
+		t.Fatalf("h2c answered %s %d", res2.Proto, res2.StatusCode)
+	}
+
+	// the healthcheck subcommand against it
+	t.Setenv("GATEWAY_ADDR", strings.TrimPrefix(base, "http://"))
+	if err := run(t.Context(), []string{"healthcheck"}, io.Discard, io.Discard, nil); err != nil {
+		t.Fatalf("healthcheck: %v", err)
+	}
+
+	// a stream open at shutdown ends with a retry hint
+	req, _ := http.NewRequest("GET", base+"/v1/events", nil)
+	req.Header.Set("Authorization", "Bearer demo")
+	res, err := client.Do(req)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("stream: %v", err)
+	}
+	defer res.Body.Close()
+	lines := make(chan string, 256)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(res.Body)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	waitLine(t, lines, "event: connected")
+
+	start := time.Now()
+	cancel()
+	retry := false
+	for l := range lines {
+		retry = retry || strings.HasPrefix(l, "retry: ")
+	}
+	if !retry {
+		t.Error("stream ended without a retry hint")
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not return")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("shutdown took %v", d)
+	}
+
+	// healthcheck against nothing fails
+	if err := run(t.Context(), []string{"healthcheck"}, io.Discard, io.Discard, nil); err == nil {
+		t.Fatal("healthcheck passed with the gateway down")
+	}
+}
+
+func waitLine(t *testing.T, lines <-chan string, want string) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("stream ended before %q", want)
+			}
+			if l == want {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("no %q", want)
+		}
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

@@ -1,0 +1,125 @@
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config configures a Server. The zero value of every field means the
+// default given beside it, filled in by New (withDefaults, the one place
+// defaults live); Validate rejects values that cannot work.
+type Config struct {
+	// AllowedOrigins are the browser origins allowed by CORS, exact
+	// ("https://shop.example") or "*" for any. Empty → no CORS headers at all
+	// (same-origin and non-browser clients only).
+	AllowedOrigins []string
+	// MaxBodyBytes bounds a JSON request body. 0 → 1 MiB. Larger → 413.
+	MaxBodyBytes int64
+	// HeartbeatInterval: a comment line is written to an idle stream this
+	// long after its last write. 0 → 15s.
+	HeartbeatInterval time.Duration
+	// TicketTTL is the lifetime of a stream ticket. 0 → 60s.
+	TicketTTL time.Duration
+	// MaxTickets caps the unexpired tickets held in memory. 0 → 100000.
+	MaxTickets int
+	// MaxStreams caps the event streams open in this process. 0 → 10000.
+	// Beyond → 503 OVERLOADED.
+	MaxStreams int
+	// WriteTimeout bounds each write (and flush) of a stream: a client that
+	// does not take a heartbeat in this time is cut off. 0 → 10s.
+	WriteTimeout time.Duration
+	// RetryHint is the reconnection delay sent as the stream's "retry:" field
+	// and, rounded up to seconds, as Retry-After on 503s. 0 → 3s.
+	RetryHint time.Duration
+	// RequestTimeout bounds a REST call (the wait for a session included).
+	// 0 → 30s. Not applied to the event stream.
+	RequestTimeout time.Duration
+	// UploadTimeout bounds a file upload. 0 → 5m.
+	UploadTimeout time.Duration
+	// Gatherer serves /metrics. nil → the Registerer given to New when it is
+	// also a Gatherer (a *prometheus.Registry is), else
+	// prometheus.DefaultGatherer.
+	Gatherer prometheus.Gatherer
+}
+
+// Defaults of Config.
+const (
+	DefaultMaxBodyBytes      = 1 << 20
+	DefaultHeartbeatInterval = 15 * time.Second
+	DefaultTicketTTL         = 60 * time.Second
+	DefaultMaxTickets        = 100000
+	DefaultMaxStreams        = 10000
+	DefaultWriteTimeout      = 10 * time.Second
+	DefaultRetryHint         = 3 * time.Second
+	DefaultRequestTimeout    = 30 * time.Second
+	DefaultUploadTimeout     = 5 * time.Minute
+)
+
+// withDefaults fills in every zero field.
+func (c Config) withDefaults() Config {
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.HeartbeatInterval <= 0 {
+		c.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if c.TicketTTL <= 0 {
+		c.TicketTTL = DefaultTicketTTL
+	}
+	if c.MaxTickets <= 0 {
+		c.MaxTickets = DefaultMaxTickets
+	}
+	if c.MaxStreams <= 0 {
+		c.MaxStreams = DefaultMaxStreams
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.RetryHint <= 0 {
+		c.RetryHint = DefaultRetryHint
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.UploadTimeout <= 0 {
+		c.UploadTimeout = DefaultUploadTimeout
+	}
+	return c
+}
+
+// Validate reports a configuration that cannot work: negative values, and
+// origins that are neither "*" nor a scheme://host[:port] origin.
+func (c Config) Validate() error {
+	var errs []error
+	if c.MaxBodyBytes < 0 || c.MaxTickets < 0 || c.MaxStreams < 0 {
+		errs = append(errs, errors.New("httpapi: limits must not be negative"))
+	}
+	if c.HeartbeatInterval < 0 || c.TicketTTL < 0 || c.WriteTimeout < 0 ||
+		c.RetryHint < 0 || c.RequestTimeout < 0 || c.UploadTimeout < 0 {
+		errs = append(errs, errors.New("httpapi: durations must not be negative"))
+	}
+	for _, o := range c.AllowedOrigins {
+		if err := validOrigin(o); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func validOrigin(o string) error {
+	if o == "*" {
+		return nil
+	}
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil ||
+		strings.TrimRight(o, "/") != u.Scheme+"://"+u.Host {
+		return fmt.Errorf("httpapi: bad CORS origin %q (want scheme://host[:port] or *)", o)
+	}
+	return nil
+}

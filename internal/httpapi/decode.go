@@ -1,0 +1,237 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"math"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
+)
+
+// SDK pagination limits (index.js) and their reasons.
+const (
+	chatsMaxLimit   = 25
+	threadsMaxLimit = 1000
+	maxIDLen        = 128
+	maxThreadIDs    = 1000
+	maxCursorLen    = 1024
+)
+
+func limitTooHigh(max int) string {
+	return "Specified limit is too high (max " + strconv.Itoa(max) + ")."
+}
+
+// readBody reads a JSON request body (bounded by limitBody) and checks it is
+// one valid JSON value. An empty body is nil.
+func readBody(r *http.Request) (json.RawMessage, error) {
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, err
+		}
+		return nil, invalidArgs("could not read the request body")
+	}
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return nil, nil
+	}
+	if !json.Valid(b) {
+		return nil, invalidArgs("request body is not valid JSON")
+	}
+	if !utf8.Valid(b) {
+		return nil, invalidArgs("request body is not valid UTF-8")
+	}
+	return b, nil
+}
+
+// body is a request body that is a JSON object, its members in order.
+type body struct {
+	obj chatio.Object
+}
+
+// objectBody reads a body that must be a JSON object; an empty body is {}
+// when emptyOK, else an error.
+func objectBody(r *http.Request, emptyOK bool) (body, error) {
+	raw, err := readBody(r)
+	if err != nil {
+		return body{}, err
+	}
+	if raw == nil {
+		if emptyOK {
+			return body{obj: chatio.Object{}}, nil
+		}
+		return body{}, invalidArgs("request body must be a JSON object")
+	}
+	if raw[0] != '{' {
+		return body{}, invalidArgs("request body must be a JSON object")
+	}
+	o, err := chatio.ParseObject(raw)
+	if err != nil {
+		return body{}, invalidArgs("request body must be a JSON object")
+	}
+	if o == nil {
+		o = chatio.Object{}
+	}
+	return body{obj: o}, nil
+}
+
+// get returns the raw value of key; nil when absent.
+func (b body) get(key string) json.RawMessage { return b.obj.Raw(key) }
+
+func jsonKind(v json.RawMessage) byte {
+	if len(v) == 0 {
+		return 0
+	}
+	switch v[0] {
+	case '{':
+		return 'o'
+	case '[':
+		return 'a'
+	case '"':
+		return 's'
+	case 't', 'f':
+		return 'b'
+	case 'n':
+		return 'n'
+	default:
+		return 'd'
+	}
+}
+
+// optString returns the string under key; ok false when absent. Present
+// values of another type (null included) are INVALID_ARGS.
+func (b body) optString(key string) (s string, ok bool, err error) {
+	v := b.get(key)
+	if v == nil || string(v) == "null" {
+		// null is absent: the SDK only uses a value that is a string
+		// (clientDataParsers.parseEvent: typeof customId === 'string').
+		return "", false, nil
+	}
+	if jsonKind(v) != 's' || json.Unmarshal(v, &s) != nil {
+		return "", false, invalidArgs(key + " must be a string")
+	}
+	return s, true, nil
+}
+
+// reqString returns the required string under key.
+func (b body) reqString(key string) (string, error) {
+	s, ok, err := b.optString(key)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", invalidArgs(key + " is required")
+	}
+	return s, nil
+}
+
+// optKind checks that key, when present, holds a JSON value of kind k
+// ('o' object, 'a' array, 'd' number) or null; it returns the raw value.
+// A null is returned as is: the SDK forwards a present null upstream
+// (parseStartChatData: properties !== undefined).
+func (b body) optKind(key string, k byte) (json.RawMessage, error) {
+	v := b.get(key)
+	if v == nil || string(v) == "null" {
+		return v, nil
+	}
+	if jsonKind(v) != k {
+		return nil, invalidArgs(key + " must be " + kindName(k))
+	}
+	return v, nil
+}
+
+func kindName(k byte) string {
+	switch k {
+	case 'o':
+		return "an object"
+	case 'a':
+		return "an array"
+	case 'd':
+		return "a number"
+	case 's':
+		return "a string"
+	}
+	return "a value"
+}
+
+// arrayOfObjects checks that raw is an array whose elements are objects.
+func arrayOfObjects(key string, raw json.RawMessage) error {
+	var elems []json.RawMessage
+	if err := json.Unmarshal(raw, &elems); err != nil {
+		return invalidArgs(key + " must be an array")
+	}
+	for i, e := range elems {
+		if jsonKind(bytes.TrimSpace(e)) != 'o' {
+			return invalidArgs(key + "[" + strconv.Itoa(i) + "] must be an object")
+		}
+	}
+	return nil
+}
+
+// ---- path and query ----
+
+// pathID returns the path parameter name, unescaped and checked: non-empty,
+// at most 128 bytes, valid UTF-8, no control characters.
+func pathID(r *http.Request, name string) (string, error) {
+	raw := chi.URLParam(r, name)
+	v, err := url.PathUnescape(raw)
+	if err != nil {
+		return "", invalidArgs(name + " id is not a valid path segment")
+	}
+	if err := checkID(name, v); err != nil {
+		return "", err
+	}
+	return v, nil
+}
+
+func checkID(name, v string) error {
+	if v == "" {
+		return invalidArgs(name + " id must not be empty")
+	}
+	if len(v) > maxIDLen {
+		return invalidArgs(name + " id is too long (max " + strconv.Itoa(maxIDLen) + " bytes)")
+	}
+	if !utf8.ValidString(v) {
+		return invalidArgs(name + " id is not valid UTF-8")
+	}
+	for _, c := range v {
+		if c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0) {
+			return invalidArgs(name + " id must not contain control characters")
+		}
+	}
+	return nil
+}
+
+// queryInt returns the query parameter name as an integer ≥ 0 (def when
+// absent); above max → the SDK's INVALID_ARGS reason.
+func queryInt(q url.Values, name string, def, max int) (int, error) {
+	vs, ok := q[name]
+	if !ok || len(vs) == 0 {
+		return def, nil
+	}
+	if len(vs) > 1 {
+		return 0, invalidArgs(name + " is given more than once")
+	}
+	v := vs[0]
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 || strings.HasPrefix(v, "+") {
+		return 0, invalidArgs(name + " must be an integer ≥ 0")
+	}
+	if max > 0 && n > int64(max) {
+		return 0, invalidArgs(limitTooHigh(max))
+	}
+	if n > math.MaxInt32 {
+		return 0, invalidArgs(name + " is too large")
+	}
+	return int(n), nil
+}

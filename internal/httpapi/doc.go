@@ -1,0 +1,32 @@
+// Package httpapi is the gateway's HTTP surface: the chi router with every
+// route of the HTTP contract (shared/API.md, api/openapi.yaml), the REST
+// handlers that turn a call into one SDK method on the customer's session,
+// the Server-Sent-Events stream of the session's events, stream tickets for
+// browsers, CORS, health, readiness, metrics and the embedded OpenAPI
+// document.
+//
+// # Requests
+//
+// Every /v1 call carries "Authorization: Bearer <token>" (the event stream
+// may carry a single-use ticket instead). A handler validates its input
+// before anything goes upstream (bad input → 400 INVALID_ARGS, never
+// forwarded), acquires the token's session from the pool, runs the SDK
+// method through Session.Do and answers with exactly what the SDK method's
+// promise resolves to. Every error goes through one function, writeError,
+// which maps error families to the contract's codes and statuses; a 500
+// carries no internal detail.
+//
+// # Concurrency
+//
+// A Server is safe for concurrent use. Its mutable state is the ticket store
+// (guarded by its own mutex), the open-stream counter (atomic) and the
+// draining flag (closed channel, set once by SetDraining). Each stream
+// handler runs in its request's goroutine and owns its Subscriber: it reads
+// the subscriber's channel in one select with the request context, the
+// server's drain signal and a heartbeat timer (reset after each event), and
+// closes the subscriber when it returns. Stream writes carry a per-write
+// deadline (http.ResponseController) instead of a server WriteTimeout.
+//
+// Tokens are never logged, never put in a metric label and never accepted in
+// a URL; the access log carries the route pattern, not the query string.
+package httpapi

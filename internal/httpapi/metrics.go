@@ -1,0 +1,113 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
+	"github.com/chatio-gateway/chatio-gateway/internal/session"
+)
+
+// metrics of the HTTP layer. Labels carry routes, methods, codes, actions
+// and outcomes: never a token, customer id or chat id.
+type metrics struct {
+	requests      *prometheus.CounterVec   // route, method, code
+	duration      *prometheus.HistogramVec // route, method
+	upstream      *prometheus.CounterVec   // action, outcome
+	upstreamTime  *prometheus.HistogramVec // action
+	streamsOpen   prometheus.Gauge
+	streamsOpened prometheus.Counter
+	streamEnds    *prometheus.CounterVec // reason
+	tickets       *prometheus.CounterVec // outcome
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_http_requests_total", Help: "HTTP requests answered, by route pattern, method and status code.",
+		}, []string{"route", "method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "gateway_http_request_duration_seconds", Help: "Time to answer an HTTP request (a stream: its lifetime), by route pattern and method.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 1800},
+		}, []string{"route", "method"}),
+		upstream: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_upstream_calls_total", Help: "SDK methods carried out upstream for REST calls, by action and outcome.",
+		}, []string{"action", "outcome"}),
+		upstreamTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "gateway_upstream_call_duration_seconds", Help: "Time of an upstream call made for a REST call, by action.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"action"}),
+		streamsOpen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gateway_streams_open", Help: "Event streams (GET /v1/events) open in this process.",
+		}),
+		streamsOpened: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gateway_streams_opened_total", Help: "Event streams opened.",
+		}),
+		streamEnds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_streams_closed_total", Help: "Event streams ended (or refused for load: refused_full), by reason.",
+		}, []string{"reason"}),
+		tickets: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_stream_tickets_total", Help: "Stream tickets issued and redeemed, by outcome.",
+		}, []string{"outcome"}),
+	}
+	if reg != nil {
+		m.requests = register(reg, m.requests)
+		m.duration = register(reg, m.duration)
+		m.upstream = register(reg, m.upstream)
+		m.upstreamTime = register(reg, m.upstreamTime)
+		m.streamsOpen = register(reg, m.streamsOpen)
+		m.streamsOpened = register(reg, m.streamsOpened)
+		m.streamEnds = register(reg, m.streamEnds)
+		m.tickets = register(reg, m.tickets)
+	}
+	return m
+}
+
+// register registers c, or returns the collector already registered under
+// the same description (two servers sharing a registry share the series).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		panic(err)
+	}
+	return c
+}
+
+// outcome is the label of an upstream call's result.
+func outcome(err error) string {
+	var re *chatio.RequestError
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, chatio.ErrAuthentication):
+		return "authentication"
+	case errors.As(err, &re):
+		return "request_failed"
+	case errors.Is(err, chatio.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.Is(err, session.ErrOverloaded):
+		return "overloaded"
+	case errors.Is(err, chatio.ErrConnectionLost), errors.Is(err, chatio.ErrClosed), errors.Is(err, session.ErrSessionClosed):
+		return "connection_lost"
+	case errors.Is(err, chatio.ErrFileTooLarge):
+		return "too_large"
+	default:
+		return "error"
+	}
+}
+
+// observeCall records one upstream call.
+func (m *metrics) observeCall(action string, start time.Time, err error) {
+	m.upstream.WithLabelValues(action, outcome(err)).Inc()
+	m.upstreamTime.WithLabelValues(action).Observe(time.Since(start).Seconds())
+}

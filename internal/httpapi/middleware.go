@@ -1,0 +1,260 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"go.uber.org/zap"
+)
+
+// writeJSON answers v as JSON (HTML characters not escaped, as
+// JSON.stringify does).
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	var buf strings.Builder
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		status = http.StatusInternalServerError
+		buf.Reset()
+		buf.WriteString(`{"code":"INTERNAL","message":"internal error"}` + "\n")
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(buf.String()))
+}
+
+// ---- request id ----
+
+const requestIDHeader = "X-Request-Id"
+
+// requestIDs takes the client's X-Request-Id when it is short and made of
+// safe characters, else makes one, stores it where chi's middleware.GetReqID
+// finds it, and echoes it in the answer.
+func requestIDs(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get(requestIDHeader)
+		if !safeRequestID(id) {
+			var b [12]byte
+			_, _ = rand.Read(b[:])
+			id = hex.EncodeToString(b[:])
+		}
+		w.Header().Set(requestIDHeader, id)
+		ctx := context.WithValue(r.Context(), middleware.RequestIDKey, id)
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+func safeRequestID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func requestID(ctx context.Context) string { return middleware.GetReqID(ctx) }
+
+// ---- status recording ----
+
+// statusWriter records the status and size of an answer. Unwrap lets
+// http.ResponseController reach the connection (flush, write deadlines).
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (sw *statusWriter) WriteHeader(code int) {
+	if sw.status == 0 && code >= 200 {
+		sw.status = code
+	}
+	sw.ResponseWriter.WriteHeader(code)
+}
+
+func (sw *statusWriter) Write(b []byte) (int, error) {
+	if sw.status == 0 {
+		sw.status = http.StatusOK
+	}
+	n, err := sw.ResponseWriter.Write(b)
+	sw.bytes += int64(n)
+	return n, err
+}
+
+// Flush keeps http.Flusher visible through the wrapper.
+func (sw *statusWriter) Flush() {
+	if sw.status == 0 {
+		sw.status = http.StatusOK
+	}
+	_ = http.NewResponseController(sw.ResponseWriter).Flush()
+}
+
+func (sw *statusWriter) Unwrap() http.ResponseWriter { return sw.ResponseWriter }
+
+// ---- access log and metrics ----
+
+// quietRoutes are logged at debug: probes and scrapes.
+var quietRoutes = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
+
+// observe writes the access log line and the request metrics. It logs the
+// route pattern, never the path or query (ids, tickets) nor a header.
+func (s *Server) observe(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			status := sw.status
+			if status == 0 {
+				status = http.StatusOK // the handler wrote nothing
+			}
+			route := routeLabel(r)
+			d := time.Since(start)
+			s.m.requests.WithLabelValues(route, r.Method, strconv.Itoa(status)).Inc()
+			s.m.duration.WithLabelValues(route, r.Method).Observe(d.Seconds())
+			lvl := zap.InfoLevel
+			if quietRoutes[route] {
+				lvl = zap.DebugLevel
+			}
+			if ce := s.log.Check(lvl, "http request"); ce != nil {
+				ce.Write(
+					zap.String("method", r.Method),
+					zap.String("route", route),
+					zap.Int("status", status),
+					zap.Duration("duration", d),
+					zap.Int64("bytes", sw.bytes),
+					zap.String("request_id", requestID(r.Context())),
+				)
+			}
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+// routeLabel is the matched chi pattern: bounded cardinality, no ids.
+func routeLabel(r *http.Request) string {
+	if rc := chi.RouteContext(r.Context()); rc != nil {
+		if p := rc.RoutePattern(); p != "" {
+			return p
+		}
+	}
+	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+		return "cors_preflight"
+	}
+	return "unmatched"
+}
+
+// ---- panics ----
+
+// recoverer turns a handler's panic into a 500 without internal detail
+// (when nothing was written yet) and logs it with its stack.
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if v == http.ErrAbortHandler { //nolint:errorlint // the sentinel is compared as net/http does
+				panic(v)
+			}
+			s.log.Error("handler panicked",
+				zap.String("request_id", requestID(r.Context())),
+				zap.String("route", routeLabel(r)),
+				zap.Any("panic", v), zap.Stack("stack"))
+			if sw, ok := w.(*statusWriter); ok && sw.status != 0 {
+				panic(http.ErrAbortHandler) // the answer has begun: cut the connection
+			}
+			writeJSON(w, http.StatusInternalServerError, errorBody{Code: CodeInternal, Message: "internal error"})
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// ---- CORS ----
+
+const (
+	corsAllowMethods  = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
+	corsAllowHeaders  = "Authorization, Content-Type, Last-Event-ID, X-Request-Id"
+	corsExposeHeaders = "Retry-After, X-Request-Id"
+	corsMaxAge        = "600"
+)
+
+// cors answers preflights and marks answers to allowed origins. Without
+// configured origins it does nothing.
+func (s *Server) cors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		origin := r.Header.Get("Origin")
+		if len(s.origins) == 0 || origin == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		h := w.Header()
+		h.Add("Vary", "Origin")
+		allowed := s.anyOrigin || s.origins[strings.TrimRight(origin, "/")]
+		preflight := r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != ""
+		if allowed {
+			if s.anyOrigin {
+				h.Set("Access-Control-Allow-Origin", "*")
+			} else {
+				h.Set("Access-Control-Allow-Origin", origin)
+			}
+			h.Set("Access-Control-Expose-Headers", corsExposeHeaders)
+		}
+		if !preflight {
+			next.ServeHTTP(w, r)
+			return
+		}
+		h.Add("Vary", "Access-Control-Request-Method")
+		h.Add("Vary", "Access-Control-Request-Headers")
+		if allowed {
+			h.Set("Access-Control-Allow-Methods", corsAllowMethods)
+			h.Set("Access-Control-Allow-Headers", corsAllowHeaders)
+			h.Set("Access-Control-Max-Age", corsMaxAge)
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+// ---- limits ----
+
+// limitBody caps the request body at n bytes: a declared length above it is
+// refused at once, a longer body fails its read with *http.MaxBytesError.
+func (s *Server) limitBody(n int64) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.ContentLength > n {
+				s.writeError(w, r, &http.MaxBytesError{Limit: n})
+				return
+			}
+			r.Body = http.MaxBytesReader(w, r.Body, n)
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// deadline bounds a REST call's context. (Not chi's middleware.Timeout: the
+// handler maps the deadline to TIMEOUT itself, and the stream has none.)
+func deadline(d time.Duration) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ctx, cancel := context.WithTimeout(r.Context(), d)
+			defer cancel()
+			next.ServeHTTP(w, r.WithContext(ctx))
+		})
+	}
+}

@@ -1,0 +1,194 @@
+package httpapi
+
+import (
+	"github.com/chatio-gateway/chatio-gateway/web"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+
+	"github.com/chatio-gateway/chatio-gateway/api"
+	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
+	"github.com/chatio-gateway/chatio-gateway/internal/session"
+)
+
+// fileBodyOverhead is what a multipart body may carry beside the file: the
+// boundaries, part headers and the customId field.
+const fileBodyOverhead = 64 << 10
+
+// Server is the gateway's HTTP surface. Build it with New; serve Handler.
+type Server struct {
+	cfg        Config        // immutable, defaults filled in
+	pool       *session.Pool // immutable
+	log        *zap.Logger   // immutable
+	m          *metrics      // immutable; collectors are goroutine-safe
+	gatherer   prometheus.Gatherer
+	handler    http.Handler    // immutable: the router with its middleware
+	tickets    *ticketStore    // guarded by its own mutex
+	origins    map[string]bool // immutable: allowed CORS origins
+	anyOrigin  bool            // immutable: "*" was allowed
+	retryAfter string          // immutable: Retry-After value in seconds
+	retryField string          // immutable: the stream's "retry: N\n" line
+
+	streams atomic.Int64 // open event streams
+
+	drainOnce sync.Once
+	drain     chan struct{} // closed by SetDraining
+}
+
+// New builds the server. A nil log logs nothing; a nil reg registers no
+// metrics. cfg is taken with its defaults filled in; New panics when
+// cfg.Validate fails (a programming error: validate configuration first).
+func New(cfg Config, pool *session.Pool, log *zap.Logger, reg prometheus.Registerer) *Server {
+	if err := cfg.Validate(); err != nil {
+		panic(err)
+	}
+	cfg = cfg.withDefaults()
+	if log == nil {
+		log = zap.NewNop()
+	}
+	s := &Server{
+		cfg:     cfg,
+		pool:    pool,
+		log:     log,
+		m:       newMetrics(reg),
+		tickets: newTicketStore(cfg.TicketTTL, cfg.MaxTickets),
+		origins: make(map[string]bool),
+		drain:   make(chan struct{}),
+	}
+	for _, o := range cfg.AllowedOrigins {
+		if o == "*" {
+			s.anyOrigin = true
+		}
+		s.origins[strings.TrimRight(o, "/")] = true
+	}
+	s.gatherer = cfg.Gatherer
+	if s.gatherer == nil {
+		if g, ok := reg.(prometheus.Gatherer); ok {
+			s.gatherer = g
+		} else {
+			s.gatherer = prometheus.DefaultGatherer
+		}
+	}
+	s.retryAfter = strconv.Itoa(int(math.Ceil(cfg.RetryHint.Seconds())))
+	s.retryField = "retry: " + strconv.FormatInt(cfg.RetryHint.Milliseconds(), 10) + "\n"
+	s.handler = s.routes()
+	return s
+}
+
+// Handler is the router with every route and middleware.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// ServeHTTP serves the router, so that a *Server is an http.Handler too.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// SetDraining turns readiness off and ends every open event stream with a
+// retry hint; new streams are refused (503 OVERLOADED). REST calls go on.
+// Idempotent.
+func (s *Server) SetDraining() {
+	s.drainOnce.Do(func() { close(s.drain) })
+}
+
+// Ready reports whether the server takes new work (false once draining).
+func (s *Server) Ready() bool {
+	select {
+	case <-s.drain:
+		return false
+	default:
+		return true
+	}
+}
+
+// OpenStreams is the number of event streams open now.
+func (s *Server) OpenStreams() int { return int(s.streams.Load()) }
+
+// routes builds the router. Every route here is in api/openapi.yaml and the
+// reverse (TestRoutesMatchSpec).
+func (s *Server) routes() chi.Router {
+	r := chi.NewRouter()
+	r.Use(requestIDs, s.observe, s.recoverer, s.cors)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, errorBody{Code: "NOT_FOUND", Message: "no such route"})
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusMethodNotAllowed, errorBody{Code: "METHOD_NOT_ALLOWED", Message: "method not allowed on this route"})
+	})
+
+	r.Get("/healthz", s.healthz)
+	r.Get("/readyz", s.readyz)
+	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))
+	r.Get("/openapi.yaml", s.openapi)
+
+	// The demo widget and the API reference (package web).
+	widget, docs := web.Handler(), web.DocsHandler()
+	for _, p := range []string{"/", "/index.html", "/app.js", "/style.css"} {
+		r.Method(http.MethodGet, p, widget)
+	}
+	r.Method(http.MethodGet, "/docs", docs)
+	r.Method(http.MethodGet, "/docs/{asset}", docs)
+
+	r.Route("/v1", func(r chi.Router) {
+		// The stream: no body, no deadline.
+		r.Get("/events", s.events)
+
+		r.Group(func(r chi.Router) {
+			r.Use(s.limitBody(s.cfg.MaxBodyBytes), deadline(s.cfg.RequestTimeout))
+			r.Post("/tickets", s.rest(s.postTicket))
+			r.Get("/session", s.rest(s.getSession))
+			r.Delete("/session", s.rest(s.deleteSession))
+			r.Patch("/customer", s.rest(s.updateCustomer))
+
+			r.Post("/chats", s.rest(s.startChat))
+			r.Get("/chats", s.rest(s.getChatsSummary))
+			r.Get("/chats/{chat}/threads", s.rest(s.getChatThreads))
+			r.Get("/chats/{chat}/threads-summary", s.rest(s.getChatThreadsSummary))
+			r.Get("/chats/{chat}/history", s.rest(s.getChatHistory))
+			r.Post("/chats/{chat}/events", s.rest(s.sendEvent))
+			r.Post("/chats/{chat}/messages", s.rest(s.sendMessage))
+			r.Post("/chats/{chat}/rating", s.rest(s.sendRating))
+			r.Put("/chats/{chat}/sneak-peek", s.rest(s.setSneakPeek))
+			r.Post("/chats/{chat}/close-thread", s.rest(s.closeThread))
+			r.Patch("/chats/{chat}/properties", s.rest(s.updateChatProperties))
+			r.Patch("/chats/{chat}/threads/{thread}/properties", s.rest(s.updateChatThreadProperties))
+			r.Post("/chats/{chat}/last-seen", s.rest(s.updateLastSeenTimestamp))
+		})
+
+		// The file upload has its own body limit and deadline.
+		r.Group(func(r chi.Router) {
+			r.Use(deadline(s.cfg.UploadTimeout))
+			r.Post("/chats/{chat}/files", s.sendFile)
+		})
+	})
+	return r
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if !s.Ready() {
+		w.Header().Set("Retry-After", s.retryAfter)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *Server) openapi(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Type", "application/yaml; charset=utf-8")
+	h.Set("Cache-Control", "public, max-age=300")
+	h.Set("X-Content-Type-Options", "nosniff")
+	_, _ = w.Write(api.OpenAPI)
+}
+
+// fileLimit is the most a file upload's body may hold.
+const fileLimit = chatio.MaxFileSize + fileBodyOverhead
