@@ -1,9 +1,10 @@
 package chatio
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
-	"sort"
+	"strconv"
 )
 
 // This file converts wire objects into what the SDK 0.9.1 resolves and
@@ -14,7 +15,10 @@ import (
 //     and a null stays null, exactly as JavaScript's undefined and null
 //     survive JSON.stringify;
 //   - timestamps: seconds → milliseconds when a number, else null;
-//   - sorting is JavaScript's stable numeric sort.
+//   - sorting is V8's Array.prototype.sort (jsSort) with the SDK's own
+//     comparators, values going through JavaScript's subtraction (ToNumber),
+//     so that even orders that are not numbers sort as in the SDK;
+//   - an Object encodes in JavaScript's key order (array indices first).
 
 // Event is one SDK event: its name and its data. Data encodes (json.Marshal)
 // to exactly the JSON of what the SDK emits; nil data encodes as null.
@@ -64,10 +68,10 @@ func parseEvent(thread json.RawMessage, w Object) Object {
 	if c := w.Raw("custom_id"); c != nil {
 		o = append(o, Member{"customId", c})
 	}
-	switch jsString(w.Raw("type")) {
-	case "message":
+	switch t := w.Raw("type"); { // switch (event.type): strict equality
+	case isJSString(t, "message"):
 		o = append(o, Member{"type", json.RawMessage(`"message"`)}, Member{"text", w.Raw("text")})
-	case "file":
+	case isJSString(t, "file"):
 		o = append(o,
 			Member{"type", json.RawMessage(`"file"`)},
 			Member{"contentType", w.Raw("content_type")},
@@ -87,16 +91,13 @@ func parseEvent(thread json.RawMessage, w Object) Object {
 	return o
 }
 
-// eventOrder is the numeric `order` of a wire event, NaN-free: ok false
-// when it is not a number (such events compare equal to every other).
-func eventOrder(w Object) (float64, bool) { return number(w.Raw("order")) }
-
-// sortByOrder sorts wire objects by their numeric "order", stably.
+// sortByOrder is numericSortBy('order', ws) of @livechat/data-utils:
+// Array.prototype.sort with (a, b) => a.order - b.order, JavaScript's
+// subtraction converting each order with ToNumber (null is 0, a numeric
+// string its number, undefined NaN: compares equal to everything).
 func sortByOrder(ws []Object) {
-	sort.SliceStable(ws, func(i, j int) bool {
-		a, okA := eventOrder(ws[i])
-		b, okB := eventOrder(ws[j])
-		return okA && okB && a < b
+	jsSort(ws, func(a, b Object) float64 {
+		return jsToNumber(a.Raw("order")) - jsToNumber(b.Raw("order"))
 	})
 }
 
@@ -163,7 +164,7 @@ func ParseUser(user json.RawMessage) (Object, error) {
 }
 
 func parseUser(w Object) Object {
-	if string(w.Raw("type")) == `"agent"` {
+	if isJSString(w.Raw("type"), "agent") { // user.type === 'agent'
 		return Object{
 			{"id", w.Raw("id")},
 			{"type", w.Raw("type")},
@@ -393,14 +394,13 @@ func ResultPushNewEvents(f Frame) ([]Event, error) {
 func ResultEvents(action string, payload json.RawMessage) ([]Event, error) {
 	switch action {
 	case ActionGetChatThreads:
-		p, err := ParseObject(payload)
-		if err != nil {
+		// parseGetChatThreadsResponse parses the threads before the users:
+		// threads it cannot parse throw, and no user_data is emitted.
+		if _, err := ParseChatThreads(payload); err != nil {
 			return nil, err
 		}
-		chat, err := ParseObject(p.Raw("chat"))
-		if err != nil {
-			return nil, fmt.Errorf("chat: %w", err)
-		}
+		p, _ := ParseObject(payload)
+		chat, _ := ParseObject(p.Raw("chat"))
 		users, err := parseUsers(chat.Raw("users"))
 		if err != nil {
 			return nil, err
@@ -554,7 +554,7 @@ func parseStartChat(payload json.RawMessage) (Object, error) {
 // ChatsSummary is what getChatsSummary resolves and what connected and
 // connection_restored carry.
 type ChatsSummary struct {
-	ChatsSummary []Object       `json:"chatsSummary"`
+	ChatsSummary []Object        `json:"chatsSummary"`
 	TotalChats   json.RawMessage `json:"totalChats,omitempty"`
 }
 
@@ -571,32 +571,34 @@ func ParseChatsSummary(payload json.RawMessage) (ChatsSummary, []Event, error) {
 		return cs, nil, fmt.Errorf("chats_summary: %w", err)
 	}
 	cs.TotalChats = p.Raw("total_chats")
-	cs.ChatsSummary = make([]Object, len(summaries))
-	keys := make([]float64, len(summaries))
+	type keyed struct {
+		summary Object
+		key     float64
+	}
+	list := make([]keyed, len(summaries))
 	var users []Event
 	for i, w := range summaries {
 		s, key, us, err := parseChatSummary(w)
 		if err != nil {
 			return cs, nil, err
 		}
-		cs.ChatsSummary[i], keys[i] = s, key
+		list[i] = keyed{s, key}
 		users = append(users, us...)
 	}
-	idx := make([]int, len(summaries))
-	for i := range idx {
-		idx[i] = i
+	// numericSortBy(({lastEvent, order}) => -1 * (lastEvent !== undefined
+	// ? lastEvent.timestamp : order)): newest first.
+	jsSort(list, func(a, b keyed) float64 { return a.key - b.key })
+	cs.ChatsSummary = make([]Object, len(list))
+	for i, k := range list {
+		cs.ChatsSummary[i] = k.summary
 	}
-	sort.SliceStable(idx, func(a, b int) bool { return keys[idx[a]] < keys[idx[b]] })
-	sorted := make([]Object, len(idx))
-	for i, j := range idx {
-		sorted[i] = cs.ChatsSummary[j]
-	}
-	cs.ChatsSummary = sorted
 	return cs, users, nil
 }
 
 // parseChatSummary returns one parsed summary, its sort key
-// (-(lastEvent.timestamp ?? order)), and user_data events for its users.
+// (-1 * (lastEvent.timestamp or order), null counting as 0, an infinite
+// timestamp as infinite although it prints null), and user_data events for
+// its users.
 func parseChatSummary(w Object) (Object, float64, []Event, error) {
 	props := w.Raw("properties")
 	if props == nil {
@@ -617,75 +619,105 @@ func parseChatSummary(w Object) (Object, float64, []Event, error) {
 	if seen == nil {
 		seen = Object{}
 	}
-	order := msTimestamp(w.Raw("order"))
 	s := Object{
 		{"id", w.Raw("id")},
-		{"order", order},
+		{"order", msTimestamp(w.Raw("order"))},
 		{"properties", props},
 		{"users", ids},
 		{"lastSeenTimestamps", seen},
 	}
-	sortTS := order
+	sortTS := w.Raw("order")
 	if lept := w.Raw("last_event_per_type"); truthy(lept) {
-		perType, last, err := parseLastEvents(lept)
+		perType, last, lastTS, err := parseLastEvents(lept)
 		if err != nil {
 			return nil, 0, nil, err
 		}
 		s = append(s, Member{"lastEventsPerType", perType})
 		if last != nil {
 			s = append(s, Member{"lastEvent", last})
-			sortTS = last.Raw("timestamp")
+			sortTS = lastTS
 		}
 	}
-	key, _ := number(sortTS) // null → 0, as -1 * null is -0 in JavaScript
-	return s, -key, events, nil
+	key, _ := serverTimestamp(sortTS) // null → 0, as -1 * null is -0 in JavaScript
+	return s, -1 * key, events, nil
 }
 
-// parseLastEvents maps last_event_per_type through parseEvent and picks the
-// newest entry: same thread → by event order, else by thread order; the
-// SDK then looks the winner up by its event's type.
-func parseLastEvents(raw json.RawMessage) (Object, Object, error) {
-	lept, err := ParseObject(raw)
-	if err != nil {
-		// Object.keys of a truthy non-object (a number, a string…) is empty
-		// or of characters; treat anything but an object as no entries.
-		return Object{}, nil, nil
+// parseLastEvents maps last_event_per_type through parseEvent
+// (lastEventsPerType) and picks lastEvent: the entries, in Object.keys
+// order, sorted by the SDK's comparator (same thread_id, by ===: by event
+// order, else by thread_order; both through JavaScript's subtraction), the
+// last one's event.type looked up in lastEventsPerType. It also returns the
+// winner's wire timestamp, the chats' sort key.
+func parseLastEvents(raw json.RawMessage) (perType Object, last Object, lastTS json.RawMessage, err error) {
+	lept, err := lastEventsObject(raw)
+	if err != nil || len(lept) == 0 {
+		return Object{}, nil, nil, err
 	}
 	type entry struct {
 		threadID    json.RawMessage
-		threadOrder float64
-		eventOrder  float64
-		eventType   string
+		threadOrder json.RawMessage
+		event       Object
 	}
-	perType := make(Object, 0, len(lept))
+	lept = jsKeyOrder(lept) // Object.keys order
+	perType = make(Object, 0, len(lept))
+	wireTS := make(map[string]json.RawMessage, len(lept))
 	entries := make([]entry, 0, len(lept))
 	for _, m := range lept {
 		v, err := ParseObject(m.Value.(json.RawMessage))
 		if err != nil {
-			return nil, nil, fmt.Errorf("last_event_per_type.%s: %w", m.Key, err)
+			return nil, nil, nil, fmt.Errorf("last_event_per_type.%s: %w", m.Key, err)
 		}
 		ev, err := ParseObject(v.Raw("event"))
 		if err != nil {
-			return nil, nil, fmt.Errorf("last_event_per_type.%s.event: %w", m.Key, err)
+			return nil, nil, nil, fmt.Errorf("last_event_per_type.%s.event: %w", m.Key, err)
 		}
 		perType = append(perType, Member{m.Key, parseEvent(v.Raw("thread_id"), ev)})
-		to, _ := number(v.Raw("thread_order"))
-		eo, _ := number(ev.Raw("order"))
-		entries = append(entries, entry{v.Raw("thread_id"), to, eo, jsString(ev.Raw("type"))})
+		wireTS[m.Key] = ev.Raw("timestamp")
+		entries = append(entries, entry{v.Raw("thread_id"), v.Raw("thread_order"), ev})
 	}
-	sort.SliceStable(entries, func(i, j int) bool {
-		a, b := entries[i], entries[j]
-		if string(a.threadID) == string(b.threadID) {
-			return a.eventOrder < b.eventOrder
+	jsSort(entries, func(a, b entry) float64 {
+		if jsStrictEqual(a.threadID, b.threadID) {
+			return jsToNumber(a.event.Raw("order")) - jsToNumber(b.event.Raw("order"))
 		}
-		return a.threadOrder < b.threadOrder
+		return jsToNumber(a.threadOrder) - jsToNumber(b.threadOrder)
 	})
-	if len(entries) == 0 {
-		return perType, nil, nil
+	// lastEventsPerType[last.event.type]: the parsed event stored under the
+	// winner's type, which need not be the winner's own key.
+	key := jsString(entries[len(entries)-1].event.Raw("type"))
+	found, _ := perType.Get(key).(Object)
+	if found == nil {
+		return perType, nil, nil, nil // undefined: no lastEvent
 	}
-	winner, _ := perType.Get(entries[len(entries)-1].eventType).(Object)
-	if winner == nil {
-		return perType, nil, nil
+	return perType, append(Object(nil), found...), wireTS[key], nil // cloneDeep
+}
+
+// lastEventsObject is what Object.keys/mapValues see of a truthy
+// last_event_per_type: an object's members; an array's elements under
+// "0", "1", …; nothing for a number or true. Object.keys of a string gives
+// its characters, whose event is undefined: parseEvent throws.
+func lastEventsObject(raw json.RawMessage) (Object, error) {
+	raw = bytes.TrimSpace(raw)
+	switch raw[0] {
+	case '{':
+		return ParseObject(raw)
+	case '[':
+		elems, err := ParseArray(raw)
+		if err != nil {
+			return nil, err
+		}
+		o := make(Object, len(elems))
+		for i, e := range elems {
+			o[i] = Member{strconv.Itoa(i), e}
+		}
+		return o, nil
+	case '"':
+		return nil, fmt.Errorf("last_event_per_type is a string: the SDK throws")
 	}
-	return perType, append(Object(nil), winner...), nil
+	return nil, nil
+}
+
+// isJSString reports whether r is the JSON string s (v === s).
+func isJSString(r json.RawMessage, s string) bool {
+	r = bytes.TrimSpace(r)
+	return len(r) > 0 && r[0] == '"' && jsString(r) == s
 }
