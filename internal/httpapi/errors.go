@@ -103,7 +103,11 @@ func classify(r *http.Request, err error) (status int, body errorBody, retry boo
 		case chatio.ErrTypeTooManyRequests:
 			st = http.StatusTooManyRequests
 		}
-		return st, errorBody{Code: CodeRequestFailed, Message: re.Message, Type: re.Type}, false
+		msg := re.Message
+		if msg == "" { // the upstream said nothing: still say what failed
+			msg = "chat.io refused " + re.Action + " (" + re.Type + ")"
+		}
+		return st, errorBody{Code: CodeRequestFailed, Message: msg, Type: re.Type}, false
 	case errors.Is(err, session.ErrBadCursor):
 		return http.StatusBadRequest, errorBody{Code: CodeInvalidArgs, Message: "invalid history cursor"}, false
 	case errors.Is(err, session.ErrBadRating):

@@ -75,7 +75,6 @@ func TestInvalidArgs(t *testing.T) {
 		{"POST", c + "/events", `{"text":"no type"}`, "type is required"},
 		{"POST", c + "/events", `{"type":5}`, "type must be a string"},
 		{"POST", c + "/events", `{"type":"message"}`, "text is required"},
-		{"POST", c + "/events", `{"type":"message","text":"x","customId":7}`, "customId must be a string"},
 		{"POST", c + "/messages", `{"text":5}`, "text must be a string"},
 		{"POST", c + "/rating", `{"value":"meh"}`, ""},
 		{"POST", c + "/rating", `{"value":"good","comment":1}`, ""},

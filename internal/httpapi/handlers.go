@@ -299,9 +299,13 @@ func sdkEvent(b body) (chatio.Object, error) {
 	if typ == "" {
 		return nil, invalidArgs("type must not be empty")
 	}
-	customID, hasCustomID, err := b.optString("customId")
-	if err != nil {
-		return nil, err
+	// customId is used only when it is a string; any other value is left
+	// out of custom_id, as clientDataParsers.parseEvent does (typeof
+	// event.customId === 'string').
+	var customID string
+	hasCustomID := false
+	if v := b.get("customId"); jsonKind(v) == 's' {
+		hasCustomID = json.Unmarshal(v, &customID) == nil
 	}
 	var ev chatio.Object
 	if typ == "message" {
