@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -170,8 +171,14 @@ func (p *Pool) open(token string) (*Session, *chatio.Client, error) {
 		}
 	}
 	s.customerID = login.CustomerID
+	if s.customerID == "" {
+		// chat.io 0.5 answers login with {} (the SDK took the id from its
+		// auth package): the customer is the one customer-type user of
+		// the chats, when the customer has any.
+		s.customerID = customerInSummary(payload)
+	}
 	s.installClient(c)
-	s.log.Info("session opened", zap.Bool("customer_id_known", login.CustomerID != ""))
+	s.log.Info("session opened", zap.Bool("customer_id_known", s.customerID != ""))
 	return s, c, nil
 }
 
@@ -256,4 +263,28 @@ func (p *Pool) removeLocked(s *Session) {
 	if e, ok := p.sessions[s.token]; ok && e == s.entry {
 		delete(p.sessions, s.token)
 	}
+}
+
+// customerInSummary returns the id of the customer-type user of a
+// get_chats_summary answer, or "" when there is none.
+func customerInSummary(payload json.RawMessage) string {
+	var p struct {
+		ChatsSummary []struct {
+			Users []struct {
+				ID   string `json:"id"`
+				Type string `json:"type"`
+			} `json:"users"`
+		} `json:"chats_summary"`
+	}
+	if json.Unmarshal(payload, &p) != nil {
+		return ""
+	}
+	for _, c := range p.ChatsSummary {
+		for _, u := range c.Users {
+			if u.Type == "customer" && u.ID != "" {
+				return u.ID
+			}
+		}
+	}
+	return ""
 }
