@@ -14,5 +14,21 @@ fi
 echo "== go vet"
 go vet ./...
 
+# ---- browser test (internal/browsertest): Debian's headless Chromium ----
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing chromium for the browser test"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+      || echo "chromium install failed: the browser test will skip"
+  else
+    echo "no /usr/bin/chromium: the browser test will skip (as root: apt-get install chromium)"
+  fi
+fi
+if [ -x /usr/bin/chromium ]; then
+  export CHATIO_REQUIRE_BROWSER=1 # a browser that is there must work
+fi
+export BROWSER_ARTIFACTS="$PWD/artifacts/browser" # screenshots
+# ---- end of the browser block ----
+
 echo "== go test -race"
 go test -race -count=1 -timeout 15m ./... 2>&1 | tee /tmp/chatio-gateway-test.log

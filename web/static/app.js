@@ -222,7 +222,9 @@
       addEvent(data.event, 'live');
     },
     user_is_typing(data) {
-      if (!data || data.chat !== chat.id || isMine(data.user)) return;
+      if (!data || isMine(data.user)) return;
+      if (!chat.id && data.chat) openChat(data.chat); // as new_event: the agent may type before our start returns
+      if (data.chat !== chat.id) return;
       chat.typing.add(data.user);
       renderTyping();
     },
