@@ -367,11 +367,16 @@ func objectPushEvents(action string, p Object) ([]Event, error) {
 	return nil, fmt.Errorf("unhandled push %q", action)
 }
 
-// ResultPushNewEvents returns the new_event events that a request's result
-// push would give as a plain push. API.md asks for a send_event's result to
-// reach every subscriber as new_event; the other events of that push
-// (user_data, thread_summary) are already emitted by ResultEvents.
-func ResultPushNewEvents(f Frame) ([]Event, error) {
+// ResultPushEvents returns what the result push f of an indirect request
+// gives as a plain push, less the user_data and thread_summary events that
+// ResultEvents already emits for the caller. The SDK's calling tab emits
+// nothing for a result push; its other tabs (other sockets) get the plain
+// push. A gateway session has one socket for every tab, so API.md asks for
+// these events on every stream: new_event for a sent event or a started
+// chat's events, thread_closed, chat_properties_updated,
+// chat_thread_properties_updated, last_seen_timestamp_updated. A response
+// frame (a direct request's result) has none.
+func ResultPushEvents(f Frame) ([]Event, error) {
 	if f.Type != TypePush {
 		return nil, nil
 	}
@@ -381,7 +386,7 @@ func ResultPushNewEvents(f Frame) ([]Event, error) {
 	}
 	out := all[:0]
 	for _, e := range all {
-		if e.Name == EventNewEvent {
+		if e.Name != EventUserData && e.Name != EventThreadSummary {
 			out = append(out, e)
 		}
 	}

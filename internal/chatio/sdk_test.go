@@ -528,7 +528,7 @@ func mustJSONNumber(i int) []byte {
 
 // incoming_chat_thread: user_data per user, thread_summary (totalEvents:
 // thread.events.length), then new_event per event in WIRE order
-// (parseNewThreadData maps thread.events unsorted). ResultPushNewEvents
+// (parseNewThreadData maps thread.events unsorted). ResultPushEvents
 // keeps only the new_event part; a response frame has none.
 func TestSDKIncomingChatThread(t *testing.T) {
 	f := Frame{Action: PushIncomingChatThread, Type: TypePush, RequestID: json.RawMessage(`"r1"`), Payload: json.RawMessage(`{"chat":{
@@ -550,12 +550,12 @@ func TestSDKIncomingChatThread(t *testing.T) {
 	if got := marshalString(t, evs); got != want {
 		t.Errorf("PushEvents\n got  %s\n want %s", got, want)
 	}
-	nev, err := ResultPushNewEvents(f)
+	nev, err := ResultPushEvents(f)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got, wantNew := marshalString(t, nev), "["+want[strings.Index(want, `{"Name":"new_event"`):]; got != wantNew {
-		t.Errorf("ResultPushNewEvents\n got  %s\n want %s", got, wantNew)
+		t.Errorf("ResultPushEvents\n got  %s\n want %s", got, wantNew)
 	}
 	// send_event resolved with this push: response.events[0], wire order.
 	res, err := ParseResult(ActionSendEvent, f.Payload)
@@ -570,8 +570,8 @@ func TestSDKIncomingChatThread(t *testing.T) {
 	if res, err := ParseResult(ActionSendEvent, empty); err != nil || marshalString(t, res) != "null" {
 		t.Errorf("send_event with an empty new thread: %v %v", res, err)
 	}
-	if ev, err := ResultPushNewEvents(Frame{Action: ActionSendEvent, Type: TypeResponse}); err != nil || ev != nil {
-		t.Errorf("ResultPushNewEvents of a response: %v %v", ev, err)
+	if ev, err := ResultPushEvents(Frame{Action: ActionSendEvent, Type: TypeResponse}); err != nil || ev != nil {
+		t.Errorf("ResultPushEvents of a response: %v %v", ev, err)
 	}
 }
 
@@ -674,8 +674,8 @@ func FuzzPushEvents(f *testing.F) {
 		if evs, err := PushEvents(fr); err == nil {
 			checkEvents("PushEvents", evs)
 		}
-		if evs, err := ResultPushNewEvents(fr); err == nil {
-			checkEvents("ResultPushNewEvents", evs)
+		if evs, err := ResultPushEvents(fr); err == nil {
+			checkEvents("ResultPushEvents", evs)
 		}
 		for _, a := range actions {
 			if v, err := ParseResult(a, fr.Payload); err == nil {

@@ -86,10 +86,8 @@ func nextEvents(t *testing.T, c *chatio.Client, want ...string) []chatio.Event {
 			var err error
 			if it.ResultOf != "" {
 				evs, err = chatio.ResultEvents(it.ResultOf, it.Frame.Payload)
-				if it.ResultOf == chatio.ActionSendEvent {
-					more, _ := chatio.ResultPushNewEvents(it.Frame)
-					evs = append(evs, more...)
-				}
+				more, _ := chatio.ResultPushEvents(it.Frame)
+				evs = append(evs, more...)
 			} else {
 				evs, err = chatio.PushEvents(it.Frame)
 			}

@@ -551,9 +551,10 @@ func (s *Session) handleItem(it chatio.StreamItem) {
 		evs, err = chatio.PushEvents(f)
 	} else {
 		evs, err = chatio.ResultEvents(it.ResultOf, f.Payload)
-		if err == nil && it.ResultOf == chatio.ActionSendEvent {
+		if err == nil {
+			// The customer's other tabs see what this call did.
 			var more []chatio.Event
-			more, err = chatio.ResultPushNewEvents(f)
+			more, err = chatio.ResultPushEvents(f)
 			evs = append(evs, more...)
 		}
 	}
