@@ -30,5 +30,8 @@ fi
 export BROWSER_ARTIFACTS="$PWD/artifacts/browser" # screenshots
 # ---- end of the browser block ----
 
+echo "== deploy kit: the Dockerfile's build, a static binary, its healthcheck, linters when installed"
+./scripts/check-deploy.sh
+
 echo "== go test -race"
 go test -race -count=1 -timeout 15m ./... 2>&1 | tee /tmp/chatio-gateway-test.log
