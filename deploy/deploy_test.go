@@ -1137,7 +1137,7 @@ func TestNginxExample(t *testing.T) {
 // TestTicketAffinityDocumented: the ticket limitation is explained where an
 // operator looks (Ingress, nginx example, the docs).
 func TestTicketAffinityDocumented(t *testing.T) {
-	for _, f := range []string{"base/ingress.yaml", "nginx/gateway.conf", "README-sections.md"} {
+	for _, f := range []string{"base/ingress.yaml", "nginx/gateway.conf", "../README.md"} {
 		data, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)

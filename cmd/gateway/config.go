@@ -35,6 +35,10 @@ type config struct {
 
 	MaxSessions      int           `envconfig:"GATEWAY_MAX_SESSIONS" default:"10000" desc:"customer sessions (upstream sockets) per process; beyond: 503 OVERLOADED"`
 	MaxSubscribers   int           `envconfig:"GATEWAY_MAX_SUBSCRIBERS" default:"32" desc:"open event streams per session; beyond: 503 OVERLOADED"`
+	MaxInFlight      int           `envconfig:"GATEWAY_MAX_INFLIGHT" default:"64" desc:"concurrent upstream calls per session; beyond: 503 OVERLOADED"`
+	RateLimit        float64       `envconfig:"GATEWAY_RATE_LIMIT" default:"50" desc:"requests per second allowed per access token (sustained); beyond: 429 REQUEST_FAILED too_many_requests with Retry-After"`
+	RateBurst        int           `envconfig:"GATEWAY_RATE_BURST" default:"100" desc:"requests per access token allowed at once above GATEWAY_RATE_LIMIT"`
+	MaxFileBytes     int64         `envconfig:"GATEWAY_MAX_FILE_BYTES" default:"10485760" desc:"largest uploaded file, bytes (at most 10 MiB, chat.io's limit); beyond: 413"`
 	IdleTimeout      time.Duration `envconfig:"GATEWAY_IDLE_TIMEOUT" default:"2m" desc:"a session without stream and call for this long closes its upstream socket"`
 	ReplayBuffer     int           `envconfig:"GATEWAY_REPLAY_BUFFER" default:"512" desc:"events kept per session for Last-Event-ID resumption"`
 	SubscriberBuffer int           `envconfig:"GATEWAY_SUBSCRIBER_BUFFER" default:"256" desc:"events queued per stream before a slow client is cut off (it resumes with Last-Event-ID)"`
@@ -52,6 +56,9 @@ type config struct {
 	UpstreamPingInterval   time.Duration `envconfig:"GATEWAY_UPSTREAM_PING_INTERVAL" default:"15s" desc:"websocket ping interval on upstream sockets"`
 	UpstreamPongTimeout    time.Duration `envconfig:"GATEWAY_UPSTREAM_PONG_TIMEOUT" default:"10s" desc:"an upstream socket without pong for this long is dropped and redialed"`
 	ReconnectWait          time.Duration `envconfig:"GATEWAY_RECONNECT_WAIT" default:"10s" desc:"how long a call waits for a dropped upstream socket to come back before 503 CONNECTION_LOST"`
+	ReconnectMin           time.Duration `envconfig:"GATEWAY_RECONNECT_MIN" default:"250ms" desc:"first upstream reconnect backoff; doubles per failed attempt, full jitter"`
+	ReconnectMax           time.Duration `envconfig:"GATEWAY_RECONNECT_MAX" default:"30s" desc:"cap of the upstream reconnect backoff"`
+	MaxConcurrentDials     int           `envconfig:"GATEWAY_MAX_CONCURRENT_DIALS" default:"32" desc:"upstream dials (connect + login) in progress at once, process-wide, so that a mass reconnect does not stampede chat.io"`
 
 	PProf     bool   `envconfig:"GATEWAY_PPROF" default:"false" desc:"serve net/http/pprof on GATEWAY_PPROF_ADDR"`
 	PProfAddr string `envconfig:"GATEWAY_PPROF_ADDR" default:"127.0.0.1:6060" desc:"pprof listen address (keep it private)"`
@@ -101,7 +108,9 @@ func (c config) validate() error {
 		"GATEWAY_MAX_SESSIONS": int64(c.MaxSessions), "GATEWAY_MAX_SUBSCRIBERS": int64(c.MaxSubscribers),
 		"GATEWAY_REPLAY_BUFFER": int64(c.ReplayBuffer), "GATEWAY_SUBSCRIBER_BUFFER": int64(c.SubscriberBuffer),
 		"GATEWAY_MAX_STREAMS": int64(c.MaxStreams), "GATEWAY_MAX_BODY_BYTES": c.MaxBodyBytes,
-		"GATEWAY_H2_MAX_STREAMS": int64(c.H2MaxStreams),
+		"GATEWAY_H2_MAX_STREAMS": int64(c.H2MaxStreams), "GATEWAY_MAX_INFLIGHT": int64(c.MaxInFlight),
+		"GATEWAY_RATE_BURST": int64(c.RateBurst), "GATEWAY_MAX_FILE_BYTES": c.MaxFileBytes,
+		"GATEWAY_MAX_CONCURRENT_DIALS": int64(c.MaxConcurrentDials),
 	} {
 		if v < 0 {
 			errs = append(errs, fmt.Errorf("%s must not be negative", name))
@@ -112,11 +121,20 @@ func (c config) validate() error {
 		"GATEWAY_STREAM_WRITE_TIMEOUT": c.StreamWriteTO, "GATEWAY_REQUEST_TIMEOUT": c.RequestTimeout, "GATEWAY_RETRY_HINT": c.RetryHint,
 		"GATEWAY_UPSTREAM_REQUEST_TIMEOUT": c.UpstreamRequestTimeout, "GATEWAY_UPSTREAM_DIAL_TIMEOUT": c.UpstreamDialTimeout,
 		"GATEWAY_UPSTREAM_PING_INTERVAL": c.UpstreamPingInterval, "GATEWAY_UPSTREAM_PONG_TIMEOUT": c.UpstreamPongTimeout,
-		"GATEWAY_RECONNECT_WAIT": c.ReconnectWait,
+		"GATEWAY_RECONNECT_WAIT": c.ReconnectWait, "GATEWAY_RECONNECT_MIN": c.ReconnectMin, "GATEWAY_RECONNECT_MAX": c.ReconnectMax,
 	} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("%s must not be negative", name))
 		}
+	}
+	if c.RateLimit < 0 || c.RateLimit != c.RateLimit {
+		errs = append(errs, errors.New("GATEWAY_RATE_LIMIT must not be negative"))
+	}
+	if c.MaxFileBytes > 10<<20 {
+		errs = append(errs, errors.New("GATEWAY_MAX_FILE_BYTES must be at most 10485760 (chat.io's limit)"))
+	}
+	if c.ReconnectMin > 0 && c.ReconnectMax > 0 && c.ReconnectMin > c.ReconnectMax {
+		errs = append(errs, errors.New("GATEWAY_RECONNECT_MIN must not be above GATEWAY_RECONNECT_MAX"))
 	}
 	if c.CursorKey != "" {
 		if k, err := hex.DecodeString(c.CursorKey); err != nil || len(k) < 16 {

@@ -123,14 +123,18 @@ func serve(ctx context.Context, cfg config, log *zap.Logger, stdout io.Writer, o
 			PingInterval:   cfg.UpstreamPingInterval,
 			PongTimeout:    cfg.UpstreamPongTimeout,
 		},
-		MaxSessions:      cfg.MaxSessions,
-		MaxSubscribers:   cfg.MaxSubscribers,
-		IdleTimeout:      cfg.IdleTimeout,
-		ReplayBuffer:     cfg.ReplayBuffer,
-		SubscriberBuffer: cfg.SubscriberBuffer,
-		ReconnectWait:    cfg.ReconnectWait,
-		DialTimeout:      cfg.UpstreamDialTimeout,
-		CursorKey:        cfg.cursorKey(),
+		MaxSessions:        cfg.MaxSessions,
+		MaxSubscribers:     cfg.MaxSubscribers,
+		MaxInFlight:        cfg.MaxInFlight,
+		MaxConcurrentDials: cfg.MaxConcurrentDials,
+		ReconnectMin:       cfg.ReconnectMin,
+		ReconnectMax:       cfg.ReconnectMax,
+		IdleTimeout:        cfg.IdleTimeout,
+		ReplayBuffer:       cfg.ReplayBuffer,
+		SubscriberBuffer:   cfg.SubscriberBuffer,
+		ReconnectWait:      cfg.ReconnectWait,
+		DialTimeout:        cfg.UpstreamDialTimeout,
+		CursorKey:          cfg.cursorKey(),
 	}, log.Named("session"), reg)
 	poolDone := false
 	defer func() {
@@ -150,6 +154,9 @@ func serve(ctx context.Context, cfg config, log *zap.Logger, stdout io.Writer, o
 		WriteTimeout:      cfg.StreamWriteTO,
 		RetryHint:         cfg.RetryHint,
 		RequestTimeout:    cfg.RequestTimeout,
+		MaxFileBytes:      cfg.MaxFileBytes,
+		RateLimit:         cfg.RateLimit,
+		RateBurst:         cfg.RateBurst,
 		Gatherer:          reg,
 	}
 	if err := hcfg.Validate(); err != nil {
@@ -170,6 +177,9 @@ func serve(ctx context.Context, cfg config, log *zap.Logger, stdout io.Writer, o
 		ErrorLog:          zap.NewStdLog(log.Named("http.server").WithOptions(zap.IncreaseLevel(zap.WarnLevel))),
 		// No WriteTimeout: it would cut event streams; stream writes carry
 		// their own deadlines.
+	}
+	if err := configureHTTP2(srv, cfg.H2MaxStreams); err != nil { // see h2.go
+		return err
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -205,18 +215,47 @@ func serve(ctx context.Context, cfg config, log *zap.Logger, stdout io.Writer, o
 		runErr = fmt.Errorf("http server: %w", err)
 	}
 
-	grace, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
-	defer cancel()
+	// The whole shutdown fits in ShutdownGrace. The pool keeps a share of
+	// it for the upstream close handshakes (each at most a second, all in
+	// parallel); HTTP gets the rest.
+	deadline := time.Now().Add(cfg.ShutdownGrace)
+	poolShare := min(cfg.ShutdownGrace/4, 3*time.Second)
+	httpCtx, cancelHTTP := context.WithDeadline(context.Background(), deadline.Add(-poolShare))
+	defer cancelHTTP()
+	poolCtx, cancelPool := context.WithDeadline(context.Background(), deadline)
+	defer cancelPool()
+
 	api.SetDraining() // readiness off; open streams get a retry hint and end
-	if err := srv.Shutdown(grace); err != nil {
-		log.Warn("http shutdown incomplete; closing connections", zap.Error(err))
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- srv.Shutdown(httpCtx) }() // stop accepting; let REST calls finish
+	poolDone = true
+	poolErr := make(chan error, 1)
+	poolStarted := false
+	soft := time.NewTimer((cfg.ShutdownGrace - poolShare) / 2)
+	defer soft.Stop()
+	var herr error
+	select {
+	case herr = <-httpDone:
+	case <-soft.C:
+		// Calls still running halfway through (waiting for a reconnect, a
+		// slow upstream): ending the sessions now makes them answer a clean
+		// 503 CONNECTION_LOST rather than be cut with their connection.
+		log.Info("REST calls still running; ending upstream sessions")
+		poolStarted = true
+		go func() { poolErr <- pool.Shutdown(poolCtx) }()
+		herr = <-httpDone
+	}
+	if herr != nil {
+		log.Warn("http shutdown incomplete; closing connections", zap.Error(herr))
 		_ = srv.Close()
 	}
 	if pprofSrv != nil {
-		_ = pprofSrv.Shutdown(grace)
+		_ = pprofSrv.Shutdown(httpCtx)
 	}
-	poolDone = true
-	if err := pool.Shutdown(grace); err != nil {
+	if !poolStarted {
+		go func() { poolErr <- pool.Shutdown(poolCtx) }()
+	}
+	if err := <-poolErr; err != nil {
 		log.Warn("session pool shutdown incomplete", zap.Error(err))
 	}
 	log.Info("stopped")

@@ -17,6 +17,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "1" { // the gateway process of TestSIGTERMUnderLoad
+		os.Exit(childMain())
+	}
 	goleak.VerifyTestMain(m)
 }
 
@@ -29,6 +32,8 @@ var allKeys = []string{
 	"GATEWAY_REQUEST_TIMEOUT", "GATEWAY_RETRY_HINT", "GATEWAY_CURSOR_KEY", "GATEWAY_UPSTREAM_REQUEST_TIMEOUT",
 	"GATEWAY_UPSTREAM_DIAL_TIMEOUT", "GATEWAY_UPSTREAM_PING_INTERVAL", "GATEWAY_UPSTREAM_PONG_TIMEOUT",
 	"GATEWAY_RECONNECT_WAIT", "GATEWAY_PPROF", "GATEWAY_PPROF_ADDR",
+	"GATEWAY_MAX_INFLIGHT", "GATEWAY_RATE_LIMIT", "GATEWAY_RATE_BURST", "GATEWAY_MAX_FILE_BYTES",
+	"GATEWAY_RECONNECT_MIN", "GATEWAY_RECONNECT_MAX", "GATEWAY_MAX_CONCURRENT_DIALS",
 }
 
 // cleanEnv unsets every configuration variable for the test (restored after).
@@ -78,6 +83,9 @@ func TestConfigFromEnv(t *testing.T) {
 		"GATEWAY_MAX_SESSIONS":   "-1",
 		"GATEWAY_CURSOR_KEY":     "zz",
 		"GATEWAY_ADDR":           "nohostport",
+		"GATEWAY_RATE_LIMIT":     "-1",
+		"GATEWAY_MAX_FILE_BYTES": "20000000",
+		"GATEWAY_RECONNECT_MIN":  "1m",
 	} {
 		t.Run(k, func(t *testing.T) {
 			old := os.Getenv(k)

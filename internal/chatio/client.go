@@ -32,6 +32,10 @@ type Config struct {
 	StreamBuffer   int           // 0 → 1024; capacity of Stream()
 	ReadLimit      int64         // 0 → 4 MiB; max frame size in bytes
 	Logger         *zap.Logger   // nil → zap.NewNop(); the token is never logged
+	// OnIgnored, when set, is told of every frame the read loop ignores,
+	// with the Stats counter it lands in: "malformed", "unknown_id" or
+	// "dropped". Called on the read loop: it must not block.
+	OnIgnored func(reason string)
 }
 
 // Defaults of Config.
@@ -166,10 +170,11 @@ type Client struct {
 	cancel context.CancelFunc
 
 	sem    chan struct{}   // MaxPending slots; a call holds one from send to end
-	stream chan StreamItem // sent to and closed by readLoop only
-	dying  chan struct{}   // closed by fail when the first cause is recorded
-	done   chan struct{}   // closed by readLoop at its very end, after err is set
-	err    error           // the final cause; written by readLoop before done is closed
+	stream chan StreamItem // sent to by readLoop and the spill feeder, closed once (see streamQueue)
+	sq     streamQueue
+	dying  chan struct{} // closed by fail when the first cause is recorded
+	done   chan struct{} // closed by readLoop at its very end, after err is set
+	err    error         // the final cause; written by readLoop before done is closed
 
 	nextID atomic.Uint64
 
@@ -180,7 +185,11 @@ type Client struct {
 	disconnectReason *string // owned by readLoop: the last customer_disconnected reason
 
 	closeOnce sync.Once
-	wg        sync.WaitGroup // readLoop and keepalive
+	wg        sync.WaitGroup // readLoop, a running ping, the spill feeder
+
+	kaMu      sync.Mutex
+	pinger    *time.Timer // guarded by kaMu: the keepalive timer (see ping)
+	kaStopped bool        // guarded by kaMu: set once the client ends; no ping after it
 
 	framesIn, pushes, unknownIDs, malformed, dropped atomic.Uint64
 }
@@ -194,7 +203,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, LoginResult, error) {
 	if err != nil {
 		return nil, LoginResult{}, err
 	}
-	log := cfg.Logger.With(zap.Int64("license_id", cfg.License))
+	log := cfg.Logger.WithLazy(zap.Int64("license_id", cfg.License))
 
 	dctx, dcancel := context.WithTimeout(ctx, cfg.RequestTimeout)
 	conn, _, err := websocket.Dial(dctx, socketURL, &websocket.DialOptions{HTTPClient: cfg.HTTPClient})
@@ -218,15 +227,18 @@ func Dial(ctx context.Context, cfg Config) (*Client, LoginResult, error) {
 		conn:      conn,
 		uploadURL: uploadURL,
 		sem:       make(chan struct{}, cfg.MaxPending),
-		stream:    make(chan StreamItem, cfg.StreamBuffer),
+		stream:    make(chan StreamItem, min(cfg.StreamBuffer, streamChanCap)),
 		dying:     make(chan struct{}),
 		done:      make(chan struct{}),
 		pending:   make(map[string]*pendingCall),
 	}
+	c.sq.quit = make(chan struct{})
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	c.wg.Add(2)
+	c.wg.Add(1)
 	go c.readLoop()
-	go c.keepalive()
+	c.kaMu.Lock()
+	c.pinger = time.AfterFunc(cfg.PingInterval, c.ping)
+	c.kaMu.Unlock()
 
 	raw, err := c.Call(ctx, ActionLogin, LoginPayload{Token: "Bearer " + cfg.Token, Customer: cfg.Customer})
 	if err != nil {
@@ -314,6 +326,9 @@ func (c *Client) Call(ctx context.Context, action string, payload any, opts ...C
 			return r.payload, r.err
 		default:
 		}
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			c.probe() // no answer in time: is the peer still there?
+		}
 		return nil, ctxError(ctx, action)
 	}
 }
@@ -355,6 +370,10 @@ func callErr(cause error) error {
 		return ErrConnectionLost
 	case errors.Is(cause, ErrClosed), errors.Is(cause, ErrConnectionLost):
 		return cause
+	case errors.Is(cause, ErrTimeout):
+		// A stall (no pong, a write that never ended): the call got no
+		// answer in time, and the socket it was on is gone.
+		return fmt.Errorf("%w: %w: %v", ErrTimeout, ErrConnectionLost, cause)
 	default:
 		return fmt.Errorf("%w: %v", ErrConnectionLost, cause)
 	}
@@ -452,6 +471,7 @@ func (c *Client) readLoop() {
 	}
 	c.fail(loss) // no-op when Close, a stall or an overflow came first
 	c.cancel()
+	c.stopKeepalive()
 	_ = c.conn.CloseNow()
 
 	c.err = c.currentCause()
@@ -461,7 +481,7 @@ func (c *Client) readLoop() {
 		c.log.Info("upstream connection ended", zap.Error(c.err))
 	}
 	close(c.done)
-	close(c.stream)
+	c.endStream()
 }
 
 // dispatch routes one frame; false stops the read loop (stream overflow).
@@ -470,6 +490,7 @@ func (c *Client) dispatch(data []byte) bool {
 	d, err := classify(data)
 	if err != nil {
 		c.malformed.Add(1)
+		c.ignored("malformed")
 		c.log.Debug("malformed frame ignored", zap.Error(err), zap.Int("bytes", len(data)))
 		return true
 	}
@@ -486,6 +507,7 @@ func (c *Client) dispatch(data []byte) bool {
 
 	case classDropped:
 		c.dropped.Add(1)
+		c.ignored("dropped")
 		c.log.Debug("frame dropped", zap.String("action", f.Action), zap.String("why", d.why))
 		return true
 
@@ -534,6 +556,7 @@ func (c *Client) takeIfDirect(id string) (p *pendingCall, found bool) {
 
 func (c *Client) unknown(f Frame, id string) bool {
 	c.unknownIDs.Add(1)
+	c.ignored("unknown_id")
 	c.log.Debug("answer for a request not in flight", zap.String("action", f.Action), zap.String("request_id", id))
 	return true
 }
@@ -548,17 +571,97 @@ func (c *Client) resolve(p *pendingCall, f Frame, r callResult) bool {
 	return true
 }
 
-// toStream never blocks: a full buffer ends the client with ErrStreamOverflow.
+// streamChanCap is how many items Stream's channel itself buffers. Beyond
+// it, up to StreamBuffer, items wait in a slice that a short-lived feeder
+// goroutine moves into the channel: an idle client then holds a few items'
+// worth of memory instead of StreamBuffer's (about 100 bytes each), and
+// the read loop still never blocks.
+const streamChanCap = 16
+
+// streamQueue holds the stream items that do not fit in the channel.
+// Order is kept: while a feeder runs, new items queue behind it.
+type streamQueue struct {
+	mu      sync.Mutex
+	spill   []StreamItem  // guarded by mu: waiting for room in the channel, oldest first
+	feeding bool          // guarded by mu: a feeder goroutine runs
+	ended   bool          // guarded by mu: the read loop is done; the channel closes once spill is delivered
+	quit    chan struct{} // closed by Close: a feeder drops what is left
+}
+
+// toStream never blocks: when the channel and the spill together hold
+// StreamBuffer items, the client ends with ErrStreamOverflow. (The item a
+// feeder is handing over is not counted, its send may complete at any
+// moment: with a feeder running, one item more may wait.)
 func (c *Client) toStream(it StreamItem) bool {
-	select {
-	case c.stream <- it:
-		return true
-	default:
+	q := &c.sq
+	q.mu.Lock()
+	if !q.feeding {
+		select {
+		case c.stream <- it:
+			q.mu.Unlock()
+			return true
+		default:
+		}
+	}
+	pending := len(c.stream) + len(q.spill)
+	if pending >= c.cfg.StreamBuffer {
+		q.mu.Unlock()
 		if c.fail(ErrStreamOverflow) {
-			c.log.Info("stream consumer fell behind; closing upstream", zap.Int("buffer", cap(c.stream)))
+			c.log.Info("stream consumer fell behind; closing upstream", zap.Int("buffer", c.cfg.StreamBuffer))
 		}
 		return false
 	}
+	q.spill = append(q.spill, it)
+	if !q.feeding {
+		q.feeding = true
+		c.wg.Add(1) // the read loop's count is held: Close's Wait cannot have seen zero
+		go c.feed()
+	}
+	q.mu.Unlock()
+	return true
+}
+
+// feed moves spilled items into the channel, oldest first, and ends when
+// there are none left (closing the channel if the read loop has ended
+// meanwhile) or when Close gives up on the consumer.
+func (c *Client) feed() {
+	defer c.wg.Done()
+	q := &c.sq
+	for {
+		q.mu.Lock()
+		if len(q.spill) == 0 {
+			q.feeding = false
+			q.spill = nil
+			if q.ended {
+				close(c.stream)
+			}
+			q.mu.Unlock()
+			return
+		}
+		it := q.spill[0]
+		q.spill[0] = StreamItem{}
+		q.spill = q.spill[1:]
+		q.mu.Unlock()
+		select {
+		case c.stream <- it:
+		case <-q.quit:
+			q.mu.Lock()
+			q.spill = q.spill[:0]
+			q.mu.Unlock()
+		}
+	}
+}
+
+// endStream is the read loop's last act: the channel closes now, or after
+// the feeder has delivered the spill.
+func (c *Client) endStream() {
+	q := &c.sq
+	q.mu.Lock()
+	q.ended = true
+	if !q.feeding {
+		close(c.stream)
+	}
+	q.mu.Unlock()
 }
 
 // responseError turns a failed response's payload into *AuthError or *RequestError.
@@ -581,37 +684,70 @@ func disconnectReason(payload json.RawMessage) string {
 	return s
 }
 
-// keepalive pings every PingInterval; no pong within PongTimeout ends the
-// client with ErrTimeout. Owned by the client; stops with c.ctx.
-func (c *Client) keepalive() {
-	defer c.wg.Done()
-	t := time.NewTicker(c.cfg.PingInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.ctx.Done():
-			return
-		case <-t.C:
-		}
-		pctx, cancel := context.WithTimeout(c.ctx, c.cfg.PongTimeout)
-		err := c.conn.Ping(pctx)
-		stalled := errors.Is(pctx.Err(), context.DeadlineExceeded)
-		cancel()
-		if err == nil {
-			continue
-		}
-		if c.ctx.Err() != nil {
-			return
-		}
-		if stalled {
-			if c.fail(fmt.Errorf("%w: no pong within %v", ErrTimeout, c.cfg.PongTimeout)) {
-				c.log.Info("upstream stalled: no pong", zap.Duration("pong_timeout", c.cfg.PongTimeout))
-				c.cancel()
-			}
-		}
-		// Otherwise the socket is already gone: the read loop reports it.
+// ping runs on the keepalive timer, PingInterval after Dial and after each
+// answered ping: no pong within PongTimeout ends the client with
+// ErrTimeout. A timer instead of a goroutine per client: a ping's
+// goroutine exists only while it waits for its pong.
+func (c *Client) ping() {
+	c.kaMu.Lock()
+	if c.kaStopped {
+		c.kaMu.Unlock()
 		return
 	}
+	c.wg.Add(1) // the read loop's count is held while !kaStopped
+	c.kaMu.Unlock()
+	defer c.wg.Done()
+
+	pctx, cancel := context.WithTimeout(c.ctx, c.cfg.PongTimeout)
+	err := c.conn.Ping(pctx)
+	stalled := errors.Is(pctx.Err(), context.DeadlineExceeded)
+	cancel()
+	if err == nil {
+		c.kaMu.Lock()
+		if !c.kaStopped {
+			c.pinger.Reset(c.cfg.PingInterval)
+		}
+		c.kaMu.Unlock()
+		return
+	}
+	if c.ctx.Err() != nil {
+		return
+	}
+	if stalled {
+		if c.fail(fmt.Errorf("%w: no pong within %v", ErrTimeout, c.cfg.PongTimeout)) {
+			c.log.Info("upstream stalled: no pong", zap.Duration("pong_timeout", c.cfg.PongTimeout))
+			c.cancel()
+		}
+	}
+	// Otherwise the socket is already gone: the read loop reports it.
+}
+
+// probe pings at once unless a ping is already on its way: a call that
+// got no answer in time may be the first sign of a stalled peer, which the
+// pong's absence then confirms within PongTimeout instead of waiting for
+// the next PingInterval.
+func (c *Client) probe() {
+	c.kaMu.Lock()
+	defer c.kaMu.Unlock()
+	if !c.kaStopped && c.pinger.Stop() { // Stop false: a ping is running (or it is over)
+		c.pinger.Reset(0)
+	}
+}
+
+// ignored reports an ignored frame to Config.OnIgnored.
+func (c *Client) ignored(reason string) {
+	if c.cfg.OnIgnored != nil {
+		c.cfg.OnIgnored(reason)
+	}
+}
+
+// stopKeepalive disarms the keepalive for good (a running ping ends with
+// c.ctx).
+func (c *Client) stopKeepalive() {
+	c.kaMu.Lock()
+	c.kaStopped = true
+	c.pinger.Stop()
+	c.kaMu.Unlock()
 }
 
 // Stream delivers every push without request id (type "push"), and every
@@ -671,6 +807,8 @@ func (c *Client) Close() error {
 			<-hs
 		}
 		c.cancel()
+		c.stopKeepalive()
+		close(c.sq.quit)
 		c.wg.Wait()
 	})
 	return nil

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Object is a JSON object whose members keep their insertion order, the way
@@ -144,6 +145,122 @@ func ParseObject(raw json.RawMessage) (Object, error) {
 	if len(raw) == 0 || raw[0] != '{' {
 		return nil, errNotObject
 	}
+	if json.Valid(raw) {
+		return scanObject(raw), nil
+	}
+	return decodeObject(raw)
+}
+
+// scanObject splits a valid JSON object into its members without a
+// decoder: one copy of raw, the values are full-capacity-limited slices of
+// it (appending to one cannot overwrite the next), a key is unquoted only
+// when it holds an escape or invalid UTF-8. Same result as decodeObject
+// (FuzzScanObject); several times cheaper on the push path.
+func scanObject(raw []byte) Object {
+	buf := bytes.Clone(raw)
+	var o Object
+	i := 1
+	for {
+		i = skipSpace(buf, i)
+		switch buf[i] {
+		case '}':
+			return o
+		case ',':
+			i = skipSpace(buf, i+1)
+		}
+		ke := endOfString(buf, i)
+		key := buf[i+1 : ke-1]
+		var k string
+		if bytes.IndexByte(key, '\\') >= 0 || !utf8.Valid(key) {
+			_ = json.Unmarshal(buf[i:ke], &k) // valid JSON: cannot fail; invalid UTF-8 becomes U+FFFD as with the decoder
+		} else if wk, ok := wireKeys[string(key)]; ok { // no allocation for a protocol key
+			k = wk
+		} else {
+			k = string(key)
+		}
+		i = skipSpace(buf, ke) + 1 // past ':'
+		i = skipSpace(buf, i)
+		ve := endOfValue(buf, i)
+		if o == nil {
+			o = make(Object, 0, 8)
+		}
+		o.Set(k, json.RawMessage(buf[i:ve:ve]))
+		i = ve
+	}
+}
+
+// wireKeys are the member names of the protocol's objects, so that
+// scanObject can share one string per name.
+var wireKeys = func() map[string]string {
+	m := make(map[string]string)
+	for _, k := range []string{
+		"action", "active", "added", "agent", "author_id", "avatar", "chat", "chat_id", "chats_summary",
+		"content_type", "custom_id", "customer", "email", "event", "events", "events_count", "fields",
+		"height", "id", "is_typing", "last_event_per_type", "last_seen_timestamp", "name", "order",
+		"payload", "present", "properties", "reason", "recipients", "removed_ids", "request_id",
+		"routing_scope", "success", "text", "thread", "thread_id", "thread_order", "threads",
+		"threads_summary", "timestamp", "total_chats", "total_threads", "type", "typing_indicator",
+		"updated_users", "url", "user_id", "user_ids", "users", "width",
+	} {
+		m[k] = k
+	}
+	return m
+}()
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// endOfString returns the index after the string starting at b[i] == '"'.
+func endOfString(b []byte, i int) int {
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
+		}
+	}
+	return len(b)
+}
+
+// endOfValue returns the index after the valid JSON value starting at b[i].
+func endOfValue(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return endOfString(b, i)
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(b); j++ {
+			switch b[j] {
+			case '"':
+				j = endOfString(b, j) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return len(b)
+	default: // number, true, false, null
+		j := i
+		for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' &&
+			b[j] != ' ' && b[j] != '\t' && b[j] != '\n' && b[j] != '\r' {
+			j++
+		}
+		return j
+	}
+}
+
+// decodeObject is ParseObject with encoding/json's decoder: it reports
+// what is wrong with a malformed object.
+func decodeObject(raw []byte) (Object, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if _, err := dec.Token(); err != nil {
 		return nil, err
@@ -445,6 +562,11 @@ func serverTimestamp(r json.RawMessage) (float64, bool) {
 func isArrayIndex(k string) (uint64, bool) {
 	if k == "" || len(k) > 10 || (len(k) > 1 && k[0] == '0') {
 		return 0, false
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < '0' || k[i] > '9' { // what ParseUint refuses, without its error value
+			return 0, false
+		}
 	}
 	n, err := strconv.ParseUint(k, 10, 64)
 	if err != nil || n >= math.MaxUint32 {

@@ -3,11 +3,14 @@ package httpapi
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
 )
 
 // Config configures a Server. The zero value of every field means the
@@ -41,6 +44,16 @@ type Config struct {
 	RequestTimeout time.Duration
 	// UploadTimeout bounds a file upload. 0 → 5m.
 	UploadTimeout time.Duration
+	// MaxFileBytes bounds an uploaded file. 0 → 10 MiB, the most chat.io
+	// takes (chatio.MaxFileSize); above it is refused by Validate. Larger
+	// → 413 with the SDK's reason.
+	MaxFileBytes int64
+	// RateLimit is the sustained request rate allowed per access token, in
+	// requests per second; RateBurst the requests allowed at once. Beyond →
+	// 429 REQUEST_FAILED too_many_requests with Retry-After (ratelimit.go).
+	// 0 → 50/s and a burst of 100.
+	RateLimit float64
+	RateBurst int
 	// Gatherer serves /metrics. nil → the Registerer given to New when it is
 	// also a Gatherer (a *prometheus.Registry is), else
 	// prometheus.DefaultGatherer.
@@ -58,6 +71,8 @@ const (
 	DefaultRetryHint         = 3 * time.Second
 	DefaultRequestTimeout    = 30 * time.Second
 	DefaultUploadTimeout     = 5 * time.Minute
+	DefaultRateLimit         = 50
+	DefaultRateBurst         = 100
 )
 
 // withDefaults fills in every zero field.
@@ -89,6 +104,15 @@ func (c Config) withDefaults() Config {
 	if c.UploadTimeout <= 0 {
 		c.UploadTimeout = DefaultUploadTimeout
 	}
+	if c.MaxFileBytes <= 0 {
+		c.MaxFileBytes = chatio.MaxFileSize
+	}
+	if c.RateLimit <= 0 {
+		c.RateLimit = DefaultRateLimit
+	}
+	if c.RateBurst <= 0 {
+		c.RateBurst = DefaultRateBurst
+	}
 	return c
 }
 
@@ -96,8 +120,12 @@ func (c Config) withDefaults() Config {
 // origins that are neither "*" nor a scheme://host[:port] origin.
 func (c Config) Validate() error {
 	var errs []error
-	if c.MaxBodyBytes < 0 || c.MaxTickets < 0 || c.MaxStreams < 0 {
+	if c.MaxBodyBytes < 0 || c.MaxTickets < 0 || c.MaxStreams < 0 || c.MaxFileBytes < 0 ||
+		c.RateLimit < 0 || c.RateBurst < 0 || math.IsNaN(c.RateLimit) || math.IsInf(c.RateLimit, 0) {
 		errs = append(errs, errors.New("httpapi: limits must not be negative"))
+	}
+	if c.MaxFileBytes > chatio.MaxFileSize {
+		errs = append(errs, fmt.Errorf("httpapi: MaxFileBytes above %d, the most chat.io takes", chatio.MaxFileSize))
 	}
 	if c.HeartbeatInterval < 0 || c.TicketTTL < 0 || c.WriteTimeout < 0 ||
 		c.RetryHint < 0 || c.RequestTimeout < 0 || c.UploadTimeout < 0 {

@@ -8,7 +8,9 @@
 // # Requests
 //
 // Every /v1 call carries "Authorization: Bearer <token>" (the event stream
-// may carry a single-use ticket instead). A handler validates its input
+// may carry a single-use ticket instead) and takes one token from that
+// access token's rate-limit bucket (429 REQUEST_FAILED too_many_requests
+// with Retry-After when empty; ratelimit.go). A handler validates its input
 // before anything goes upstream (bad input → 400 INVALID_ARGS, never
 // forwarded), acquires the token's session from the pool, runs the SDK
 // method through Session.Do and answers with exactly what the SDK method's
@@ -19,7 +21,7 @@
 // # Concurrency
 //
 // A Server is safe for concurrent use. Its mutable state is the ticket store
-// (guarded by its own mutex), the open-stream counter (atomic) and the
+// and the rate limiter (each guarded by its own mutex), the open-stream counter (atomic) and the
 // draining flag (closed channel, set once by SetDraining). Each stream
 // handler runs in its request's goroutine and owns its Subscriber: it reads
 // the subscriber's channel in one select with the request context, the

@@ -71,6 +71,7 @@ const fileTooBigMessage = "The file is too big (max size is 10.00 MB)."
 // contract. It is the one place error families become HTTP.
 func classify(r *http.Request, err error) (status int, body errorBody, retry bool) {
 	var (
+		rl  *rateLimitedError
 		ae  *apiError
 		au  *chatio.AuthError
 		re  *chatio.RequestError
@@ -78,6 +79,9 @@ func classify(r *http.Request, err error) (status int, body errorBody, retry boo
 		acq *acquireError
 	)
 	switch {
+	case errors.As(err, &rl):
+		return http.StatusTooManyRequests, errorBody{Code: CodeRequestFailed, Type: chatio.ErrTypeTooManyRequests,
+			Message: "too many requests for this access token; retry later"}, true
 	case errors.As(err, &ae):
 		return ae.status, errorBody{Code: ae.code, Message: ae.message}, ae.status == http.StatusServiceUnavailable
 	case errors.As(err, &mbe):
@@ -145,7 +149,12 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		log.Debug("request refused", zap.Error(err))
 	}
 	if retry {
-		w.Header().Set("Retry-After", s.retryAfter)
+		var rl *rateLimitedError
+		if errors.As(err, &rl) {
+			w.Header().Set("Retry-After", rl.retryAfter())
+		} else {
+			w.Header().Set("Retry-After", s.retryAfter)
+		}
 	}
 	writeJSON(w, status, body)
 }

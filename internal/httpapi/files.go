@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -36,23 +37,24 @@ func (s *Server) sendFile(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return 0, nil, err
 		}
-		if r.ContentLength > fileLimit {
-			return 0, nil, tooLarge(fileTooBigMessage)
+		bodyLimit := s.cfg.MaxFileBytes + fileBodyOverhead
+		if r.ContentLength > bodyLimit {
+			return 0, nil, tooLarge(fileTooBig(s.cfg.MaxFileBytes))
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, fileLimit)
+		r.Body = http.MaxBytesReader(w, r.Body, bodyLimit)
 		mr, err := r.MultipartReader()
 		if err != nil {
 			return 0, nil, invalidArgs("request body must be multipart/form-data with a part named file")
 		}
 		part, customID, err := filePart(mr)
 		if err != nil {
-			return 0, nil, fileError(err)
+			return 0, nil, s.fileError(err)
 		}
 		filename := part.FileName()
 		if filename == "" || !utf8.ValidString(filename) {
 			filename = "file"
 		}
-		src := &fileReader{part: part, mr: mr}
+		src := &fileReader{part: part, mr: mr, max: s.cfg.MaxFileBytes}
 
 		var res any
 		err = s.withSession(r.Context(), token, func(sess *session.Session) error {
@@ -71,19 +73,25 @@ func (s *Server) sendFile(w http.ResponseWriter, r *http.Request) {
 			})
 		})
 		if err != nil {
-			return 0, nil, fileError(err)
+			return 0, nil, s.fileError(err)
 		}
 		return http.StatusCreated, res, nil
 	})(w, r)
 }
 
 // fileError gives a body over its limit the SDK's reason.
-func fileError(err error) error {
+func (s *Server) fileError(err error) error {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return tooLarge(fileTooBigMessage)
+		return tooLarge(fileTooBig(s.cfg.MaxFileBytes))
 	}
 	return err
+}
+
+// fileTooBig is the SDK's reason for a file over limit bytes; for the
+// default (10 MiB) exactly the SDK's text.
+func fileTooBig(limit int64) string {
+	return fmt.Sprintf("The file is too big (max size is %.2f MB).", float64(limit)/(1<<20))
 }
 
 // filePart reads the form up to its file part, taking customId on the way
@@ -145,11 +153,17 @@ func multipartReadError(err error) error {
 type fileReader struct {
 	part    *multipart.Part
 	mr      *multipart.Reader
+	max     int64 // the most bytes the file may have (Config.MaxFileBytes)
+	n       int64 // bytes read so far
 	checked bool
 }
 
 func (f *fileReader) Read(p []byte) (int, error) {
 	n, err := f.part.Read(p)
+	f.n += int64(n)
+	if f.n > f.max {
+		return n, tooLarge(fileTooBig(f.max))
+	}
 	if errors.Is(err, io.EOF) && !f.checked {
 		f.checked = true
 		if rest := f.rest(); rest != nil {

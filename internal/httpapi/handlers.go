@@ -76,6 +76,9 @@ func (s *Server) rest(fn restFunc) http.HandlerFunc {
 			s.writeError(w, r, err)
 			return
 		}
+		if !s.limitRate(w, r, token) {
+			return
+		}
 		status, result, err := fn(r, token)
 		if err != nil {
 			s.writeError(w, r, err)

@@ -15,7 +15,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/chatio-gateway/chatio-gateway/api"
-	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
 	"github.com/chatio-gateway/chatio-gateway/internal/session"
 )
 
@@ -32,6 +31,7 @@ type Server struct {
 	gatherer   prometheus.Gatherer
 	handler    http.Handler    // immutable: the router with its middleware
 	tickets    *ticketStore    // guarded by its own mutex
+	limiter    *rateLimiter    // guarded by its own mutex
 	origins    map[string]bool // immutable: allowed CORS origins
 	anyOrigin  bool            // immutable: "*" was allowed
 	retryAfter string          // immutable: Retry-After value in seconds
@@ -60,6 +60,7 @@ func New(cfg Config, pool *session.Pool, log *zap.Logger, reg prometheus.Registe
 		log:     log,
 		m:       newMetrics(reg),
 		tickets: newTicketStore(cfg.TicketTTL, cfg.MaxTickets),
+		limiter: newRateLimiter(cfg.RateLimit, cfg.RateBurst, maxRateBuckets),
 		origins: make(map[string]bool),
 		drain:   make(chan struct{}),
 	}
@@ -189,6 +190,3 @@ func (s *Server) openapi(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	_, _ = w.Write(api.OpenAPI)
 }
-
-// fileLimit is the most a file upload's body may hold.
-const fileLimit = chatio.MaxFileSize + fileBodyOverhead

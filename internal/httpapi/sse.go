@@ -16,6 +16,9 @@ import (
 // maxBatch is how many bytes of queued events one stream write may carry.
 const maxBatch = 64 << 10
 
+// smallBuf is the write buffer an idle stream keeps (most events fit).
+const smallBuf = 1 << 10
+
 // maxLastEventID bounds a Last-Event-ID worth parsing; a longer one is
 // ignored (the stream starts with a fresh snapshot).
 const maxLastEventID = 64
@@ -35,6 +38,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		t, err := bearer(r)
 		if err != nil {
 			s.writeError(w, r, err)
+			return
+		}
+		if !s.limitRate(w, r, t) { // a ticket was counted when it was issued
 			return
 		}
 		token, ticket = t, ""
@@ -114,7 +120,17 @@ func (s *Server) stream(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		if _, err := w.Write(buf); err != nil {
 			return err
 		}
-		return rc.Flush()
+		if err := rc.Flush(); err != nil {
+			return err
+		}
+		// The deadline is for this write only. Left set, HTTP/2 resets an
+		// idle stream when it passes (RST_STREAM INTERNAL_ERROR), although
+		// nothing is being written: every stream quieter than WriteTimeout
+		// would die between heartbeats.
+		if err := rc.SetWriteDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return err
+		}
+		return nil
 	}
 	// done clears the deadline of a healthy connection so that a reused
 	// keep-alive connection does not inherit it.
@@ -123,7 +139,9 @@ func (s *Server) stream(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		return reason
 	}
 
-	buf := make([]byte, 0, 4096)
+	// buf grows for the snapshot or a burst and is let go afterwards: an
+	// idle stream keeps a small one (thousands of streams are open at once).
+	buf := make([]byte, 0, smallBuf)
 	buf = append(buf, s.retryField...)
 	buf = append(buf, ": connected\n\n"...)
 	for _, m := range sub.Snapshot() {
@@ -131,6 +149,9 @@ func (s *Server) stream(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	}
 	if err := write(buf); err != nil {
 		return "write_failed"
+	}
+	if cap(buf) > smallBuf {
+		buf = make([]byte, 0, smallBuf)
 	}
 
 	heartbeat := time.NewTimer(s.cfg.HeartbeatInterval)
@@ -168,6 +189,9 @@ func (s *Server) stream(ctx context.Context, w http.ResponseWriter, r *http.Requ
 			}
 			if write(buf) != nil {
 				return "write_failed"
+			}
+			if cap(buf) > smallBuf {
+				buf = make([]byte, 0, smallBuf)
 			}
 			if !open {
 				return s.streamEnd(sub, write, done)

@@ -37,6 +37,15 @@
 // new_event, oldest first, without duplicates; a chat that missed nothing
 // costs no request), and emits user_data… and connection_restored.
 //
+// Upstream frames the client ignores (malformed, answers to no request,
+// dropped as the SDK drops them) are counted in
+// gateway_upstream_frames_ignored_total; a frame the SDK conversion cannot
+// take is counted (gateway_events_dropped_total{reason="convert"}) and
+// skipped. Neither ends the session — not even a panic in the conversion.
+// A stalled socket (no pong; a call's timeout triggers an immediate ping)
+// ends its client with chatio.ErrTimeout: calls in flight fail with it
+// (TIMEOUT) and the session redials.
+//
 // # Concurrency
 //
 // Each session has one owner goroutine, run, started by the pool: it alone
@@ -44,10 +53,14 @@
 // owned by it) and evicts the session when idle (its timer is run's). The
 // log, the subscribers, the live client and the sneak-peek throttle are
 // guarded by Session.mu; the pool's map by Pool.mu, always taken before a
-// Session.mu. A subscriber's channel is sent to and closed only under
-// Session.mu, by the session, exactly once. Every exported method of Pool,
-// Session and Subscriber is safe for concurrent use. Pool.Shutdown waits
-// for every goroutine the package started.
+// Session.mu. A subscriber's channel is sent to under Session.mu by the
+// session, or by the subscriber's feeder goroutine, which exists only while
+// more events are queued than the channel buffers; it is closed exactly
+// once, by whichever of the two holds the last word (see endLocked). Every
+// exported method of Pool, Session and Subscriber is safe for concurrent
+// use. Pool.Shutdown waits for every goroutine the package started but the
+// feeders, each of which ends once its consumer has read the queued events
+// or closed the subscriber.
 //
 // The token is kept in memory only: logs carry a short sha256 prefix of it,
 // metrics carry no token, customer or chat id.

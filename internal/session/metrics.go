@@ -25,6 +25,7 @@ type metrics struct {
 	delivered      prometheus.Counter
 	dropped        *prometheus.CounterVec
 	subscribersCut *prometheus.CounterVec
+	framesIgnored  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -56,6 +57,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		subscribersCut: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gateway_subscribers_cut_total", Help: "Subscribers cut off by the gateway, by reason.",
 		}, []string{"reason"}),
+		framesIgnored: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_upstream_frames_ignored_total",
+			Help: "Upstream frames ignored by the client: malformed, unknown_id (an answer to no request in flight), dropped (as the SDK drops them).",
+		}, []string{"reason"}),
 	}
 	if reg == nil {
 		return m
@@ -69,6 +74,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.delivered = register(reg, m.delivered)
 	m.dropped = register(reg, m.dropped)
 	m.subscribersCut = register(reg, m.subscribersCut)
+	m.framesIgnored = register(reg, m.framesIgnored)
 	return m
 }
 

@@ -65,7 +65,7 @@ type Session struct {
 	closing  bool                     // set once by stop; no event, subscriber or helper after it
 	endErr   error                    // why the session ended (set with closing)
 	seq      uint64                   // id of the last event appended to the log
-	ring     []logEntry               // the last ReplayBuffer events, circular
+	ring     []logEntry               // the last ReplayBuffer events, circular once full (grown by append until then)
 	ringHead int                      // index of the oldest entry
 	ringLen  int                      // entries in use
 	subs     map[*Subscriber]struct{} // live subscribers
@@ -107,7 +107,7 @@ func newSession(p *Pool, token string) *Session {
 		pool:    p,
 		cfg:     &p.cfg,
 		token:   token,
-		log:     p.log.With(zap.String("session", tokenKey(token))),
+		log:     p.log.WithLazy(zap.String("session", tokenKey(token))),
 		ctx:     ctx,
 		cancel:  cancel,
 		done:    make(chan struct{}),
@@ -116,8 +116,8 @@ func newSession(p *Pool, token string) *Session {
 		status:  StatusConnecting,
 		// A time-derived base: ids of an earlier incarnation of this
 		// session are older than anything this one has buffered.
-		seq:   uint64(time.Now().UnixMicro()),
-		ring:  make([]logEntry, p.cfg.ReplayBuffer),
+		seq: uint64(time.Now().UnixMicro()),
+		// ring grows with the log up to ReplayBuffer entries.
 		subs:  make(map[*Subscriber]struct{}),
 		sneak: make(map[string]*sneakState),
 	}
@@ -171,6 +171,13 @@ func (s *Session) dial(ctx context.Context) (*chatio.Client, chatio.LoginResult,
 	cfg := s.cfg.Upstream
 	cfg.Token = s.token
 	cfg.Logger = s.log
+	next := cfg.OnIgnored
+	cfg.OnIgnored = func(reason string) {
+		p.m.framesIgnored.WithLabelValues(reason).Inc()
+		if next != nil {
+			next(reason)
+		}
+	}
 	c, login, err := s.cfg.Dial(ctx, cfg)
 	if err != nil {
 		p.m.dialFailures.WithLabelValues(dialReason(err)).Inc()
@@ -326,6 +333,21 @@ type encoded struct {
 // encodeJSON marshals v the way JSON.stringify would print it (no HTML
 // escaping), without a trailing newline.
 func encodeJSON(v any) ([]byte, error) {
+	// Most events are a chatio.Object: what the encoder would do with it
+	// (MarshalJSON, then check and compact the output) without reflection
+	// or a second copy when the output is compact already.
+	if o, ok := v.(chatio.Object); ok {
+		if b, err := o.MarshalJSON(); err == nil && json.Valid(b) {
+			if !hasInsignificantSpace(b) {
+				return b, nil
+			}
+			var buf bytes.Buffer
+			if json.Compact(&buf, b) == nil {
+				return buf.Bytes(), nil
+			}
+		}
+		// An error: let the encoder report it as it always has.
+	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -333,6 +355,23 @@ func encodeJSON(v any) ([]byte, error) {
 		return nil, err
 	}
 	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}
+
+// hasInsignificantSpace reports whether valid JSON b has whitespace
+// outside its strings (which json.Compact would remove).
+func hasInsignificantSpace(b []byte) bool {
+	in := false
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case in && c == '\\':
+			i++
+		case c == '"':
+			in = !in
+		case !in && (c == ' ' || c == '\t' || c == '\n' || c == '\r'):
+			return true
+		}
+	}
+	return false
 }
 
 // publish encodes each event once and appends it to the log, fanning it out
@@ -414,9 +453,14 @@ func (s *Session) keepSummary(snap *summarySnap, seq uint64) {
 func (s *Session) appendLocked(name string, data []byte, final bool) {
 	s.seq++
 	m := Message{ID: strconv.FormatUint(s.seq, 10), Name: name, Data: data}
-	if n := len(s.ring); n > 0 {
-		if s.ringLen < n {
-			s.ring[(s.ringHead+s.ringLen)%n] = logEntry{s.seq, m}
+	if n := s.cfg.ReplayBuffer; n > 0 {
+		if s.ringLen < n { // still growing: ringHead is 0, the slice holds ringLen entries
+			if len(s.ring) == cap(s.ring) {
+				grown := make([]logEntry, len(s.ring), min(n, max(8, 2*cap(s.ring))))
+				copy(grown, s.ring)
+				s.ring = grown
+			}
+			s.ring = append(s.ring, logEntry{s.seq, m})
 			s.ringLen++
 		} else {
 			s.ring[s.ringHead] = logEntry{s.seq, m}
@@ -537,9 +581,18 @@ func (s *Session) evictIfIdle(idle *time.Timer) bool {
 	return false
 }
 
-// handleItem turns one stream item into SDK events and publishes them.
+// handleItem turns one stream item into SDK events and publishes them. A
+// frame the conversion cannot take is counted and skipped; not even a
+// panic in it ends the session (or the process).
 func (s *Session) handleItem(it chatio.StreamItem) {
 	f := it.Frame
+	defer func() {
+		if v := recover(); v != nil {
+			s.pool.m.dropped.WithLabelValues(reasonConvert).Inc()
+			s.log.Error("upstream frame broke the conversion; skipped", zap.String("action", f.Action),
+				zap.String("result_of", it.ResultOf), zap.Any("panic", v), zap.Stack("stack"))
+		}
+	}()
 	w := parseWireDelivery(f)
 	if w != nil && s.tracker.duplicate(w) {
 		s.pool.m.dropped.WithLabelValues(reasonDuplicate).Inc()

@@ -10,16 +10,27 @@ import (
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
 )
 
+// subChanCap is how many events a subscriber's channel itself buffers.
+// Beyond it, up to the subscriber's limit, events wait in a slice that a
+// short-lived feeder goroutine moves into the channel: a subscriber that
+// keeps up holds a few events' worth of memory instead of
+// SubscriberBuffer's (56 bytes each), and the publisher still never blocks.
+const subChanCap = 32
+
 // Subscriber is one event stream of a session. Snapshot first, then C.
 type Subscriber struct {
 	s        *Session
 	snapshot []Message    // immutable once Subscribe returns
-	ch       chan Message // sent to and closed only by the session, under s.mu
+	ch       chan Message // sent to under s.mu by the session, or by the feeder; closed once (see endLocked, feed)
 	limit    int          // queue length at which a subscriber is too slow; immutable
 
 	// guarded by s.mu
-	ended bool
-	err   error
+	ended   bool
+	err     error
+	spill   []Message     // queued events that did not fit in ch, oldest first
+	feeding bool          // a feeder goroutine runs
+	quit    chan struct{} // made with the first feeder; closed by Close: the feeder drops what is left
+	quitted bool          // quit is closed
 }
 
 // Snapshot is what comes before C: customer_id, user_data…, connected (only
@@ -40,29 +51,79 @@ func (sub *Subscriber) Err() error {
 	return sub.err
 }
 
-// Close ends the subscriber and closes C. Idempotent.
+// Close ends the subscriber and closes C (events still queued are
+// dropped). Idempotent.
 func (sub *Subscriber) Close() {
 	s := sub.s
 	s.mu.Lock()
 	sub.endLocked(nil)
+	if sub.quit != nil && !sub.quitted {
+		sub.quitted = true
+		close(sub.quit)
+	}
 	s.mu.Unlock()
 }
 
 // offerLocked queues m without blocking; false when the queue is full.
-// Every queue keeps one slot for the session's final message. s.mu held.
+// Every queue keeps one slot for the session's final message. The event a
+// feeder is handing over is not counted (its send may complete at any
+// moment): a queue with a feeder may take one event more. s.mu held.
 func (sub *Subscriber) offerLocked(m Message, final bool) bool {
-	if !final && len(sub.ch) >= sub.limit {
+	queued := len(sub.ch) + len(sub.spill)
+	if queued >= sub.limit+1 || (!final && queued >= sub.limit) {
 		return false
 	}
-	select {
-	case sub.ch <- m:
-		return true
-	default:
-		return false
+	if !sub.feeding {
+		select {
+		case sub.ch <- m:
+			return true
+		default:
+		}
+	}
+	sub.spill = append(sub.spill, m)
+	if !sub.feeding {
+		sub.feeding = true
+		if sub.quit == nil {
+			sub.quit = make(chan struct{})
+		}
+		go sub.feed()
+	}
+	return true
+}
+
+// feed moves spilled events into the channel, oldest first. It ends when
+// none are left (closing the channel if the subscriber has ended
+// meanwhile), and drops the rest when the consumer has gone (Close).
+func (sub *Subscriber) feed() {
+	s := sub.s
+	for {
+		s.mu.Lock()
+		if len(sub.spill) == 0 {
+			sub.feeding = false
+			sub.spill = nil
+			if sub.ended {
+				close(sub.ch)
+			}
+			s.mu.Unlock()
+			return
+		}
+		m := sub.spill[0]
+		sub.spill[0] = Message{}
+		sub.spill = sub.spill[1:]
+		quit := sub.quit
+		s.mu.Unlock()
+		select {
+		case sub.ch <- m:
+		case <-quit:
+			s.mu.Lock()
+			sub.spill = sub.spill[:0]
+			s.mu.Unlock()
+		}
 	}
 }
 
-// endLocked removes the subscriber and closes its channel, once. s.mu held.
+// endLocked removes the subscriber and closes its channel, once: now, or
+// after the feeder has delivered what is queued. s.mu held.
 func (sub *Subscriber) endLocked(err error) {
 	if sub.ended {
 		return
@@ -70,7 +131,9 @@ func (sub *Subscriber) endLocked(err error) {
 	s := sub.s
 	sub.ended = true
 	sub.err = err
-	close(sub.ch)
+	if !sub.feeding {
+		close(sub.ch)
+	}
 	delete(s.subs, sub)
 	s.pool.m.subscribers.Dec()
 	s.lastActive.Store(time.Now().UnixNano())
@@ -90,10 +153,11 @@ func (s *Session) admitLocked() error {
 // addLocked registers a subscriber whose queue also holds extra replayed
 // events. s.mu held, admitLocked passed.
 func (s *Session) addLocked(extra int) *Subscriber {
+	limit := s.cfg.SubscriberBuffer + extra
 	sub := &Subscriber{
 		s:     s,
-		ch:    make(chan Message, s.cfg.SubscriberBuffer+extra+1),
-		limit: s.cfg.SubscriberBuffer + extra,
+		ch:    make(chan Message, min(limit+1, subChanCap)),
+		limit: limit,
 	}
 	s.subs[sub] = struct{}{}
 	s.pool.m.subscribers.Inc()
@@ -149,7 +213,7 @@ func (s *Session) resume(id uint64) (*Subscriber, error) {
 	n := int(s.seq - id)
 	sub := s.addLocked(n)
 	for i := s.ringLen - n; i < s.ringLen; i++ {
-		sub.ch <- s.ring[(s.ringHead+i)%len(s.ring)].msg
+		sub.offerLocked(s.ring[(s.ringHead+i)%len(s.ring)].msg, false) // within limit: room for n is made
 	}
 	s.pool.m.delivered.Add(float64(n))
 	return sub, nil

@@ -101,6 +101,7 @@ func (s *Server) login(sk *socket, req *request, a args) {
 	c := s.getCustomer(id)
 	c.apply(d)
 	sk.cust = c
+	sk.custID.Store(&id)
 	c.sockets = append(c.sockets, sk)
 	sk.respond(req, chatio.LoginResult{CustomerID: id})
 	s.notify(Activity{Action: chatio.ActionLogin, CustomerID: id, Payload: a["customer"]})

@@ -79,8 +79,11 @@
 // DisconnectCustomer pushes customer_disconnected {reason} and closes with
 // 1000; Stall(true) stops answering requests and websocket pings (the
 // socket is still read so that the pending limit and request timeouts
-// apply); SetLatency delays every answer; RefuseConnections answers
-// upgrades with 503 for a while.
+// apply), StallCustomer does so for one customer's sockets; SetLatency
+// delays every answer; RefuseConnections answers upgrades with 503 for a
+// while; InjectFrame sends a customer's sockets any frame, malformed ones
+// included. Stats.ClientCloses counts sockets the client closed with a
+// normal close frame.
 //
 // # Control API
 //

@@ -79,6 +79,46 @@ func (s *Server) Stall(on bool) {
 	}
 }
 
+// StallCustomer is Stall for the logged-in sockets of one customer: their
+// requests wait (and fail with request_timeout after RequestTimeout) and
+// their websocket pings get no pong, while pushes still reach them; other
+// customers are served as usual. A new socket's login is answered (the
+// customer is known only from it); what follows it stalls. Off answers the
+// waiting requests in order.
+func (s *Server) StallCustomer(customerID string, on bool) {
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	if s.stalledCust[customerID] == on {
+		return
+	}
+	if on {
+		if s.stalledCust == nil {
+			s.stalledCust = make(map[string]bool)
+		}
+		s.stalledCust[customerID] = true
+	} else {
+		delete(s.stalledCust, customerID)
+	}
+	s.faultChanged()
+}
+
+// InjectFrame sends frame, as is (it need not be JSON), to every logged-in
+// socket of the customer, in order with the other frames of the socket. It
+// returns how many sockets it was queued to. For tests of how a client
+// copes with frames a faithful server never sends.
+func (s *Server) InjectFrame(customerID string, frame []byte) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.customers[customerID]
+	if c == nil {
+		return 0
+	}
+	for _, sk := range c.sockets {
+		sk.send(append([]byte(nil), frame...))
+	}
+	return len(c.sockets)
+}
+
 // SetLatency delays every answer by d (measured from the request's arrival;
 // requests of a socket stay in order). 0 turns it off.
 func (s *Server) SetLatency(d time.Duration) {

@@ -38,8 +38,9 @@ type Server struct {
 	wg      sync.WaitGroup // every goroutine the server starts (socket readers, writers, processors, sweeper, bot)
 	closing chan struct{}  // closed by Close
 
-	fmu         sync.Mutex // guards stalled, latency, faultCh
+	fmu         sync.Mutex // guards stalled, stalledCust, latency, faultCh
 	stalled     bool
+	stalledCust map[string]bool // customer ids stalled by StallCustomer
 	latency     time.Duration
 	faultCh     chan struct{} // closed and replaced whenever stall or latency change
 	stallFlag   atomic.Bool
@@ -52,6 +53,7 @@ type Server struct {
 	nDropped    atomic.Uint64
 	nBotDropped atomic.Uint64
 	nRequests   atomic.Uint64
+	nClientEnds atomic.Uint64
 }
 
 // New returns a Server ready to serve (ServeHTTP). It starts one sweeper
@@ -182,6 +184,18 @@ func (s *Server) faultState() (bool, time.Duration, <-chan struct{}) {
 	return s.stalled, s.latency, s.faultCh
 }
 
+// faultStateFor is faultState for one socket: stalled also when its
+// customer is (StallCustomer).
+func (s *Server) faultStateFor(sk *socket) (bool, time.Duration, <-chan struct{}) {
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	stalled := s.stalled
+	if id := sk.custID.Load(); id != nil && len(s.stalledCust) > 0 {
+		stalled = stalled || s.stalledCust[*id]
+	}
+	return stalled, s.latency, s.faultCh
+}
+
 func (s *Server) faultChanged() {
 	close(s.faultCh)
 	s.faultCh = make(chan struct{})
@@ -233,6 +247,7 @@ type Stats struct {
 	BotDropped    uint64 `json:"bot_dropped"`    // activities the bot dropped (its queue was full)
 	Stalled       bool   `json:"stalled"`        // Stall(true) in force
 	LatencyMillis int64  `json:"latency_millis"` // SetLatency
+	ClientCloses  uint64 `json:"client_closes"`  // sockets the client closed with a close frame 1000 (normal) or 1001 (going away)
 }
 
 // Stats returns a snapshot of the counters.
@@ -252,5 +267,6 @@ func (s *Server) Stats() Stats {
 	stalled, lat, _ := s.faultState()
 	st.Stalled = stalled
 	st.LatencyMillis = lat.Milliseconds()
+	st.ClientCloses = s.nClientEnds.Load()
 	return st
 }

@@ -36,7 +36,8 @@ type socket struct {
 	lastActive atomic.Int64
 	done       chan struct{} // closed when the read loop has ended
 
-	cust *customer // guarded by s.mu; nil until login
+	cust   *customer              // guarded by s.mu; nil until login
+	custID atomic.Pointer[string] // the customer's id once logged in (read without s.mu)
 
 	wmu     sync.Mutex
 	queue   [][]byte
@@ -89,7 +90,7 @@ func (s *Server) serveSocket(w http.ResponseWriter, r *http.Request) {
 		InsecureSkipVerify: true,
 		OnPingReceived: func(context.Context, []byte) bool {
 			sk.touch()
-			return !s.stallFlag.Load() // a stalled server does not answer pings
+			return !sk.stalled() // a stalled server does not answer pings
 		},
 	})
 	if err != nil {
@@ -140,6 +141,15 @@ func (s *Server) serveSocket(w http.ResponseWriter, r *http.Request) {
 
 func (sk *socket) touch() { sk.lastActive.Store(time.Now().UnixNano()) }
 
+// stalled: the server, or this socket's customer, is stalled.
+func (sk *socket) stalled() bool {
+	if sk.s.stallFlag.Load() {
+		return true
+	}
+	stalled, _, _ := sk.s.faultStateFor(sk)
+	return stalled
+}
+
 func (sk *socket) readLoop() {
 	for {
 		typ, data, err := sk.conn.Read(context.Background())
@@ -147,6 +157,13 @@ func (sk *socket) readLoop() {
 			var ce websocket.CloseError
 			if !errors.As(err, &ce) {
 				sk.s.log.Debug("socket read ended", zap.Error(err))
+			} else if ce.Code == websocket.StatusNormalClosure || ce.Code == websocket.StatusGoingAway {
+				sk.wmu.Lock()
+				ours := sk.closeAt != nil || sk.dead // we closed (or cut) it first
+				sk.wmu.Unlock()
+				if !ours {
+					sk.s.nClientEnds.Add(1)
+				}
 			}
 			return
 		}
@@ -209,7 +226,7 @@ func (sk *socket) drain(inline bool) {
 		sk.pmu.Unlock()
 
 		now := time.Now()
-		stalled, latency, changed := s.faultState()
+		stalled, latency, changed := s.faultStateFor(sk)
 		deadline := req.arrived.Add(s.cfg.RequestTimeout)
 		due := req.arrived.Add(latency)
 		switch {

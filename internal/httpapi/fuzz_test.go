@@ -1,0 +1,218 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// Fuzz tests of the request decoders: everything a client controls goes
+// through one of these before anything is sent upstream. Each checks that
+// the decoder never panics, that what it accepts is well-formed (so it is
+// safe to forward), and that what it refuses is refused with the
+// contract's error (an *apiError or *http.MaxBytesError, never anything
+// that would become a 500). The seed corpora are in testdata/fuzz/<Name>
+// and are replayed by every `go test` run.
+
+// refusal checks that err is one the contract maps to a 4xx.
+func refusal(t *testing.T, err error) {
+	t.Helper()
+	var ae *apiError
+	var mbe *http.MaxBytesError
+	if !errors.As(err, &ae) && !errors.As(err, &mbe) {
+		t.Fatalf("refused with %T %v: would be a 500", err, err)
+	}
+	status, body, _ := classify(httptest.NewRequest("GET", "/", nil), err)
+	if status < 400 || status >= 500 || body.Code == "" || body.Message == "" {
+		t.Fatalf("refusal maps to %d %+v", status, body)
+	}
+}
+
+// bodyRequest is a request carrying data as its body, bounded like the
+// REST routes' bodies.
+func bodyRequest(data []byte, limit int64) *http.Request {
+	r := httptest.NewRequest("POST", "/", bytes.NewReader(data))
+	r.Body = http.MaxBytesReader(httptest.NewRecorder(), r.Body, limit)
+	return r
+}
+
+// FuzzRequestBody: the JSON body decoders (readBody, objectBody, the
+// typed getters, sdkEvent, propertiesBody, arrayOfObjects).
+func FuzzRequestBody(f *testing.F) {
+	f.Add([]byte(`{"type":"message","text":"hi","customId":"c1"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		const limit = 1 << 16
+		b, err := objectBody(bodyRequest(data, limit), false)
+		if err != nil {
+			refusal(t, err)
+		} else {
+			if !utf8.Valid(data) {
+				t.Fatalf("accepted invalid UTF-8: %q", data)
+			}
+			for _, key := range []string{"text", "type", "customId", "value", "comment", "name"} {
+				if s, ok, err := b.optString(key); err != nil {
+					refusal(t, err)
+				} else if ok && !utf8.ValidString(s) {
+					t.Fatalf("%s: invalid UTF-8 %q", key, s)
+				}
+			}
+			for _, k := range []byte{'o', 'a', 'd'} {
+				if v, err := b.optKind("events", k); err != nil {
+					refusal(t, err)
+				} else if v != nil && !json.Valid(v) {
+					t.Fatalf("optKind returned invalid JSON %q", v)
+				}
+			}
+			if v := b.get("events"); v != nil && jsonKind(v) == 'a' {
+				if err := arrayOfObjects("events", v); err != nil {
+					refusal(t, err)
+				}
+			}
+			ev, err := sdkEvent(b)
+			if err != nil {
+				refusal(t, err)
+			} else {
+				out, err := json.Marshal(ev)
+				if err != nil || !json.Valid(out) {
+					t.Fatalf("accepted event does not encode: %v", err)
+				}
+				var typed struct {
+					Type string `json:"type"`
+				}
+				if json.Unmarshal(out, &typed) != nil || typed.Type == "" {
+					t.Fatalf("accepted event without a type: %s", out)
+				}
+			}
+		}
+		props, err := propertiesBody(bodyRequest(data, limit))
+		if err != nil {
+			refusal(t, err)
+		} else if !json.Valid(props) || jsonKind(props) != 'o' {
+			t.Fatalf("properties %q accepted", props)
+		}
+	})
+}
+
+// FuzzPathID: path parameters (chat and thread ids) as the router hands
+// them over, still escaped.
+func FuzzPathID(f *testing.F) {
+	f.Add("CHAT1")
+	f.Fuzz(func(t *testing.T, raw string) {
+		v, err := url.PathUnescape(raw)
+		if err != nil {
+			return // pathID refuses it: invalidArgs
+		}
+		if err := checkID("chat", v); err != nil {
+			refusal(t, err)
+			return
+		}
+		if v == "" || len(v) > maxIDLen || !utf8.ValidString(v) {
+			t.Fatalf("accepted id %q", v)
+		}
+		for _, c := range v {
+			if c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0) {
+				t.Fatalf("accepted a control character in %q", v)
+			}
+		}
+		if _, err := json.Marshal(v); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// FuzzQuery: pagination parameters and the thread id list.
+func FuzzQuery(f *testing.F) {
+	f.Add("limit=10&offset=0&ids=A,B")
+	f.Fuzz(func(t *testing.T, rawQuery string) {
+		q, err := url.ParseQuery(rawQuery)
+		if err != nil {
+			return // the handler sees what ParseQuery kept; same calls below
+		}
+		for _, p := range []struct {
+			name string
+			max  int
+		}{{"limit", chatsMaxLimit}, {"offset", 0}, {"limit", threadsMaxLimit}} {
+			n, err := queryInt(q, p.name, 7, p.max)
+			if err != nil {
+				refusal(t, err)
+				continue
+			}
+			if n < 0 || (p.max > 0 && n > p.max) || n > 1<<31-1 {
+				t.Fatalf("%s=%v accepted as %d", p.name, q[p.name], n)
+			}
+			if vs := q[p.name]; len(vs) == 1 && strconv.Itoa(n) != strings.TrimLeft(vs[0], "0") && n != 0 {
+				t.Fatalf("%s=%q read as %d", p.name, vs[0], n)
+			}
+		}
+		for _, v := range q["ids"] {
+			for id := range strings.SplitSeq(v, ",") {
+				if err := checkID("thread", id); err != nil {
+					refusal(t, err)
+				}
+			}
+		}
+	})
+}
+
+// FuzzBearer: the Authorization header.
+func FuzzBearer(f *testing.F) {
+	f.Add("Bearer abc.def")
+	f.Fuzz(func(t *testing.T, h string) {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Header["Authorization"] = []string{h}
+		token, err := bearer(r)
+		if err != nil {
+			refusal(t, err)
+			return
+		}
+		if token == "" || len(token) > maxTokenLen || !printableASCII(token) {
+			t.Fatalf("accepted token %q from %q", token, h)
+		}
+		if !strings.HasSuffix(strings.TrimSpace(h), token) {
+			t.Fatalf("token %q is not the header's %q", token, h)
+		}
+	})
+}
+
+// FuzzMultipartForm: the file upload's form reader (filePart, the
+// customId field, skipped fields, and what follows the file part).
+func FuzzMultipartForm(f *testing.F) {
+	f.Add([]byte("--B\r\nContent-Disposition: form-data; name=\"customId\"\r\n\r\nc1\r\n" +
+		"--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\nhello\r\n--B--\r\n"))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		const limit = 1 << 16
+		mr := multipart.NewReader(http.MaxBytesReader(httptest.NewRecorder(), io.NopCloser(bytes.NewReader(body)), limit), "B")
+		part, customID, err := filePart(mr)
+		if err != nil {
+			refusal(t, err)
+			return
+		}
+		if part.FormName() != "file" {
+			t.Fatalf("file part named %q", part.FormName())
+		}
+		if len(customID) > maxCustomIDLen || !utf8.ValidString(customID) {
+			t.Fatalf("customId %q accepted", customID)
+		}
+		src := &fileReader{part: part, mr: mr, max: 1 << 10}
+		n, err := io.Copy(io.Discard, src)
+		if err != nil {
+			var ae *apiError
+			if !errors.As(err, &ae) && !errors.Is(err, io.ErrUnexpectedEOF) && !strings.Contains(err.Error(), "multipart") {
+				t.Fatalf("reading the file: %T %v", err, err)
+			}
+			return
+		}
+		if n > 1<<10 {
+			t.Fatalf("read %d bytes past the file limit", n)
+		}
+	})
+}
