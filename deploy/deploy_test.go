@@ -110,6 +110,9 @@ type container struct {
 				Name string `yaml:"name"`
 				Key  string `yaml:"key"`
 			} `yaml:"secretKeyRef"`
+			FieldRef *struct {
+				FieldPath string `yaml:"fieldPath"`
+			} `yaml:"fieldRef"`
 		} `yaml:"valueFrom"`
 	} `yaml:"env"`
 	Resources struct {
@@ -593,6 +596,31 @@ func checkWorkload(t *testing.T, objs []object) workload {
 	}
 	if _, literal := w.settings["GATEWAY_CURSOR_KEY"]; literal || !cursorFromSecret {
 		t.Errorf("%s: GATEWAY_CURSOR_KEY must come from a Secret (shared by all replicas, never a literal)", dobj)
+	}
+	// Ticket streams on any pod: the pod advertises its own IP and port and
+	// signs tickets with a key from the same Secret as the cursor key.
+	var cursorSecret, ticketSecret, podIP string
+	podIPAt, advertiseAt := -1, -1
+	for i, e := range c.Env {
+		switch {
+		case e.Name == "GATEWAY_CURSOR_KEY" && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil:
+			cursorSecret = e.ValueFrom.SecretKeyRef.Name
+		case e.Name == "GATEWAY_TICKET_KEY" && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil:
+			ticketSecret = e.ValueFrom.SecretKeyRef.Name
+		case e.Name == "POD_IP" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil:
+			podIP, podIPAt = e.ValueFrom.FieldRef.FieldPath, i
+		case e.Name == "GATEWAY_ADVERTISE_ADDR":
+			advertiseAt = i
+		}
+	}
+	if _, literal := w.settings["GATEWAY_TICKET_KEY"]; literal || ticketSecret == "" || ticketSecret != cursorSecret {
+		t.Errorf("%s: GATEWAY_TICKET_KEY must come from the Secret of GATEWAY_CURSOR_KEY (%q), got %q", dobj, cursorSecret, ticketSecret)
+	}
+	if podIP != "status.podIP" {
+		t.Errorf("%s: POD_IP must come from fieldRef status.podIP, got %q", dobj, podIP)
+	}
+	if want := "$(POD_IP):" + strconv.Itoa(portByName["http"]); w.settings["GATEWAY_ADVERTISE_ADDR"] != want || advertiseAt < podIPAt {
+		t.Errorf("%s: GATEWAY_ADVERTISE_ADDR %q, want %q after POD_IP", dobj, w.settings["GATEWAY_ADVERTISE_ADDR"], want)
 	}
 	if w.settings["CHATIO_URL"] != "embedded" && w.settings["CHATIO_LICENSE"] == "" {
 		t.Errorf("%s: CHATIO_URL %q without CHATIO_LICENSE", dobj, w.settings["CHATIO_URL"])

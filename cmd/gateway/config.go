@@ -50,6 +50,8 @@ type config struct {
 	RetryHint        time.Duration `envconfig:"GATEWAY_RETRY_HINT" default:"3s" desc:"reconnect delay sent on streams (retry:) and as Retry-After on 503s"`
 	RequestTimeout   time.Duration `envconfig:"GATEWAY_REQUEST_TIMEOUT" default:"30s" desc:"deadline of a REST call, waiting for the session included (file uploads: 5m)"`
 	CursorKey        string        `envconfig:"GATEWAY_CURSOR_KEY" desc:"hex HMAC key (≥16 bytes) signing history cursors; replicas behind one balancer must share it; empty: random per process"`
+	AdvertiseAddr    string        `envconfig:"GATEWAY_ADVERTISE_ADDR" desc:"host:port at which the other replicas reach this one (e.g. $(POD_IP):8080); set: ?ticket= streams that reach another replica are proxied here; empty: one replica"`
+	TicketKey        string        `envconfig:"GATEWAY_TICKET_KEY" desc:"hex HMAC key (≥16 bytes) signing stream tickets; replicas must share it; required with GATEWAY_ADVERTISE_ADDR; empty: random per process"`
 
 	UpstreamRequestTimeout time.Duration `envconfig:"GATEWAY_UPSTREAM_REQUEST_TIMEOUT" default:"15s" desc:"deadline of one upstream request"`
 	UpstreamDialTimeout    time.Duration `envconfig:"GATEWAY_UPSTREAM_DIAL_TIMEOUT" default:"30s" desc:"deadline of opening a session: dial, login, first summary"`
@@ -141,6 +143,19 @@ func (c config) validate() error {
 			errs = append(errs, errors.New("GATEWAY_CURSOR_KEY must be hex, at least 16 bytes (32 hex digits)"))
 		}
 	}
+	if c.TicketKey != "" {
+		if k, err := hex.DecodeString(c.TicketKey); err != nil || len(k) < 16 {
+			errs = append(errs, errors.New("GATEWAY_TICKET_KEY must be hex, at least 16 bytes (32 hex digits)"))
+		}
+	}
+	if c.AdvertiseAddr != "" {
+		if host, port, err := net.SplitHostPort(c.AdvertiseAddr); err != nil || host == "" || port == "" {
+			errs = append(errs, fmt.Errorf("GATEWAY_ADVERTISE_ADDR %q: want host:port", c.AdvertiseAddr))
+		}
+		if c.TicketKey == "" {
+			errs = append(errs, errors.New("GATEWAY_ADVERTISE_ADDR needs GATEWAY_TICKET_KEY, shared by the replicas"))
+		}
+	}
 	if c.PProf {
 		if _, _, err := net.SplitHostPort(c.PProfAddr); err != nil {
 			errs = append(errs, fmt.Errorf("GATEWAY_PPROF_ADDR %q: %w", c.PProfAddr, err))
@@ -152,6 +167,12 @@ func (c config) validate() error {
 // cursorKey is the decoded GATEWAY_CURSOR_KEY (nil: random).
 func (c config) cursorKey() []byte {
 	k, _ := hex.DecodeString(c.CursorKey)
+	return k
+}
+
+// ticketKey is the decoded GATEWAY_TICKET_KEY (nil: random).
+func (c config) ticketKey() []byte {
+	k, _ := hex.DecodeString(c.TicketKey)
 	return k
 }
 

@@ -1,9 +1,11 @@
 package httpapi
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -30,6 +32,16 @@ type Config struct {
 	TicketTTL time.Duration
 	// MaxTickets caps the unexpired tickets held in memory. 0 → 100000.
 	MaxTickets int
+	// AdvertiseAddr is the host:port at which the other replicas reach this
+	// one (e.g. the pod IP and port). Set, tickets name it as their issuer
+	// and are signed with TicketKey, and a ticket stream that reaches
+	// another replica is proxied here (ticketroute.go). Empty → one
+	// replica: bare tickets, no forwarding.
+	AdvertiseAddr string
+	// TicketKey is the HMAC-SHA256 key signing tickets, shared by every
+	// replica; at least 16 bytes, required with AdvertiseAddr. Empty →
+	// random per process.
+	TicketKey []byte
 	// MaxStreams caps the event streams open in this process. 0 → 10000.
 	// Beyond → 503 OVERLOADED.
 	MaxStreams int
@@ -73,6 +85,8 @@ const (
 	DefaultUploadTimeout     = 5 * time.Minute
 	DefaultRateLimit         = 50
 	DefaultRateBurst         = 100
+	// MinTicketKeyLen is the shortest TicketKey accepted, in bytes.
+	MinTicketKeyLen = 16
 )
 
 // withDefaults fills in every zero field.
@@ -88,6 +102,10 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxTickets <= 0 {
 		c.MaxTickets = DefaultMaxTickets
+	}
+	if len(c.TicketKey) == 0 {
+		c.TicketKey = make([]byte, 32)
+		_, _ = rand.Read(c.TicketKey) // never fails (Go ≥ 1.24)
 	}
 	if c.MaxStreams <= 0 {
 		c.MaxStreams = DefaultMaxStreams
@@ -130,6 +148,17 @@ func (c Config) Validate() error {
 	if c.HeartbeatInterval < 0 || c.TicketTTL < 0 || c.WriteTimeout < 0 ||
 		c.RetryHint < 0 || c.RequestTimeout < 0 || c.UploadTimeout < 0 {
 		errs = append(errs, errors.New("httpapi: durations must not be negative"))
+	}
+	if len(c.TicketKey) > 0 && len(c.TicketKey) < MinTicketKeyLen {
+		errs = append(errs, fmt.Errorf("httpapi: TicketKey shorter than %d bytes", MinTicketKeyLen))
+	}
+	if c.AdvertiseAddr != "" {
+		if host, port, err := net.SplitHostPort(c.AdvertiseAddr); err != nil || host == "" || port == "" || strings.ContainsAny(c.AdvertiseAddr, "/?#@") {
+			errs = append(errs, fmt.Errorf("httpapi: AdvertiseAddr %q: want host:port", c.AdvertiseAddr))
+		}
+		if len(c.TicketKey) == 0 {
+			errs = append(errs, errors.New("httpapi: AdvertiseAddr needs a TicketKey shared by the replicas"))
+		}
 	}
 	for _, o := range c.AllowedOrigins {
 		if err := validOrigin(o); err != nil {

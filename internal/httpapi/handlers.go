@@ -109,7 +109,7 @@ func (s *Server) postTicket(r *http.Request, token string) (int, any, error) {
 	return http.StatusOK, struct {
 		Ticket    string `json:"ticket"`
 		ExpiresIn int    `json:"expiresIn"`
-	}{id, int(s.cfg.TicketTTL / time.Second)}, nil
+	}{s.sealTicket(id), int(s.cfg.TicketTTL / time.Second)}, nil
 }
 
 func (s *Server) getSession(r *http.Request, token string) (int, any, error) {

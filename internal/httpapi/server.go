@@ -31,6 +31,7 @@ type Server struct {
 	gatherer   prometheus.Gatherer
 	handler    http.Handler    // immutable: the router with its middleware
 	tickets    *ticketStore    // guarded by its own mutex
+	fwd        *http.Transport // to the other replicas (ticketroute.go)
 	limiter    *rateLimiter    // guarded by its own mutex
 	origins    map[string]bool // immutable: allowed CORS origins
 	anyOrigin  bool            // immutable: "*" was allowed
@@ -60,6 +61,7 @@ func New(cfg Config, pool *session.Pool, log *zap.Logger, reg prometheus.Registe
 		log:     log,
 		m:       newMetrics(reg),
 		tickets: newTicketStore(cfg.TicketTTL, cfg.MaxTickets),
+		fwd:     newForwardTransport(),
 		limiter: newRateLimiter(cfg.RateLimit, cfg.RateBurst, maxRateBuckets),
 		origins: make(map[string]bool),
 		drain:   make(chan struct{}),

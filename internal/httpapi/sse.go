@@ -59,7 +59,18 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	defer s.streams.Add(-1)
 
 	if ticket != "" {
-		t, ok := s.tickets.redeem(ticket)
+		// Another replica's ticket is proxied to it (ticketroute.go).
+		id, issuer, err := s.routeTicket(r, ticket)
+		if err != nil {
+			s.m.tickets.WithLabelValues("rejected").Inc()
+			s.writeError(w, r, err)
+			return
+		}
+		if issuer != "" {
+			s.forwardStream(w, r, issuer)
+			return
+		}
+		t, ok := s.tickets.redeem(id)
 		if !ok {
 			s.m.tickets.WithLabelValues("rejected").Inc()
 			s.writeError(w, r, unauthenticated("invalid, expired or already used ticket"))
