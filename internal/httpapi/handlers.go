@@ -329,25 +329,17 @@ func sdkEvent(b body) (chatio.Object, error) {
 }
 
 func (s *Server) sendEvent(r *http.Request, token string) (int, any, error) {
-	chat, err := pathID(r, "chat")
-	if err != nil {
-		return 0, nil, err
-	}
-	b, err := objectBody(r, false)
-	if err != nil {
-		return 0, nil, err
-	}
-	ev, err := sdkEvent(b)
-	if err != nil {
-		return 0, nil, err
-	}
-	res, err := s.invoke(r.Context(), token, chatio.ActionSendEvent,
-		chatio.Object{{Key: "chat_id", Value: chat}, {Key: "event", Value: ev}})
-	return http.StatusCreated, res, err
+	return s.postEvent(r, token, nil)
 }
 
 // sendMessage is sendEvent(chat, {...message, type: "message"}).
 func (s *Server) sendMessage(r *http.Request, token string) (int, any, error) {
+	return s.postEvent(r, token, func(b *body) { b.obj.Set("type", json.RawMessage(`"message"`)) })
+}
+
+// postEvent sends the body as the event of send_event, after adjust (if
+// any) has had its say on the body.
+func (s *Server) postEvent(r *http.Request, token string, adjust func(*body)) (int, any, error) {
 	chat, err := pathID(r, "chat")
 	if err != nil {
 		return 0, nil, err
@@ -356,7 +348,9 @@ func (s *Server) sendMessage(r *http.Request, token string) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	b.obj.Set("type", json.RawMessage(`"message"`))
+	if adjust != nil {
+		adjust(&b)
+	}
 	ev, err := sdkEvent(b)
 	if err != nil {
 		return 0, nil, err

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"github.com/chatio-gateway/chatio-gateway/internal/promreg"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -54,31 +55,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"outcome"}),
 	}
 	if reg != nil {
-		m.requests = register(reg, m.requests)
-		m.duration = register(reg, m.duration)
-		m.upstream = register(reg, m.upstream)
-		m.upstreamTime = register(reg, m.upstreamTime)
-		m.streamsOpen = register(reg, m.streamsOpen)
-		m.streamsOpened = register(reg, m.streamsOpened)
-		m.streamEnds = register(reg, m.streamEnds)
-		m.tickets = register(reg, m.tickets)
+		m.requests = promreg.Register(reg, m.requests)
+		m.duration = promreg.Register(reg, m.duration)
+		m.upstream = promreg.Register(reg, m.upstream)
+		m.upstreamTime = promreg.Register(reg, m.upstreamTime)
+		m.streamsOpen = promreg.Register(reg, m.streamsOpen)
+		m.streamsOpened = promreg.Register(reg, m.streamsOpened)
+		m.streamEnds = promreg.Register(reg, m.streamEnds)
+		m.tickets = promreg.Register(reg, m.tickets)
 	}
 	return m
-}
-
-// register registers c, or returns the collector already registered under
-// the same description (two servers sharing a registry share the series).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		panic(err)
-	}
-	return c
 }
 
 // outcome is the label of an upstream call's result.

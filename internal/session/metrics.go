@@ -1,7 +1,7 @@
 package session
 
 import (
-	"errors"
+	"github.com/chatio-gateway/chatio-gateway/internal/promreg"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -65,30 +65,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	if reg == nil {
 		return m
 	}
-	m.sessions = register(reg, m.sessions)
-	m.subscribers = register(reg, m.subscribers)
-	m.connects = register(reg, m.connects)
-	m.reconnects = register(reg, m.reconnects)
-	m.dialFailures = register(reg, m.dialFailures)
-	m.published = register(reg, m.published)
-	m.delivered = register(reg, m.delivered)
-	m.dropped = register(reg, m.dropped)
-	m.subscribersCut = register(reg, m.subscribersCut)
-	m.framesIgnored = register(reg, m.framesIgnored)
+	m.sessions = promreg.Register(reg, m.sessions)
+	m.subscribers = promreg.Register(reg, m.subscribers)
+	m.connects = promreg.Register(reg, m.connects)
+	m.reconnects = promreg.Register(reg, m.reconnects)
+	m.dialFailures = promreg.Register(reg, m.dialFailures)
+	m.published = promreg.Register(reg, m.published)
+	m.delivered = promreg.Register(reg, m.delivered)
+	m.dropped = promreg.Register(reg, m.dropped)
+	m.subscribersCut = promreg.Register(reg, m.subscribersCut)
+	m.framesIgnored = promreg.Register(reg, m.framesIgnored)
 	return m
-}
-
-// register registers c, or returns the collector already registered under
-// the same description (two pools sharing a registry share the series).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		panic(err)
-	}
-	return c
 }
