@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The full load runs of bench/RESULTS.md, one command: builds the gateway and
+# the load generator, then runs, each bounded to about 3 minutes,
+#
+#   1. 10,000 sessions over h2c (8 connections), gateway then direct baseline:
+#      2,000 agent msgs/s, 200 customer sendMessage/s for 30 s, then 64
+#      back-to-back callers for 10 s;
+#   2. the same over HTTP/1.1 at 8,000 sessions (one socket per stream: a
+#      process may hold 20,000 files);
+#   3. the Go benchmarks of the hot paths (-benchmem, 6 rounds).
+#
+# Reports go to bench/results/ (Markdown and JSON). Usage:
+#
+#   bench/run.sh            # all of it (about 8 minutes)
+#   bench/run.sh h2 bench   # only some: h2, h1, bench
+#
+# Needs only Go. Uses 127.0.0.1 only. Run it on an otherwise idle machine:
+# the report's "other processes" row shows how much CPU others took.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=bench/results
+mkdir -p "$out"
+bin=$(mktemp -d)
+trap 'rm -rf "$bin"' EXIT
+go build -o "$bin/gateway" ./cmd/gateway
+go build -o "$bin/loadgen" ./cmd/loadgen
+
+steps=("$@")
+[ ${#steps[@]} -eq 0 ] && steps=(h2 h1 bench)
+
+load() { # name, extra flags...
+	local name=$1
+	shift
+	echo "== $name"
+	timeout 200 "$bin/loadgen" -gateway-bin "$bin/gateway" -ramp 500 -r 2000 -s 200 \
+		-duration 30s -callers 64 -callers-duration 10s "$@" -out "$out/$name.md" -json "$out/$name.json"
+}
+
+for s in "${steps[@]}"; do
+	case $s in
+	h2)
+		load h2-10k -k 10000 -proto h2 -h2conns 8
+		;;
+	h1)
+		load h1-8k -k 8000 -proto h1
+		;;
+	bench)
+		echo "== go benchmarks"
+		go test -run '^$' -bench . -benchmem -count 6 \
+			./internal/session/ ./internal/httpapi/ ./internal/chatio/ | tee "$out/bench.txt"
+		;;
+	*)
+		echo "unknown step $s (want h2, h1, bench)" >&2
+		exit 2
+		;;
+	esac
+done

@@ -1,0 +1,136 @@
+// Command loadgen measures the gateway against customers connected straight
+// to chat.io. It runs the chat.io simulator in its own process, starts the
+// gateway as a child process (built from ./cmd/gateway unless -gateway-bin
+// is given), opens K customer sessions through it, each with one event
+// stream, has agents push R messages/s and customers send S messages/s over
+// REST, then runs the same workload with the customers on websockets
+// straight to the simulator, and prints both side by side. Everything
+// listens on 127.0.0.1; every phase is bounded and the run stops by itself.
+//
+//	go run ./cmd/loadgen -k 500 -r 100 -s 20 -duration 10s
+//
+// See bench/RESULTS.md for the full runs.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/chatio-gateway/chatio-gateway/internal/loadgen"
+)
+
+// workerArg makes the binary serve as a direct-mode client worker (stdin →
+// stdout), started by the load generator itself.
+const workerArg = "direct-worker"
+
+func main() {
+	if len(os.Args) == 2 && os.Args[1] == workerArg {
+		if err := loadgen.ServeDirectWorker(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen worker:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg loadgen.Config
+	fs.IntVar(&cfg.K, "k", 100, "customer sessions, each with one open event stream")
+	fs.Float64Var(&cfg.Ramp, "ramp", 200, "sessions opened per second")
+	fs.Float64Var(&cfg.R, "r", 100, "agent messages per second in total, spread over the sessions")
+	fs.Float64Var(&cfg.S, "s", 20, "customer sendMessage calls per second in total")
+	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "length of the measured phase (≤ 10m)")
+	fs.StringVar(&cfg.Proto, "proto", "h2", "gateway protocol: h1 (one connection per stream) or h2 (h2c, multiplexed)")
+	fs.IntVar(&cfg.H2Conns, "h2conns", 8, "HTTP/2 connections the streams and calls are spread over")
+	fs.StringVar(&cfg.Mode, "mode", "both", "both, gateway or direct")
+	fs.IntVar(&cfg.Callers, "callers", 0, "add a throughput phase with this many back-to-back callers (0: none)")
+	fs.DurationVar(&cfg.CallersDuration, "callers-duration", 10*time.Second, "length of the throughput phase")
+	fs.StringVar(&cfg.GatewayBin, "gateway-bin", "", "gateway binary (default: go build ./cmd/gateway into a temp dir)")
+	fs.StringVar(&cfg.ProfileDir, "profile", "", "turn the gateway's pprof on and save heap and CPU profiles in this directory")
+	fs.DurationVar(&cfg.Settle, "settle", 2*time.Second, "pause after the ramp before memory is read")
+	directInProc := fs.Bool("direct-inprocess", false, "run the direct clients in this process even when a worker would be used")
+	gwLog := fs.Bool("gateway-log", false, "pass the gateway's log (level warn) to stderr")
+	var env stringList
+	fs.Var(&env, "gateway-env", "KEY=VALUE added to the gateway's environment (repeatable)")
+	out := fs.String("out", "", "also write the report to this file: .json → JSON, else Markdown")
+	jsonOut := fs.String("json", "", "also write the report as JSON to this file")
+	quiet := fs.Bool("q", false, "no progress lines")
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	cfg.GatewayEnv = env
+	cfg.DirectInProcess = *directInProc
+	if !*quiet {
+		cfg.Log = stderr
+	}
+	if *gwLog {
+		cfg.GatewayStderr = stderr
+	}
+	if exe, err := os.Executable(); err == nil {
+		cfg.DirectWorker = []string{exe, workerArg}
+	}
+	if cfg.ProfileDir != "" {
+		if err := os.MkdirAll(cfg.ProfileDir, 0o755); err != nil {
+			return err
+		}
+	}
+	rep, err := loadgen.Run(ctx, cfg)
+	if rep != nil {
+		_ = rep.Text(stdout)
+		for _, path := range []string{*out, *jsonOut} {
+			if path == "" {
+				continue
+			}
+			if path == *jsonOut && !strings.HasSuffix(path, ".json") {
+				path += ".json"
+			}
+			if werr := writeReport(rep, path); werr != nil && err == nil {
+				err = werr
+			}
+		}
+	}
+	return err
+}
+
+func writeReport(rep *loadgen.Report, path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if strings.HasSuffix(path, ".json") {
+		err = rep.JSON(f)
+	} else {
+		err = rep.Markdown(f)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }

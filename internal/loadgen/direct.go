@@ -1,0 +1,251 @@
+package loadgen
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
+)
+
+// directFleet is the baseline: each customer is a chatio.Client dialled
+// straight to the simulator, as an application embedding the SDK would be.
+// Push latency is read on the client's Stream; the REST call's equivalent is
+// a send_event round trip.
+type directFleet struct {
+	url    string
+	prefix string // token prefix; session i's token is prefix+i
+
+	ctx    context.Context // the fleet's lifetime: stream readers end with it
+	cancel context.CancelFunc
+
+	clients []*chatio.Client // written by Open only, before Load
+	chats   []string         // written by Open only
+	recv    counters
+	push    recorder
+	calls   recorders
+	errs    errorCounts
+	readers sync.WaitGroup
+}
+
+func newDirectFleet(url, prefix string) *directFleet {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &directFleet{url: url, prefix: prefix, ctx: ctx, cancel: cancel}
+}
+
+func (f *directFleet) Open(ctx context.Context, k int, ramp float64) ([]string, error) {
+	f.clients = make([]*chatio.Client, k)
+	f.chats = make([]string, k)
+	f.recv.received = make([]atomic.Int64, k)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	p := newPacer(ramp)
+	for i := range k {
+		if w := p.wait(i); w > 0 {
+			if !sleepCtx(ctx, w) {
+				break
+			}
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			f.openOne(ctx, i)
+		}()
+	}
+	wg.Wait()
+	return f.chats, ctx.Err()
+}
+
+func (f *directFleet) openOne(ctx context.Context, i int) {
+	t0 := time.Now()
+	c, _, err := chatio.Dial(ctx, chatio.Config{
+		URL:     f.url,
+		License: 1,
+		Token:   f.prefix + strconv.Itoa(i),
+		// Small: the reader keeps up, and 10,000 × the default 1024 items
+		// would cost a gigabyte in the load generator.
+		StreamBuffer: 64,
+	})
+	if err != nil {
+		f.errs.inc("login: " + errKind(err))
+		return
+	}
+	f.calls.get("open: dial + login").add(time.Since(t0))
+	f.clients[i] = c
+	f.readers.Add(1)
+	go f.read(i, c)
+
+	t0 = time.Now()
+	raw, err := c.Call(ctx, chatio.ActionStartChat, json.RawMessage(`{"routing_scope":{"type":"license"}}`))
+	if err != nil {
+		f.errs.inc("start_chat: " + errKind(err))
+		return
+	}
+	f.calls.get("startChat: start_chat").add(time.Since(t0))
+	var res struct {
+		Chat struct {
+			ID string `json:"id"`
+		} `json:"chat"`
+	}
+	if json.Unmarshal(raw, &res) != nil || res.Chat.ID == "" {
+		f.errs.inc("start_chat: bad answer")
+		return
+	}
+	f.chats[i] = res.Chat.ID
+}
+
+// read consumes client i's pushes until it ends.
+func (f *directFleet) read(i int, c *chatio.Client) {
+	defer f.readers.Done()
+	for it := range c.Stream() {
+		if it.Frame.Action != chatio.PushIncomingEvent {
+			continue
+		}
+		if at, ok := pushSentAt(it.Frame.Payload); ok {
+			f.push.add(time.Since(at))
+			f.recv.received[i].Add(1)
+		}
+	}
+	if f.ctx.Err() == nil {
+		f.errs.inc("stream ended: " + errKind(c.Err()))
+	}
+}
+
+func (f *directFleet) sendMessage(ctx context.Context, i int, n int) error {
+	c := f.clients[i]
+	if c == nil || f.chats[i] == "" {
+		return errors.New("no session")
+	}
+	payload := json.RawMessage(`{"chat_id":` + strconv.Quote(f.chats[i]) +
+		`,"event":{"type":"message","text":"` + customerPrefix + strconv.Itoa(n) + `"}}`)
+	_, err := c.Call(ctx, chatio.ActionSendEvent, payload)
+	return err
+}
+
+func (f *directFleet) Load(ctx context.Context, rate float64, d time.Duration) (int64, error) {
+	live := f.live()
+	if len(live) == 0 {
+		return 0, errors.New("no open session")
+	}
+	rec := f.calls.get("sendMessage: send_event")
+	n := runPaced(ctx, rate, d, 512, func(n int) {
+		i := live[n%len(live)]
+		t0 := time.Now()
+		if err := f.sendMessage(ctx, i, n); err != nil {
+			f.errs.inc("send_event: " + errKind(err))
+			return
+		}
+		rec.add(time.Since(t0))
+	})
+	return n, nil
+}
+
+// live lists the sessions that opened completely.
+func (f *directFleet) live() []int {
+	var out []int
+	for i, ch := range f.chats {
+		if ch != "" {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+func (f *directFleet) Drain(ctx context.Context, sent []int64, timeout time.Duration) error {
+	waitReceived(ctx, &f.recv, sent, timeout)
+	return nil
+}
+
+func (f *directFleet) Throughput(ctx context.Context, callers int, d time.Duration) (fleetThroughput, error) {
+	live := f.live()
+	if len(live) < callers {
+		return fleetThroughput{}, fmt.Errorf("%d callers, %d open sessions", callers, len(live))
+	}
+	var seq atomic.Int64
+	return runCallers(ctx, callers, len(live), d, &f.errs, func(ctx context.Context, i, _ int) error {
+		if err := f.sendMessage(ctx, live[i], int(seq.Add(1))); err != nil {
+			return errors.New(errKind(err))
+		}
+		return nil
+	}), nil
+}
+
+func (f *directFleet) Result(context.Context) (fleetResult, error) {
+	return fleetResult{
+		Push:     f.push.samples(),
+		Calls:    f.calls.all(),
+		Errors:   f.errs.snapshot(),
+		Received: f.recv.snapshot(),
+	}, nil
+}
+
+func (f *directFleet) Close() error {
+	f.cancel()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 256)
+	for _, c := range f.clients {
+		if c == nil {
+			continue
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			_ = c.Close()
+		}()
+	}
+	wg.Wait()
+	f.readers.Wait()
+	return nil
+}
+
+// errKind is a short, low-cardinality name for an error.
+func errKind(err error) string {
+	var re *chatio.RequestError
+	var de *chatio.DisconnectedError
+	switch {
+	case err == nil:
+		return "none"
+	case errors.As(err, &re):
+		return "request_failed:" + re.Type
+	case errors.As(err, &de):
+		return "disconnected:" + de.Reason
+	case errors.Is(err, chatio.ErrAuthentication):
+		return "authentication"
+	case errors.Is(err, chatio.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, chatio.ErrStreamOverflow):
+		return "stream_overflow"
+	case errors.Is(err, chatio.ErrConnectionLost):
+		return "connection_lost"
+	case errors.Is(err, chatio.ErrClosed), errors.Is(err, context.Canceled):
+		return "canceled"
+	default:
+		return "other"
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

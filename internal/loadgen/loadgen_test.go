@@ -1,0 +1,219 @@
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestPushSentAt(t *testing.T) {
+	at := time.Unix(0, 1712345678123456789)
+	data := []byte(`{"chat":"C1","event":{"id":"T_1","type":"message","text":"` + agentText(at) + `","order":1}}`)
+	got, ok := pushSentAt(data)
+	if !ok || !got.Equal(at) {
+		t.Fatalf("pushSentAt = %v, %v; want %v", got, ok, at)
+	}
+	for _, bad := range []string{`{"text":"hello"}`, `{"text":"lg:"}`, `{"text":"lg:12x"}`, `{"text":"lg:12`} {
+		if _, ok := pushSentAt([]byte(bad)); ok {
+			t.Errorf("pushSentAt(%s) found a time", bad)
+		}
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	var ns []int64
+	for i := 1; i <= 1000; i++ {
+		ns = append(ns, int64(i)*int64(time.Millisecond))
+	}
+	l := summarize(ns)
+	if l.Count != 1000 || l.P50 != 500 || l.P90 != 900 || l.P99 != 990 || l.P999 != 999 || l.Max != 1000 {
+		t.Fatalf("summarize = %+v", l)
+	}
+	if (summarize(nil) != Latency{}) {
+		t.Fatal("summarize(nil) not zero")
+	}
+}
+
+// TestSmoke is a short run of the whole load generator, both modes, so that
+// it cannot rot: a gateway child process built from ./cmd/gateway, 20
+// customers over h2c, then over HTTP/1.1, and the direct baseline.
+func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the gateway")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	bin, err := buildGateway(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := &syncBuffer{}
+	base := Config{
+		K: 20, Ramp: 200, R: 100, S: 20, Duration: 1500 * time.Millisecond,
+		Callers: 2, CallersDuration: 500 * time.Millisecond,
+		Settle: 200 * time.Millisecond, DrainTimeout: 3 * time.Second,
+		GatewayBin: bin, Log: log, GatewayStderr: log,
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("log:\n%s", log.String())
+		}
+	})
+
+	h2 := base
+	h2.Proto, h2.H2Conns, h2.Mode = ProtoH2, 2, ModeBoth
+	// Streams quieter than the write timeout must live on (over HTTP/2 a
+	// write deadline left set resets an idle stream): 1 message/s per
+	// session, a 400 ms write timeout.
+	h2.R = 20
+	h2.GatewayEnv = []string{"GATEWAY_STREAM_WRITE_TIMEOUT=400ms"}
+	rep, err := Run(ctx, h2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Modes) != 2 {
+		t.Fatalf("%d modes ran, want 2", len(rep.Modes))
+	}
+	for _, m := range rep.Modes {
+		checkMode(t, m, h2)
+	}
+	g := rep.mode(ModeGateway)
+	if g.Connections < 1 || g.Connections > 2+1 { // 2 transports; a redial at most
+		t.Errorf("gateway h2: %d connections, want the streams multiplexed over 2", g.Connections)
+	}
+	if g.Gateway == nil || g.Gateway.IdleRSSMiB <= 0 || g.Gateway.OpenRSSMiB <= 0 {
+		t.Errorf("gateway memory not measured: %+v", g.Gateway)
+	}
+	if rep.mode(ModeDirect).ClientProcess != "in-process" {
+		t.Errorf("direct clients ran %q", rep.mode(ModeDirect).ClientProcess)
+	}
+	var text, md bytes.Buffer
+	if err := rep.Text(&text); err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.Markdown(&md); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"push latency p99 (ms)", "sendMessage p50 (ms)", "HTTP floor (GET /healthz) p50 (ms)", "gateway KiB per session", "throughput (calls/s)"} {
+		if !strings.Contains(text.String(), want) || !strings.Contains(md.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, text.String())
+		}
+	}
+	if err := rep.JSON(&bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+
+	h1 := base
+	h1.Proto, h1.Mode, h1.Callers = ProtoH1, ModeGateway, 0
+	h1.K, h1.Duration = 10, time.Second
+	rep, err = Run(ctx, h1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g = rep.mode(ModeGateway)
+	checkMode(t, g, h1)
+	if g.Connections < int64(h1.K) {
+		t.Errorf("gateway h1: %d connections for %d streams", g.Connections, h1.K)
+	}
+}
+
+func checkMode(t *testing.T, m *ModeReport, cfg Config) {
+	t.Helper()
+	if m.Opened != cfg.K {
+		t.Errorf("%s: %d/%d sessions open", m.Mode, m.Opened, cfg.K)
+	}
+	if m.TotalErrors() != 0 {
+		t.Errorf("%s: errors %v", m.Mode, m.Errors)
+	}
+	if cfg.R > 0 && m.AgentSent < int64(cfg.R*cfg.Duration.Seconds()/2) {
+		t.Errorf("%s: %d agent messages sent, want about %.0f", m.Mode, m.AgentSent, cfg.R*cfg.Duration.Seconds())
+	}
+	if m.AgentReceived != m.AgentSent || m.Lost != 0 || m.Duplicates != 0 {
+		t.Errorf("%s: %d agent messages sent, %d received (%d lost, %d duplicated)", m.Mode, m.AgentSent, m.AgentReceived, m.Lost, m.Duplicates)
+	}
+	if int64(m.Push.Count) != m.AgentSent || m.Push.P50 <= 0 || m.Push.Max < m.Push.P99 {
+		t.Errorf("%s: push latency %+v for %d messages", m.Mode, m.Push, m.AgentSent)
+	}
+	for _, op := range []string{"open", "startChat"} {
+		if _, l, ok := m.Call(op); !ok || l.Count != cfg.K {
+			t.Errorf("%s: %s latency %+v, want %d samples", m.Mode, op, l, cfg.K)
+		}
+	}
+	if _, l, ok := m.Call("sendMessage"); !ok || l.Count == 0 || int64(l.Count) > m.CustomerSent+int64(cfg.Callers)*1000 || l.P50 <= 0 {
+		t.Errorf("%s: sendMessage latency %+v (%d sent)", m.Mode, l, m.CustomerSent)
+	}
+	if cfg.Callers > 0 && (m.Throughput == nil || m.Throughput.Calls == 0 || m.Throughput.Errors != 0) {
+		t.Errorf("%s: throughput %+v", m.Mode, m.Throughput)
+	}
+}
+
+// TestWorker runs the direct fleet through the worker protocol in-process.
+func TestWorker(t *testing.T) {
+	sm, err := startSim()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sm.close()
+	inR, inW, _ := os.Pipe()
+	outR, outW, _ := os.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- ServeDirectWorker(inR, outW)
+		outW.Close()
+	}()
+	f := &remoteFleet{url: sm.url, prefix: "w-"}
+	f.initPipes(inW, outR)
+	ctx := context.Background()
+	chats, err := f.Open(ctx, 3, 100)
+	if err != nil || len(chats) != 3 || chats[0] == "" {
+		t.Fatalf("open: %v %v", chats, err)
+	}
+	agent := sm.s.Agent("a", "")
+	sent := make([]int64, 3)
+	for i, ch := range chats {
+		if _, err := agent.SendMessage(ch, agentText(time.Now())); err != nil {
+			t.Fatal(err)
+		}
+		sent[i]++
+	}
+	if err := f.Drain(ctx, sent, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.Result(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Push) != 3 || len(res.Received) != 3 || res.Received[2] != 1 || len(res.Errors) != 0 {
+		t.Fatalf("result %+v", res)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	inW.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer for several writers (the run's progress and
+// the gateway's log).
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
