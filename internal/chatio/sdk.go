@@ -404,8 +404,7 @@ func ResultEvents(action string, payload json.RawMessage) ([]Event, error) {
 		if _, err := ParseChatThreads(payload); err != nil {
 			return nil, err
 		}
-		p, _ := ParseObject(payload)
-		chat, _ := ParseObject(p.Raw("chat"))
+		chat, _ := payloadChat(payload)
 		users, err := parseUsers(chat.Raw("users"))
 		if err != nil {
 			return nil, err
@@ -480,9 +479,8 @@ func ParseResult(action string, payload json.RawMessage) (any, error) {
 	return rawOrNull(payload), nil
 }
 
-// ParseChatThreads is parseGetChatThreadsResponse: the chat's threads sorted
-// by order, parsed.
-func ParseChatThreads(payload json.RawMessage) ([]Object, error) {
+// payloadChat parses a result payload and its "chat" object.
+func payloadChat(payload json.RawMessage) (Object, error) {
 	p, err := ParseObject(payload)
 	if err != nil {
 		return nil, err
@@ -490,6 +488,16 @@ func ParseChatThreads(payload json.RawMessage) ([]Object, error) {
 	chat, err := ParseObject(p.Raw("chat"))
 	if err != nil {
 		return nil, fmt.Errorf("chat: %w", err)
+	}
+	return chat, nil
+}
+
+// ParseChatThreads is parseGetChatThreadsResponse: the chat's threads sorted
+// by order, parsed.
+func ParseChatThreads(payload json.RawMessage) ([]Object, error) {
+	chat, err := payloadChat(payload)
+	if err != nil {
+		return nil, err
 	}
 	ws, err := parseObjects(chat.Raw("threads"))
 	if err != nil {
@@ -524,13 +532,9 @@ func parseThreadsSummary(payload json.RawMessage) (Object, error) {
 }
 
 func parseStartChat(payload json.RawMessage) (Object, error) {
-	p, err := ParseObject(payload)
+	chat, err := payloadChat(payload)
 	if err != nil {
 		return nil, err
-	}
-	chat, err := ParseObject(p.Raw("chat"))
-	if err != nil {
-		return nil, fmt.Errorf("chat: %w", err)
 	}
 	thread, err := ParseObject(chat.Raw("thread"))
 	if err != nil {
