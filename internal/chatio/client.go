@@ -576,7 +576,7 @@ func (c *Client) resolve(p *pendingCall, f Frame, r callResult) bool {
 // goroutine moves into the channel: an idle client then holds a few items'
 // worth of memory instead of StreamBuffer's (about 100 bytes each), and
 // the read loop still never blocks.
-const streamChanCap = 16
+const streamChanCap = 8
 
 // streamQueue holds the stream items that do not fit in the channel.
 // Order is kept: while a feeder runs, new items queue behind it.

@@ -15,7 +15,7 @@ import (
 // short-lived feeder goroutine moves into the channel: a subscriber that
 // keeps up holds a few events' worth of memory instead of
 // SubscriberBuffer's (56 bytes each), and the publisher still never blocks.
-const subChanCap = 32
+const subChanCap = 8
 
 // Subscriber is one event stream of a session. Snapshot first, then C.
 type Subscriber struct {

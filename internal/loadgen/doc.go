@@ -1,0 +1,33 @@
+// Package loadgen measures the gateway against customers connected straight
+// to chat.io (cmd/loadgen is its command line; bench/RESULTS.md the numbers).
+//
+// A run takes one or both modes, each against a fresh chat.io simulator
+// served on 127.0.0.1 in this process (no bot; one agent, driven through
+// the simulator's Agent API):
+//
+//   - gateway: the gateway runs as a child process (so that its RSS and
+//     CPU can be read from /proc) in front of the simulator; each of K
+//     customers opens one SSE stream (GET /v1/events) and starts a chat
+//     over REST, over HTTP/1.1 (a socket per stream) or h2c (every stream
+//     and call multiplexed over a few connections);
+//   - direct: the baseline: each customer is a chatio.Client on its own
+//     websocket to the simulator, as an application embedding the SDK. At
+//     large K these clients run in a worker child process (a process may
+//     hold only RLIMIT_NOFILE files; the simulator needs one per socket
+//     too), driven over a pipe (ServeDirectWorker).
+//
+// Sessions open at a set rate; then, for the measured phase, the agent
+// sends R messages/s round-robin over the chats, each text carrying its
+// send time ("lg:<unix ns>"), and customers send S messages/s (REST
+// sendMessage, or a send_event round trip directly). Push latency is the
+// time from the agent's send at the simulator to the event read from the
+// customer's stream; every message sent is accounted for (lost and
+// duplicated ones are errors). An optional throughput phase has N callers
+// send back to back. The report has p50/p90/p99/p99.9/max of every
+// latency, errors by kind, the gateway's memory (RSS, and Go heap and
+// stacks from its /metrics) and CPU, and how much CPU other processes took
+// meanwhile (the machine may be shared), both modes side by side.
+//
+// Every phase is bounded in time and count; the run stops by itself and
+// uses 127.0.0.1 only.
+package loadgen
