@@ -194,3 +194,31 @@ func runCallers(ctx context.Context, callers, sessions int, d time.Duration, err
 	wg.Wait()
 	return fleetThroughput{Calls: calls.Load(), Errors: failed.Load(), Seconds: time.Since(start).Seconds(), Lat: lat.samples()}
 }
+
+// rampOpen calls open(ctx, i) for i in [0, k), starting them at ramp per
+// second with at most 64 in progress, and returns when all have returned
+// (or ctx ended the ramp).
+func rampOpen(ctx context.Context, k int, ramp float64, open func(ctx context.Context, i int)) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	p := newPacer(ramp)
+	for i := range k {
+		if w := p.wait(i); w > 0 && !sleepCtx(ctx, w) {
+			break
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			open(ctx, i)
+		}()
+	}
+	wg.Wait()
+}

@@ -91,30 +91,7 @@ func (f *gatewayFleet) token(i int) string { return f.prefix + strconv.Itoa(i) }
 func (f *gatewayFleet) Open(ctx context.Context, k int, ramp float64) ([]string, error) {
 	f.chats = make([]string, k)
 	f.recv.received = make([]atomic.Int64, k)
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 64)
-	p := newPacer(ramp)
-	for i := range k {
-		if w := p.wait(i); w > 0 {
-			if !sleepCtx(ctx, w) {
-				break
-			}
-		}
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			f.openOne(ctx, i)
-		}()
-	}
-	wg.Wait()
+	rampOpen(ctx, k, ramp, f.openOne)
 	return f.chats, ctx.Err()
 }
 
