@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -206,59 +205,37 @@ func (r *relRecorder) once(last string, conn int) string {
 	r.mu.Lock()
 	r.conns++
 	r.mu.Unlock()
-	sc := bufio.NewScanner(res.Body)
-	sc.Buffer(make([]byte, 64<<10), 8<<20)
-	var m relMsg
-	var data []string
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" {
-			if m.Event != "" || len(data) > 0 || m.ID != "" {
-				m.Data = strings.Join(data, "\n")
-				m.At = time.Now()
-				m.Conn = conn
-				if r.compact && len(m.Data) > 512 {
-					if ne, ok := parseNewEvent(m); ok {
-						b, _ := json.Marshal(map[string]any{"chat": ne.Chat, "event": map[string]string{"id": ne.Event.ID, "type": ne.Event.Type}})
-						m.Data = string(b)
-					}
-				}
-				r.mu.Lock()
-				r.msgs = append(r.msgs, m)
-				if m.ID != "" {
-					r.lastID = m.ID
-				}
-				if m.Event == "connected" {
-					r.snapshots++
-				}
-				r.mu.Unlock()
-				select {
-				case r.notify <- struct{}{}:
-				default:
-				}
-			}
-			m, data = relMsg{}, nil
-			continue
-		}
-		if strings.HasPrefix(line, ":") {
-			continue
-		}
-		field, value, _ := strings.Cut(line, ":")
-		value = strings.TrimPrefix(value, " ")
-		switch field {
-		case "id":
-			m.ID = value
-		case "event":
-			m.Event = value
-		case "data":
-			data = append(data, value)
-		case "retry":
+	err = readSSE(res.Body, func(sm sseMessage) {
+		if sm.Retry != "" {
 			r.mu.Lock()
 			r.retries++
 			r.mu.Unlock()
 		}
-	}
-	if err := sc.Err(); err != nil {
+		if sm.Event == "" && sm.ID == "" && sm.Data == "" {
+			return // a retry hint alone
+		}
+		m := relMsg{ID: sm.ID, Event: sm.Event, Data: sm.Data, At: time.Now(), Conn: conn}
+		if r.compact && len(m.Data) > 512 {
+			if ne, ok := parseNewEvent(m); ok {
+				b, _ := json.Marshal(map[string]any{"chat": ne.Chat, "event": map[string]string{"id": ne.Event.ID, "type": ne.Event.Type}})
+				m.Data = string(b)
+			}
+		}
+		r.mu.Lock()
+		r.msgs = append(r.msgs, m)
+		if m.ID != "" {
+			r.lastID = m.ID
+		}
+		if m.Event == "connected" {
+			r.snapshots++
+		}
+		r.mu.Unlock()
+		select {
+		case r.notify <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
 		return "read: " + err.Error()
 	}
 	return "eof"

@@ -57,18 +57,32 @@ func openStream(t testing.TB, ctx context.Context, url string, header http.Heade
 func (s *sseStream) read() {
 	defer close(s.done)
 	defer close(s.msgs)
-	sc := bufio.NewScanner(s.resp.Body)
+	_ = readSSE(s.resp.Body, func(m sseMessage) {
+		if m.Event == "" && m.ID == "" && m.Data == "" {
+			return // a retry hint alone
+		}
+		s.msgs <- m
+	})
+}
+
+// readSSE reads an event stream until r ends, calling each for every
+// complete message (a block of fields ended by a blank line; a block cut
+// short by the end of the stream is not one). Comments are skipped. It
+// returns the reader's error.
+func readSSE(r io.Reader, each func(sseMessage)) error {
+	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 8<<20)
 	var m sseMessage
 	var data []string
+	seen := false
 	for sc.Scan() {
 		line := sc.Text()
 		if line == "" {
-			if m.Event != "" || len(data) > 0 || m.ID != "" {
+			if seen {
 				m.Data = strings.Join(data, "\n")
-				s.msgs <- m
+				each(m)
 			}
-			m, data = sseMessage{}, nil
+			m, data, seen = sseMessage{}, nil, false
 			continue
 		}
 		if strings.HasPrefix(line, ":") {
@@ -85,8 +99,12 @@ func (s *sseStream) read() {
 			data = append(data, value)
 		case "retry":
 			m.Retry = value
+		default:
+			continue
 		}
+		seen = true
 	}
+	return sc.Err()
 }
 
 // Close ends the stream.

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -224,31 +225,17 @@ func readStuck(t *testing.T, conn net.Conn) ([]relMsg, string) {
 	res.Body.Close()
 	var out []relMsg
 	var last string
-	blocks := strings.Split(string(body), "\n\n")
-	for _, b := range blocks[:len(blocks)-1] { // the last one may be cut short
-		var m relMsg
-		var data []string
-		for _, line := range strings.Split(b, "\n") {
-			field, value, _ := strings.Cut(line, ":")
-			value = strings.TrimPrefix(value, " ")
-			switch field {
-			case "id":
-				m.ID = value
-			case "event":
-				m.Event = value
-			case "data":
-				data = append(data, value)
-			}
+	// The last block may be cut short by the server's cut: readSSE leaves
+	// it out.
+	_ = readSSE(bytes.NewReader(body), func(sm sseMessage) {
+		if sm.Event == "" {
+			return
 		}
-		if m.Event == "" {
-			continue
+		out = append(out, relMsg{ID: sm.ID, Event: sm.Event, Data: sm.Data})
+		if sm.ID != "" {
+			last = sm.ID
 		}
-		m.Data = strings.Join(data, "\n")
-		out = append(out, m)
-		if m.ID != "" {
-			last = m.ID
-		}
-	}
+	})
 	return out, last
 }
 
