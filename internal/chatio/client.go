@@ -36,6 +36,13 @@ type Config struct {
 	// with the Stats counter it lands in: "malformed", "unknown_id" or
 	// "dropped". Called on the read loop: it must not block.
 	OnIgnored func(reason string)
+	// OnItem, when set, takes every stream item on the read loop itself, in
+	// arrival order, instead of Stream (which then only closes at the end):
+	// no hand-off between goroutines on the way in. It must not block and
+	// must not wait for this client's calls (their answers come through this
+	// very read loop). An Emit()-result reaches it before its Call returns.
+	// Returning false ends the client with ErrStreamOverflow.
+	OnItem func(StreamItem) bool
 }
 
 // Defaults of Config.
@@ -227,7 +234,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, LoginResult, error) {
 		conn:      conn,
 		uploadURL: uploadURL,
 		sem:       make(chan struct{}, cfg.MaxPending),
-		stream:    make(chan StreamItem, min(cfg.StreamBuffer, streamChanCap)),
+		stream:    make(chan StreamItem, streamCap(cfg)),
 		dying:     make(chan struct{}),
 		done:      make(chan struct{}),
 		pending:   make(map[string]*pendingCall),
@@ -578,6 +585,15 @@ func (c *Client) resolve(p *pendingCall, f Frame, r callResult) bool {
 // the read loop still never blocks.
 const streamChanCap = 8
 
+// streamCap is the capacity of Stream's channel: none when OnItem takes
+// the items.
+func streamCap(cfg Config) int {
+	if cfg.OnItem != nil {
+		return 0
+	}
+	return min(cfg.StreamBuffer, streamChanCap)
+}
+
 // streamQueue holds the stream items that do not fit in the channel.
 // Order is kept: while a feeder runs, new items queue behind it.
 type streamQueue struct {
@@ -593,6 +609,15 @@ type streamQueue struct {
 // feeder is handing over is not counted, its send may complete at any
 // moment: with a feeder running, one item more may wait.)
 func (c *Client) toStream(it StreamItem) bool {
+	if c.cfg.OnItem != nil {
+		if c.cfg.OnItem(it) {
+			return true
+		}
+		if c.fail(ErrStreamOverflow) {
+			c.log.Info("stream consumer cannot take more; closing upstream")
+		}
+		return false
+	}
 	q := &c.sq
 	q.mu.Lock()
 	if !q.feeding {

@@ -48,9 +48,13 @@
 //
 // # Concurrency
 //
-// Each session has one owner goroutine, run, started by the pool: it alone
-// consumes the client's stream, reconnects, fills gaps (its chatTracker is
-// owned by it) and evicts the session when idle (its timer is run's). The
+// Each session has one owner goroutine, run, started by the pool: it
+// reconnects, fills gaps and evicts the session when idle (its timer is
+// run's). Stream items are handled on the live client's read loop itself
+// (chatio.Config.OnItem, see inbox): no hand-off on the way in. The inbox
+// holds a new client's items while Pool.open reads the first summary or
+// run restores after a reconnect, so the chatTracker is used by one
+// goroutine at a time and no push overtakes what a restore publishes. The
 // log, the subscribers, the live client and the sneak-peek throttle are
 // guarded by Session.mu; the pool's map by Pool.mu, always taken before a
 // Session.mu. A subscriber's channel is sent to under Session.mu by the

@@ -51,7 +51,11 @@ type Session struct {
 	inflight   atomic.Int64 // Do calls running
 	lastActive atomic.Int64 // UnixNano of the last Acquire, call end or unsubscribe
 
-	tracker *chatTracker // owned by run (by Pool.open before run starts)
+	// tracker is used by whoever handles stream items: Pool.open before
+	// run starts, the live client's read loop (through in), restore while
+	// no read loop is let through.
+	tracker *chatTracker
+	in      *inbox // the newest client's; set by dial (called by Pool.open, then only by run)
 
 	// wg counts helper goroutines (sneak-peek sends). Add only under mu
 	// while !closing; run's finish waits for it after closing is set.
@@ -178,13 +182,61 @@ func (s *Session) dial(ctx context.Context) (*chatio.Client, chatio.LoginResult,
 			next(reason)
 		}
 	}
+	in := &inbox{s: s, limit: cfg.StreamBuffer}
+	if in.limit <= 0 {
+		in.limit = chatio.DefaultStreamBuffer
+	}
+	cfg.OnItem = in.take
 	c, login, err := s.cfg.Dial(ctx, cfg)
 	if err != nil {
 		p.m.dialFailures.WithLabelValues(dialReason(err)).Inc()
 		return nil, login, err
 	}
+	s.in = in
 	p.m.connects.Inc()
 	return c, login, nil
+}
+
+// inbox takes one client's stream items on the client's read loop (no
+// hand-off to another goroutine). Until opened it holds them, at most
+// limit: while the first summary is read, or a reconnect restores the
+// session, no push may overtake what that publishes. Once open, each item
+// is handled as it arrives, still under mu, so the held ones stay first.
+type inbox struct {
+	s     *Session
+	limit int
+
+	mu   sync.Mutex
+	open bool                // guarded by mu
+	held []chatio.StreamItem // guarded by mu; oldest first
+}
+
+// take is the client's OnItem: false (the client ends, the session
+// reconnects) when limit items are already held.
+func (b *inbox) take(it chatio.StreamItem) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.open {
+		if len(b.held) >= b.limit {
+			return false
+		}
+		b.held = append(b.held, it)
+		return true
+	}
+	b.s.handleItem(it)
+	return true
+}
+
+// release handles what was held and lets the rest through as it comes.
+func (b *inbox) release() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i, it := range b.held {
+		b.s.handleItem(it)
+		b.held[i] = chatio.StreamItem{}
+	}
+	b.held = nil
+	b.open = true
 }
 
 // installClient makes c the live client (a new generation).
@@ -513,20 +565,14 @@ func (s *Session) finish() {
 	s.pool.m.sessions.Dec()
 }
 
-// serve consumes c's stream until the connection ends (true) or the
-// session ends (false).
+// serve lets c's stream items through (they are handled on c's read loop,
+// see inbox) and waits until the connection ends (true) or the session
+// ends (false).
 func (s *Session) serve(c *chatio.Client, idle *time.Timer) bool {
-	stream := c.Stream()
+	s.in.release()
 	for {
 		select {
-		case it, ok := <-stream:
-			if !ok {
-				return true
-			}
-			s.handleItem(it)
 		case <-c.Done():
-			// The socket is gone: take what is still buffered, then go.
-			s.drain(stream)
 			return true
 		case <-idle.C:
 			if s.evictIfIdle(idle) {
@@ -534,23 +580,6 @@ func (s *Session) serve(c *chatio.Client, idle *time.Timer) bool {
 			}
 		case <-s.ctx.Done():
 			return false
-		}
-	}
-}
-
-// drain handles the items left on a dead client's stream.
-func (s *Session) drain(stream <-chan chatio.StreamItem) {
-	t := time.NewTimer(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case it, ok := <-stream:
-			if !ok {
-				return
-			}
-			s.handleItem(it)
-		case <-t.C:
-			return
 		}
 	}
 }
