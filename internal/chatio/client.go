@@ -7,13 +7,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
 	"go.uber.org/zap"
 )
 
@@ -166,7 +166,7 @@ type callResult struct {
 type Client struct {
 	cfg       Config      // immutable after Dial
 	log       *zap.Logger // immutable; fields set once
-	conn      *websocket.Conn
+	conn      *wsConn
 	uploadURL string
 
 	// ctx is the client's lifetime and the read loop's Read context:
@@ -213,7 +213,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, LoginResult, error) {
 	log := cfg.Logger.WithLazy(zap.Int64("license_id", cfg.License))
 
 	dctx, dcancel := context.WithTimeout(ctx, cfg.RequestTimeout)
-	conn, _, err := websocket.Dial(dctx, socketURL, &websocket.DialOptions{HTTPClient: cfg.HTTPClient})
+	conn, err := dialWS(dctx, socketURL, cfg.HTTPClient, cfg.ReadLimit)
 	timedOut := errors.Is(dctx.Err(), context.DeadlineExceeded)
 	dcancel()
 	if err != nil {
@@ -226,8 +226,6 @@ func Dial(ctx context.Context, cfg Config) (*Client, LoginResult, error) {
 			return nil, LoginResult{}, fmt.Errorf("%w: dial: %w", ErrConnectionLost, err)
 		}
 	}
-	conn.SetReadLimit(cfg.ReadLimit)
-
 	c := &Client{
 		cfg:       cfg,
 		log:       log,
@@ -241,6 +239,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, LoginResult, error) {
 	}
 	c.sq.quit = make(chan struct{})
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	context.AfterFunc(c.ctx, func() { _ = conn.close() }) // ends a blocked read or write
 	c.wg.Add(1)
 	go c.readLoop()
 	c.kaMu.Lock()
@@ -434,14 +433,12 @@ func (c *Client) fail(cause error) bool {
 // write sends one frame with a write deadline. A failed write has closed the
 // socket (coder/websocket); the call fails with the client's cause.
 func (c *Client) write(b []byte) error {
-	wctx, cancel := context.WithTimeout(c.ctx, c.cfg.PongTimeout)
-	defer cancel()
-	err := c.conn.Write(wctx, websocket.MessageText, b)
+	err := c.conn.writeText(b, time.Now().Add(c.cfg.PongTimeout))
 	if err == nil {
 		return nil
 	}
 	var cause error
-	if errors.Is(wctx.Err(), context.DeadlineExceeded) && c.ctx.Err() == nil {
+	if errors.Is(err, os.ErrDeadlineExceeded) && c.ctx.Err() == nil {
 		cause = fmt.Errorf("%w: write stalled for %v", ErrTimeout, c.cfg.PongTimeout)
 	} else {
 		cause = fmt.Errorf("%w: write: %v", ErrConnectionLost, err)
@@ -459,7 +456,7 @@ func (c *Client) readLoop() {
 	defer c.wg.Done()
 	var rerr error
 	for {
-		_, data, err := c.conn.Read(c.ctx)
+		data, err := c.conn.read()
 		if err != nil {
 			rerr = err
 			break
@@ -479,7 +476,7 @@ func (c *Client) readLoop() {
 	c.fail(loss) // no-op when Close, a stall or an overflow came first
 	c.cancel()
 	c.stopKeepalive()
-	_ = c.conn.CloseNow()
+	_ = c.conn.close()
 
 	c.err = c.currentCause()
 	if errors.Is(c.err, ErrClosed) {
@@ -724,7 +721,7 @@ func (c *Client) ping() {
 	defer c.wg.Done()
 
 	pctx, cancel := context.WithTimeout(c.ctx, c.cfg.PongTimeout)
-	err := c.conn.Ping(pctx)
+	err := c.conn.ping(pctx)
 	stalled := errors.Is(pctx.Err(), context.DeadlineExceeded)
 	cancel()
 	if err == nil {
@@ -817,19 +814,15 @@ func (c *Client) Close() error {
 		select {
 		case <-c.done:
 		default:
-			hs := make(chan struct{})
-			go func() { // owned here: waited for below
-				defer close(hs)
-				_ = c.conn.Close(websocket.StatusNormalClosure, "")
-			}()
-			t := time.NewTimer(closeTimeout)
-			select {
-			case <-hs:
-			case <-t.C:
-				c.cancel() // the read loop's Read context: tears the socket down
+			// The peer's answering close frame ends the read loop.
+			if c.conn.closeNormal() == nil {
+				t := time.NewTimer(closeTimeout)
+				select {
+				case <-c.done:
+				case <-t.C:
+				}
+				t.Stop()
 			}
-			t.Stop()
-			<-hs
 		}
 		c.cancel()
 		c.stopKeepalive()

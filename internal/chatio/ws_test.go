@@ -1,0 +1,282 @@
+package chatio
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+)
+
+// wsPeer is the server end of one test websocket, driven frame by frame.
+type wsPeer struct {
+	t  *testing.T
+	nc net.Conn
+}
+
+// rawServer accepts one websocket on 127.0.0.1 and runs serve on it. With
+// ahead, the first frame goes out in the same write as the handshake's
+// answer. The client is dialed with limit.
+func rawServer(t *testing.T, limit int64, ahead []byte, serve func(p *wsPeer)) *wsConn {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		var answer bytes.Buffer
+		if _, err := ws.Upgrade(struct {
+			io.Reader
+			io.Writer
+		}{nc, &answer}); err != nil {
+			t.Errorf("upgrade: %v", err)
+			return
+		}
+		if _, err := nc.Write(append(answer.Bytes(), ahead...)); err != nil {
+			return
+		}
+		serve(&wsPeer{t: t, nc: nc})
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := dialWS(ctx, "ws://"+ln.Addr().String()+"/rtm/ws", http.DefaultClient, limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.close() })
+	return c
+}
+
+func frameBytes(t *testing.T, f ws.Frame) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := ws.WriteFrame(&b, f); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func (p *wsPeer) send(f ws.Frame) {
+	if _, err := p.nc.Write(frameBytes(p.t, f)); err != nil {
+		p.t.Errorf("server write: %v", err)
+	}
+}
+
+// next reads one frame from the client: it must be masked; it is unmasked.
+func (p *wsPeer) next() (ws.Header, []byte) {
+	_ = p.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	h, err := ws.ReadHeader(p.nc)
+	if err != nil {
+		p.t.Errorf("server read: %v", err)
+		return h, nil
+	}
+	b := make([]byte, h.Length)
+	if _, err := io.ReadFull(p.nc, b); err != nil {
+		p.t.Errorf("server read payload: %v", err)
+	}
+	if !h.Masked {
+		p.t.Errorf("client frame %v not masked", h.OpCode)
+	}
+	ws.Cipher(b, h.Mask, 0)
+	return h, b
+}
+
+// closeCode reads the client's close frame and returns its status.
+func (p *wsPeer) closeCode() ws.StatusCode {
+	h, b := p.next()
+	if h.OpCode != ws.OpClose {
+		p.t.Errorf("got %v, want a close frame", h.OpCode)
+	}
+	code, _ := ws.ParseCloseFrameData(b)
+	return code
+}
+
+func TestWSReadAheadAndFragments(t *testing.T) {
+	ahead := frameBytes(t, ws.NewTextFrame([]byte(`{"first":1}`)))
+	pong := make(chan []byte, 1)
+	c := rawServer(t, 1<<10, ahead, func(p *wsPeer) {
+		p.send(ws.NewFrame(ws.OpText, false, []byte("ab")))
+		p.send(ws.NewPingFrame([]byte("hi"))) // between fragments
+		p.send(ws.NewFrame(ws.OpContinuation, false, []byte("cd")))
+		p.send(ws.NewFrame(ws.OpContinuation, true, []byte("ef")))
+		h, b := p.next()
+		if h.OpCode == ws.OpPong {
+			pong <- b
+		}
+	})
+	for _, want := range []string{`{"first":1}`, "abcdef"} {
+		got, err := c.read()
+		if err != nil || string(got) != want {
+			t.Fatalf("read = %q, %v; want %q", got, err, want)
+		}
+	}
+	select {
+	case b := <-pong:
+		if string(b) != "hi" {
+			t.Errorf("pong carries %q, want the ping's %q", b, "hi")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no pong for the server's ping")
+	}
+}
+
+func TestWSWriteAndPing(t *testing.T) {
+	got := make(chan string, 2)
+	c := rawServer(t, 1<<10, nil, func(p *wsPeer) {
+		h, b := p.next()
+		got <- fmt.Sprint(h.OpCode) + ":" + string(b)
+		h, _ = p.next()
+		if h.OpCode == ws.OpPing {
+			p.send(ws.NewPongFrame(nil))
+		}
+		h, _ = p.next() // the second ping stays unanswered
+		got <- fmt.Sprint(h.OpCode)
+		p.closeCode()
+	})
+	if err := c.writeText([]byte(`{"action":"login"}`), time.Now().Add(5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if g := <-got; g != fmt.Sprint(ws.OpText)+`:{"action":"login"}` {
+		t.Errorf("server got %s", g)
+	}
+	go func() { // the read loop notes the pong
+		for {
+			if _, err := c.read(); err != nil {
+				return
+			}
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.ping(ctx); err != nil {
+		t.Fatalf("answered ping: %v", err)
+	}
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel2()
+	if err := c.ping(ctx2); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("unanswered ping: %v, want the deadline", err)
+	}
+	<-got
+	if err := c.closeNormal(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.writeText([]byte("x"), time.Now().Add(time.Second)); err == nil {
+		t.Error("a frame was written after the close frame")
+	}
+}
+
+func TestWSReadErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		send  []ws.Frame
+		code  ws.StatusCode
+		check func(error) bool
+	}{
+		{"too big", []ws.Frame{ws.NewTextFrame(bytes.Repeat([]byte("x"), 65))}, ws.StatusMessageTooBig,
+			func(err error) bool { return errors.Is(err, errMessageTooBig) }},
+		{"too big in fragments", []ws.Frame{ws.NewFrame(ws.OpText, false, bytes.Repeat([]byte("x"), 40)),
+			ws.NewFrame(ws.OpContinuation, true, bytes.Repeat([]byte("x"), 40))}, ws.StatusMessageTooBig,
+			func(err error) bool { return errors.Is(err, errMessageTooBig) }},
+		{"masked by the server", []ws.Frame{ws.MaskFrame(ws.NewTextFrame([]byte("x")))}, ws.StatusProtocolError, nil},
+		{"continuation first", []ws.Frame{ws.NewFrame(ws.OpContinuation, true, []byte("x"))}, ws.StatusProtocolError, nil},
+		{"new message inside one", []ws.Frame{ws.NewFrame(ws.OpText, false, []byte("x")), ws.NewTextFrame([]byte("y"))}, ws.StatusProtocolError, nil},
+		{"fragmented ping", []ws.Frame{ws.NewFrame(ws.OpPing, false, nil)}, ws.StatusProtocolError, nil},
+		{"reserved bits", []ws.Frame{{Header: ws.Header{Fin: true, Rsv: 4, OpCode: ws.OpText, Length: 1}, Payload: []byte("x")}}, ws.StatusProtocolError, nil},
+		{"peer closes", []ws.Frame{ws.NewCloseFrame(ws.NewCloseFrameBody(4000, "bye"))}, 4000,
+			func(err error) bool {
+				var ce closeError
+				return errors.As(err, &ce) && ce.code == 4000 && ce.reason == "bye"
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code := make(chan ws.StatusCode, 1)
+			c := rawServer(t, 64, nil, func(p *wsPeer) {
+				for _, f := range tc.send {
+					p.send(f)
+				}
+				code <- p.closeCode()
+			})
+			_, err := c.read()
+			if err == nil || (tc.check != nil && !tc.check(err)) {
+				t.Fatalf("read: %v", err)
+			}
+			select {
+			case got := <-code:
+				if got != tc.code {
+					t.Errorf("client closed with %d, want %d", got, tc.code)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("no close frame from the client")
+			}
+		})
+	}
+}
+
+// wss:// works with the TLS settings of the configured HTTP client.
+func TestWSDialTLS(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		nc, _, _, err := ws.UpgradeHTTP(r, w)
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		h, err := ws.ReadHeader(nc)
+		if err != nil {
+			return
+		}
+		b := make([]byte, h.Length)
+		if _, err := io.ReadFull(nc, b); err != nil {
+			return
+		}
+		ws.Cipher(b, h.Mask, 0)
+		_ = ws.WriteFrame(nc, ws.NewTextFrame(append([]byte("echo "), b...)))
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	u := "wss://" + strings.TrimPrefix(srv.URL, "https://") + "/rtm/ws"
+	if _, err := dialWS(ctx, u, http.DefaultClient, 1<<10); err == nil {
+		t.Fatal("dialed a server whose certificate nobody trusts")
+	}
+	c, err := dialWS(ctx, u, srv.Client(), 1<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	if err := c.writeText([]byte("hi"), time.Now().Add(5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.read(); err != nil || string(got) != "echo hi" {
+		t.Fatalf("read = %q, %v", got, err)
+	}
+}
+
+// A refused handshake says which status the server answered.
+func TestWSDialRefused(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "no", http.StatusForbidden)
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := dialWS(ctx, "ws://"+strings.TrimPrefix(srv.URL, "http://")+"/rtm/ws", srv.Client(), 1<<10)
+	if err == nil || !strings.Contains(err.Error(), "403") {
+		t.Fatalf("err = %v, want the 403", err)
+	}
+}
