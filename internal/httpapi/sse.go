@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -16,8 +17,25 @@ import (
 // maxBatch is how many bytes of queued events one stream write may carry.
 const maxBatch = 64 << 10
 
-// smallBuf is the write buffer an idle stream keeps (most events fit).
+// smallBuf is the size a write buffer starts with (most events fit).
 const smallBuf = 1 << 10
+
+// bufs holds the buffers streams build their writes in, taken for one
+// write and given back: an idle stream holds none (thousands are open at
+// once). One that grew beyond maxBatch for a big snapshot is dropped.
+var bufs = sync.Pool{New: func() any { b := make([]byte, 0, smallBuf); return &b }}
+
+// getBuf takes an empty buffer from bufs.
+func getBuf() *[]byte { return bufs.Get().(*[]byte) }
+
+// putBuf gives b, whose content is written, back to bufs.
+func putBuf(b *[]byte) {
+	if cap(*b) > 2*maxBatch {
+		return
+	}
+	*b = (*b)[:0]
+	bufs.Put(b)
+}
 
 // maxLastEventID bounds a Last-Event-ID worth parsing; a longer one is
 // ignored (the stream starts with a fresh snapshot).
@@ -150,19 +168,17 @@ func (s *Server) stream(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		return reason
 	}
 
-	// buf grows for the snapshot or a burst and is let go afterwards: an
-	// idle stream keeps a small one (thousands of streams are open at once).
-	buf := make([]byte, 0, smallBuf)
-	buf = append(buf, s.retryField...)
+	bp := getBuf()
+	buf := append(*bp, s.retryField...)
 	buf = append(buf, ": connected\n\n"...)
 	for _, m := range sub.Snapshot() {
 		buf = appendMessage(buf, m)
 	}
-	if err := write(buf); err != nil {
+	err := write(buf)
+	*bp = buf
+	putBuf(bp)
+	if err != nil {
 		return "write_failed"
-	}
-	if cap(buf) > smallBuf {
-		buf = make([]byte, 0, smallBuf)
 	}
 
 	heartbeat := time.NewTimer(s.cfg.HeartbeatInterval)
@@ -182,7 +198,8 @@ func (s *Server) stream(ctx context.Context, w http.ResponseWriter, r *http.Requ
 			if !ok {
 				return s.streamEnd(sub, write, done)
 			}
-			buf = appendMessage(buf[:0], m)
+			bp := getBuf()
+			buf := appendMessage(*bp, m)
 			// Take what is queued already, so a burst costs one flush.
 			open := true
 		batch:
@@ -198,11 +215,11 @@ func (s *Server) stream(ctx context.Context, w http.ResponseWriter, r *http.Requ
 					break batch
 				}
 			}
-			if write(buf) != nil {
+			err := write(buf)
+			*bp = buf
+			putBuf(bp)
+			if err != nil {
 				return "write_failed"
-			}
-			if cap(buf) > smallBuf {
-				buf = make([]byte, 0, smallBuf)
 			}
 			if !open {
 				return s.streamEnd(sub, write, done)

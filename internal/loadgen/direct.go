@@ -52,9 +52,10 @@ func (f *directFleet) openOne(ctx context.Context, i int) {
 		URL:     f.url,
 		License: 1,
 		Token:   f.prefix + strconv.Itoa(i),
-		// Small: the reader keeps up, and 10,000 × the default 1024 items
-		// would cost a gigabyte in the load generator.
-		StreamBuffer: 64,
+		// The pushes are taken on the client's read loop, as the gateway's
+		// sessions take them: the baseline has no hand-off the gateway's
+		// upstream side does not have.
+		OnItem: func(it chatio.StreamItem) bool { f.take(i, it); return true },
 	})
 	if err != nil {
 		f.errs.inc("login: " + errKind(err))
@@ -63,7 +64,7 @@ func (f *directFleet) openOne(ctx context.Context, i int) {
 	f.calls.get("open: dial + login").add(time.Since(t0))
 	f.clients[i] = c
 	f.readers.Add(1)
-	go f.read(i, c)
+	go f.watch(c)
 
 	t0 = time.Now()
 	raw, err := c.Call(ctx, chatio.ActionStartChat, json.RawMessage(`{"routing_scope":{"type":"license"}}`))
@@ -84,18 +85,21 @@ func (f *directFleet) openOne(ctx context.Context, i int) {
 	f.chats[i] = res.Chat.ID
 }
 
-// read consumes client i's pushes until it ends.
-func (f *directFleet) read(i int, c *chatio.Client) {
-	defer f.readers.Done()
-	for it := range c.Stream() {
-		if it.Frame.Action != chatio.PushIncomingEvent {
-			continue
-		}
-		if at, ok := pushSentAt(it.Frame.Payload); ok {
-			f.push.add(time.Since(at))
-			f.recv.received[i].Add(1)
-		}
+// take records one push of client i (on its read loop).
+func (f *directFleet) take(i int, it chatio.StreamItem) {
+	if it.Frame.Action != chatio.PushIncomingEvent {
+		return
 	}
+	if at, ok := pushSentAt(it.Frame.Payload); ok {
+		f.push.add(time.Since(at))
+		f.recv.received[i].Add(1)
+	}
+}
+
+// watch waits for c's end: before the run's, it is an error.
+func (f *directFleet) watch(c *chatio.Client) {
+	defer f.readers.Done()
+	<-c.Done()
 	if f.ctx.Err() == nil {
 		f.errs.inc("stream ended: " + errKind(c.Err()))
 	}
