@@ -11,7 +11,8 @@
 //     over REST, over HTTP/1.1 (a socket per stream) or h2c (every stream
 //     and call multiplexed over a few connections);
 //   - direct: the baseline: each customer is a chatio.Client on its own
-//     websocket to the simulator, as an application embedding the SDK. At
+//     websocket to the simulator, as an application embedding the SDK,
+//     taking pushes on its read loop (OnItem) as the gateway does. At
 //     large K these clients run in a worker child process (a process may
 //     hold only RLIMIT_NOFILE files; the simulator needs one per socket
 //     too), driven over a pipe (ServeDirectWorker).
