@@ -43,6 +43,11 @@ type Config struct {
 	// very read loop). An Emit()-result reaches it before its Call returns.
 	// Returning false ends the client with ErrStreamOverflow.
 	OnItem func(StreamItem) bool
+	// OnDone, when set, is called once at the very end of the read loop,
+	// after Done is closed, Err is set and the socket is gone: a client
+	// needs no watcher goroutine. It must not call Close or wait for this
+	// client (Close waits for the read loop).
+	OnDone func()
 }
 
 // Defaults of Config.
@@ -486,6 +491,9 @@ func (c *Client) readLoop() {
 	}
 	close(c.done)
 	c.endStream()
+	if c.cfg.OnDone != nil {
+		c.cfg.OnDone()
+	}
 }
 
 // dispatch routes one frame; false stops the read loop (stream overflow).

@@ -48,14 +48,16 @@
 //
 // # Concurrency
 //
-// Each session has one owner goroutine, run, started by the pool: it
-// reconnects, fills gaps and evicts the session when idle (its timer is
-// run's). Stream items are handled on the live client's read loop itself
-// (chatio.Config.OnItem, see inbox): no hand-off on the way in. The inbox
-// holds a new client's items while Pool.open reads the first summary or
-// run restores after a reconnect, so the chatTracker is used by one
-// goroutine at a time and no push overtakes what a restore publishes. The
-// log, the subscribers, the live client and the sneak-peek throttle are
+// A connected session runs no goroutine of its own. Stream items are
+// handled on the live client's read loop itself (chatio.Config.OnItem,
+// see inbox): no hand-off on the way in. Idle eviction runs on a timer;
+// when the session ends, a context callback closes its client; when a
+// client ends (chatio.Config.OnDone), a recovery goroutine reconnects,
+// fills gaps and attaches the new client, and exists only until then.
+// The inbox holds a new client's items while Pool.open reads the first
+// summary or a recovery restores the session, so the chatTracker is used
+// by one goroutine at a time and no push overtakes what a restore
+// publishes. The // log, the subscribers, the live client and the sneak-peek throttle are
 // guarded by Session.mu; the pool's map by Pool.mu, always taken before a
 // Session.mu. A subscriber's channel is sent to under Session.mu by the
 // session, or by the subscriber's feeder goroutine, which exists only while

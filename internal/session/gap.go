@@ -146,7 +146,8 @@ func (t *chatTrack) see(id string) {
 	t.seenFIFO = append(t.seenFIFO, id)
 }
 
-// chatTracker is owned by the session's run goroutine.
+// chatTracker is used by one goroutine at a time: whoever handles the
+// session's stream items (see Session.tracker).
 type chatTracker struct {
 	chats map[string]*chatTrack
 	order []string // insertion order, for the bound

@@ -9,7 +9,7 @@ import (
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
 )
 
-// The inbox holds a client's items (bounded) until released, then hands
+// The inbox holds a client's items (bounded) until attached, then hands
 // them to the session in order, ahead of what comes later.
 func TestInbox(t *testing.T) {
 	s := spillSession(t, 16, 16)
@@ -32,9 +32,11 @@ func TestInbox(t *testing.T) {
 		t.Fatalf("%s published while held", m.Name)
 	case <-time.After(50 * time.Millisecond):
 	}
-	in.release()
+	if !in.attach(1) {
+		t.Fatal("attach reports the client ended")
+	}
 	if !in.take(push(3)) {
-		t.Fatal("refused after release")
+		t.Fatal("refused after attach")
 	}
 	for i := range 4 {
 		select {
@@ -45,5 +47,13 @@ func TestInbox(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatalf("event %d not published", i)
 		}
+	}
+
+	// A client whose read loop ended before it was attached: attach says
+	// so (nobody else will).
+	early := &inbox{s: s, limit: 3}
+	early.clientDone()
+	if early.attach(1) {
+		t.Error("attach missed that the client had ended")
 	}
 }

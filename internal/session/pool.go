@@ -23,8 +23,11 @@ type Pool struct {
 	ctx     context.Context // the pool's lifetime; parent of every session's
 	cancel  context.CancelFunc
 
-	// wg counts creation goroutines and session run goroutines. Add happens
-	// only under mu while !draining, so Shutdown's Wait never races an Add.
+	// wg counts creation goroutines, each session from creation to its end,
+	// and what a session starts (a recovery, the callback closing its
+	// client). A creation or a session is added only under mu while
+	// !draining; the rest is added while its session's count is held. So
+	// Shutdown's Wait never races an Add at zero.
 	wg sync.WaitGroup
 
 	mu       sync.Mutex        // guards the fields below; taken before any Session.mu
@@ -111,8 +114,8 @@ func (p *Pool) Acquire(ctx context.Context, token string) (*Session, error) {
 }
 
 // create runs in its own goroutine (owned by the pool): it dials, logs in,
-// fetches the first summary and starts the session's run goroutine, or
-// records the error and frees the slot.
+// fetches the first summary and starts the session, or records the error
+// and frees the slot.
 func (p *Pool) create(token string, e *entry) {
 	defer p.wg.Done()
 	s, c, err := p.open(token)
@@ -138,10 +141,10 @@ func (p *Pool) create(token string, e *entry) {
 	e.s = s
 	s.entry = e
 	p.m.sessions.Inc()
-	p.wg.Add(1)
-	go s.run(c)
+	p.wg.Add(1) // the session's, until its end
 	close(e.ready)
 	p.mu.Unlock()
+	s.start(c) // not under p.mu: a session that ends at once takes it
 }
 
 // open builds a session and its first connection.

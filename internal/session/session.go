@@ -41,28 +41,31 @@ type Session struct {
 	token string      // immutable; only in memory, never logged
 	log   *zap.Logger // immutable; carries the token's short hash
 
-	ctx    context.Context // the session's lifetime; canceled by stop
-	cancel context.CancelFunc
-	done   chan struct{} // closed by run when it has finished
+	ctx     context.Context // the session's lifetime; canceled by stop
+	cancel  context.CancelFunc
+	done    chan struct{} // closed by end
+	endOnce sync.Once
 
-	entry      *entry // set by Pool.create under pool.mu before run starts; read under pool.mu
+	entry      *entry // set by Pool.create under pool.mu before start; read under pool.mu
 	customerID string // set by Pool.open before the session is published; immutable after
 
 	inflight   atomic.Int64 // Do calls running
 	lastActive atomic.Int64 // UnixNano of the last Acquire, call end or unsubscribe
 
 	// tracker is used by whoever handles stream items: Pool.open before
-	// run starts, the live client's read loop (through in), restore while
-	// no read loop is let through.
+	// start, the attached client's read loop (through in), restore while no
+	// read loop is let through.
 	tracker *chatTracker
-	in      *inbox // the newest client's; set by dial (called by Pool.open, then only by run)
+	in      *inbox // the newest client's; set by dial (called by Pool.open, then by one recover at a time)
 
 	// wg counts helper goroutines (sneak-peek sends). Add only under mu
-	// while !closing; run's finish waits for it after closing is set.
+	// while !closing; end waits for it after closing is set.
 	wg sync.WaitGroup
 
 	mu       sync.Mutex               // guards the fields below; taken after Pool.mu
 	client   *chatio.Client           // the live client; nil while down or closed
+	owned    *chatio.Client           // the attached client, closed when the session ends (closeOwned)
+	idle     *time.Timer              // idle eviction (onIdle); set by start
 	gen      uint64                   // connection generation: +1 per installed client
 	ready    chan struct{}            // closed when client becomes non-nil; replaced when it is cleared
 	status   string                   // Status*
@@ -187,28 +190,34 @@ func (s *Session) dial(ctx context.Context) (*chatio.Client, chatio.LoginResult,
 		in.limit = chatio.DefaultStreamBuffer
 	}
 	cfg.OnItem = in.take
+	cfg.OnDone = in.clientDone
 	c, login, err := s.cfg.Dial(ctx, cfg)
 	if err != nil {
 		p.m.dialFailures.WithLabelValues(dialReason(err)).Inc()
 		return nil, login, err
 	}
+	in.c = c
 	s.in = in
 	p.m.connects.Inc()
 	return c, login, nil
 }
 
 // inbox takes one client's stream items on the client's read loop (no
-// hand-off to another goroutine). Until opened it holds them, at most
-// limit: while the first summary is read, or a reconnect restores the
-// session, no push may overtake what that publishes. Once open, each item
-// is handled as it arrives, still under mu, so the held ones stay first.
+// hand-off to another goroutine) and hears of its end (OnDone: no watcher
+// goroutine either). Until attached it holds the items, at most limit:
+// while the first summary is read, or a reconnect restores the session,
+// no push may overtake what that publishes. Once attached, each item is
+// handled as it arrives, still under mu, so the held ones stay first.
 type inbox struct {
 	s     *Session
 	limit int
+	c     *chatio.Client // set by dial once Dial returns
 
-	mu   sync.Mutex
-	open bool                // guarded by mu
-	held []chatio.StreamItem // guarded by mu; oldest first
+	mu       sync.Mutex
+	attached bool                // guarded by mu
+	ended    bool                // guarded by mu: the client's read loop is over
+	gen      uint64              // guarded by mu: the generation the client was installed as
+	held     []chatio.StreamItem // guarded by mu; oldest first
 }
 
 // take is the client's OnItem: false (the client ends, the session
@@ -216,7 +225,7 @@ type inbox struct {
 func (b *inbox) take(it chatio.StreamItem) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if !b.open {
+	if !b.attached {
 		if len(b.held) >= b.limit {
 			return false
 		}
@@ -227,8 +236,10 @@ func (b *inbox) take(it chatio.StreamItem) bool {
 	return true
 }
 
-// release handles what was held and lets the rest through as it comes.
-func (b *inbox) release() {
+// attach handles what was held and lets the rest through as it comes. It
+// reports false when the client has ended already (its end is then the
+// caller's to handle).
+func (b *inbox) attach(gen uint64) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for i, it := range b.held {
@@ -236,7 +247,20 @@ func (b *inbox) release() {
 		b.held[i] = chatio.StreamItem{}
 	}
 	b.held = nil
-	b.open = true
+	b.attached = true
+	b.gen = gen
+	return !b.ended
+}
+
+// clientDone is the client's OnDone, on its read loop's last breath.
+func (b *inbox) clientDone() {
+	b.mu.Lock()
+	b.ended = true
+	attached := b.attached
+	b.mu.Unlock()
+	if attached {
+		b.s.clientEnded(b)
+	}
 }
 
 // installClient makes c the live client (a new generation).
@@ -341,7 +365,7 @@ func reasonMessage(reason string) Message {
 // checks cond (nil → true), marks the session closing, appends final (if
 // any) to the log, ends every subscriber with err, stops the sneak-peek
 // timers and takes the session out of the pool; then it cancels the
-// session's context, on which run closes the socket. Reports whether this
+// session's context, on which closeOwned closes the socket. Reports whether this
 // call ended the session.
 func (s *Session) stop(err error, final *Message, cond func() bool) bool {
 	p := s.pool
@@ -534,59 +558,108 @@ func (s *Session) appendLocked(name string, data []byte, final bool) {
 	s.pool.m.delivered.Add(float64(delivered))
 }
 
-// ---- the owner goroutine ----
+// ---- the session's life, without a goroutine of its own ----
+//
+// A connected session runs no goroutine: pushes are handled on the
+// client's read loop (inbox), idle eviction runs on a timer (onIdle), the
+// end of the session closes its client from a context callback
+// (closeOwned), and the end of a client starts a recovery goroutine that
+// lives only until the session is connected again or ends. Every one of
+// these holds a count of Pool.wg while it runs; the session holds one
+// from Pool.create until end.
 
-// run owns the upstream connection: it consumes the client's stream,
-// reconnects when the socket drops, and evicts the session when idle. It
-// closes every client it opened. It ends when the session ends.
-func (s *Session) run(c *chatio.Client) {
-	defer s.pool.wg.Done()
-	defer close(s.done)
-	idle := time.NewTimer(s.cfg.IdleTimeout)
-	defer idle.Stop()
+// start makes c, dialed and summarised by Pool.open, the session's
+// connection and arms idle eviction. Called once, by Pool.create, with a
+// count of Pool.wg already taken for the session.
+func (s *Session) start(c *chatio.Client) {
 	s.mu.Lock()
+	s.idle = time.AfterFunc(s.cfg.IdleTimeout, s.onIdle)
+	s.mu.Unlock()
+	s.pool.wg.Add(1)
+	context.AfterFunc(s.ctx, func() {
+		defer s.pool.wg.Done()
+		s.closeOwned()
+	})
+	s.attach(c, s.in)
+}
+
+// attach makes c (live already: installClient) the client the session
+// holds open, and lets its pushes through.
+func (s *Session) attach(c *chatio.Client, in *inbox) {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		_ = c.Close()
+		s.end()
+		return
+	}
+	s.owned = c
 	gen := s.gen
 	s.mu.Unlock()
-	for c != nil {
-		if !s.serve(c, idle) {
-			_ = c.Close()
-			break
-		}
-		s.clearClient(gen)
-		c, gen = s.reconnect(c, idle)
-	}
-	s.finish()
-}
-
-// finish ends what run leaves behind. Called by run only.
-func (s *Session) finish() {
-	s.stop(ErrSessionClosed, nil, nil) // no-op when someone else ended it
-	s.wg.Wait()
-	s.pool.m.sessions.Dec()
-}
-
-// serve lets c's stream items through (they are handled on c's read loop,
-// see inbox) and waits until the connection ends (true) or the session
-// ends (false).
-func (s *Session) serve(c *chatio.Client, idle *time.Timer) bool {
-	s.in.release()
-	for {
-		select {
-		case <-c.Done():
-			return true
-		case <-idle.C:
-			if s.evictIfIdle(idle) {
-				return false
-			}
-		case <-s.ctx.Done():
-			return false
-		}
+	if !in.attach(gen) {
+		s.clientEnded(in) // it ended before it was attached: nobody else saw it
 	}
 }
 
-// evictIfIdle ends the session when it has had no subscriber and no call
-// for IdleTimeout; else it re-arms the timer.
-func (s *Session) evictIfIdle(idle *time.Timer) bool {
+// closeOwned closes the session's client once the session has ended (its
+// context is done); the client's end then ends the session (clientEnded).
+func (s *Session) closeOwned() {
+	s.mu.Lock()
+	c := s.owned
+	s.mu.Unlock()
+	if c != nil {
+		_ = c.Close()
+	}
+}
+
+// clientEnded is told, on the read loop's way out, that the attached
+// client of in is gone: the session ends when it was ending anyway, else
+// it recovers on a goroutine of its own.
+func (s *Session) clientEnded(in *inbox) {
+	if s.ctx.Err() != nil {
+		s.end()
+		return
+	}
+	s.pool.wg.Add(1)
+	go s.recover(in)
+}
+
+// recover reconnects after the client of in dropped, then attaches the
+// new client or ends the session.
+func (s *Session) recover(in *inbox) {
+	defer s.pool.wg.Done()
+	in.mu.Lock()
+	gen := in.gen
+	in.mu.Unlock()
+	s.clearClient(gen)
+	c := s.reconnect(in.c)
+	if c == nil {
+		s.end()
+		return
+	}
+	s.attach(c, s.in)
+}
+
+// end finishes the session once: it leaves the pool (if stop has not
+// taken it out already), its helpers are waited for, Done closes.
+func (s *Session) end() {
+	s.endOnce.Do(func() {
+		s.mu.Lock()
+		if s.idle != nil {
+			s.idle.Stop()
+		}
+		s.mu.Unlock()
+		s.stop(ErrSessionClosed, nil, nil) // no-op when someone else ended it
+		s.wg.Wait()
+		s.pool.m.sessions.Dec()
+		close(s.done)
+		s.pool.wg.Done()
+	})
+}
+
+// onIdle runs on the idle timer: it ends the session when it has had no
+// subscriber and no call for IdleTimeout; else it re-arms the timer.
+func (s *Session) onIdle() {
 	var wait time.Duration
 	ended := s.stop(ErrSessionClosed, nil, func() bool {
 		if len(s.subs) > 0 || s.inflight.Load() > 0 {
@@ -602,12 +675,13 @@ func (s *Session) evictIfIdle(idle *time.Timer) bool {
 	})
 	if ended {
 		s.log.Info("session idle: evicted")
-		return true
+		return
 	}
-	if wait > 0 {
-		idle.Reset(wait)
+	s.mu.Lock()
+	if wait > 0 && !s.closing {
+		s.idle.Reset(wait)
 	}
-	return false
+	s.mu.Unlock()
 }
 
 // handleItem turns one stream item into SDK events and publishes them. A
@@ -667,29 +741,23 @@ func (s *Session) backoff(n int) time.Duration {
 
 // sleep waits d; false when the session ended meanwhile (evicted or
 // stopped).
-func (s *Session) sleep(d time.Duration, idle *time.Timer) bool {
+func (s *Session) sleep(d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			return true
-		case <-idle.C:
-			if s.evictIfIdle(idle) {
-				return false
-			}
-		case <-s.ctx.Done():
-			return false
-		}
+	select {
+	case <-t.C:
+		return true
+	case <-s.ctx.Done():
+		return false
 	}
 }
 
-// reconnect is called by run after old's socket dropped: it emits
+// reconnect is called by recover after old's socket dropped: it emits
 // connection_lost, then redials with backoff until a new connection is
 // logged in, gap-filled and announced with connection_restored. It returns
 // nil when the session ends instead (stopped, evicted, re-login refused, or
 // a customer_disconnected reason that forbids reconnecting).
-func (s *Session) reconnect(old *chatio.Client, idle *time.Timer) (*chatio.Client, uint64) {
+func (s *Session) reconnect(old *chatio.Client) *chatio.Client {
 	cause := old.Err()
 	_ = old.Close()
 	s.log.Info("upstream connection lost", zap.Error(cause))
@@ -699,17 +767,16 @@ func (s *Session) reconnect(old *chatio.Client, idle *time.Timer) (*chatio.Clien
 	if errors.As(cause, &de) && !de.Retry {
 		// The "disconnected" event came with the customer_disconnected push.
 		s.stop(fmt.Errorf("%w: %w", ErrSessionClosed, cause), nil, nil)
-		return nil, 0
+		return nil
 	}
 	for attempt := 0; ; attempt++ {
-		if !s.sleep(s.backoff(attempt), idle) {
-			return nil, 0
+		if !s.sleep(s.backoff(attempt)) {
+			return nil
 		}
 		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.DialTimeout)
 		c, _, err := s.dial(ctx)
-		var gen uint64
 		if err == nil {
-			gen, err = s.restore(ctx, c)
+			err = s.restore(ctx, c)
 			if err != nil {
 				_ = c.Close()
 			}
@@ -718,21 +785,21 @@ func (s *Session) reconnect(old *chatio.Client, idle *time.Timer) (*chatio.Clien
 		if err == nil {
 			s.pool.m.reconnects.Inc()
 			s.log.Info("upstream connection restored", zap.Int("attempts", attempt+1))
-			return c, gen
+			return c
 		}
 		if s.ctx.Err() != nil {
-			return nil, 0
+			return nil
 		}
 		var ae *chatio.AuthError
 		if errors.As(err, &ae) {
 			s.log.Info("re-login refused: session ends", zap.Error(err))
 			final := reasonMessage(DisconnectReasonAuthentication)
 			s.stop(fmt.Errorf("%w: %w", ErrSessionClosed, err), &final, nil)
-			return nil, 0
+			return nil
 		}
 		if errors.As(err, &de) && !de.Retry {
 			s.stop(fmt.Errorf("%w: %w", ErrSessionClosed, err), nil, nil)
-			return nil, 0
+			return nil
 		}
 		s.log.Info("reconnect failed", zap.Int("attempt", attempt+1), zap.Error(err))
 	}
@@ -743,13 +810,13 @@ func (s *Session) reconnect(old *chatio.Client, idle *time.Timer) (*chatio.Clien
 // back what each known chat missed while the socket was down (emitted as
 // new_event), then emits what the SDK emits for the summary: user_data…,
 // connection_restored.
-func (s *Session) restore(ctx context.Context, c *chatio.Client) (uint64, error) {
+func (s *Session) restore(ctx context.Context, c *chatio.Client) error {
 	payload, err := c.Call(ctx, chatio.ActionGetChatsSummary, nil)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	if err := s.fillGaps(ctx, c, payload); err != nil {
-		return 0, err
+		return err
 	}
 	cs, users, err := chatio.ParseChatsSummary(payload)
 	if err != nil {
@@ -765,7 +832,7 @@ func (s *Session) restore(ctx context.Context, c *chatio.Client) (uint64, error)
 	// Live before connection_restored is out: a subscriber that sees it
 	// finds the session connected. Results of calls made on c from now on
 	// reach the log through c's stream, after connection_restored.
-	gen := s.installClient(c)
+	s.installClient(c)
 	s.publishWithSummary(snap, append(users, chatio.Event{Name: chatio.EventConnectionRestored, Data: cs})...)
-	return gen, nil
+	return nil
 }

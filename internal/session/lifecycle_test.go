@@ -1,0 +1,57 @@
+package session
+
+import (
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
+	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
+)
+
+// sessionGoroutines counts the goroutines this package started that are
+// still running (the simulator's and the clients' are started elsewhere).
+func sessionGoroutines() int {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	return strings.Count(string(buf), "created by github.com/chatio-gateway/chatio-gateway/internal/session.")
+}
+
+// A connected session runs no goroutine of its own: pushes are handled on
+// the client's read loop, eviction on a timer. Only a reconnect has one,
+// until the session is connected again.
+func TestConnectedSessionRunsNoGoroutine(t *testing.T) {
+	e := newEnv(t, fastConfig(), chatiotest.Config{})
+	s := e.acquire(t, "tok-lean")
+	chat := startChat(t, s)
+	sub := subscribe(t, s, "")
+	eventually(t, "no session goroutine", func() bool { return sessionGoroutines() == 0 })
+
+	// Pushes still arrive.
+	id, err := e.srv.Agent("agent-1", "").SendMessage(chat, "hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitDelivered(t, s, id)
+
+	// A drop: the session recovers, then runs none again.
+	e.srv.RefuseConnections(200 * time.Millisecond)
+	if e.srv.DropAll() != 1 {
+		t.Fatal("no socket dropped")
+	}
+	until(t, sub, chatio.EventConnectionLost)
+	if n := sessionGoroutines(); n != 1 {
+		t.Errorf("%d session goroutines while reconnecting, want 1 (the recovery)", n)
+	}
+	until(t, sub, chatio.EventConnectionRestored)
+	eventually(t, "no session goroutine after the reconnect", func() bool { return sessionGoroutines() == 0 })
+	if s.Status() != StatusConnected {
+		t.Fatalf("status %s", s.Status())
+	}
+	id, err = e.srv.Agent("agent-1", "").SendMessage(chat, "after")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitDelivered(t, s, id)
+}
