@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/coder/websocket"
 )
 
 // With OnItem the read loop hands each item over itself: in order, an
@@ -68,4 +71,44 @@ func TestOnItem(t *testing.T) {
 			t.Errorf("OnItem called %d times, want 2", n)
 		}
 	})
+}
+
+// OnDone is called once, on the read loop's way out, with Done closed and
+// Err set: the client's end needs no watcher.
+func TestOnDone(t *testing.T) {
+	leakCheck(t)
+	f := newFake(t)
+	type seen struct {
+		done bool
+		err  error
+	}
+	calls := make(chan seen, 2)
+	var c *Client
+	ready := make(chan struct{})
+	c, p, _ := dialFake(t, f, Config{OnDone: func() {
+		<-ready
+		d := false
+		select {
+		case <-c.Done():
+			d = true
+		default:
+		}
+		calls <- seen{d, c.Err()}
+	}})
+	close(ready)
+	p.push(t, PushCustomerDisconnected, `{"reason":"misdirected_connection"}`)
+	_ = p.conn.Close(websocket.StatusNormalClosure, "")
+	got := <-calls
+	var de *DisconnectedError
+	if !got.done || !errors.As(got.err, &de) {
+		t.Fatalf("OnDone saw done=%v err=%v", got.done, got.err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case again := <-calls:
+		t.Fatalf("OnDone called twice (%+v)", again)
+	case <-time.After(50 * time.Millisecond):
+	}
 }
