@@ -31,6 +31,7 @@ type gatewayFleet struct {
 	streamClients []*http.Client // session i's stream uses streamClients[i%len]
 	restClients   []*http.Client // session i's calls use restClients[i%len]
 	transports    []*http.Transport
+	raw           *rawClient   // every other sendMessage and floor call of the measured phase
 	dials         atomic.Int64 // TCP connections opened to the gateway
 
 	chats   []string // written by Open only
@@ -54,6 +55,7 @@ func newGatewayFleet(base, prefix, proto string, h2conns int) *gatewayFleet {
 		}
 		return c, err
 	}
+	f.raw = &rawClient{addr: strings.TrimPrefix(base, "http://"), dial: dial}
 	switch proto {
 	case ProtoH1:
 		var p http.Protocols
@@ -279,34 +281,61 @@ func (f *gatewayFleet) live() []int {
 	return out
 }
 
+// Load runs the measured phase's customer calls. Every other call (and
+// every other floor request) is made by rawClient over HTTP/1.1 instead of
+// net/http's client: the two, in turn under the same load, show what the
+// client itself adds (see rawClient).
 func (f *gatewayFleet) Load(ctx context.Context, rate float64, d time.Duration) (int64, error) {
 	live := f.live()
 	if len(live) == 0 {
 		return 0, errors.New("no open session")
 	}
 	// The HTTP floor: a request the gateway answers without any work
-	// (GET /healthz) over the same clients and connections, at half the
-	// rate, so that sendMessage's latency can be split into what any HTTP
-	// round trip costs here and what the gateway adds.
+	// (GET /healthz) at half the rate, so that sendMessage's latency can be
+	// split into what any HTTP round trip costs here and what the gateway
+	// adds.
 	floor := f.calls.get("floor: GET /healthz")
+	floorRaw := f.calls.get("floor/raw: GET /healthz (minimal HTTP/1.1 client)")
 	floorDone := make(chan struct{})
 	go func() {
 		defer close(floorDone)
 		runPaced(ctx, rate/2, d, 64, func(n int) {
 			i := live[n%len(live)]
 			t0 := time.Now()
-			if status, err := f.rest(ctx, i, http.MethodGet, "/healthz", "", nil); err != nil || status != http.StatusOK {
+			var status int
+			var err error
+			if n%2 == 1 {
+				status, err = f.raw.do(ctx, http.MethodGet, "/healthz", f.token(i), "")
+			} else {
+				status, err = f.rest(ctx, i, http.MethodGet, "/healthz", "", nil)
+			}
+			if err != nil || status != http.StatusOK {
 				f.errs.inc("healthz: " + restKind(status, err))
 				return
 			}
-			floor.add(time.Since(t0))
+			if n%2 == 1 {
+				floorRaw.add(time.Since(t0))
+			} else {
+				floor.add(time.Since(t0))
+			}
 		})
 	}()
 	defer func() { <-floorDone }()
 	rec := f.calls.get("sendMessage: POST /v1/chats/{chat}/messages")
+	recRaw := f.calls.get("sendMessage/raw: POST /v1/chats/{chat}/messages (minimal HTTP/1.1 client)")
 	n := runPaced(ctx, rate, d, 512, func(n int) {
 		i := live[n%len(live)]
 		t0 := time.Now()
+		if n%2 == 1 {
+			status, err := f.raw.do(ctx, http.MethodPost, "/v1/chats/"+f.chats[i]+"/messages", f.token(i),
+				`{"text":"`+customerPrefix+strconv.Itoa(n)+`"}`)
+			if err != nil || status != http.StatusCreated {
+				f.errs.inc("sendMessage: " + restKind(status, err))
+				return
+			}
+			recRaw.add(time.Since(t0))
+			return
+		}
 		if err := f.sendMessage(ctx, i, n); err != nil {
 			f.errs.inc("sendMessage: " + err.Error())
 			return
@@ -347,5 +376,6 @@ func (f *gatewayFleet) Close() error {
 	for _, t := range f.transports {
 		t.CloseIdleConnections()
 	}
+	f.raw.close()
 	return nil
 }

@@ -98,7 +98,7 @@ func TestSmoke(t *testing.T) {
 	if err := rep.Markdown(&md); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"push latency p99 (ms)", "sendMessage p50 (ms)", "HTTP floor (GET /healthz) p50 (ms)", "gateway KiB per session", "throughput (calls/s)"} {
+	for _, want := range []string{"push latency p99 (ms)", "sendMessage p50 (ms)", "HTTP floor (GET /healthz) p50 (ms)", "sendMessage, minimal HTTP/1.1 client p50 (ms)", "gateway KiB per session", "throughput (calls/s)"} {
 		if !strings.Contains(text.String(), want) || !strings.Contains(md.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, text.String())
 		}
@@ -145,6 +145,14 @@ func checkMode(t *testing.T, m *ModeReport, cfg Config) {
 	}
 	if _, l, ok := m.Call("sendMessage"); !ok || l.Count == 0 || int64(l.Count) > m.CustomerSent+int64(cfg.Callers)*1000 || l.P50 <= 0 {
 		t.Errorf("%s: sendMessage latency %+v (%d sent)", m.Mode, l, m.CustomerSent)
+	}
+	if m.Mode == ModeGateway {
+		// Both clients took their share of the measured phase's calls.
+		for _, op := range []string{"sendMessage/raw", "floor", "floor/raw"} {
+			if _, l, ok := m.Call(op); !ok || l.Count == 0 || l.P50 <= 0 {
+				t.Errorf("%s: %s latency %+v", m.Mode, op, l)
+			}
+		}
 	}
 	if cfg.Callers > 0 && (m.Throughput == nil || m.Throughput.Calls == 0 || m.Throughput.Errors != 0) {
 		t.Errorf("%s: throughput %+v", m.Mode, m.Throughput)

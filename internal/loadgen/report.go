@@ -199,6 +199,7 @@ func (r *Report) rows() []row {
 	add("customer msgs sent", func(m *ModeReport) string { return fmt.Sprintf("%d (%.0f/s)", m.CustomerSent, m.CustomerRate) })
 	for _, op := range []struct{ key, name string }{
 		{"sendMessage", "sendMessage"}, {"floor", "HTTP floor (GET /healthz)"},
+		{"sendMessage/raw", "sendMessage, minimal HTTP/1.1 client"}, {"floor/raw", "HTTP floor, minimal HTTP/1.1 client"},
 		{"startChat", "startChat"}, {"open", "open (stream to connected / dial+login)"},
 	} {
 		for _, q := range []struct {
