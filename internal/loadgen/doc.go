@@ -20,7 +20,8 @@
 // Sessions open at a set rate; then, for the measured phase, the agent
 // sends R messages/s round-robin over the chats, each text carrying its
 // send time ("lg:<unix ns>"), and customers send S messages/s (REST
-// sendMessage, or a send_event round trip directly). Push latency is the
+// sendMessage, every other call through net/http's client and the rest
+// through rawClient, or a send_event round trip directly). Push latency is the
 // time from the agent's send at the simulator to the event read from the
 // customer's stream; every message sent is accounted for (lost and
 // duplicated ones are errors). An optional throughput phase has N callers
