@@ -1,6 +1,7 @@
 package chatio
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 )
@@ -869,7 +871,8 @@ var errNoAction = errors.New("frame without action")
 // response without a string request id). Pure: no state, no I/O.
 func classify(data []byte) (decodedFrame, error) {
 	var d decodedFrame
-	if err := json.Unmarshal(data, &d.frame); err != nil {
+	var err error
+	if d.frame, err = UnmarshalFrame(data); err != nil {
 		return decodedFrame{}, err
 	}
 	f := &d.frame
@@ -879,8 +882,12 @@ func classify(data []byte) (decodedFrame, error) {
 	hasID := len(f.RequestID) > 0
 	isString := false
 	if hasID {
-		raw := strings.TrimSpace(string(f.RequestID))
-		if strings.HasPrefix(raw, `"`) && json.Unmarshal([]byte(raw), &d.id) == nil {
+		raw := bytes.TrimSpace(f.RequestID)
+		switch {
+		case len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' &&
+			bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw):
+			d.id, isString = string(raw[1:len(raw)-1]), true // the usual id: no escapes
+		case len(raw) > 0 && raw[0] == '"' && json.Unmarshal(raw, &d.id) == nil:
 			isString = true
 		}
 	}

@@ -1,7 +1,10 @@
 package chatio
 
 import (
+	"bytes"
 	"encoding/json"
+	"strings"
+	"unicode/utf8"
 )
 
 // Frame is one JSON object on the socket, in either direction.
@@ -149,4 +152,101 @@ type WireChat struct {
 	Thread     WireThread      `json:"thread"`
 	Users      []WireUser      `json:"users"`
 	Properties json.RawMessage `json:"properties,omitempty"`
+}
+
+// UnmarshalFrame is json.Unmarshal(data, &f) for a Frame, and what the
+// client's read loop decodes each frame with. It is several times cheaper
+// on the frames the protocol sends (an object with the five lower-case
+// members, strings without escapes): those are split by scanObject;
+// anything else (other types, escapes, keys that only match
+// case-insensitively, not an object) goes to encoding/json. The result
+// and the error are always the decoder's (FuzzUnmarshalFrame).
+func UnmarshalFrame(data []byte) (Frame, error) {
+	if f, ok := scanFrame(data); ok {
+		return f, nil
+	}
+	var f Frame
+	err := json.Unmarshal(data, &f)
+	return f, err
+}
+
+// scanFrame is UnmarshalFrame's fast path; false when it cannot tell.
+func scanFrame(data []byte) (Frame, bool) {
+	var f Frame
+	i := skipSpace(data, 0) // JSON's white space only
+	if i == len(data) || data[i] != '{' || !json.Valid(data) {
+		return f, false
+	}
+	for _, m := range scanObject(data[i:]) {
+		raw := m.Value.(json.RawMessage)
+		var ok bool
+		switch m.Key {
+		case "request_id":
+			f.RequestID, ok = raw, true
+		case "payload":
+			f.Payload, ok = raw, true
+		case "action":
+			ok = scanString(raw, &f.Action)
+		case "type":
+			ok = scanString(raw, &f.Type)
+		case "success":
+			switch string(raw) {
+			case "true", "false":
+				b := raw[0] == 't'
+				f.Success, ok = &b, true
+			case "null":
+				f.Success, ok = nil, true
+			}
+		default:
+			// A key the decoder would match case-insensitively.
+			ok = !isFrameKeyFold(m.Key)
+		}
+		if !ok {
+			return Frame{}, false
+		}
+	}
+	return f, true
+}
+
+// scanString stores a JSON string without escapes; false for anything
+// else (null too: the decoder leaves the field as an earlier duplicate
+// key set it, which scanObject has merged away).
+func scanString(raw json.RawMessage, dst *string) bool {
+	if len(raw) < 2 || raw[0] != '"' || bytes.IndexByte(raw, '\\') >= 0 || !utf8.Valid(raw) {
+		return false
+	}
+	*dst = internWire(raw[1 : len(raw)-1])
+	return true
+}
+
+// internWire returns the protocol's own action and type names without an
+// allocation.
+func internWire(b []byte) string {
+	if s, ok := wireNames[string(b)]; ok {
+		return s
+	}
+	return string(b)
+}
+
+var wireNames = func() map[string]string {
+	m := map[string]string{}
+	for _, a := range []string{TypePush, TypeResponse,
+		ActionLogin, ActionGetChatsSummary, ActionGetChatThreads, ActionGetChatThreadsSummary,
+		ActionSendSneakPeek, ActionUpdateCustomer, ActionStartChat, ActionSendEvent, ActionCloseThread,
+		ActionUpdateChatProperties, ActionUpdateChatThreadProperties, ActionUpdateLastSeenTimestamp, ActionPing,
+		PushIncomingEvent, PushIncomingChatThread, PushIncomingTypingIndicator, PushChatUsersUpdated,
+		PushChatPropertiesUpdated, PushChatThreadPropertiesUpdated, PushLastSeenTimestampUpdated,
+		PushThreadClosed, PushCustomerDisconnected, PushCustomerUpdated} {
+		m[a] = a
+	}
+	return m
+}()
+
+func isFrameKeyFold(k string) bool {
+	for _, f := range [...]string{"request_id", "action", "type", "success", "payload"} {
+		if strings.EqualFold(k, f) {
+			return true
+		}
+	}
+	return false
 }

@@ -106,8 +106,8 @@ func BenchmarkPushToSubscriber(b *testing.B) {
 	b.ResetTimer()
 	for n := range b.N {
 		buf = af.frame(buf, n+2)
-		var f chatio.Frame // what the client's read loop decodes
-		if err := json.Unmarshal(buf, &f); err != nil {
+		f, err := chatio.UnmarshalFrame(buf) // as the client's read loop decodes it
+		if err != nil {
 			b.Fatal(err)
 		}
 		s.handleItem(chatio.StreamItem{Frame: f})
