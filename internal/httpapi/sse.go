@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -19,6 +20,9 @@ const maxBatch = 64 << 10
 
 // smallBuf is the size a write buffer starts with (most events fit).
 const smallBuf = 1 << 10
+
+// errWriteTimedOut: a stream write took longer than WriteTimeout.
+var errWriteTimedOut = errors.New("stream write timed out")
 
 // bufs holds the buffers streams build their writes in, taken for one
 // write and given back: an idle stream holds none (thousands are open at
@@ -141,33 +145,32 @@ func (s *Server) stream(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
 
-	// write sends buf within WriteTimeout and flushes it.
+	// write sends buf and flushes it within WriteTimeout. A write that takes
+	// longer is cut: a timer sets a write deadline in the past, which fails
+	// the blocked write (over HTTP/2 it resets the stream). A deadline set
+	// and cleared around every write would do the same, but over HTTP/2
+	// each SetWriteDeadline is a message to the connection's serve loop:
+	// two per event, for every stream of the connection. And a deadline
+	// left set resets an idle HTTP/2 stream when it passes, although
+	// nothing is being written.
+	var cut atomic.Bool
+	watchdog := time.AfterFunc(time.Hour, func() {
+		cut.Store(true)
+		_ = rc.SetWriteDeadline(time.Unix(1, 0))
+	})
+	watchdog.Stop()
+	defer watchdog.Stop()
 	write := func(buf []byte) error {
-		if err := rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
-			return err
+		watchdog.Reset(s.cfg.WriteTimeout)
+		_, err := w.Write(buf)
+		if err == nil {
+			err = rc.Flush()
 		}
-		if _, err := w.Write(buf); err != nil {
-			return err
+		if !watchdog.Stop() || cut.Load() {
+			return errWriteTimedOut
 		}
-		if err := rc.Flush(); err != nil {
-			return err
-		}
-		// The deadline is for this write only. Left set, HTTP/2 resets an
-		// idle stream when it passes (RST_STREAM INTERNAL_ERROR), although
-		// nothing is being written: every stream quieter than WriteTimeout
-		// would die between heartbeats.
-		if err := rc.SetWriteDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
-			return err
-		}
-		return nil
+		return err
 	}
-	// done clears the deadline of a healthy connection so that a reused
-	// keep-alive connection does not inherit it.
-	done := func(reason string) string {
-		_ = rc.SetWriteDeadline(time.Time{})
-		return reason
-	}
-
 	bp := getBuf()
 	buf := append(*bp, s.retryField...)
 	buf = append(buf, ": connected\n\n"...)
@@ -192,11 +195,11 @@ func (s *Server) stream(ctx context.Context, w http.ResponseWriter, r *http.Requ
 			if write([]byte(s.retryField+": draining, reconnect\n\n")) != nil {
 				return "write_failed"
 			}
-			return done("draining")
+			return "draining"
 
 		case m, ok := <-sub.C():
 			if !ok {
-				return s.streamEnd(sub, write, done)
+				return s.streamEnd(sub, write)
 			}
 			bp := getBuf()
 			buf := appendMessage(*bp, m)
@@ -222,7 +225,7 @@ func (s *Server) stream(ctx context.Context, w http.ResponseWriter, r *http.Requ
 				return "write_failed"
 			}
 			if !open {
-				return s.streamEnd(sub, write, done)
+				return s.streamEnd(sub, write)
 			}
 			if !heartbeat.Stop() {
 				select {
@@ -244,23 +247,23 @@ func (s *Server) stream(ctx context.Context, w http.ResponseWriter, r *http.Requ
 // streamEnd handles a subscription the session ended: a cut-off slow
 // subscriber and a draining pool get a retry hint (they should come back,
 // with Last-Event-ID); an ended session has sent its final event already.
-func (s *Server) streamEnd(sub *session.Subscriber, write func([]byte) error, done func(string) string) string {
+func (s *Server) streamEnd(sub *session.Subscriber, write func([]byte) error) string {
 	err := sub.Err()
 	switch {
 	case errors.Is(err, session.ErrSlowSubscriber):
 		if write([]byte(s.retryField+": too slow, reconnect with Last-Event-ID\n\n")) != nil {
 			return "write_failed"
 		}
-		return done("slow_subscriber")
+		return "slow_subscriber"
 	case errors.Is(err, session.ErrDraining):
 		if write([]byte(s.retryField+": draining, reconnect\n\n")) != nil {
 			return "write_failed"
 		}
-		return done("draining")
+		return "draining"
 	case errors.Is(err, session.ErrSessionClosed):
-		return done("session_closed")
+		return "session_closed"
 	default:
-		return done("ended")
+		return "ended"
 	}
 }
 
