@@ -587,7 +587,7 @@ func (s *Session) start(c *chatio.Client) {
 // holds open, and lets its pushes through.
 func (s *Session) attach(c *chatio.Client, in *inbox) {
 	s.mu.Lock()
-	if s.closing {
+	if s.closing || s.ctx.Err() != nil { // closeOwned has run, or is about to with owned unset
 		s.mu.Unlock()
 		_ = c.Close()
 		s.end()
