@@ -17,6 +17,7 @@ import (
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
 	"github.com/chatio-gateway/chatio-gateway/internal/httpapi"
 	"github.com/chatio-gateway/chatio-gateway/internal/session"
+	"github.com/chatio-gateway/chatio-gateway/internal/testwait"
 )
 
 // TestStuckSubscriber: one stream of a session stops reading (its TCP
@@ -241,11 +242,5 @@ func readStuck(t *testing.T, conn net.Conn) ([]relMsg, string) {
 
 func eventuallyE2E(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testwait.For(t, 10*time.Second, what, cond)
 }

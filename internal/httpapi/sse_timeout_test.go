@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatio-gateway/chatio-gateway/internal/testwait"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -160,11 +161,5 @@ func h2cStream(t *testing.T, conn net.Conn, token string, reset *atomic.Bool) {
 // eventually waits up to 10 s for cond.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testwait.For(t, 10*time.Second, what, cond)
 }

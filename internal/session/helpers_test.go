@@ -9,6 +9,7 @@ import (
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
+	"github.com/chatio-gateway/chatio-gateway/internal/testwait"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
@@ -201,13 +202,7 @@ func newEventID(t *testing.T, m Message) string {
 
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitLong)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.For(t, waitLong, what, cond)
 }
 
 func seqOf(t *testing.T, m Message) uint64 {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatio-gateway/chatio-gateway/internal/testwait"
 	"github.com/coder/websocket"
 	"go.uber.org/goleak"
 )
@@ -343,11 +344,5 @@ func getJSON(t testing.TB, base, path string, v any) int {
 
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.For(t, waitFor, what, cond)
 }
