@@ -9,7 +9,7 @@ import (
 )
 
 // DropAll cuts every customer socket at once, without a close frame (the
-// client sees the connection vanish). It returns how many were cut.
+// client sees the connection vanish). It returns how many this call cut.
 func (s *Server) DropAll() int {
 	s.mu.Lock()
 	socks := make([]*socket, 0, len(s.sockets))
@@ -17,10 +17,19 @@ func (s *Server) DropAll() int {
 		socks = append(socks, sk)
 	}
 	s.mu.Unlock()
+	return killAll(socks)
+}
+
+// killAll cuts socks and counts those this call cut (a socket cut before
+// stays registered until its read loop has noticed).
+func killAll(socks []*socket) int {
+	n := 0
 	for _, sk := range socks {
-		sk.kill()
+		if sk.kill() {
+			n++
+		}
 	}
-	return len(socks)
+	return n
 }
 
 // DropCustomer cuts every socket of one customer like DropAll.
@@ -31,10 +40,7 @@ func (s *Server) DropCustomer(customerID string) int {
 		socks = append(socks, c.sockets...)
 	}
 	s.mu.Unlock()
-	for _, sk := range socks {
-		sk.kill()
-	}
-	return len(socks)
+	return killAll(socks)
 }
 
 // DisconnectCustomer pushes customer_disconnected {reason} (no reason field

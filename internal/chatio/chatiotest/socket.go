@@ -346,15 +346,18 @@ func (sk *socket) closeWith(code websocket.StatusCode, reason string) {
 	sk.startWriter()
 }
 
-// kill closes the socket at once, without a close frame.
-func (sk *socket) kill() {
+// kill closes the socket at once, without a close frame; false when it
+// was dead already.
+func (sk *socket) kill() bool {
 	sk.wmu.Lock()
+	was := sk.dead
 	sk.dead = true
 	sk.queue = nil
 	sk.wmu.Unlock()
 	if sk.conn != nil {
 		_ = sk.conn.CloseNow()
 	}
+	return !was
 }
 
 // startWriter starts the writer goroutine if none runs. Called with wmu held.
