@@ -176,10 +176,10 @@ type Client struct {
 	conn      *wsConn
 	uploadURL string
 
-	// ctx is the client's lifetime and the read loop's Read context:
-	// cancelling it tears the socket down (coder/websocket closes the
-	// connection when a read context ends). Cancelled by the read loop on
-	// exit, by the keepalive on a stall, by Close after its handshake.
+	// ctx is the client's lifetime: cancelling it closes the socket (a
+	// context callback set in Dial), which ends a blocked read or write.
+	// Cancelled by the read loop on exit, by the keepalive on a stall, by a
+	// failed write, by Close.
 	ctx    context.Context
 	cancel context.CancelFunc
 
@@ -438,7 +438,7 @@ func (c *Client) fail(cause error) bool {
 }
 
 // write sends one frame with a write deadline. A failed write has closed the
-// socket (coder/websocket); the call fails with the client's cause.
+// socket (wsConn); the call fails with the client's cause.
 func (c *Client) write(b []byte) error {
 	err := c.conn.writeText(b, time.Now().Add(c.cfg.PongTimeout))
 	if err == nil {
