@@ -3,12 +3,14 @@
 // and the conversion of wire objects into the shapes and events the official
 // JavaScript SDK (0.9.1) resolves and emits.
 //
-// Concurrency: a Client owns one websocket. One goroutine (started by Dial)
-// reads the socket for the client's whole life; writes are serialised by the
-// websocket library. Every exported Client method is safe for concurrent use.
-// Pushes and event-bearing results are delivered, in arrival order, on one
-// bounded channel (Client.Stream) to a single consumer; see Client.Stream for
-// what happens when that consumer falls behind.
+// Concurrency: a Client owns one websocket (ws.go: gobwas/ws frames, no
+// buffer held while idle). One goroutine (started by Dial) reads the socket
+// for the client's whole life; writes are serialised by wsConn. Every
+// exported Client method is safe for concurrent use. Pushes and
+// event-bearing results are delivered, in arrival order, to Config.OnItem
+// on the read loop itself, or else on one bounded channel (Client.Stream)
+// to a single consumer; see Client.Stream for what happens when that
+// consumer falls behind. Config.OnDone hears of the client's end.
 //
 // The conversion functions (sdk.go) are pure: they take wire payloads and
 // return values whose JSON encoding equals what the SDK produces.
