@@ -7,7 +7,6 @@ import (
 	"errors"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -153,20 +152,27 @@ func (s *Server) stream(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	// two per event, for every stream of the connection. And a deadline
 	// left set resets an idle HTTP/2 stream when it passes, although
 	// nothing is being written.
-	var cut atomic.Bool
+	// The handler waits for a cut to be over: the ResponseWriter must not
+	// be touched once the handler has returned (HTTP/2 recycles it).
+	fired := make(chan struct{})
 	watchdog := time.AfterFunc(time.Hour, func() {
-		cut.Store(true)
+		defer close(fired)
 		_ = rc.SetWriteDeadline(time.Unix(1, 0))
 	})
 	watchdog.Stop()
-	defer watchdog.Stop()
+	cut := false
 	write := func(buf []byte) error {
+		if cut {
+			return errWriteTimedOut
+		}
 		watchdog.Reset(s.cfg.WriteTimeout)
 		_, err := w.Write(buf)
 		if err == nil {
 			err = rc.Flush()
 		}
-		if !watchdog.Stop() || cut.Load() {
+		if !watchdog.Stop() {
+			<-fired
+			cut = true
 			return errWriteTimedOut
 		}
 		return err
