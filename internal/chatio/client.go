@@ -184,11 +184,10 @@ type Client struct {
 	cancel context.CancelFunc
 
 	sem    chan struct{}   // MaxPending slots; a call holds one from send to end
-	stream chan StreamItem // sent to by readLoop and the spill feeder, closed once (see streamQueue)
-	sq     streamQueue
-	dying  chan struct{} // closed by fail when the first cause is recorded
-	done   chan struct{} // closed by readLoop at its very end, after err is set
-	err    error         // the final cause; written by readLoop before done is closed
+	stream chan StreamItem // sent to by readLoop only; closed by it at its end
+	dying  chan struct{}   // closed by fail when the first cause is recorded
+	done   chan struct{}   // closed by readLoop at its very end, after err is set
+	err    error           // the final cause; written by readLoop before done is closed
 
 	nextID atomic.Uint64
 
@@ -199,7 +198,7 @@ type Client struct {
 	disconnectReason *string // owned by readLoop: the last customer_disconnected reason
 
 	closeOnce sync.Once
-	wg        sync.WaitGroup // readLoop, a running ping, the spill feeder
+	wg        sync.WaitGroup // readLoop, a running ping
 
 	kaMu      sync.Mutex
 	pinger    *time.Timer // guarded by kaMu: the keepalive timer (see ping)
@@ -244,7 +243,6 @@ func Dial(ctx context.Context, cfg Config) (*Client, LoginResult, error) {
 		done:      make(chan struct{}),
 		pending:   make(map[string]*pendingCall),
 	}
-	c.sq.quit = make(chan struct{})
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	context.AfterFunc(c.ctx, func() { _ = conn.close() }) // ends a blocked read or write
 	c.wg.Add(1)
@@ -492,7 +490,7 @@ func (c *Client) readLoop() {
 		c.log.Info("upstream connection ended", zap.Error(c.err))
 	}
 	close(c.done)
-	c.endStream()
+	close(c.stream)
 	if c.cfg.OnDone != nil {
 		c.cfg.OnDone()
 	}
@@ -585,36 +583,18 @@ func (c *Client) resolve(p *pendingCall, f Frame, r callResult) bool {
 	return true
 }
 
-// streamChanCap is how many items Stream's channel itself buffers. Beyond
-// it, up to StreamBuffer, items wait in a slice that a short-lived feeder
-// goroutine moves into the channel: an idle client then holds a few items'
-// worth of memory instead of StreamBuffer's (about 100 bytes each), and
-// the read loop still never blocks.
-const streamChanCap = 8
-
 // streamCap is the capacity of Stream's channel: none when OnItem takes
-// the items.
+// the items (as the gateway's sessions do).
 func streamCap(cfg Config) int {
 	if cfg.OnItem != nil {
 		return 0
 	}
-	return min(cfg.StreamBuffer, streamChanCap)
+	return cfg.StreamBuffer
 }
 
-// streamQueue holds the stream items that do not fit in the channel.
-// Order is kept: while a feeder runs, new items queue behind it.
-type streamQueue struct {
-	mu      sync.Mutex
-	spill   []StreamItem  // guarded by mu: waiting for room in the channel, oldest first
-	feeding bool          // guarded by mu: a feeder goroutine runs
-	ended   bool          // guarded by mu: the read loop is done; the channel closes once spill is delivered
-	quit    chan struct{} // closed by Close: a feeder drops what is left
-}
-
-// toStream never blocks: when the channel and the spill together hold
-// StreamBuffer items, the client ends with ErrStreamOverflow. (The item a
-// feeder is handing over is not counted, its send may complete at any
-// moment: with a feeder running, one item more may wait.)
+// toStream hands an item to OnItem, or puts it on Stream without ever
+// blocking: when StreamBuffer items wait already, the client ends with
+// ErrStreamOverflow.
 func (c *Client) toStream(it StreamItem) bool {
 	if c.cfg.OnItem != nil {
 		if c.cfg.OnItem(it) {
@@ -625,75 +605,15 @@ func (c *Client) toStream(it StreamItem) bool {
 		}
 		return false
 	}
-	q := &c.sq
-	q.mu.Lock()
-	if !q.feeding {
-		select {
-		case c.stream <- it:
-			q.mu.Unlock()
-			return true
-		default:
-		}
-	}
-	pending := len(c.stream) + len(q.spill)
-	if pending >= c.cfg.StreamBuffer {
-		q.mu.Unlock()
+	select {
+	case c.stream <- it:
+		return true
+	default:
 		if c.fail(ErrStreamOverflow) {
 			c.log.Info("stream consumer fell behind; closing upstream", zap.Int("buffer", c.cfg.StreamBuffer))
 		}
 		return false
 	}
-	q.spill = append(q.spill, it)
-	if !q.feeding {
-		q.feeding = true
-		c.wg.Add(1) // the read loop's count is held: Close's Wait cannot have seen zero
-		go c.feed()
-	}
-	q.mu.Unlock()
-	return true
-}
-
-// feed moves spilled items into the channel, oldest first, and ends when
-// there are none left (closing the channel if the read loop has ended
-// meanwhile) or when Close gives up on the consumer.
-func (c *Client) feed() {
-	defer c.wg.Done()
-	q := &c.sq
-	for {
-		q.mu.Lock()
-		if len(q.spill) == 0 {
-			q.feeding = false
-			q.spill = nil
-			if q.ended {
-				close(c.stream)
-			}
-			q.mu.Unlock()
-			return
-		}
-		it := q.spill[0]
-		q.spill[0] = StreamItem{}
-		q.spill = q.spill[1:]
-		q.mu.Unlock()
-		select {
-		case c.stream <- it:
-		case <-q.quit:
-			q.mu.Lock()
-			q.spill = q.spill[:0]
-			q.mu.Unlock()
-		}
-	}
-}
-
-// endStream is the read loop's last act: the channel closes now, or after
-// the feeder has delivered the spill.
-func (c *Client) endStream() {
-	q := &c.sq
-	q.mu.Lock()
-	q.ended = true
-	if !q.feeding {
-		close(c.stream)
-	}
-	q.mu.Unlock()
 }
 
 // responseError turns a failed response's payload into *AuthError or *RequestError.
@@ -836,7 +756,6 @@ func (c *Client) Close() error {
 		}
 		c.cancel()
 		c.stopKeepalive()
-		close(c.sq.quit)
 		c.wg.Wait()
 	})
 	return nil
