@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -50,18 +51,31 @@ func (e closeError) Error() string {
 	return fmt.Sprintf("websocket: closed by peer: status %d %q", e.code, e.reason)
 }
 
-// dialWS opens a websocket to u (ws:// or wss://). The TLS settings and the
-// dialer of hc's transport are used when it has them; ctx bounds the
-// handshake.
+// dialWS opens a websocket to u (ws:// or wss://). The TLS settings, the
+// dialer and the proxy of hc's transport are used when it has them (so
+// HTTPS_PROXY applies as with net/http); ctx bounds the handshake.
 func dialWS(ctx context.Context, u string, hc *http.Client, limit int64) (*wsConn, error) {
 	var d ws.Dialer
-	if t, ok := hc.Transport.(*http.Transport); ok {
+	rt := hc.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	if t, ok := rt.(*http.Transport); ok {
 		if t.TLSClientConfig != nil {
 			d.TLSConfig = t.TLSClientConfig.Clone()
 			d.TLSConfig.NextProtos = nil // never h2: the upgrade is HTTP/1.1
 		}
+		next := (&net.Dialer{}).DialContext
 		if t.DialContext != nil {
-			d.NetDial = t.DialContext
+			next = t.DialContext
+		}
+		d.NetDial = next
+		if t.Proxy != nil {
+			scheme := "http"
+			if strings.HasPrefix(u, "wss:") {
+				scheme = "https"
+			}
+			d.NetDial = proxyDial(t, scheme, next)
 		}
 	}
 	var status int
