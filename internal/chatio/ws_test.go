@@ -228,25 +228,29 @@ func TestWSReadErrors(t *testing.T) {
 	}
 }
 
+// echoOnce upgrades to a websocket, reads one frame and answers
+// "echo " + its payload.
+var echoOnce = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	nc, _, _, err := ws.UpgradeHTTP(r, w)
+	if err != nil {
+		return
+	}
+	defer nc.Close()
+	h, err := ws.ReadHeader(nc)
+	if err != nil {
+		return
+	}
+	b := make([]byte, h.Length)
+	if _, err := io.ReadFull(nc, b); err != nil {
+		return
+	}
+	ws.Cipher(b, h.Mask, 0)
+	_ = ws.WriteFrame(nc, ws.NewTextFrame(append([]byte("echo "), b...)))
+})
+
 // wss:// works with the TLS settings of the configured HTTP client.
 func TestWSDialTLS(t *testing.T) {
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		nc, _, _, err := ws.UpgradeHTTP(r, w)
-		if err != nil {
-			return
-		}
-		defer nc.Close()
-		h, err := ws.ReadHeader(nc)
-		if err != nil {
-			return
-		}
-		b := make([]byte, h.Length)
-		if _, err := io.ReadFull(nc, b); err != nil {
-			return
-		}
-		ws.Cipher(b, h.Mask, 0)
-		_ = ws.WriteFrame(nc, ws.NewTextFrame(append([]byte("echo "), b...)))
-	}))
+	srv := httptest.NewTLSServer(echoOnce)
 	defer srv.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

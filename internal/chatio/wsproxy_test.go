@@ -13,8 +13,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/gobwas/ws"
 )
 
 // connectProxy is a CONNECT-only HTTP proxy on 127.0.0.1 that records
@@ -82,23 +80,7 @@ func (p *connectProxy) serve(c net.Conn) {
 // The upstream socket goes through the transport's proxy (HTTPS_PROXY
 // with the default one) with a CONNECT tunnel, credentials included.
 func TestWSThroughProxy(t *testing.T) {
-	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		nc, _, _, err := ws.UpgradeHTTP(r, w)
-		if err != nil {
-			return
-		}
-		defer nc.Close()
-		h, err := ws.ReadHeader(nc)
-		if err != nil {
-			return
-		}
-		b := make([]byte, h.Length)
-		if _, err := io.ReadFull(nc, b); err != nil {
-			return
-		}
-		ws.Cipher(b, h.Mask, 0)
-		_ = ws.WriteFrame(nc, ws.NewTextFrame(append([]byte("echo "), b...)))
-	}))
+	target := httptest.NewServer(echoOnce)
 	defer target.Close()
 	host := strings.TrimPrefix(target.URL, "http://")
 	u := "ws://" + host + "/rtm/ws"

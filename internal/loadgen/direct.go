@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -135,15 +134,7 @@ func (f *directFleet) Load(ctx context.Context, rate float64, d time.Duration) (
 }
 
 // live lists the sessions that opened completely.
-func (f *directFleet) live() []int {
-	var out []int
-	for i, ch := range f.chats {
-		if ch != "" {
-			out = append(out, i)
-		}
-	}
-	return out
-}
+func (f *directFleet) live() []int { return liveSessions(f.chats) }
 
 func (f *directFleet) Drain(ctx context.Context, sent []int64, timeout time.Duration) error {
 	waitReceived(ctx, &f.recv, sent, timeout)
@@ -151,17 +142,12 @@ func (f *directFleet) Drain(ctx context.Context, sent []int64, timeout time.Dura
 }
 
 func (f *directFleet) Throughput(ctx context.Context, callers int, d time.Duration) (fleetThroughput, error) {
-	live := f.live()
-	if len(live) < callers {
-		return fleetThroughput{}, fmt.Errorf("%d callers, %d open sessions", callers, len(live))
-	}
-	var seq atomic.Int64
-	return runCallers(ctx, callers, len(live), d, &f.errs, func(ctx context.Context, i, _ int) error {
-		if err := f.sendMessage(ctx, live[i], int(seq.Add(1))); err != nil {
+	return sendBackToBack(ctx, f.live(), callers, d, &f.errs, func(ctx context.Context, i, n int) error {
+		if err := f.sendMessage(ctx, i, n); err != nil {
 			return errors.New(errKind(err))
 		}
 		return nil
-	}), nil
+	})
 }
 
 func (f *directFleet) Result(context.Context) (fleetResult, error) {

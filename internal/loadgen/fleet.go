@@ -3,6 +3,7 @@ package loadgen
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -221,4 +222,29 @@ func rampOpen(ctx context.Context, k int, ramp float64, open func(ctx context.Co
 		}()
 	}
 	wg.Wait()
+}
+
+// liveSessions are the indexes of the sessions whose chat was started.
+func liveSessions(chats []string) []int {
+	var out []int
+	for i, ch := range chats {
+		if ch != "" {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// sendBackToBack is the throughput phase of a fleet: callers send
+// messages back to back over the live sessions for d; send(ctx, session,
+// n) sends message n.
+func sendBackToBack(ctx context.Context, live []int, callers int, d time.Duration, errs *errorCounts,
+	send func(ctx context.Context, session, n int) error) (fleetThroughput, error) {
+	if len(live) < callers {
+		return fleetThroughput{}, fmt.Errorf("%d callers, %d open sessions", callers, len(live))
+	}
+	var seq atomic.Int64
+	return runCallers(ctx, callers, len(live), d, errs, func(ctx context.Context, i, _ int) error {
+		return send(ctx, live[i], int(seq.Add(1)))
+	}), nil
 }

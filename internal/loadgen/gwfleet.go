@@ -271,15 +271,7 @@ func (f *gatewayFleet) sendMessage(ctx context.Context, i, n int) error {
 	return nil
 }
 
-func (f *gatewayFleet) live() []int {
-	var out []int
-	for i, ch := range f.chats {
-		if ch != "" {
-			out = append(out, i)
-		}
-	}
-	return out
-}
+func (f *gatewayFleet) live() []int { return liveSessions(f.chats) }
 
 // Load runs the measured phase's customer calls. Every other call (and
 // every other floor request) is made by rawClient over HTTP/1.1 instead of
@@ -351,14 +343,7 @@ func (f *gatewayFleet) Drain(ctx context.Context, sent []int64, timeout time.Dur
 }
 
 func (f *gatewayFleet) Throughput(ctx context.Context, callers int, d time.Duration) (fleetThroughput, error) {
-	live := f.live()
-	if len(live) < callers {
-		return fleetThroughput{}, fmt.Errorf("%d callers, %d open sessions", callers, len(live))
-	}
-	var seq atomic.Int64
-	return runCallers(ctx, callers, len(live), d, &f.errs, func(ctx context.Context, i, _ int) error {
-		return f.sendMessage(ctx, live[i], int(seq.Add(1)))
-	}), nil
+	return sendBackToBack(ctx, f.live(), callers, d, &f.errs, f.sendMessage)
 }
 
 func (f *gatewayFleet) Result(context.Context) (fleetResult, error) {
