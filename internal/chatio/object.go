@@ -46,6 +46,27 @@ func (o Object) Raw(key string) json.RawMessage {
 	return nil
 }
 
+// absent is a json.RawMessage(nil) in an interface, made once.
+var absent any = json.RawMessage(nil)
+
+// isAbsent reports whether v is an absent member value.
+func isAbsent(v any) bool {
+	r, ok := v.(json.RawMessage)
+	return ok && r == nil
+}
+
+// rawValue is Raw(key) as the member value it is stored as: the same
+// interface value, so that copying it into another Object allocates
+// nothing (Raw's json.RawMessage would be boxed again).
+func (o Object) rawValue(key string) any {
+	if v := o.Get(key); v != nil {
+		if _, ok := v.(json.RawMessage); ok {
+			return v
+		}
+	}
+	return absent
+}
+
 // Set assigns key: an existing key keeps its position (as in JavaScript),
 // a new one is appended.
 func (o *Object) Set(key string, v any) {
@@ -157,36 +178,76 @@ func ParseObject(raw json.RawMessage) (Object, error) {
 // when it holds an escape or invalid UTF-8. Same result as decodeObject
 // (FuzzScanObject); several times cheaper on the push path.
 func scanObject(raw []byte) Object {
-	buf := bytes.Clone(raw)
+	return scanOwned(bytes.Clone(raw))
+}
+
+// scanOwned is scanObject on a buffer that is already a private copy: the
+// values are slices of buf itself.
+func scanOwned(buf []byte) Object {
 	var o Object
+	scanMembers(buf, func(k string, v []byte) {
+		if o == nil {
+			o = make(Object, 0, 8)
+		}
+		o.Set(k, json.RawMessage(v))
+	})
+	return o
+}
+
+// parseMember is ParseObject for raw, a member value of an Object that
+// ParseObject returned: valid JSON, a private copy, with no surrounding
+// space. It is neither validated nor copied again.
+func parseMember(raw json.RawMessage) (Object, error) {
+	if len(raw) == 0 || raw[0] != '{' {
+		return nil, errNotObject
+	}
+	return scanOwned(raw), nil
+}
+
+// scanMembers calls fn with each member of the valid JSON object in buf,
+// in order, duplicate keys included. The value is a full-capacity-limited
+// slice of buf.
+func scanMembers(buf []byte, fn func(key string, val []byte)) {
 	i := 1
 	for {
 		i = skipSpace(buf, i)
 		switch buf[i] {
 		case '}':
-			return o
+			return
 		case ',':
 			i = skipSpace(buf, i+1)
 		}
 		ke := endOfString(buf, i)
-		key := buf[i+1 : ke-1]
-		var k string
-		if bytes.IndexByte(key, '\\') >= 0 || !utf8.Valid(key) {
-			_ = json.Unmarshal(buf[i:ke], &k) // valid JSON: cannot fail; invalid UTF-8 becomes U+FFFD as with the decoder
-		} else if wk, ok := wireKeys[string(key)]; ok { // no allocation for a protocol key
-			k = wk
-		} else {
-			k = string(key)
-		}
+		k := memberKey(buf[i:ke])
 		i = skipSpace(buf, ke) + 1 // past ':'
 		i = skipSpace(buf, i)
 		ve := endOfValue(buf, i)
-		if o == nil {
-			o = make(Object, 0, 8)
-		}
-		o.Set(k, json.RawMessage(buf[i:ve:ve]))
+		fn(k, buf[i:ve:ve])
 		i = ve
 	}
+}
+
+// memberKey returns the key of the valid JSON string q (quotes included):
+// a protocol key without an allocation, else a copy, unquoted only when it
+// holds an escape or invalid UTF-8.
+func memberKey(q []byte) string {
+	key := q[1 : len(q)-1]
+	if bytes.IndexByte(key, '\\') >= 0 || !utf8.Valid(key) {
+		return unquote(q)
+	}
+	if wk, ok := wireKeys[string(key)]; ok {
+		return wk
+	}
+	return string(key)
+}
+
+// unquote decodes the valid JSON string q (invalid UTF-8 becomes U+FFFD,
+// as with the decoder). Its own function so that only this rare path
+// allocates the string's destination.
+func unquote(q []byte) string {
+	var k string
+	_ = json.Unmarshal(q, &k) // valid JSON: cannot fail
+	return k
 }
 
 // wireKeys are the member names of the protocol's objects, so that

@@ -57,23 +57,30 @@ func ParseEvent(thread json.RawMessage, event json.RawMessage) (Object, error) {
 	return parseEvent(thread, w), nil
 }
 
+// The "type" values parseEvent writes, boxed once (every event would
+// allocate its own copy otherwise). Nothing writes into a member's bytes.
+var (
+	typeMessage any = json.RawMessage(`"message"`)
+	typeFile    any = json.RawMessage(`"file"`)
+)
+
 func parseEvent(thread json.RawMessage, w Object) Object {
 	o := make(Object, 0, 8)
 	o = append(o,
-		Member{"id", w.Raw("id")},
-		Member{"author", w.Raw("author_id")},
+		Member{"id", w.rawValue("id")},
+		Member{"author", w.rawValue("author_id")},
 		Member{"timestamp", msTimestamp(w.Raw("timestamp"))},
 		Member{"thread", thread},
 	)
-	if c := w.Raw("custom_id"); c != nil {
+	if c := w.rawValue("custom_id"); !isAbsent(c) {
 		o = append(o, Member{"customId", c})
 	}
 	switch t := w.Raw("type"); { // switch (event.type): strict equality
 	case isJSString(t, "message"):
-		o = append(o, Member{"type", json.RawMessage(`"message"`)}, Member{"text", w.Raw("text")})
+		o = append(o, Member{"type", typeMessage}, Member{"text", w.rawValue("text")})
 	case isJSString(t, "file"):
 		o = append(o,
-			Member{"type", json.RawMessage(`"file"`)},
+			Member{"type", typeFile},
 			Member{"contentType", w.Raw("content_type")},
 			Member{"url", w.Raw("url")})
 		if wd, ht := w.Raw("width"), w.Raw("height"); wd != nil && ht != nil {
@@ -324,13 +331,13 @@ func objectPushEvents(action string, p Object) ([]Event, error) {
 	case PushThreadClosed:
 		return []Event{{action, Object{{"chat", chat}}}}, nil
 	case PushIncomingEvent:
-		e, err := ParseObject(p.Raw("event"))
+		e, err := parseMember(p.Raw("event"))
 		if err != nil {
 			return nil, fmt.Errorf("%s event: %w", action, err)
 		}
-		return []Event{{EventNewEvent, Object{{"chat", chat}, {"event", parseEvent(p.Raw("thread_id"), e)}}}}, nil
+		return []Event{{EventNewEvent, Object{{"chat", p.rawValue("chat_id")}, {"event", parseEvent(p.Raw("thread_id"), e)}}}}, nil
 	case PushIncomingTypingIndicator:
-		ti, err := ParseObject(p.Raw("typing_indicator"))
+		ti, err := parseMember(p.Raw("typing_indicator"))
 		if err != nil {
 			return nil, fmt.Errorf("%s typing_indicator: %w", action, err)
 		}
@@ -340,7 +347,7 @@ func objectPushEvents(action string, p Object) ([]Event, error) {
 		}
 		return []Event{{name, Object{{"chat", chat}, {"user", ti.Raw("author_id")}}}}, nil
 	case PushChatUsersUpdated:
-		uu, err := ParseObject(p.Raw("updated_users"))
+		uu, err := parseMember(p.Raw("updated_users"))
 		if err != nil {
 			return nil, fmt.Errorf("%s updated_users: %w", action, err)
 		}

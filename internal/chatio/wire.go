@@ -177,14 +177,16 @@ func scanFrame(data []byte) (Frame, bool) {
 	if i == len(data) || data[i] != '{' || !json.Valid(data) {
 		return f, false
 	}
-	for _, m := range scanObject(data[i:]) {
-		raw := m.Value.(json.RawMessage)
-		var ok bool
-		switch m.Key {
+	ok := true
+	scanMembers(bytes.Clone(data[i:]), func(k string, raw []byte) {
+		if !ok {
+			return
+		}
+		switch k {
 		case "request_id":
-			f.RequestID, ok = raw, true
+			f.RequestID = raw
 		case "payload":
-			f.Payload, ok = raw, true
+			f.Payload = raw
 		case "action":
 			ok = scanString(raw, &f.Action)
 		case "type":
@@ -193,17 +195,19 @@ func scanFrame(data []byte) (Frame, bool) {
 			switch string(raw) {
 			case "true", "false":
 				b := raw[0] == 't'
-				f.Success, ok = &b, true
+				f.Success = &b
 			case "null":
-				f.Success, ok = nil, true
+				f.Success = nil
+			default:
+				ok = false
 			}
 		default:
 			// A key the decoder would match case-insensitively.
-			ok = !isFrameKeyFold(m.Key)
+			ok = !isFrameKeyFold(k)
 		}
-		if !ok {
-			return Frame{}, false
-		}
+	})
+	if !ok {
+		return Frame{}, false
 	}
 	return f, true
 }
