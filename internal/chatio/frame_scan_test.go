@@ -26,6 +26,8 @@ func FuzzUnmarshalFrame(f *testing.F) {
 		`{"action":null,"action":"b"}`,
 		`{"action":"a","action":"b","success":true,"success":false}`,
 		`{"action":5}`,
+		`{"action":5,"action":"b","type":"push"}`, // an error although the last value is a string
+		`{"success":"x","success":true,"action":"a"}`,
 		`{"action":"a","success":"yes"}`,
 		`{"action":"a","success":1}`,
 		`{"action":"a","extra":[1,{"b":2}],"payload":"s"}`,
