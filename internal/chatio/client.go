@@ -497,38 +497,40 @@ func (c *Client) readLoop() {
 }
 
 // dispatch routes one frame; false stops the read loop (stream overflow).
+// A push goes on to OnItem from here, on the read loop's stack, which
+// grows to hold the deepest path a frame takes and keeps that size until
+// a GC halves it: dispatch keeps its own frame small (the answers and the
+// logging sit in functions of their own; 1,024 → 424 bytes).
 func (c *Client) dispatch(data []byte) bool {
 	c.framesIn.Add(1)
 	d, err := classify(data)
 	if err != nil {
-		c.malformed.Add(1)
-		c.ignored("malformed")
-		c.log.Debug("malformed frame ignored", zap.Error(err), zap.Int("bytes", len(data)))
+		c.malformedFrame(err, len(data))
 		return true
 	}
-	f := d.frame
 	switch d.class {
 	case classPush:
-		if f.Action == PushCustomerDisconnected {
-			r := disconnectReason(f.Payload)
-			c.disconnectReason = &r
-			c.log.Info("customer_disconnected", zap.String("reason", r))
+		if d.frame.Action == PushCustomerDisconnected {
+			c.noteDisconnect(d.frame.Payload)
 		}
 		c.pushes.Add(1)
-		return c.toStream(StreamItem{Frame: f})
-
+		return c.toStream(StreamItem{Frame: d.frame})
 	case classDropped:
-		c.dropped.Add(1)
-		c.ignored("dropped")
-		c.log.Debug("frame dropped", zap.String("action", f.Action), zap.String("why", d.why))
+		c.droppedFrame(d.frame.Action, d.why)
 		return true
+	}
+	return c.answer(&d)
+}
 
-	case classResponse:
+// answer routes a response or a result to its call.
+func (c *Client) answer(d *decodedFrame) bool {
+	f := &d.frame
+	if d.class == classResponse {
 		if f.Success != nil && *f.Success {
 			p, found := c.takeIfDirect(d.id)
 			switch {
 			case !found:
-				return c.unknown(f, d.id)
+				return c.unknown(f.Action, d.id)
 			case p == nil:
 				return true // an indirect ack: the result push follows
 			default:
@@ -537,19 +539,37 @@ func (c *Client) dispatch(data []byte) bool {
 		}
 		p := c.take(d.id)
 		if p == nil {
-			return c.unknown(f, d.id)
+			return c.unknown(f.Action, d.id)
 		}
 		p.res <- callResult{err: responseError(p.action, f.Payload)}
 		return true
-
-	case classResult:
-		p := c.take(d.id)
-		if p == nil {
-			return c.unknown(f, d.id)
-		}
-		return c.resolve(p, f, callResult{payload: f.Payload})
 	}
-	return true
+	p := c.take(d.id) // classResult
+	if p == nil {
+		return c.unknown(f.Action, d.id)
+	}
+	return c.resolve(p, f, callResult{payload: f.Payload})
+}
+
+//go:noinline
+func (c *Client) malformedFrame(err error, n int) {
+	c.malformed.Add(1)
+	c.ignored("malformed")
+	c.log.Debug("malformed frame ignored", zap.Error(err), zap.Int("bytes", n))
+}
+
+//go:noinline
+func (c *Client) droppedFrame(action, why string) {
+	c.dropped.Add(1)
+	c.ignored("dropped")
+	c.log.Debug("frame dropped", zap.String("action", action), zap.String("why", why))
+}
+
+//go:noinline
+func (c *Client) noteDisconnect(payload json.RawMessage) {
+	r := disconnectReason(payload)
+	c.disconnectReason = &r
+	c.log.Info("customer_disconnected", zap.String("reason", r))
 }
 
 // takeIfDirect reports whether id is in flight and, when its action is
@@ -566,16 +586,17 @@ func (c *Client) takeIfDirect(id string) (p *pendingCall, found bool) {
 	return p, true
 }
 
-func (c *Client) unknown(f Frame, id string) bool {
+//go:noinline
+func (c *Client) unknown(action, id string) bool {
 	c.unknownIDs.Add(1)
 	c.ignored("unknown_id")
-	c.log.Debug("answer for a request not in flight", zap.String("action", f.Action), zap.String("request_id", id))
+	c.log.Debug("answer for a request not in flight", zap.String("action", action), zap.String("request_id", id))
 	return true
 }
 
 // resolve delivers a result, first on Stream when the call asked for it.
-func (c *Client) resolve(p *pendingCall, f Frame, r callResult) bool {
-	if p.emit && !c.toStream(StreamItem{Frame: f, ResultOf: p.action}) {
+func (c *Client) resolve(p *pendingCall, f *Frame, r callResult) bool {
+	if p.emit && !c.toStream(StreamItem{Frame: *f, ResultOf: p.action}) {
 		p.res <- callResult{err: callErr(c.currentCause())}
 		return false
 	}
@@ -600,19 +621,30 @@ func (c *Client) toStream(it StreamItem) bool {
 		if c.cfg.OnItem(it) {
 			return true
 		}
-		if c.fail(ErrStreamOverflow) {
-			c.log.Info("stream consumer cannot take more; closing upstream")
-		}
+		c.overflowed(false)
 		return false
 	}
 	select {
 	case c.stream <- it:
 		return true
 	default:
-		if c.fail(ErrStreamOverflow) {
-			c.log.Info("stream consumer fell behind; closing upstream", zap.Int("buffer", c.cfg.StreamBuffer))
-		}
+		c.overflowed(true)
 		return false
+	}
+}
+
+// overflowed ends the client because its stream's consumer cannot keep
+// up (onStream: Stream's buffer is full, else OnItem refused an item).
+//
+//go:noinline
+func (c *Client) overflowed(onStream bool) {
+	if !c.fail(ErrStreamOverflow) {
+		return
+	}
+	if onStream {
+		c.log.Info("stream consumer fell behind; closing upstream", zap.Int("buffer", c.cfg.StreamBuffer))
+	} else {
+		c.log.Info("stream consumer cannot take more; closing upstream")
 	}
 }
 

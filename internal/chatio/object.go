@@ -204,6 +204,20 @@ func parseMember(raw json.RawMessage) (Object, error) {
 	return scanOwned(raw), nil
 }
 
+// EachMember calls fn with each member of the JSON object raw, in order,
+// duplicate keys included, without decoding the values: val is a slice of
+// raw (fn must not keep it past raw's life nor write to it). A protocol
+// key costs no allocation. False, and no call, when raw is not a valid
+// JSON object.
+func EachMember(raw json.RawMessage, fn func(key string, val json.RawMessage)) bool {
+	i := skipSpace(raw, 0)
+	if i == len(raw) || raw[i] != '{' || !json.Valid(raw) {
+		return false
+	}
+	scanMembers(raw[i:], func(k string, v []byte) { fn(k, v) })
+	return true
+}
+
 // scanMembers calls fn with each member of the valid JSON object in buf,
 // in order, duplicate keys included. The value is a full-capacity-limited
 // slice of buf.

@@ -282,6 +282,9 @@ func PushEvents(f Frame) ([]Event, error) {
 }
 
 func pushEvents(action string, payload json.RawMessage) ([]Event, error) {
+	if action == PushIncomingEvent { // most pushes, on a path of small frames
+		return incomingEvent(payload)
+	}
 	switch action {
 	case PushChatPropertiesUpdated, PushChatThreadPropertiesUpdated,
 		PushLastSeenTimestampUpdated, PushThreadClosed,
@@ -319,6 +322,24 @@ func rawOrNull(r json.RawMessage) json.RawMessage {
 	return r
 }
 
+// incomingEvent is pushEvents of an incoming_event payload.
+func incomingEvent(payload json.RawMessage) ([]Event, error) {
+	p, err := ParseObject(payload)
+	if err != nil {
+		return nil, fmt.Errorf("%s payload: %w", PushIncomingEvent, err)
+	}
+	return incomingEventOf(p)
+}
+
+// incomingEventOf is objectPushEvents of an incoming_event payload.
+func incomingEventOf(p Object) ([]Event, error) {
+	e, err := parseMember(p.Raw("event"))
+	if err != nil {
+		return nil, fmt.Errorf("%s event: %w", PushIncomingEvent, err)
+	}
+	return []Event{{EventNewEvent, Object{{"chat", p.rawValue("chat_id")}, {"event", parseEvent(p.Raw("thread_id"), e)}}}}, nil
+}
+
 func objectPushEvents(action string, p Object) ([]Event, error) {
 	chat := p.Raw("chat_id")
 	switch action {
@@ -331,11 +352,7 @@ func objectPushEvents(action string, p Object) ([]Event, error) {
 	case PushThreadClosed:
 		return []Event{{action, Object{{"chat", chat}}}}, nil
 	case PushIncomingEvent:
-		e, err := parseMember(p.Raw("event"))
-		if err != nil {
-			return nil, fmt.Errorf("%s event: %w", action, err)
-		}
-		return []Event{{EventNewEvent, Object{{"chat", p.rawValue("chat_id")}, {"event", parseEvent(p.Raw("thread_id"), e)}}}}, nil
+		return incomingEventOf(p)
 	case PushIncomingTypingIndicator:
 		ti, err := parseMember(p.Raw("typing_indicator"))
 		if err != nil {

@@ -2,6 +2,7 @@ package session
 
 import (
 	"encoding/json"
+	"reflect"
 	"testing"
 
 	"go.uber.org/zap"
@@ -61,6 +62,46 @@ func FuzzHandleFrame(f *testing.F) {
 			if !json.Valid(m.Data) {
 				t.Fatalf("event %s data %q", m.Name, m.Data)
 			}
+		}
+	})
+}
+
+// FuzzWireDelivery holds parseWireDelivery's scanner for incoming_event
+// payloads to the decoder it stands in for: whenever the scanner decides,
+// its result is the decoder's.
+func FuzzWireDelivery(f *testing.F) {
+	for _, s := range []string{
+		`{"chat_id":"C","thread_id":"T","event":{"id":"E","type":"message","order":1,"text":"hi"}}`,
+		`{"chat_id":"C","event":{"id":"E"}}`,
+		`{"chat_id":"C","thread_id":"T","event":{"id":"E","order":null}}`,
+		`{"chat_id":"C","event":{"id":"E","order":"7"}}`,
+		`{"chat_id":"C","event":{"id":"E","order":1},"event":{"order":2}}`,
+		`{"chat_id":"C","chat_id":"D","event":{"id":"E"}}`,
+		`{"chat_id":"C","chat_id":null,"event":{"id":"E"}}`,
+		`{"Chat_ID":"C","event":{"id":"E"}}`,
+		`{"chat_id":"C","event":{"ID":"E"}}`,
+		`{"chat_id":"C","event":{"id":"E","ORDER":3}}`,
+		`{"chat_id":"C\u0041","event":{"id":"E"}}`,
+		`{"\u0063hat_id":"C","event":{"id":"E"}}`,
+		`{"chat_id":5,"event":{"id":"E"}}`,
+		`{"chat_id":"C","event":null}`,
+		`{"chat_id":"C","event":[1]}`,
+		`{"chat_id":"","event":{"id":"E"}}`,
+		`{"chat_id":"C","event":{"id":""}}`,
+		"{\"chat_id\":\"\xff\",\"event\":{\"id\":\"E\"}}",
+		` {"chat_id" : "C" , "event" : { "id" : "E" , "order" : 1e2 } } `,
+		`null`, `[]`, `{}`, `{"chat_id":"C","event":{"id":"E"}`, `{"chat_id":"C"} x`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		got, ok := scanIncomingEvent(payload)
+		if !ok {
+			return
+		}
+		want := decodeWireDelivery(chatio.Frame{Action: chatio.PushIncomingEvent, Payload: payload})
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q: scanner %+v, decoder %+v", payload, got, want)
 		}
 	})
 }

@@ -688,41 +688,56 @@ func (s *Session) onIdle() {
 // frame the conversion cannot take is counted and skipped; not even a
 // panic in it ends the session (or the process).
 func (s *Session) handleItem(it chatio.StreamItem) {
-	f := it.Frame
 	defer func() {
 		if v := recover(); v != nil {
-			s.pool.m.dropped.WithLabelValues(reasonConvert).Inc()
-			s.log.Error("upstream frame broke the conversion; skipped", zap.String("action", f.Action),
-				zap.String("result_of", it.ResultOf), zap.Any("panic", v), zap.Stack("stack"))
+			s.conversionPanicked(&it, v)
 		}
 	}()
-	w := parseWireDelivery(f)
+	w := parseWireDelivery(it.Frame)
 	if w != nil && s.tracker.duplicate(w) {
 		s.pool.m.dropped.WithLabelValues(reasonDuplicate).Inc()
 		return
 	}
-	var evs []chatio.Event
-	var err error
-	if it.ResultOf == "" {
-		evs, err = chatio.PushEvents(f)
-	} else {
-		evs, err = chatio.ResultEvents(it.ResultOf, f.Payload)
-		if err == nil {
-			// The customer's other tabs see what this call did.
-			var more []chatio.Event
-			more, err = chatio.ResultPushEvents(f)
-			evs = append(evs, more...)
-		}
-	}
+	evs, err := itemEvents(&it)
 	if err != nil {
-		s.pool.m.dropped.WithLabelValues(reasonConvert).Inc()
-		s.log.Debug("upstream frame not convertible", zap.String("action", f.Action),
-			zap.String("result_of", it.ResultOf), zap.Error(err))
+		s.notConvertible(&it, err)
 	}
 	if w != nil {
 		s.tracker.delivered(w)
 	}
 	s.publish(evs...)
+}
+
+// itemEvents converts a push, or the result of a call, to the SDK's events.
+func itemEvents(it *chatio.StreamItem) ([]chatio.Event, error) {
+	if it.ResultOf == "" {
+		return chatio.PushEvents(it.Frame)
+	}
+	evs, err := chatio.ResultEvents(it.ResultOf, it.Frame.Payload)
+	if err != nil {
+		return evs, err
+	}
+	// The customer's other tabs see what this call did.
+	more, err := chatio.ResultPushEvents(it.Frame)
+	return append(evs, more...), err
+}
+
+// The logging of handleItem's failures, in functions of their own: the
+// frames of the push path stay small (handleItem runs on the upstream
+// read loop's stack, chatio.Client.dispatch).
+
+//go:noinline
+func (s *Session) conversionPanicked(it *chatio.StreamItem, v any) {
+	s.pool.m.dropped.WithLabelValues(reasonConvert).Inc()
+	s.log.Error("upstream frame broke the conversion; skipped", zap.String("action", it.Frame.Action),
+		zap.String("result_of", it.ResultOf), zap.Any("panic", v), zap.Stack("stack"))
+}
+
+//go:noinline
+func (s *Session) notConvertible(it *chatio.StreamItem, err error) {
+	s.pool.m.dropped.WithLabelValues(reasonConvert).Inc()
+	s.log.Debug("upstream frame not convertible", zap.String("action", it.Frame.Action),
+		zap.String("result_of", it.ResultOf), zap.Error(err))
 }
 
 // backoff is the sleep before reconnect attempt n: full jitter, uniform in
