@@ -282,13 +282,13 @@ func PushEvents(f Frame) ([]Event, error) {
 }
 
 func pushEvents(action string, payload json.RawMessage) ([]Event, error) {
-	if action == PushIncomingEvent { // most pushes, on a path of small frames
+	if action == PushIncomingEvent {
 		return incomingEvent(payload)
 	}
 	switch action {
 	case PushChatPropertiesUpdated, PushChatThreadPropertiesUpdated,
 		PushLastSeenTimestampUpdated, PushThreadClosed,
-		PushChatUsersUpdated, PushIncomingEvent, PushIncomingTypingIndicator:
+		PushChatUsersUpdated, PushIncomingTypingIndicator:
 		p, err := ParseObject(payload)
 		if err != nil {
 			return nil, fmt.Errorf("%s payload: %w", action, err)
@@ -322,17 +322,14 @@ func rawOrNull(r json.RawMessage) json.RawMessage {
 	return r
 }
 
-// incomingEvent is pushEvents of an incoming_event payload.
+// incomingEvent is pushEvents of an incoming_event payload: most pushes,
+// kept apart from the other kinds so that its frames on the read loop's
+// stack stay small.
 func incomingEvent(payload json.RawMessage) ([]Event, error) {
 	p, err := ParseObject(payload)
 	if err != nil {
 		return nil, fmt.Errorf("%s payload: %w", PushIncomingEvent, err)
 	}
-	return incomingEventOf(p)
-}
-
-// incomingEventOf is objectPushEvents of an incoming_event payload.
-func incomingEventOf(p Object) ([]Event, error) {
 	e, err := parseMember(p.Raw("event"))
 	if err != nil {
 		return nil, fmt.Errorf("%s event: %w", PushIncomingEvent, err)
@@ -351,8 +348,6 @@ func objectPushEvents(action string, p Object) ([]Event, error) {
 		return []Event{{action, Object{{"chat", chat}, {"user", p.Raw("user_id")}, {"timestamp", msTimestamp(p.Raw("timestamp"))}}}}, nil
 	case PushThreadClosed:
 		return []Event{{action, Object{{"chat", chat}}}}, nil
-	case PushIncomingEvent:
-		return incomingEventOf(p)
 	case PushIncomingTypingIndicator:
 		ti, err := parseMember(p.Raw("typing_indicator"))
 		if err != nil {
