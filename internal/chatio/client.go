@@ -14,7 +14,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"go.uber.org/zap"
 )
@@ -834,11 +833,9 @@ func classify(data []byte) (decodedFrame, error) {
 	isString := false
 	if hasID {
 		raw := bytes.TrimSpace(f.RequestID)
-		switch {
-		case len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' &&
-			bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw):
-			d.id, isString = string(raw[1:len(raw)-1]), true // the usual id: no escapes
-		case len(raw) > 0 && raw[0] == '"' && json.Unmarshal(raw, &d.id) == nil:
+		if s, ok := PlainString(raw); ok {
+			d.id, isString = string(s), true // the usual id: no escapes
+		} else if len(raw) > 0 && raw[0] == '"' && json.Unmarshal(raw, &d.id) == nil {
 			isString = true
 		}
 	}

@@ -241,6 +241,17 @@ func scanMembers(buf []byte, fn func(key string, val []byte)) {
 	}
 }
 
+// PlainString returns the bytes between the quotes of raw when raw is a
+// JSON string without escapes and of valid UTF-8 (its value is then those
+// bytes, as the decoder would give it); false for any other value, and
+// for a string the decoder would have to unescape or repair.
+func PlainString(raw json.RawMessage) ([]byte, bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' || bytes.IndexByte(raw, '\\') >= 0 || !utf8.Valid(raw) {
+		return nil, false
+	}
+	return raw[1 : len(raw)-1], true
+}
+
 // memberKey returns the key of the valid JSON string q (quotes included):
 // a protocol key without an allocation, else a copy, unquoted only when it
 // holds an escape or invalid UTF-8.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"strings"
-	"unicode/utf8"
 )
 
 // Frame is one JSON object on the socket, in either direction.
@@ -216,11 +215,11 @@ func scanFrame(data []byte) (Frame, bool) {
 // else (null too: the decoder leaves the field as an earlier duplicate
 // key set it, which scanObject has merged away).
 func scanString(raw json.RawMessage, dst *string) bool {
-	if len(raw) < 2 || raw[0] != '"' || bytes.IndexByte(raw, '\\') >= 0 || !utf8.Valid(raw) {
-		return false
+	s, ok := PlainString(raw)
+	if ok {
+		*dst = internWire(s)
 	}
-	*dst = internWire(raw[1 : len(raw)-1])
-	return true
+	return ok
 }
 
 // internWire returns the protocol's own action and type names without an

@@ -1,14 +1,12 @@
 package session
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"sort"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
 	"go.uber.org/zap"
@@ -125,14 +123,14 @@ func scanIncomingEvent(payload json.RawMessage) (*wireDelivery, bool) {
 	return &wireDelivery{chat: chat, thread: thread, events: []wireEventRef{{id: id, order: o, hasOrder: has}}}, true
 }
 
-// plainString returns the JSON string v when it has no escapes and is
-// valid UTF-8 (its value is then its bytes); ok false otherwise, or when
-// ok was false already.
+// plainString is chatio.PlainString as a string; ok false when v is not
+// plain, or when ok was false already.
 func plainString(v json.RawMessage, ok bool) (string, bool) {
-	if !ok || len(v) < 2 || v[0] != '"' || bytes.IndexByte(v, '\\') >= 0 || !utf8.Valid(v) {
+	s, plain := chatio.PlainString(v)
+	if !ok || !plain {
 		return "", false
 	}
-	return string(v[1 : len(v)-1]), true
+	return string(s), true
 }
 
 // decodeWireDelivery is parseWireDelivery with encoding/json.
