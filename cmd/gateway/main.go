@@ -134,6 +134,7 @@ func serve(ctx context.Context, cfg config, log *zap.Logger, stdout io.Writer, o
 		SubscriberBuffer:   cfg.SubscriberBuffer,
 		ReconnectWait:      cfg.ReconnectWait,
 		DialTimeout:        cfg.UpstreamDialTimeout,
+		ReadLoops:          cfg.UpstreamReadLoops,
 		CursorKey:          cfg.cursorKey(),
 	}, log.Named("session"), reg)
 	poolDone := false

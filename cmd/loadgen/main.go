@@ -64,6 +64,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.GatewayBin, "gateway-bin", "", "gateway binary (default: go build ./cmd/gateway into a temp dir)")
 	fs.StringVar(&cfg.ProfileDir, "profile", "", "turn the gateway's pprof on and save heap and CPU profiles in this directory")
 	fs.DurationVar(&cfg.Settle, "settle", 2*time.Second, "pause after the ramp before memory is read")
+	fs.IntVar(&cfg.DirectReadLoops, "direct-read-loops", 0, "event loops reading the direct clients' sockets, as the gateway's GATEWAY_UPSTREAM_READ_LOOPS (-1: a goroutine per socket)")
 	directInProc := fs.Bool("direct-inprocess", false, "run the direct clients in this process even when a worker would be used")
 	gwLog := fs.Bool("gateway-log", false, "pass the gateway's log (level warn) to stderr")
 	var env stringList

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/chatio-gateway/chatio-gateway/internal/netpoll"
 )
 
 // Config configures one upstream connection (one customer). The zero value of
@@ -49,6 +51,15 @@ type Config struct {
 	// needs no watcher goroutine. It must not call Close or wait for this
 	// client (Close waits for the read loop).
 	OnDone func()
+	// Poller, when set, reads the socket on one of its event loops instead
+	// of a goroutine of the client's own, so an idle client holds no
+	// goroutine stack (thousands of mostly idle customers are the
+	// gateway's case). Only a plain TCP socket (ws://) is polled; wss://
+	// and a socket the handshake read ahead on keep the goroutine. The
+	// "read loop" of OnItem, OnDone and OnIgnored is then the poller's loop:
+	// the rules are the same, and a callback that blocks now holds up every
+	// socket of that loop. The poller must outlive the client.
+	Poller *netpoll.Poller
 }
 
 // Defaults of Config.
@@ -195,6 +206,7 @@ type Client struct {
 	cause   error                   // guarded by mu; the first reason the client ends
 
 	disconnectReason *string // owned by readLoop: the last customer_disconnected reason
+	rerr             error   // polled: why the read side ended, set by readable
 
 	closeOnce sync.Once
 	wg        sync.WaitGroup // readLoop, a running ping
@@ -243,9 +255,11 @@ func Dial(ctx context.Context, cfg Config) (*Client, LoginResult, error) {
 		pending:   make(map[string]*pendingCall),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.wg.Add(1) // the read side, until finish
+	if !c.startPolled() {
+		go c.readLoop()
+	}
 	context.AfterFunc(c.ctx, func() { _ = conn.close() }) // ends a blocked read or write
-	c.wg.Add(1)
-	go c.readLoop()
 	c.kaMu.Lock()
 	c.pinger = time.AfterFunc(cfg.PingInterval, c.ping)
 	c.kaMu.Unlock()
@@ -455,9 +469,8 @@ func (c *Client) write(b []byte) error {
 }
 
 // readLoop owns every read of the socket for the client's life, routes the
-// frames, and on exit finishes the client: cause, socket, stream, done.
+// frames, and on exit finishes the client.
 func (c *Client) readLoop() {
-	defer c.wg.Done()
 	var rerr error
 	for {
 		data, err := c.conn.read()
@@ -469,7 +482,64 @@ func (c *Client) readLoop() {
 			break
 		}
 	}
+	c.finish(rerr)
+}
 
+// startPolled hands the socket to the configured poller; false: it is read
+// by a goroutine (no poller, not a plain TCP socket, or Add failed).
+func (c *Client) startPolled() bool {
+	if c.cfg.Poller == nil {
+		return false
+	}
+	tc, ok := c.conn.pollable()
+	if !ok {
+		return false
+	}
+	raw, err := tc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	c.conn.setPolled(raw, c.spawn)
+	if _, err := c.cfg.Poller.Add(tc, c.readable, c.pollEnded); err != nil {
+		c.conn.setPolled(nil, nil)
+		c.log.Debug("upstream socket read by a goroutine", zap.Error(err))
+		return false
+	}
+	return true
+}
+
+// readable is the polled socket's read loop, one call at a time on the
+// poller's loop: what the socket has is read and routed; false ends it.
+func (c *Client) readable(buf []byte) bool {
+	ok, err := c.conn.readSome(buf, c.dispatch)
+	if !ok {
+		c.rerr = err
+	}
+	return ok
+}
+
+// pollEnded: the poller has let the socket go. The close frame owed may
+// wait for the socket, so the client is finished on a goroutine.
+func (c *Client) pollEnded() {
+	go func() {
+		c.conn.endPolled()
+		c.finish(c.rerr)
+	}()
+}
+
+// spawn runs f on a goroutine the client waits for (a polled socket's
+// pong: no write on the poller's loop). Only while the read side lives.
+func (c *Client) spawn(f func()) {
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		f()
+	}()
+}
+
+// finish ends the client after its read side: cause, socket, stream, done.
+func (c *Client) finish(rerr error) {
+	defer c.wg.Done()
 	var loss error
 	if c.disconnectReason != nil {
 		r := *c.disconnectReason

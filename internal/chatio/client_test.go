@@ -219,6 +219,9 @@ func (p *peer) result(t *testing.T, req Frame, action, payload string) {
 func dialFake(t *testing.T, f *fake, cfg Config) (*Client, *peer, Frame) {
 	t.Helper()
 	cfg.URL = f.url
+	if cfg.Poller == nil {
+		cfg.Poller = testPoller // set while TestPolled runs
+	}
 	cfg.License = testLicense
 	cfg.Token = testToken
 	cfg.HTTPClient = f.srv.Client()

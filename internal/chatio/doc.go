@@ -4,8 +4,11 @@
 // JavaScript SDK (0.9.1) resolves and emits.
 //
 // Concurrency: a Client owns one websocket (ws.go: gobwas/ws frames, no
-// buffer held while idle). One goroutine (started by Dial) reads the socket
-// for the client's whole life; writes are serialised by wsConn. Every
+// buffer held while idle). Its reads are done by one reader for the
+// client's whole life: a goroutine started by Dial, or, with
+// Config.Poller, an event loop of internal/netpoll that reads the socket
+// only when it has bytes (no goroutine waits while it is idle); writes are
+// serialised by wsConn. Every
 // exported Client method is safe for concurrent use. Pushes and
 // event-bearing results are delivered, in arrival order, to Config.OnItem
 // on the read loop itself, or else on one bounded channel (Client.Stream)

@@ -3,6 +3,7 @@ package chatio
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -10,9 +11,12 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"github.com/chatio-gateway/chatio-gateway/internal/netpoll"
 )
 
 // wsConn is the client end of one websocket (RFC 6455, no extensions) that
@@ -23,13 +27,31 @@ import (
 // server side, keeps 8 KiB of bufio per connection for its life: with
 // thousands of idle customers that was a quarter of the gateway's memory.)
 //
-// One goroutine reads (read); writes are serialised by wmu and bounded by a
-// deadline. Closing the net.Conn ends a blocked read.
+// It is read in one of two ways, chosen once before the first read:
+//   - by one goroutine calling read, which blocks; close ends it;
+//   - polled: an event loop (internal/netpoll) calls readSome whenever the
+//     socket has bytes, and nothing waits while it has none. Then close only
+//     shuts the socket down, the loop sees the end, and endPolled, called
+//     once the loop has let the socket go, writes the close frame owed and
+//     closes the descriptor.
+//
+// Writes are serialised by wmu and bounded by a deadline.
 type wsConn struct {
 	nc    net.Conn
 	r     io.Reader // nc, after whatever the handshake read ahead
 	limit int64     // largest message, in bytes
 	hdr   [ws.MaxHeaderSize - 2]byte
+
+	// The read side's state, owned by the reader (the goroutine, or the
+	// loop's calls of readSome, which never overlap).
+	msg   []byte // the fragments of a message so far
+	inMsg bool   // a message's first fragment has been read
+
+	// Polled only: set before the first readSome, then owned by the reader.
+	raw   syscall.RawConn
+	part  []byte         // the start of a frame whose rest has not arrived
+	owed  *ws.StatusCode // a close frame to send before the socket closes
+	spawn func(func())   // runs a write off the loop (the client's goroutines)
 
 	wmu       sync.Mutex
 	closeSent bool // guarded by wmu: no frame after a close frame
@@ -98,81 +120,252 @@ func dialWS(ctx context.Context, u string, hc *http.Client, limit int64) (*wsCon
 	return c, nil
 }
 
+// pollable returns the socket an event loop can watch: a plain TCP socket
+// with nothing read ahead by the handshake. TLS (wss://) and anything else
+// is read by a goroutine.
+func (c *wsConn) pollable() (*net.TCPConn, bool) {
+	tc, ok := c.nc.(*net.TCPConn)
+	return tc, ok && c.r == c.nc
+}
+
+// setPolled switches c to polled reads (before the first one); spawn runs
+// the writes the read side owes (pongs) off the loop.
+func (c *wsConn) setPolled(raw syscall.RawConn, spawn func(func())) {
+	c.raw, c.spawn = raw, spawn
+}
+
+// polled reports whether an event loop reads c.
+func (c *wsConn) polled() bool { return c.raw != nil }
+
 // read returns the next text or binary message, answering pings and
 // noting pongs on the way. It is called by one goroutine only. A close
 // frame from the peer is answered and returned as closeError.
 func (c *wsConn) read() ([]byte, error) {
-	var msg []byte
-	inMsg := false
 	for {
 		h, err := ws.ReadHeaderBuffer(c.r, c.hdr[:])
-		if err != nil {
+		if errors.Is(err, ws.ErrHeaderLengthMSB) {
+			h.Length = -1 // a protocol error, as parseHeader has it
+		} else if err != nil {
 			return nil, err
 		}
-		if h.Rsv != 0 || h.Masked || h.OpCode.IsReserved() {
-			return nil, c.fail(ws.StatusProtocolError, "websocket: bad frame header")
+		if err := c.check(h); err != nil {
+			return nil, err
 		}
 		if h.OpCode.IsControl() {
-			if !h.Fin || h.Length > 125 {
-				return nil, c.fail(ws.StatusProtocolError, "websocket: bad control frame")
-			}
 			p := make([]byte, h.Length)
 			if _, err := io.ReadFull(c.r, p); err != nil {
 				return nil, err
 			}
-			switch h.OpCode {
-			case ws.OpPing:
-				if err := c.writeFrame(ws.OpPong, p, time.Now().Add(closeTimeout)); err != nil {
-					return nil, err
-				}
-			case ws.OpPong:
-				select {
-				case c.pongs <- struct{}{}:
-				default:
-				}
-			case ws.OpClose:
-				code, reason := ws.ParseCloseFrameData(p)
-				if code.Empty() {
-					code = ws.StatusNoStatusRcvd
-				}
-				echo := code
-				if echo == ws.StatusNoStatusRcvd {
-					echo = ws.StatusNormalClosure
-				}
-				_ = c.writeFrame(ws.OpClose, ws.NewCloseFrameBody(echo, ""), time.Now().Add(closeTimeout))
-				_ = c.nc.Close()
-				return nil, closeError{code: code, reason: reason}
+			if err := c.control(h.OpCode, p); err != nil {
+				return nil, err
 			}
 			continue
 		}
-		switch {
-		case h.OpCode == ws.OpContinuation && !inMsg, h.OpCode != ws.OpContinuation && inMsg:
-			return nil, c.fail(ws.StatusProtocolError, "websocket: bad fragmentation")
-		}
-		inMsg = true
-		if h.Length > c.limit-int64(len(msg)) {
-			return nil, c.fail(ws.StatusMessageTooBig, errMessageTooBig.Error())
-		}
-		n := len(msg)
-		msg = append(msg, make([]byte, h.Length)...)
-		if _, err := io.ReadFull(c.r, msg[n:]); err != nil {
+		n := len(c.msg)
+		c.msg, c.inMsg = append(c.msg, make([]byte, h.Length)...), true
+		if _, err := io.ReadFull(c.r, c.msg[n:]); err != nil {
 			return nil, err
 		}
-		if h.Fin {
+		if msg := c.fragment(h.Fin); msg != nil {
 			return msg, nil
 		}
 	}
 }
 
-// fail sends a close frame with code, closes the socket and returns the
+// readSome reads once from the polled socket into buf (the loop's scratch
+// space) and hands every message completed by those bytes to deliver, in
+// order. A frame that has not arrived whole waits in c.part for the next
+// call. false: the socket has ended (err says why; nil when deliver said
+// stop), the loop should let it go and call endPolled.
+func (c *wsConn) readSome(buf []byte, deliver func([]byte) bool) (bool, error) {
+	n, err := netpoll.Read(c.raw, buf)
+	if err != nil {
+		return false, err
+	}
+	return c.consume(buf[:n], deliver)
+}
+
+// consume parses data, the bytes just read (in a buffer that is reused
+// after the call), after what c.part kept; see readSome.
+func (c *wsConn) consume(data []byte, deliver func([]byte) bool) (bool, error) {
+	if c.part != nil {
+		c.part = append(c.part, data...)
+		data = c.part
+	}
+	for {
+		h, hn, ok := parseHeader(data)
+		if !ok {
+			break
+		}
+		if err := c.check(h); err != nil {
+			return false, err
+		}
+		if int64(len(data)-hn) < h.Length {
+			if c.part == nil { // room for the whole frame, once
+				c.part = make([]byte, 0, hn+int(h.Length))
+			}
+			break
+		}
+		p := data[hn : hn+int(h.Length)]
+		data = data[hn+int(h.Length):]
+		if h.OpCode.IsControl() {
+			if err := c.control(h.OpCode, p); err != nil {
+				return false, err
+			}
+			continue
+		}
+		c.msg, c.inMsg = append(c.msg, p...), true // the message's own copy, off the scratch buffer
+		if msg := c.fragment(h.Fin); msg != nil && !deliver(msg) {
+			return false, nil
+		}
+	}
+	// Keep what is left of the bytes: the start of the next frame.
+	switch {
+	case len(data) == 0:
+		c.part = nil
+	case c.part != nil && len(c.part) > 0 && &data[0] == &c.part[len(c.part)-len(data)]:
+		c.part = c.part[:copy(c.part, data)] // the rest of c.part itself
+	default:
+		c.part = append(c.part[:0], data...)
+	}
+	return true, nil
+}
+
+// parseHeader reads a frame header from the start of b; ok is false while
+// b does not hold all of it. A 64-bit length with its top bit set comes
+// back as -1 (check rejects it).
+func parseHeader(b []byte) (h ws.Header, n int, ok bool) {
+	if len(b) < 2 {
+		return h, 0, false
+	}
+	h.Fin = b[0]&0x80 != 0
+	h.Rsv = (b[0] >> 4) & 0x07
+	h.OpCode = ws.OpCode(b[0] & 0x0f)
+	h.Masked = b[1]&0x80 != 0
+	n = 2
+	switch l := b[1] & 0x7f; l {
+	case 126:
+		if len(b) < 4 {
+			return h, 0, false
+		}
+		h.Length, n = int64(binary.BigEndian.Uint16(b[2:])), 4
+	case 127:
+		if len(b) < 10 {
+			return h, 0, false
+		}
+		u := binary.BigEndian.Uint64(b[2:])
+		h.Length, n = int64(u), 10
+		if u>>63 != 0 {
+			h.Length = -1
+		}
+	default:
+		h.Length = int64(l)
+	}
+	if h.Masked {
+		if len(b) < n+4 {
+			return h, 0, false
+		}
+		copy(h.Mask[:], b[n:])
+		n += 4
+	}
+	return h, n, true
+}
+
+// check rejects a frame header a client must not accept, and a message
+// that would exceed the read limit, before its payload is read. It changes
+// nothing: consume checks a header again each time more of its frame
+// arrives.
+func (c *wsConn) check(h ws.Header) error {
+	if h.Rsv != 0 || h.Masked || h.OpCode.IsReserved() || h.Length < 0 {
+		return c.fail(ws.StatusProtocolError, "websocket: bad frame header")
+	}
+	if h.OpCode.IsControl() {
+		if !h.Fin || h.Length > 125 {
+			return c.fail(ws.StatusProtocolError, "websocket: bad control frame")
+		}
+		return nil
+	}
+	if (h.OpCode == ws.OpContinuation) != c.inMsg {
+		return c.fail(ws.StatusProtocolError, "websocket: bad fragmentation")
+	}
+	if h.Length > c.limit-int64(len(c.msg)) {
+		return c.fail(ws.StatusMessageTooBig, errMessageTooBig.Error())
+	}
+	return nil
+}
+
+// fragment ends a data frame whose payload is in c.msg: the whole message
+// once fin, else nil.
+func (c *wsConn) fragment(fin bool) []byte {
+	if !fin {
+		return nil
+	}
+	msg := c.msg
+	c.msg, c.inMsg = nil, false
+	return msg
+}
+
+// control handles a control frame: a ping is answered (off the loop when
+// polled: p may be the loop's scratch space), a pong noted, a close frame
+// answered and returned as closeError.
+func (c *wsConn) control(op ws.OpCode, p []byte) error {
+	switch op {
+	case ws.OpPing:
+		if c.polled() {
+			p := bytes.Clone(p)
+			c.spawn(func() { _ = c.writeFrame(ws.OpPong, p, time.Now().Add(closeTimeout)) })
+			return nil
+		}
+		return c.writeFrame(ws.OpPong, p, time.Now().Add(closeTimeout))
+	case ws.OpPong:
+		select {
+		case c.pongs <- struct{}{}:
+		default:
+		}
+	case ws.OpClose:
+		code, reason := ws.ParseCloseFrameData(p)
+		if code.Empty() {
+			code = ws.StatusNoStatusRcvd
+		}
+		echo := code
+		if echo == ws.StatusNoStatusRcvd {
+			echo = ws.StatusNormalClosure
+		}
+		c.finish(echo)
+		return closeError{code: code, reason: reason}
+	}
+	return nil
+}
+
+// fail ends the connection with a close frame of code and returns the
 // error to end the read with.
 func (c *wsConn) fail(code ws.StatusCode, why string) error {
-	_ = c.writeFrame(ws.OpClose, ws.NewCloseFrameBody(code, ""), time.Now().Add(closeTimeout))
-	_ = c.nc.Close()
+	c.finish(code)
 	if code == ws.StatusMessageTooBig {
 		return errMessageTooBig
 	}
 	return errors.New(why)
+}
+
+// finish sends a close frame with code and closes the socket; when polled
+// both wait for endPolled, off the loop.
+func (c *wsConn) finish(code ws.StatusCode) {
+	if c.polled() {
+		c.owed = &code
+		return
+	}
+	_ = c.writeFrame(ws.OpClose, ws.NewCloseFrameBody(code, ""), time.Now().Add(closeTimeout))
+	_ = c.nc.Close()
+}
+
+// endPolled finishes a polled socket once its loop has let it go: the
+// close frame owed, if any, then the descriptor. Not on the loop: the
+// write may wait (closeTimeout).
+func (c *wsConn) endPolled() {
+	if c.owed != nil {
+		_ = c.writeFrame(ws.OpClose, ws.NewCloseFrameBody(*c.owed, ""), time.Now().Add(closeTimeout))
+	}
+	_ = c.nc.Close()
 }
 
 // writeText sends one text message, bounded by deadline. A failed or
@@ -206,7 +399,7 @@ func (c *wsConn) writeFrame(op ws.OpCode, p []byte, deadline time.Time) error {
 	_ = c.nc.SetWriteDeadline(deadline)
 	_, err := c.nc.Write(buf)
 	if err != nil {
-		_ = c.nc.Close()
+		_ = c.close()
 		return err
 	}
 	_ = c.nc.SetWriteDeadline(time.Time{})
@@ -241,5 +434,12 @@ func (c *wsConn) closeNormal() error {
 	return c.writeFrame(ws.OpClose, ws.NewCloseFrameBody(ws.StatusNormalClosure, ""), time.Now().Add(closeTimeout))
 }
 
-// close tears the socket down at once.
-func (c *wsConn) close() error { return c.nc.Close() }
+// close tears the socket down at once: a blocked read or write returns.
+// A polled socket is only shut down: its loop sees the end, and endPolled
+// closes the descriptor once the loop no longer watches it.
+func (c *wsConn) close() error {
+	if c.polled() {
+		return netpoll.Shutdown(c.raw)
+	}
+	return c.nc.Close()
+}

@@ -10,10 +10,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"github.com/chatio-gateway/chatio-gateway/internal/netpoll"
 )
 
 // wsPeer is the server end of one test websocket, driven frame by frame.
@@ -63,6 +66,108 @@ func rawServer(t *testing.T, limit int64, ahead []byte, serve func(p *wsPeer)) *
 	return c
 }
 
+// readModes are the two ways a wsConn is read: by a goroutine (read) and
+// by an event loop (readSome, through internal/netpoll).
+var readModes = []string{"goroutine", "polled"}
+
+// msgReader reads c's messages in one of readModes.
+type msgReader struct {
+	c    *wsConn
+	msgs chan []byte // polled: delivered messages, then nil after the end
+	err  error       // polled: why the read side ended; set before msgs closes
+}
+
+// newReader starts reading c the given way; the polled way watches c's
+// socket on a poller of its own until c has ended (closed at cleanup).
+func newReader(t *testing.T, c *wsConn, mode string) *msgReader {
+	t.Helper()
+	r := &msgReader{c: c}
+	if mode != "polled" {
+		return r
+	}
+	p, err := netpoll.New(1)
+	if err != nil {
+		t.Skipf("no poller here: %v", err)
+	}
+	tc, ok := c.pollable()
+	if !ok {
+		t.Fatal("socket not pollable")
+	}
+	raw, err := tc.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spawned sync.WaitGroup
+	c.setPolled(raw, func(f func()) {
+		spawned.Add(1)
+		go func() {
+			defer spawned.Done()
+			f()
+		}()
+	})
+	r.msgs = make(chan []byte, 64)
+	ended := make(chan struct{})
+	var rerr error
+	readable := func(buf []byte) bool {
+		ok, err := c.readSome(buf, func(m []byte) bool { r.msgs <- m; return true })
+		rerr = err
+		return ok
+	}
+	if _, err := p.Add(tc, readable, func() {
+		go func() {
+			c.endPolled()
+			r.err = rerr
+			close(r.msgs)
+			close(ended)
+		}()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = c.close()
+		<-ended
+		spawned.Wait()
+		_ = p.Close()
+	})
+	return r
+}
+
+// peerFor starts a test server running serve and a reader of the client
+// end in mode. The server waits for the client's first frame ("go", sent
+// once the reader is in place) before it serves: a server that speaks
+// first races the handshake, and a socket read ahead on is not polled.
+func peerFor(t *testing.T, mode string, limit int64, serve func(p *wsPeer)) (*wsConn, *msgReader) {
+	t.Helper()
+	c := rawServer(t, limit, nil, func(p *wsPeer) {
+		if h, b := p.next(); h.OpCode != ws.OpText || string(b) != "go" {
+			t.Errorf("first client frame %v %q, want text \"go\"", h.OpCode, b)
+			return
+		}
+		serve(p)
+	})
+	r := newReader(t, c, mode)
+	if err := c.writeText([]byte("go"), time.Now().Add(5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	return c, r
+}
+
+// read returns the next message, or the error that ended the socket.
+func (r *msgReader) read() ([]byte, error) {
+	if r.msgs == nil {
+		return r.c.read()
+	}
+	select {
+	case m, ok := <-r.msgs:
+		if ok {
+			return m, nil
+		}
+		return nil, r.err
+	case <-time.After(5 * time.Second):
+		return nil, errors.New("test: no message within 5s")
+	}
+}
+
 func frameBytes(t *testing.T, f ws.Frame) []byte {
 	t.Helper()
 	var b bytes.Buffer
@@ -108,22 +213,53 @@ func (p *wsPeer) closeCode() ws.StatusCode {
 }
 
 func TestWSReadAheadAndFragments(t *testing.T) {
-	ahead := frameBytes(t, ws.NewTextFrame([]byte(`{"first":1}`)))
+	for _, mode := range readModes {
+		t.Run(mode, func(t *testing.T) { testReadAheadAndFragments(t, mode) })
+	}
+}
+
+func testReadAheadAndFragments(t *testing.T, mode string) {
 	pong := make(chan []byte, 1)
-	c := rawServer(t, 1<<10, ahead, func(p *wsPeer) {
+	first := ws.NewTextFrame([]byte(`{"first":1}`))
+	serve := func(p *wsPeer) {
 		p.send(ws.NewFrame(ws.OpText, false, []byte("ab")))
 		p.send(ws.NewPingFrame([]byte("hi"))) // between fragments
 		p.send(ws.NewFrame(ws.OpContinuation, false, []byte("cd")))
-		p.send(ws.NewFrame(ws.OpContinuation, true, []byte("ef")))
+		// The last fragment a byte at a time: headers and payloads split
+		// across reads.
+		for _, b := range frameBytes(p.t, ws.NewFrame(ws.OpContinuation, true, []byte("ef"))) {
+			_, _ = p.nc.Write([]byte{b})
+			time.Sleep(time.Millisecond)
+		}
+		big := bytes.Repeat([]byte("z"), 1000) // a 16-bit length, in two writes
+		fb := frameBytes(p.t, ws.NewTextFrame(big))
+		_, _ = p.nc.Write(fb[:3])
+		time.Sleep(5 * time.Millisecond)
+		_, _ = p.nc.Write(fb[3:])
+		// Bigger than a poller's scratch buffer, in fragments, with the
+		// next message in the same write.
+		huge := bytes.Repeat([]byte("0123456789abcdef"), netpoll.ScratchSize/16*3)
+		var all []byte
+		all = append(all, frameBytes(p.t, ws.NewFrame(ws.OpText, false, huge[:100]))...)
+		all = append(all, frameBytes(p.t, ws.NewFrame(ws.OpContinuation, true, huge[100:]))...)
+		all = append(all, frameBytes(p.t, ws.NewTextFrame([]byte("last")))...)
+		_, _ = p.nc.Write(all)
 		h, b := p.next()
 		if h.OpCode == ws.OpPong {
 			pong <- b
 		}
-	})
-	for _, want := range []string{`{"first":1}`, "abcdef"} {
-		got, err := c.read()
+	}
+	var r *msgReader
+	if mode == "polled" {
+		_, r = peerFor(t, mode, 1<<20, func(p *wsPeer) { p.send(first); serve(p) })
+	} else { // the first frame in the handshake's answer: read ahead
+		r = newReader(t, rawServer(t, 1<<20, frameBytes(t, first), serve), mode)
+	}
+	huge := strings.Repeat("0123456789abcdef", netpoll.ScratchSize/16*3)
+	for _, want := range []string{`{"first":1}`, "abcdef", strings.Repeat("z", 1000), huge, "last"} {
+		got, err := r.read()
 		if err != nil || string(got) != want {
-			t.Fatalf("read = %q, %v; want %q", got, err, want)
+			t.Fatalf("read = %.40q (%d bytes), %v; want %.40q (%d bytes)", got, len(got), err, want, len(want))
 		}
 	}
 	select {
@@ -137,6 +273,12 @@ func TestWSReadAheadAndFragments(t *testing.T) {
 }
 
 func TestWSWriteAndPing(t *testing.T) {
+	for _, mode := range readModes {
+		t.Run(mode, func(t *testing.T) { testWriteAndPing(t, mode) })
+	}
+}
+
+func testWriteAndPing(t *testing.T, mode string) {
 	got := make(chan string, 2)
 	c := rawServer(t, 1<<10, nil, func(p *wsPeer) {
 		h, b := p.next()
@@ -155,13 +297,16 @@ func TestWSWriteAndPing(t *testing.T) {
 	if g := <-got; g != fmt.Sprint(ws.OpText)+`:{"action":"login"}` {
 		t.Errorf("server got %s", g)
 	}
-	go func() { // the read loop notes the pong
-		for {
-			if _, err := c.read(); err != nil {
-				return
+	r := newReader(t, c, mode)
+	if mode != "polled" {
+		go func() { // the read loop notes the pong
+			for {
+				if _, err := r.read(); err != nil {
+					return
+				}
 			}
-		}
-	}()
+		}()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := c.ping(ctx); err != nil {
@@ -182,6 +327,12 @@ func TestWSWriteAndPing(t *testing.T) {
 }
 
 func TestWSReadErrors(t *testing.T) {
+	for _, mode := range readModes {
+		t.Run(mode, func(t *testing.T) { testReadErrors(t, mode) })
+	}
+}
+
+func testReadErrors(t *testing.T, mode string) {
 	for _, tc := range []struct {
 		name  string
 		send  []ws.Frame
@@ -206,13 +357,13 @@ func TestWSReadErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code := make(chan ws.StatusCode, 1)
-			c := rawServer(t, 64, nil, func(p *wsPeer) {
+			_, r := peerFor(t, mode, 64, func(p *wsPeer) {
 				for _, f := range tc.send {
 					p.send(f)
 				}
 				code <- p.closeCode()
 			})
-			_, err := c.read()
+			_, err := r.read()
 			if err == nil || (tc.check != nil && !tc.check(err)) {
 				t.Fatalf("read: %v", err)
 			}

@@ -64,6 +64,11 @@ type Config struct {
 	// DirectInProcess forces the direct clients into this process even when
 	// a worker is configured.
 	DirectInProcess bool
+	// DirectReadLoops is how the direct clients' sockets are read, as
+	// GATEWAY_UPSTREAM_READ_LOOPS is for the gateway's upstream sockets: by
+	// that many event loops (internal/netpoll; 0 → one per GOMAXPROCS), or
+	// with -1 by a goroutine per socket.
+	DirectReadLoops int
 
 	// DrainTimeout bounds the wait for in-flight pushes after the measured
 	// phase. 0 → 5s.

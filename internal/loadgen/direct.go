@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
+	"github.com/chatio-gateway/chatio-gateway/internal/netpoll"
 )
 
 // directFleet is the baseline: each customer is a chatio.Client dialled
@@ -18,7 +20,8 @@ import (
 // a send_event round trip.
 type directFleet struct {
 	url    string
-	prefix string // token prefix; session i's token is prefix+i
+	prefix string          // token prefix; session i's token is prefix+i
+	poller *netpoll.Poller // reads the clients' sockets; nil: a goroutine each
 
 	ctx    context.Context // the fleet's lifetime: stream readers end with it
 	cancel context.CancelFunc
@@ -32,9 +35,30 @@ type directFleet struct {
 	readers sync.WaitGroup
 }
 
-func newDirectFleet(url, prefix string) *directFleet {
+// newDirectFleet makes the fleet; readLoops as Config.DirectReadLoops.
+func newDirectFleet(url, prefix string, readLoops int) (*directFleet, error) {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &directFleet{url: url, prefix: prefix, ctx: ctx, cancel: cancel}
+	f := &directFleet{url: url, prefix: prefix, ctx: ctx, cancel: cancel}
+	if readLoops >= 0 {
+		p, err := netpoll.New(readLoops)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		f.poller = p
+	}
+	return f, nil
+}
+
+// readMode says how the clients' sockets are read, for the report.
+func readMode(readLoops int) string {
+	switch {
+	case readLoops < 0:
+		return "a goroutine per socket"
+	case readLoops == 0:
+		return "read loops: one per CPU"
+	}
+	return fmt.Sprintf("read loops: %d", readLoops)
 }
 
 func (f *directFleet) Open(ctx context.Context, k int, ramp float64) ([]string, error) {
@@ -52,9 +76,10 @@ func (f *directFleet) openOne(ctx context.Context, i int) {
 		License: 1,
 		Token:   f.prefix + strconv.Itoa(i),
 		// The pushes are taken on the client's read loop, as the gateway's
-		// sessions take them: the baseline has no hand-off the gateway's
-		// upstream side does not have.
+		// sessions take them, and the sockets are read the same way: the
+		// baseline has no hand-off the gateway's upstream side does not have.
 		OnItem: func(it chatio.StreamItem) bool { f.take(i, it); return true },
+		Poller: f.poller,
 	})
 	if err != nil {
 		f.errs.inc("login: " + errKind(err))
@@ -177,6 +202,9 @@ func (f *directFleet) Close() error {
 	}
 	wg.Wait()
 	f.readers.Wait()
+	if f.poller != nil {
+		_ = f.poller.Close() // every client has ended
+	}
 	return nil
 }
 

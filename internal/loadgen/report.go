@@ -50,7 +50,7 @@ func reportConfig(c Config) ReportConfig {
 type ModeReport struct {
 	Mode          string             `json:"mode"`
 	Proto         string             `json:"proto"`
-	ClientProcess string             `json:"client_process,omitempty"` // direct: "in-process" or "worker"
+	ClientProcess string             `json:"client_process,omitempty"` // direct: "in-process" or "worker", and how its sockets are read
 	Sessions      int                `json:"sessions"`
 	Opened        int                `json:"opened"`
 	OpenSeconds   float64            `json:"open_s"`

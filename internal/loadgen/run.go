@@ -164,18 +164,22 @@ func runMode(ctx context.Context, cfg Config, mode string, nofile uint64) (_ *Mo
 		mr.Proto = "websocket"
 		need := uint64(2*k + 256)
 		if cfg.DirectWorker != nil && (!cfg.DirectInProcess || need > nofile) {
-			remote, err = startRemoteFleet(cfg.DirectWorker, sm.url, prefix, cfg.GatewayStderr)
+			remote, err = startRemoteFleet(cfg.DirectWorker, sm.url, prefix, cfg.DirectReadLoops, cfg.GatewayStderr)
 			if err != nil {
 				return nil, err
 			}
 			fl = remote
-			mr.ClientProcess = "worker"
+			mr.ClientProcess = "worker, " + readMode(cfg.DirectReadLoops)
 		} else {
 			if nofile > 0 && need > nofile {
 				return nil, fmt.Errorf("%d direct sockets and their simulator ends need %d files, the limit is %d: run the direct clients in a worker process", k, need, nofile)
 			}
-			fl = newDirectFleet(sm.url, prefix)
-			mr.ClientProcess = "in-process"
+			local, err := newDirectFleet(sm.url, prefix, cfg.DirectReadLoops)
+			if err != nil {
+				return nil, err
+			}
+			fl = local
+			mr.ClientProcess = "in-process, " + readMode(cfg.DirectReadLoops)
 		}
 	}
 	defer func() {

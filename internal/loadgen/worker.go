@@ -26,6 +26,7 @@ type workerRequest struct {
 	Duration time.Duration `json:"duration,omitempty"`
 	Sent     []int64       `json:"sent,omitempty"`
 	Callers  int           `json:"callers,omitempty"`
+	Loops    int           `json:"read_loops,omitempty"` // Config.DirectReadLoops
 }
 
 type workerAnswer struct {
@@ -62,8 +63,9 @@ func ServeDirectWorker(r io.Reader, w io.Writer) error {
 		var err error
 		switch {
 		case req.Op == "open" && f == nil:
-			f = newDirectFleet(req.URL, req.Prefix)
-			ans.Chats, err = f.Open(ctx, req.K, req.Rate)
+			if f, err = newDirectFleet(req.URL, req.Prefix, req.Loops); err == nil {
+				ans.Chats, err = f.Open(ctx, req.K, req.Rate)
+			}
 		case f == nil:
 			err = errors.New("open first")
 		case req.Op == "load":
@@ -99,6 +101,7 @@ func ServeDirectWorker(r io.Reader, w io.Writer) error {
 // remoteFleet drives a direct fleet in a child process.
 type remoteFleet struct {
 	url, prefix string
+	readLoops   int
 	cmd         *exec.Cmd // nil when the worker is not a process (tests)
 	in          io.WriteCloser
 	enc         *json.Encoder
@@ -106,7 +109,7 @@ type remoteFleet struct {
 	exited      chan struct{} // closed when cmd has been waited for
 }
 
-func startRemoteFleet(argv []string, url, prefix string, stderr io.Writer) (*remoteFleet, error) {
+func startRemoteFleet(argv []string, url, prefix string, readLoops int, stderr io.Writer) (*remoteFleet, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if stderr == nil {
@@ -124,7 +127,7 @@ func startRemoteFleet(argv []string, url, prefix string, stderr io.Writer) (*rem
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start direct worker: %w", err)
 	}
-	f := &remoteFleet{url: url, prefix: prefix, cmd: cmd}
+	f := &remoteFleet{url: url, prefix: prefix, readLoops: readLoops, cmd: cmd}
 	f.initPipes(in, out)
 	go func() {
 		_ = cmd.Wait()
@@ -168,7 +171,7 @@ func (f *remoteFleet) call(ctx context.Context, req workerRequest) (workerAnswer
 }
 
 func (f *remoteFleet) Open(ctx context.Context, k int, ramp float64) ([]string, error) {
-	ans, err := f.call(ctx, workerRequest{Op: "open", URL: f.url, Prefix: f.prefix, K: k, Rate: ramp})
+	ans, err := f.call(ctx, workerRequest{Op: "open", URL: f.url, Prefix: f.prefix, K: k, Rate: ramp, Loops: f.readLoops})
 	return ans.Chats, err
 }
 

@@ -48,9 +48,11 @@
 //
 // # Concurrency
 //
-// A connected session runs no goroutine of its own. Stream items are
-// handled on the live client's read loop itself (chatio.Config.OnItem,
-// see inbox): no hand-off on the way in. Idle eviction runs on a timer;
+// A connected session runs no goroutine of its own, and neither does its
+// socket: the pool's event loops (internal/netpoll, Config.ReadLoops) read
+// every upstream socket when it has bytes. Stream items are handled on the
+// live client's read loop itself (chatio.Config.OnItem, see inbox): no
+// hand-off on the way in. Idle eviction runs on a timer;
 // when the session ends, a context callback closes its client; when a
 // client ends (chatio.Config.OnDone), a recovery goroutine reconnects,
 // fills gaps and attaches the new client, and exists only until then.

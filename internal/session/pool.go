@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
+	"github.com/chatio-gateway/chatio-gateway/internal/netpoll"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
@@ -29,6 +30,9 @@ type Pool struct {
 	// !draining; the rest is added while its session's count is held. So
 	// Shutdown's Wait never races an Add at zero.
 	wg sync.WaitGroup
+
+	pollOnce sync.Once
+	poller   *netpoll.Poller // the upstream sockets' read loops: set by pollOnce at the first dial, closed by Shutdown
 
 	mu       sync.Mutex        // guards the fields below; taken before any Session.mu
 	sessions map[string]*entry // token → entry, including those being created
@@ -251,6 +255,10 @@ func (p *Pool) Shutdown(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		p.wg.Wait()
+		p.pollOnce.Do(func() {}) // none is made after this
+		if p.poller != nil {
+			_ = p.poller.Close() // every socket it watched has ended with its session
+		}
 		close(done)
 	}()
 	select {
@@ -259,6 +267,28 @@ func (p *Pool) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("session: shutdown: %w", ctx.Err())
 	}
+}
+
+// readPoller returns the poller that reads the pool's upstream sockets,
+// starting it at the first call: Upstream.Poller when set, else one of the
+// pool's own, or nil (ReadLoops < 0, or no epoll here: a goroutine reads
+// each socket).
+func (p *Pool) readPoller() *netpoll.Poller {
+	if p.cfg.Upstream.Poller != nil {
+		return p.cfg.Upstream.Poller
+	}
+	p.pollOnce.Do(func() {
+		if p.cfg.ReadLoops < 0 {
+			return
+		}
+		pl, err := netpoll.New(p.cfg.ReadLoops)
+		if err != nil {
+			p.log.Info("upstream sockets are read by a goroutine each", zap.Error(err))
+			return
+		}
+		p.poller = pl
+	})
+	return p.poller
 }
 
 // remove takes s out of the map if it is still s's entry. p.mu held.

@@ -178,6 +178,7 @@ func (s *Session) dial(ctx context.Context) (*chatio.Client, chatio.LoginResult,
 	cfg := s.cfg.Upstream
 	cfg.Token = s.token
 	cfg.Logger = s.log
+	cfg.Poller = p.readPoller()
 	next := cfg.OnIgnored
 	cfg.OnIgnored = func(reason string) {
 		p.m.framesIgnored.WithLabelValues(reason).Inc()

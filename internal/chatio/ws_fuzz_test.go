@@ -1,0 +1,113 @@
+package chatio
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+)
+
+// rawStub marks a wsConn polled without a socket (consume never reads).
+type rawStub struct{ syscall.RawConn }
+
+// nopConn takes writes and closes without a peer (the frames a reader
+// answers with: pongs, close frames).
+type nopConn struct{ net.Conn }
+
+func (nopConn) Write(b []byte) (int, error)      { return len(b), nil }
+func (nopConn) SetWriteDeadline(time.Time) error { return nil }
+func (nopConn) Close() error                     { return nil }
+
+// FuzzWSConsume holds the polled parser (consume, fed the bytes in pieces
+// as reads would return them) to the goroutine reader (read, straight from
+// the socket): the same messages, then the same end.
+func FuzzWSConsume(f *testing.F) {
+	frame := func(fr ws.Frame) []byte {
+		var b bytes.Buffer
+		_ = ws.WriteFrame(&b, fr)
+		return b.Bytes()
+	}
+	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	f.Add(cat(frame(ws.NewTextFrame([]byte(`{"a":1}`))), frame(ws.NewTextFrame([]byte("b")))), []byte{1, 3, 200})
+	f.Add(cat(frame(ws.NewFrame(ws.OpText, false, []byte("ab"))), frame(ws.NewPingFrame([]byte("p"))),
+		frame(ws.NewFrame(ws.OpContinuation, true, []byte("cd")))), []byte{2, 2, 2, 2, 2, 2, 2})
+	f.Add(frame(ws.NewTextFrame(bytes.Repeat([]byte("x"), 300))), []byte{1, 1, 5})
+	f.Add(frame(ws.NewTextFrame(bytes.Repeat([]byte("x"), 70000))), []byte{9, 255})
+	f.Add(cat(frame(ws.NewTextFrame([]byte("x"))), frame(ws.NewCloseFrame(ws.NewCloseFrameBody(4000, "bye")))), []byte{})
+	f.Add(frame(ws.MaskFrame(ws.NewTextFrame([]byte("x")))), []byte{4})
+	f.Add([]byte{0x81, 127, 0x80, 0, 0, 0, 0, 0, 0, 1, 'x'}, []byte{3})
+	f.Fuzz(func(t *testing.T, data, cuts []byte) {
+		const limit = 1 << 17
+		type result struct {
+			msgs [][]byte
+			err  error
+		}
+		// The goroutine way.
+		g := &wsConn{nc: nopConn{}, r: bytes.NewReader(data), limit: limit, pongs: make(chan struct{}, 1)}
+		var want result
+		for {
+			m, err := g.read()
+			if err != nil {
+				want.err = err
+				break
+			}
+			want.msgs = append(want.msgs, m)
+		}
+		// The polled way: pieces of the sizes in cuts, each copied into a
+		// scratch buffer that is overwritten after the call.
+		p := &wsConn{nc: nopConn{}, limit: limit, pongs: make(chan struct{}, 1)}
+		p.spawn = func(f func()) { f() }
+		p.raw = rawStub{}
+		var got result
+		scratch := make([]byte, len(data))
+		rest := data
+		for i := 0; len(rest) > 0; i++ {
+			n := len(rest)
+			if i < len(cuts) && int(cuts[i]) < n {
+				n = int(cuts[i]) + 1
+			}
+			chunk := scratch[:copy(scratch, rest[:n])]
+			rest = rest[n:]
+			ok, err := p.consume(chunk, func(m []byte) bool { got.msgs = append(got.msgs, m); return true })
+			for j := range chunk {
+				chunk[j] = 0xEE // the loop reuses its buffer
+			}
+			if !ok {
+				got.err = err
+				break
+			}
+		}
+		if got.err == nil {
+			got.err = io.ErrUnexpectedEOF // the stream ended first: read says so too
+		}
+		if len(got.msgs) != len(want.msgs) {
+			t.Fatalf("polled: %d messages, goroutine: %d", len(got.msgs), len(want.msgs))
+		}
+		for i := range got.msgs {
+			if !bytes.Equal(got.msgs[i], want.msgs[i]) {
+				t.Fatalf("message %d: polled %.40q, goroutine %.40q", i, got.msgs[i], want.msgs[i])
+			}
+		}
+		if sameEnd(got.err) != sameEnd(want.err) {
+			t.Fatalf("end: polled %v, goroutine %v", got.err, want.err)
+		}
+	})
+}
+
+// sameEnd classes how a read side ended, for FuzzWSConsume: the bytes
+// ran out (any way), or the same protocol verdict.
+func sameEnd(err error) string {
+	var ce closeError
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "out of bytes"
+	case errors.As(err, &ce):
+		return ce.Error()
+	}
+	return err.Error()
+}
