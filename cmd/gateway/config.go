@@ -60,7 +60,7 @@ type config struct {
 	ReconnectWait          time.Duration `envconfig:"GATEWAY_RECONNECT_WAIT" default:"10s" desc:"how long a call waits for a dropped upstream socket to come back before 503 CONNECTION_LOST"`
 	ReconnectMin           time.Duration `envconfig:"GATEWAY_RECONNECT_MIN" default:"250ms" desc:"first upstream reconnect backoff; doubles per failed attempt, full jitter"`
 	ReconnectMax           time.Duration `envconfig:"GATEWAY_RECONNECT_MAX" default:"30s" desc:"cap of the upstream reconnect backoff"`
-	UpstreamReadLoops      int           `envconfig:"GATEWAY_UPSTREAM_READ_LOOPS" default:"0" desc:"event loops that read the upstream sockets (ws:// on Linux), so that an idle session holds no goroutine; 0: one per GOMAXPROCS; -1: a goroutine per socket"`
+	UpstreamReadLoops      int           `envconfig:"GATEWAY_UPSTREAM_READ_LOOPS" default:"0" desc:"event loops that read the upstream sockets (Linux), so that an idle session holds no goroutine; 0: one per GOMAXPROCS; -1: a goroutine per socket"`
 	MaxConcurrentDials     int           `envconfig:"GATEWAY_MAX_CONCURRENT_DIALS" default:"32" desc:"upstream dials (connect + login) in progress at once, process-wide, so that a mass reconnect does not stampede chat.io"`
 
 	PProf     bool   `envconfig:"GATEWAY_PPROF" default:"false" desc:"serve net/http/pprof on GATEWAY_PPROF_ADDR"`

@@ -54,8 +54,9 @@ type Config struct {
 	// Poller, when set, reads the socket on one of its event loops instead
 	// of a goroutine of the client's own, so an idle client holds no
 	// goroutine stack (thousands of mostly idle customers are the
-	// gateway's case). Only a plain TCP socket (ws://) is polled; wss://
-	// and a socket the handshake read ahead on keep the goroutine. The
+	// gateway's case). ws:// and wss:// sockets are polled (crypto/tls
+	// decrypts what each read brought); one the handshake read ahead on,
+	// or one a proxy dialer returned as its own type, keeps the goroutine. The
 	// "read loop" of OnItem, OnDone and OnIgnored is then the poller's loop:
 	// the rules are the same, and a callback that blocks now holds up every
 	// socket of that loop. The poller must outlive the client.

@@ -3,6 +3,7 @@ package chatio
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -49,6 +50,8 @@ type wsConn struct {
 
 	// Polled only: set before the first readSome, then owned by the reader.
 	raw   syscall.RawConn
+	pc    *pollConn      // the socket under nc
+	tls   *tls.Conn      // nc, for wss://
 	part  []byte         // the start of a frame whose rest has not arrived
 	owed  *ws.StatusCode // a close frame to send before the socket closes
 	spawn func(func())   // runs a write off the loop (the client's goroutines)
@@ -100,6 +103,10 @@ func dialWS(ctx context.Context, u string, hc *http.Client, limit int64) (*wsCon
 			d.NetDial = proxyDial(t, scheme, next)
 		}
 	}
+	if d.NetDial == nil {
+		d.NetDial = (&net.Dialer{}).DialContext
+	}
+	d.NetDial = pollConnDial(d.NetDial)
 	var status int
 	d.OnStatusError = func(code int, _ []byte, _ io.Reader) { status = code }
 	nc, br, _, err := d.Dial(ctx, u)
@@ -120,18 +127,86 @@ func dialWS(ctx context.Context, u string, hc *http.Client, limit int64) (*wsCon
 	return c, nil
 }
 
-// pollable returns the socket an event loop can watch: a plain TCP socket
-// with nothing read ahead by the handshake. TLS (wss://) and anything else
-// is read by a goroutine.
+// pollConn is the TCP socket under a websocket (under its TLS for
+// wss://). Until polled is set it is the socket; then its reads return
+// only the bytes the event loop has read from the socket for this call
+// (in), and errWouldBlock when they are used up: crypto/tls keeps a record
+// it has read in part and goes on at the next call, as after a read
+// deadline.
+type pollConn struct {
+	net.Conn
+	polled bool   // set before the first polled read, then never changed
+	in     []byte // polled: bytes read from the socket and not yet taken
+}
+
+func (p *pollConn) Read(b []byte) (int, error) {
+	if !p.polled {
+		return p.Conn.Read(b)
+	}
+	if len(p.in) == 0 {
+		return 0, errWouldBlock
+	}
+	n := copy(b, p.in)
+	p.in = p.in[n:]
+	return n, nil
+}
+
+// pollConnDial wraps the connections dial makes in pollConn.
+func pollConnDial(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		nc, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &pollConn{Conn: nc}, nil
+	}
+}
+
+// errWouldBlock is a polled pollConn's "nothing more to read now": a
+// timeout, so that crypto/tls does not take it for the connection's end.
+var errWouldBlock error = wouldBlock{}
+
+type wouldBlock struct{}
+
+func (wouldBlock) Error() string   { return "chatio: no more bytes read by the event loop" }
+func (wouldBlock) Timeout() bool   { return true }
+func (wouldBlock) Temporary() bool { return true }
+
+// pollable returns the TCP socket an event loop can watch, under ws:// or
+// wss://, when nothing was read ahead by the handshake. Anything else (a
+// proxy's own connection type, say) is read by a goroutine.
 func (c *wsConn) pollable() (*net.TCPConn, bool) {
-	tc, ok := c.nc.(*net.TCPConn)
-	return tc, ok && c.r == c.nc
+	if c.r != c.nc {
+		return nil, false
+	}
+	nc := c.nc
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	pc, ok := nc.(*pollConn)
+	if !ok {
+		return nil, false
+	}
+	tcp, ok := pc.Conn.(*net.TCPConn)
+	return tcp, ok
 }
 
 // setPolled switches c to polled reads (before the first one); spawn runs
-// the writes the read side owes (pongs) off the loop.
+// the writes the read side owes (pongs) off the loop. raw nil: back to a
+// goroutine's reads.
 func (c *wsConn) setPolled(raw syscall.RawConn, spawn func(func())) {
 	c.raw, c.spawn = raw, spawn
+	nc := c.nc
+	if tc, ok := nc.(*tls.Conn); ok {
+		c.tls, nc = tc, tc.NetConn()
+	}
+	c.pc, _ = nc.(*pollConn)
+	if c.pc != nil {
+		c.pc.polled = raw != nil
+	}
+	if raw == nil {
+		c.tls = nil
+	}
 }
 
 // polled reports whether an event loop reads c.
@@ -178,11 +253,38 @@ func (c *wsConn) read() ([]byte, error) {
 // call. false: the socket has ended (err says why; nil when deliver said
 // stop), the loop should let it go and call endPolled.
 func (c *wsConn) readSome(buf []byte, deliver func([]byte) bool) (bool, error) {
-	n, err := netpoll.Read(c.raw, buf)
+	if c.tls == nil {
+		n, err := netpoll.Read(c.raw, buf)
+		if err != nil {
+			return false, err
+		}
+		return c.consume(buf[:n], deliver)
+	}
+	// wss://: the socket's bytes into one half of buf, crypto/tls takes
+	// them through pollConn and decrypts into the other half, until they
+	// are used up (a record not yet whole waits inside crypto/tls).
+	half := len(buf) / 2
+	n, err := netpoll.Read(c.raw, buf[:half])
 	if err != nil {
 		return false, err
 	}
-	return c.consume(buf[:n], deliver)
+	c.pc.in = buf[:n]
+	defer func() { c.pc.in = nil }()
+	plain := buf[half:]
+	for {
+		m, err := c.tls.Read(plain)
+		if m > 0 {
+			if ok, err := c.consume(plain[:m], deliver); !ok {
+				return false, err
+			}
+		}
+		switch {
+		case errors.Is(err, errWouldBlock):
+			return true, nil
+		case err != nil:
+			return false, err
+		}
+	}
 }
 
 // consume parses data, the bytes just read (in a buffer that is reused

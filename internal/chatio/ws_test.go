@@ -3,6 +3,7 @@ package chatio
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -27,12 +28,21 @@ type wsPeer struct {
 
 // rawServer accepts one websocket on 127.0.0.1 and runs serve on it. With
 // ahead, the first frame goes out in the same write as the handshake's
-// answer. The client is dialed with limit.
-func rawServer(t *testing.T, limit int64, ahead []byte, serve func(p *wsPeer)) *wsConn {
+// answer. The client is dialed with limit, over TLS (wss://) when mode
+// ends in "+tls".
+func rawServer(t *testing.T, mode string, limit int64, ahead []byte, serve func(p *wsPeer)) *wsConn {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	scheme, hc := "ws", http.DefaultClient
+	if strings.HasSuffix(mode, "+tls") {
+		// httptest's certificate for 127.0.0.1, and a client that trusts it.
+		cs := httptest.NewTLSServer(http.NotFoundHandler())
+		cs.Close()
+		ln = tls.NewListener(ln, &tls.Config{Certificates: cs.TLS.Certificates})
+		scheme, hc = "wss", cs.Client()
 	}
 	done := make(chan struct{})
 	go func() {
@@ -58,7 +68,7 @@ func rawServer(t *testing.T, limit int64, ahead []byte, serve func(p *wsPeer)) *
 	t.Cleanup(func() { ln.Close(); <-done })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, err := dialWS(ctx, "ws://"+ln.Addr().String()+"/rtm/ws", http.DefaultClient, limit)
+	c, err := dialWS(ctx, scheme+"://"+ln.Addr().String()+"/rtm/ws", hc, limit)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,9 +76,12 @@ func rawServer(t *testing.T, limit int64, ahead []byte, serve func(p *wsPeer)) *
 	return c
 }
 
-// readModes are the two ways a wsConn is read: by a goroutine (read) and
-// by an event loop (readSome, through internal/netpoll).
-var readModes = []string{"goroutine", "polled"}
+// readModes are the ways a wsConn is read: by a goroutine (read) or by an
+// event loop (readSome, through internal/netpoll), over ws:// or wss://.
+var readModes = []string{"goroutine", "polled", "goroutine+tls", "polled+tls"}
+
+// isPolled: mode reads with an event loop.
+func isPolled(mode string) bool { return strings.HasPrefix(mode, "polled") }
 
 // msgReader reads c's messages in one of readModes.
 type msgReader struct {
@@ -82,7 +95,7 @@ type msgReader struct {
 func newReader(t *testing.T, c *wsConn, mode string) *msgReader {
 	t.Helper()
 	r := &msgReader{c: c}
-	if mode != "polled" {
+	if !isPolled(mode) {
 		return r
 	}
 	p, err := netpoll.New(1)
@@ -138,7 +151,7 @@ func newReader(t *testing.T, c *wsConn, mode string) *msgReader {
 // first races the handshake, and a socket read ahead on is not polled.
 func peerFor(t *testing.T, mode string, limit int64, serve func(p *wsPeer)) (*wsConn, *msgReader) {
 	t.Helper()
-	c := rawServer(t, limit, nil, func(p *wsPeer) {
+	c := rawServer(t, mode, limit, nil, func(p *wsPeer) {
 		if h, b := p.next(); h.OpCode != ws.OpText || string(b) != "go" {
 			t.Errorf("first client frame %v %q, want text \"go\"", h.OpCode, b)
 			return
@@ -250,10 +263,10 @@ func testReadAheadAndFragments(t *testing.T, mode string) {
 		}
 	}
 	var r *msgReader
-	if mode == "polled" {
+	if isPolled(mode) {
 		_, r = peerFor(t, mode, 1<<20, func(p *wsPeer) { p.send(first); serve(p) })
 	} else { // the first frame in the handshake's answer: read ahead
-		r = newReader(t, rawServer(t, 1<<20, frameBytes(t, first), serve), mode)
+		r = newReader(t, rawServer(t, mode, 1<<20, frameBytes(t, first), serve), mode)
 	}
 	huge := strings.Repeat("0123456789abcdef", netpoll.ScratchSize/16*3)
 	for _, want := range []string{`{"first":1}`, "abcdef", strings.Repeat("z", 1000), huge, "last"} {
@@ -280,7 +293,7 @@ func TestWSWriteAndPing(t *testing.T) {
 
 func testWriteAndPing(t *testing.T, mode string) {
 	got := make(chan string, 2)
-	c := rawServer(t, 1<<10, nil, func(p *wsPeer) {
+	c := rawServer(t, mode, 1<<10, nil, func(p *wsPeer) {
 		h, b := p.next()
 		got <- fmt.Sprint(h.OpCode) + ":" + string(b)
 		h, _ = p.next()
@@ -298,7 +311,7 @@ func testWriteAndPing(t *testing.T, mode string) {
 		t.Errorf("server got %s", g)
 	}
 	r := newReader(t, c, mode)
-	if mode != "polled" {
+	if !isPolled(mode) {
 		go func() { // the read loop notes the pong
 			for {
 				if _, err := r.read(); err != nil {

@@ -53,7 +53,7 @@ type Config struct {
 	// share it accept each other's cursors. nil → 32 random bytes.
 	CursorKey []byte
 	// ReadLoops is how many event loops read the pool's upstream sockets
-	// (internal/netpoll; Linux, ws:// only), so that an idle session holds
+	// (internal/netpoll; Linux), so that an idle session holds
 	// no goroutine for its socket. 0 → one per GOMAXPROCS; negative → none:
 	// each socket is read by a goroutine of its own. Ignored when
 	// Upstream.Poller is set (the caller's poller is used, and not closed).
