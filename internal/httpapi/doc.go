@@ -22,12 +22,15 @@
 //
 // A Server is safe for concurrent use. Its mutable state is the ticket store
 // and the rate limiter (each guarded by its own mutex), the open-stream counter (atomic) and the
-// draining flag (closed channel, set once by SetDraining). Each stream
-// handler runs in its request's goroutine and owns its Subscriber: it reads
-// the subscriber's channel in one select with the request context, the
-// server's drain signal and a heartbeat timer (reset after each event), and
-// closes the subscriber when it returns. Stream writes carry a per-write
-// deadline (http.ResponseController) instead of a server WriteTimeout.
+// draining flag (closed channel, set once by SetDraining). Each stream runs
+// in its request's goroutine and owns its Subscriber: the events handler
+// subscribes in the router, then the stream waits at the top of the
+// goroutine, in ServeHTTP once the router has returned (park.go), so that
+// its stack can shrink. It reads the subscriber's channel in one select
+// with the request context, the server's drain signal and a heartbeat
+// timer (reset after each event), and closes the subscriber when it ends.
+// Stream writes carry a per-write deadline (http.ResponseController)
+// instead of a server WriteTimeout.
 //
 // Tokens are never logged, never put in a metric label and never accepted in
 // a URL; the access log carries the route pattern, not the query string.

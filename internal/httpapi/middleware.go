@@ -112,37 +112,48 @@ func (sw *statusWriter) Unwrap() http.ResponseWriter { return sw.ResponseWriter 
 var quietRoutes = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
 
 // observe writes the access log line and the request metrics. It logs the
-// route pattern, never the path or query (ids, tickets) nor a header.
+// route pattern, never the path or query (ids, tickets) nor a header. A
+// parked event stream is logged when it ends (park.go).
 func (s *Server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
 		defer func() {
-			status := sw.status
-			if status == 0 {
-				status = http.StatusOK // the handler wrote nothing
+			if p := parked(r); p != nil {
+				p.atEnd(func() { s.logRequest(r, sw, start) })
+				return
 			}
-			route := routeLabel(r)
-			d := time.Since(start)
-			s.m.requests.WithLabelValues(route, r.Method, strconv.Itoa(status)).Inc()
-			s.m.duration.WithLabelValues(route, r.Method).Observe(d.Seconds())
-			lvl := zap.InfoLevel
-			if quietRoutes[route] {
-				lvl = zap.DebugLevel
-			}
-			if ce := s.log.Check(lvl, "http request"); ce != nil {
-				ce.Write(
-					zap.String("method", r.Method),
-					zap.String("route", route),
-					zap.Int("status", status),
-					zap.Duration("duration", d),
-					zap.Int64("bytes", sw.bytes),
-					zap.String("request_id", requestID(r.Context())),
-				)
-			}
+			s.logRequest(r, sw, start)
 		}()
 		next.ServeHTTP(sw, r)
 	})
+}
+
+// logRequest writes the access log line and the request metrics of r,
+// answered through sw, begun at start.
+func (s *Server) logRequest(r *http.Request, sw *statusWriter, start time.Time) {
+	status := sw.status
+	if status == 0 {
+		status = http.StatusOK // the handler wrote nothing
+	}
+	route := routeLabel(r)
+	d := time.Since(start)
+	s.m.requests.WithLabelValues(route, r.Method, strconv.Itoa(status)).Inc()
+	s.m.duration.WithLabelValues(route, r.Method).Observe(d.Seconds())
+	lvl := zap.InfoLevel
+	if quietRoutes[route] {
+		lvl = zap.DebugLevel
+	}
+	if ce := s.log.Check(lvl, "http request"); ce != nil {
+		ce.Write(
+			zap.String("method", r.Method),
+			zap.String("route", route),
+			zap.Int("status", status),
+			zap.Duration("duration", d),
+			zap.Int64("bytes", sw.bytes),
+			zap.String("request_id", requestID(r.Context())),
+		)
+	}
 }
 
 // routeLabel is the matched chi pattern: bounded cardinality, no ids.
@@ -161,28 +172,40 @@ func routeLabel(r *http.Request) string {
 // ---- panics ----
 
 // recoverer turns a handler's panic into a 500 without internal detail
-// (when nothing was written yet) and logs it with its stack.
+// (when nothing was written yet) and logs it with its stack. A parked
+// event stream's panic is recovered the same way (park.go).
 func (s *Server) recoverer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
-			v := recover()
-			if v == nil {
+			if v := recover(); v != nil {
+				s.panicked(w, r, v)
 				return
 			}
-			if v == http.ErrAbortHandler { //nolint:errorlint // the sentinel is compared as net/http does
-				panic(v)
+			if p := parked(r); p != nil {
+				p.atEnd(func() {
+					if v := recover(); v != nil {
+						s.panicked(w, r, v)
+					}
+				})
 			}
-			s.log.Error("handler panicked",
-				zap.String("request_id", requestID(r.Context())),
-				zap.String("route", routeLabel(r)),
-				zap.Any("panic", v), zap.Stack("stack"))
-			if sw, ok := w.(*statusWriter); ok && sw.status != 0 {
-				panic(http.ErrAbortHandler) // the answer has begun: cut the connection
-			}
-			writeJSON(w, http.StatusInternalServerError, errorBody{Code: CodeInternal, Message: "internal error"})
 		}()
 		next.ServeHTTP(w, r)
 	})
+}
+
+// panicked answers and logs the panic v of r's handler.
+func (s *Server) panicked(w http.ResponseWriter, r *http.Request, v any) {
+	if v == http.ErrAbortHandler { //nolint:errorlint // the sentinel is compared as net/http does
+		panic(v)
+	}
+	s.log.Error("handler panicked",
+		zap.String("request_id", requestID(r.Context())),
+		zap.String("route", routeLabel(r)),
+		zap.Any("panic", v), zap.Stack("stack"))
+	if sw, ok := w.(*statusWriter); ok && sw.status != 0 {
+		panic(http.ErrAbortHandler) // the answer has begun: cut the connection
+	}
+	writeJSON(w, http.StatusInternalServerError, errorBody{Code: CodeInternal, Message: "internal error"})
 }
 
 // ---- CORS ----

@@ -206,7 +206,7 @@ func TestRoutesMatchSpec(t *testing.T) {
 
 	s := New(Config{}, nil, nil, nil)
 	var routed []string
-	err := chi.Walk(s.handler.(chi.Routes), func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+	err := chi.Walk(s.router, func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
 		routed = append(routed, method+" "+route)
 		return nil
 	})

@@ -29,7 +29,7 @@ type Server struct {
 	log        *zap.Logger   // immutable
 	m          *metrics      // immutable; collectors are goroutine-safe
 	gatherer   prometheus.Gatherer
-	handler    http.Handler    // immutable: the router with its middleware
+	router     chi.Router      // immutable: the routes with their middleware
 	tickets    *ticketStore    // guarded by its own mutex
 	fwd        *http.Transport // to the other replicas (ticketroute.go)
 	limiter    *rateLimiter    // guarded by its own mutex
@@ -82,15 +82,26 @@ func New(cfg Config, pool *session.Pool, log *zap.Logger, reg prometheus.Registe
 	}
 	s.retryAfter = strconv.Itoa(int(math.Ceil(cfg.RetryHint.Seconds())))
 	s.retryField = "retry: " + strconv.FormatInt(cfg.RetryHint.Milliseconds(), 10) + "\n"
-	s.handler = s.routes()
+	s.router = s.routes()
 	return s
 }
 
-// Handler is the router with every route and middleware.
-func (s *Server) Handler() http.Handler { return s.handler }
+// Handler is the server as an http.Handler (ServeHTTP): every route and
+// middleware, and where the event streams wait.
+func (s *Server) Handler() http.Handler { return s }
 
-// ServeHTTP serves the router, so that a *Server is an http.Handler too.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+// ServeHTTP serves the router with every route and middleware. An event
+// stream's request goes through it too, then waits for its events here,
+// once the router has returned (park.go).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == eventsPath && r.Method == http.MethodGet {
+		if p := s.routeStream(w, r); p != nil {
+			p.serve()
+		}
+		return
+	}
+	s.router.ServeHTTP(w, r)
+}
 
 // SetDraining turns readiness off and ends every open event stream with a
 // retry hint; new streams are refused (503 OVERLOADED). REST calls go on.
@@ -114,6 +125,10 @@ func (s *Server) OpenStreams() int { return int(s.streams.Load()) }
 
 // routes builds the router. Every route here is in api/openapi.yaml and the
 // reverse (TestRoutesMatchSpec).
+//
+// A middleware with work to do after the handler returns must check
+// parked: an event stream's handler returns before the stream ends
+// (park.go), and the work is for the stream's end (see observe).
 func (s *Server) routes() chi.Router {
 	r := chi.NewRouter()
 	r.Use(requestIDs, s.observe, s.recoverer, s.cors)
@@ -138,7 +153,7 @@ func (s *Server) routes() chi.Router {
 	r.Method(http.MethodGet, "/docs/{asset}", docs)
 
 	r.Route("/v1", func(r chi.Router) {
-		// The stream: no body, no deadline.
+		// The stream (eventsPath, park.go): no body, no deadline.
 		r.Get("/events", s.events)
 
 		r.Group(func(r chi.Router) {

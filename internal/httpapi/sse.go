@@ -77,7 +77,14 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, overloaded("too many open streams; retry later"))
 		return
 	}
-	defer s.streams.Add(-1)
+	// The stream slot is released here, unless a streamer holds it (its
+	// serve releases it then).
+	var st *streamer
+	defer func() {
+		if st == nil {
+			s.streams.Add(-1)
+		}
+	}()
 
 	if ticket != "" {
 		// Another replica's ticket is proxied to it (ticketroute.go).
@@ -119,158 +126,223 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	defer sub.Close()
 
-	s.m.streamsOpen.Inc()
-	s.m.streamsOpened.Inc()
-	defer s.m.streamsOpen.Dec()
-	reason := s.stream(ctx, w, r, sub)
-	s.m.streamEnds.WithLabelValues(reason).Inc()
-	s.log.Debug("stream ended", zap.String("request_id", requestID(ctx)), zap.String("reason", reason))
+	st = &streamer{s: s, ctx: ctx, w: w, r: r, sub: sub, done: ctx.Done(), events: sub.C()}
+	if p := parkOf(r); p != nil {
+		p.st = st // ServeHTTP serves it once the router has returned (park.go)
+		return
+	}
+	st.serve()
 }
 
-// stream writes the headers, the snapshot and then every event of sub until
-// the client leaves, the server drains or the subscription ends. It returns
-// why it ended (a metric label).
-func (s *Server) stream(ctx context.Context, w http.ResponseWriter, r *http.Request, sub *session.Subscriber) string {
-	rc := http.NewResponseController(w)
-	h := w.Header()
+// streamer is an open event stream. Its state is here, on the heap, and
+// its work in methods, so that serve's frame, where the stream's goroutine
+// waits, is small (park.go).
+type streamer struct {
+	s      *Server
+	ctx    context.Context
+	w      http.ResponseWriter
+	r      *http.Request
+	sub    *session.Subscriber
+	done   <-chan struct{}        // ctx.Done()
+	events <-chan session.Message // sub.C()
+	msg    session.Message        // received by serve for send, out of serve's frame
+
+	rc        *http.ResponseController
+	watchdog  *time.Timer   // cuts a write that takes longer than WriteTimeout
+	fired     chan struct{} // closed when watchdog has cut a write
+	cut       bool          // a write was cut: the stream cannot go on
+	heartbeat *time.Timer
+}
+
+// serve writes the headers, the snapshot and then every event of the
+// subscription until the client leaves, the server drains or the
+// subscription ends, then releases the stream.
+func (st *streamer) serve() {
+	defer st.release()
+	reason := st.start() // why the stream ended (a metric label), "" while it goes on
+	for reason == "" {
+		// An open stream's goroutine waits here, parked (park.go): what it
+		// does when woken is in methods, so that this frame stays small.
+		select {
+		case <-st.done:
+			reason = "client_gone"
+		case <-st.s.drain:
+			reason = st.draining()
+		case m, ok := <-st.events:
+			if !ok {
+				reason = st.end()
+				break
+			}
+			st.msg = m
+			reason = st.send()
+		case <-st.heartbeat.C:
+			reason = st.beat()
+		}
+	}
+	st.ended(reason)
+}
+
+// start counts the stream open and writes the headers and the snapshot. It
+// returns why the stream ended, or "" when it goes on.
+func (st *streamer) start() string {
+	st.s.m.streamsOpen.Inc()
+	st.s.m.streamsOpened.Inc()
+	st.rc = http.NewResponseController(st.w)
+	h := st.w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
-	if r.ProtoMajor == 1 {
+	if st.r.ProtoMajor == 1 {
 		h.Set("Connection", "keep-alive") // HTTP/2 has no Connection header
 	}
 	h.Set("X-Accel-Buffering", "no")
 	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(http.StatusOK)
+	st.w.WriteHeader(http.StatusOK)
 
-	// write sends buf and flushes it within WriteTimeout. A write that takes
-	// longer is cut: a timer sets a write deadline in the past, which fails
-	// the blocked write (over HTTP/2 it resets the stream). A deadline set
-	// and cleared around every write would do the same, but over HTTP/2
-	// each SetWriteDeadline is a message to the connection's serve loop:
-	// two per event, for every stream of the connection. And a deadline
-	// left set resets an idle HTTP/2 stream when it passes, although
-	// nothing is being written.
-	// The handler waits for a cut to be over: the ResponseWriter must not
-	// be touched once the handler has returned (HTTP/2 recycles it).
-	fired := make(chan struct{})
-	watchdog := time.AfterFunc(time.Hour, func() {
-		defer close(fired)
-		_ = rc.SetWriteDeadline(time.Unix(1, 0))
-	})
-	watchdog.Stop()
-	cut := false
-	write := func(buf []byte) error {
-		if cut {
-			return errWriteTimedOut
-		}
-		watchdog.Reset(s.cfg.WriteTimeout)
-		_, err := w.Write(buf)
-		if err == nil {
-			err = rc.Flush()
-		}
-		if !watchdog.Stop() {
-			<-fired
-			cut = true
-			return errWriteTimedOut
-		}
-		return err
-	}
+	st.fired = make(chan struct{})
+	st.watchdog = time.AfterFunc(time.Hour, st.cutWrite)
+	st.watchdog.Stop()
+
 	bp := getBuf()
-	buf := append(*bp, s.retryField...)
+	buf := append(*bp, st.s.retryField...)
 	buf = append(buf, ": connected\n\n"...)
-	for _, m := range sub.Snapshot() {
+	for _, m := range st.sub.Snapshot() {
 		buf = appendMessage(buf, m)
 	}
-	err := write(buf)
+	err := st.write(buf)
 	*bp = buf
 	putBuf(bp)
 	if err != nil {
 		return "write_failed"
 	}
-
-	heartbeat := time.NewTimer(s.cfg.HeartbeatInterval)
-	defer heartbeat.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return "client_gone"
-
-		case <-s.drain:
-			if write([]byte(s.retryField+": draining, reconnect\n\n")) != nil {
-				return "write_failed"
-			}
-			return "draining"
-
-		case m, ok := <-sub.C():
-			if !ok {
-				return s.streamEnd(sub, write)
-			}
-			bp := getBuf()
-			buf := appendMessage(*bp, m)
-			// Take what is queued already, so a burst costs one flush.
-			open := true
-		batch:
-			for len(buf) < maxBatch {
-				select {
-				case m, ok := <-sub.C():
-					if !ok {
-						open = false
-						break batch
-					}
-					buf = appendMessage(buf, m)
-				default:
-					break batch
-				}
-			}
-			err := write(buf)
-			*bp = buf
-			putBuf(bp)
-			if err != nil {
-				return "write_failed"
-			}
-			if !open {
-				return s.streamEnd(sub, write)
-			}
-			if !heartbeat.Stop() {
-				select {
-				case <-heartbeat.C:
-				default:
-				}
-			}
-			heartbeat.Reset(s.cfg.HeartbeatInterval)
-
-		case <-heartbeat.C:
-			if write([]byte(": heartbeat\n\n")) != nil {
-				return "write_failed"
-			}
-			heartbeat.Reset(s.cfg.HeartbeatInterval)
-		}
-	}
+	st.heartbeat = time.NewTimer(st.s.cfg.HeartbeatInterval)
+	return ""
 }
 
-// streamEnd handles a subscription the session ended: a cut-off slow
-// subscriber and a draining pool get a retry hint (they should come back,
-// with Last-Event-ID); an ended session has sent its final event already.
-func (s *Server) streamEnd(sub *session.Subscriber, write func([]byte) error) string {
-	err := sub.Err()
+// send writes msg and the events queued behind it, so that a burst costs
+// one flush.
+func (st *streamer) send() string {
+	bp := getBuf()
+	buf := appendMessage(*bp, st.msg)
+	st.msg = session.Message{} // not held while the stream waits
+	open := true
+batch:
+	for len(buf) < maxBatch {
+		select {
+		case m, ok := <-st.events:
+			if !ok {
+				open = false
+				break batch
+			}
+			buf = appendMessage(buf, m)
+		default:
+			break batch
+		}
+	}
+	err := st.write(buf)
+	*bp = buf
+	putBuf(bp)
+	if err != nil {
+		return "write_failed"
+	}
+	if !open {
+		return st.end()
+	}
+	if !st.heartbeat.Stop() {
+		select {
+		case <-st.heartbeat.C:
+		default:
+		}
+	}
+	st.heartbeat.Reset(st.s.cfg.HeartbeatInterval)
+	return ""
+}
+
+// draining ends the stream for SetDraining, with a retry hint.
+func (st *streamer) draining() string {
+	if st.write([]byte(st.s.retryField+": draining, reconnect\n\n")) != nil {
+		return "write_failed"
+	}
+	return "draining"
+}
+
+// beat writes a heartbeat.
+func (st *streamer) beat() string {
+	if st.write([]byte(": heartbeat\n\n")) != nil {
+		return "write_failed"
+	}
+	st.heartbeat.Reset(st.s.cfg.HeartbeatInterval)
+	return ""
+}
+
+// write sends buf and flushes it within WriteTimeout. A write that takes
+// longer is cut: the watchdog timer sets a write deadline in the past,
+// which fails the blocked write (over HTTP/2 it resets the stream). A
+// deadline set and cleared around every write would do the same, but over
+// HTTP/2 each SetWriteDeadline is a message to the connection's serve
+// loop: two per event, for every stream of the connection. And a deadline
+// left set resets an idle HTTP/2 stream when it passes, although nothing
+// is being written.
+// The stream waits for a cut to be over: the ResponseWriter must not be
+// touched once ServeHTTP has returned (HTTP/2 recycles it).
+func (st *streamer) write(buf []byte) error {
+	if st.cut {
+		return errWriteTimedOut
+	}
+	st.watchdog.Reset(st.s.cfg.WriteTimeout)
+	_, err := st.w.Write(buf)
+	if err == nil {
+		err = st.rc.Flush()
+	}
+	if !st.watchdog.Stop() {
+		<-st.fired
+		st.cut = true
+		return errWriteTimedOut
+	}
+	return err
+}
+
+// cutWrite is the watchdog's: it fails the write under way.
+func (st *streamer) cutWrite() {
+	defer close(st.fired)
+	_ = st.rc.SetWriteDeadline(time.Unix(1, 0))
+}
+
+// end handles a subscription the session ended: a cut-off slow subscriber
+// and a draining pool get a retry hint (they should come back, with
+// Last-Event-ID); an ended session has sent its final event already.
+func (st *streamer) end() string {
+	err := st.sub.Err()
 	switch {
 	case errors.Is(err, session.ErrSlowSubscriber):
-		if write([]byte(s.retryField+": too slow, reconnect with Last-Event-ID\n\n")) != nil {
+		if st.write([]byte(st.s.retryField+": too slow, reconnect with Last-Event-ID\n\n")) != nil {
 			return "write_failed"
 		}
 		return "slow_subscriber"
 	case errors.Is(err, session.ErrDraining):
-		if write([]byte(s.retryField+": draining, reconnect\n\n")) != nil {
-			return "write_failed"
-		}
-		return "draining"
+		return st.draining()
 	case errors.Is(err, session.ErrSessionClosed):
 		return "session_closed"
 	default:
 		return "ended"
 	}
+}
+
+// ended counts and logs the stream's end.
+func (st *streamer) ended(reason string) {
+	st.s.m.streamEnds.WithLabelValues(reason).Inc()
+	st.s.log.Debug("stream ended", zap.String("request_id", requestID(st.ctx)), zap.String("reason", reason))
+}
+
+// release gives back what the stream holds: its heartbeat, its
+// subscription and its slot among MaxStreams.
+func (st *streamer) release() {
+	if st.heartbeat != nil {
+		st.heartbeat.Stop()
+	}
+	st.s.m.streamsOpen.Dec()
+	st.sub.Close()
+	st.s.streams.Add(-1)
 }
 
 // appendMessage appends one SSE message. The id and event name keep only
