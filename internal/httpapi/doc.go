@@ -29,8 +29,8 @@
 // its stack can shrink. It reads the subscriber's channel in one select
 // with the request context, the server's drain signal and a heartbeat
 // timer (reset after each event), and closes the subscriber when it ends.
-// Stream writes carry a per-write deadline (http.ResponseController)
-// instead of a server WriteTimeout.
+// A stream write that takes longer than WriteTimeout is cut by a watchdog
+// timer (a write deadline in the past), instead of a server WriteTimeout.
 //
 // Tokens are never logged, never put in a metric label and never accepted in
 // a URL; the access log carries the route pattern, not the query string.
