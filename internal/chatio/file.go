@@ -82,7 +82,7 @@ func (c *Client) SendFile(ctx context.Context, chatID, customID, filename, conte
 		}
 		return nil, fmt.Errorf("chatio: send_file: %w", err)
 	}
-	c.log.Debug("send_file answered", zap.Int("status", status))
+	c.logger().Debug("send_file answered", zap.Int("status", status))
 	return fileAnswer(status, answer)
 }
 

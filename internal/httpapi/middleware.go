@@ -41,18 +41,30 @@ const requestIDHeader = "X-Request-Id"
 // requestIDs takes the client's X-Request-Id when it is short and made of
 // safe characters, else makes one, stores it where chi's middleware.GetReqID
 // finds it, and echoes it in the answer.
+// A stream request's id is in its park already (park.go).
 func requestIDs(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get(requestIDHeader)
-		if !safeRequestID(id) {
-			var b [12]byte
-			_, _ = rand.Read(b[:])
-			id = hex.EncodeToString(b[:])
+		if p := parkOf(r); p != nil {
+			w.Header().Set(requestIDHeader, p.id)
+			next.ServeHTTP(w, r)
+			return
 		}
+		id := newRequestID(r)
 		w.Header().Set(requestIDHeader, id)
 		ctx := context.WithValue(r.Context(), middleware.RequestIDKey, id)
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// newRequestID is r's X-Request-Id when it is safe, else a new random id.
+func newRequestID(r *http.Request) string {
+	id := r.Header.Get(requestIDHeader)
+	if !safeRequestID(id) {
+		var b [12]byte
+		_, _ = rand.Read(b[:])
+		id = hex.EncodeToString(b[:])
+	}
+	return id
 }
 
 func safeRequestID(id string) bool {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 )
 
 // Parking: where an event stream's goroutine waits.
@@ -42,26 +43,43 @@ const eventsPath = "/v1/events"
 // parkKey is the context key of a stream request's *park.
 type parkKey struct{}
 
-// park is where an event stream waits once the router has returned.
+// park is where an event stream waits once the router has returned. It is
+// also the stream request's context, holding what the router and the
+// middlewares would each have added to it: the park itself, chi's routing
+// context and the request id (one allocation for the stream's life instead
+// of three contexts and a copy of the request).
 type park struct {
+	context.Context
+	rctx *chi.Context
+	id   string    // the request id (requestIDs)
 	st   *streamer // the stream left to serve; nil when none was parked
 	ends []func()  // the middlewares' work for the stream's end, innermost first
+}
+
+// Value answers for the values the park holds.
+func (p *park) Value(key any) any {
+	switch key {
+	case parkKey{}:
+		return p
+	case chi.RouteCtxKey:
+		return p.rctx
+	case middleware.RequestIDKey:
+		return p.id
+	}
+	return p.Context.Value(key)
 }
 
 // routeStream serves a stream request through the router, with a park the
 // events handler may leave the stream in. It returns the park when it
 // holds a stream.
 func (s *Server) routeStream(w http.ResponseWriter, r *http.Request) *park {
-	p := new(park)
 	// chi pools the routing context it makes and reuses it once the router
 	// has returned; the stream outlives that (the access log reads its route
 	// pattern at the end), so it gets a routing context of its own, which
 	// chi takes as a parent router's and leaves alone.
-	rctx := chi.NewRouteContext()
-	rctx.Routes = s.router
-	ctx := context.WithValue(r.Context(), parkKey{}, p)
-	ctx = context.WithValue(ctx, chi.RouteCtxKey, rctx)
-	s.router.ServeHTTP(w, r.WithContext(ctx))
+	p := &park{Context: r.Context(), rctx: chi.NewRouteContext(), id: newRequestID(r)}
+	p.rctx.Routes = s.router
+	s.router.ServeHTTP(w, r.WithContext(p))
 	if p.st == nil {
 		return nil
 	}

@@ -152,10 +152,12 @@ func (s *Server) routes() chi.Router {
 	r.Method(http.MethodGet, "/docs", docs)
 	r.Method(http.MethodGet, "/docs/{asset}", docs)
 
-	r.Route("/v1", func(r chi.Router) {
-		// The stream (eventsPath, park.go): no body, no deadline.
-		r.Get("/events", s.events)
+	// The stream (park.go): no body, no deadline. Not under the /v1
+	// sub-router, whose wildcard match would be one more path value for
+	// each open stream to hold.
+	r.Get(eventsPath, s.events)
 
+	r.Route("/v1", func(r chi.Router) {
 		r.Group(func(r chi.Router) {
 			r.Use(s.limitBody(s.cfg.MaxBodyBytes), deadline(s.cfg.RequestTimeout))
 			r.Post("/tickets", s.rest(s.postTicket))

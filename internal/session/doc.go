@@ -53,7 +53,7 @@
 // every upstream socket when it has bytes. Stream items are handled on the
 // live client's read loop itself (chatio.Config.OnItem, see inbox): no
 // hand-off on the way in. Idle eviction runs on a timer;
-// when the session ends, a context callback closes its client; when a
+// when the session ends, a short-lived goroutine closes its client; when a
 // client ends (chatio.Config.OnDone), a recovery goroutine reconnects,
 // fills gaps and attaches the new client, and exists only until then.
 // The inbox holds a new client's items while Pool.open reads the first

@@ -396,6 +396,14 @@ func (s *Session) stop(err error, final *Message, cond func() bool) bool {
 	s.mu.Unlock()
 	p.mu.Unlock()
 	s.cancel()
+	// The client is closed off the caller's goroutine (Close may wait a
+	// second for the peer's close frame); its end then ends the session.
+	// The session's count of p.wg is held: stop runs before end's Done.
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		s.closeOwned()
+	}()
 	s.log.Info("session ended", zap.Error(err))
 	return true
 }
@@ -563,7 +571,7 @@ func (s *Session) appendLocked(name string, data []byte, final bool) {
 //
 // A connected session runs no goroutine: pushes are handled on the
 // client's read loop (inbox), idle eviction runs on a timer (onIdle), the
-// end of the session closes its client from a context callback
+// end of the session closes its client on a goroutine started by stop
 // (closeOwned), and the end of a client starts a recovery goroutine that
 // lives only until the session is connected again or ends. Every one of
 // these holds a count of Pool.wg while it runs; the session holds one
@@ -576,11 +584,6 @@ func (s *Session) start(c *chatio.Client) {
 	s.mu.Lock()
 	s.idle = time.AfterFunc(s.cfg.IdleTimeout, s.onIdle)
 	s.mu.Unlock()
-	s.pool.wg.Add(1)
-	context.AfterFunc(s.ctx, func() {
-		defer s.pool.wg.Done()
-		s.closeOwned()
-	})
 	s.attach(c, s.in)
 }
 
@@ -602,8 +605,9 @@ func (s *Session) attach(c *chatio.Client, in *inbox) {
 	}
 }
 
-// closeOwned closes the session's client once the session has ended (its
-// context is done); the client's end then ends the session (clientEnded).
+// closeOwned closes the session's client once the session has ended
+// (stop); the client's end then ends the session (clientEnded). A client
+// attached after stop is closed by attach.
 func (s *Session) closeOwned() {
 	s.mu.Lock()
 	c := s.owned
