@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // MaxFileSize is the upstream's limit for one uploaded file, in bytes.
@@ -82,7 +83,7 @@ func (c *Client) SendFile(ctx context.Context, chatID, customID, filename, conte
 		}
 		return nil, fmt.Errorf("chatio: send_file: %w", err)
 	}
-	c.logger().Debug("send_file answered", zap.Int("status", status))
+	c.log(zapcore.DebugLevel, "send_file answered", zap.Int("status", status))
 	return fileAnswer(status, answer)
 }
 
