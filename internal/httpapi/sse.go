@@ -209,6 +209,7 @@ func (st *streamer) start() string {
 	for _, m := range st.sub.Snapshot() {
 		buf = appendMessage(buf, m)
 	}
+	st.sub.ReleaseSnapshot()
 	err := st.write(buf)
 	*bp = buf
 	putBuf(bp)

@@ -15,12 +15,14 @@ import (
 // short-lived feeder goroutine moves into the channel: a subscriber that
 // keeps up holds a few events' worth of memory instead of
 // SubscriberBuffer's (56 bytes each), and the publisher still never blocks.
-const subChanCap = 8
+// Four: an idle stream holds 224 bytes of buffer; a stream that keeps up
+// takes its events one or two at a time.
+const subChanCap = 4
 
 // Subscriber is one event stream of a session. Snapshot first, then C.
 type Subscriber struct {
 	s        *Session
-	snapshot []Message    // immutable once Subscribe returns
+	snapshot []Message    // set by Subscribe; cleared by ReleaseSnapshot, on the consumer's goroutine
 	ch       chan Message // sent to under s.mu by the session, or by the feeder; closed once (see endLocked, feed)
 	limit    int          // queue length at which a subscriber is too slow; immutable
 
@@ -35,8 +37,15 @@ type Subscriber struct {
 
 // Snapshot is what comes before C: customer_id, user_data…, connected (only
 // connected carries an ID). Empty when the subscriber resumed from a
-// Last-Event-ID still in the replay buffer.
+// Last-Event-ID still in the replay buffer, or once ReleaseSnapshot has
+// been called.
 func (sub *Subscriber) Snapshot() []Message { return sub.snapshot }
+
+// ReleaseSnapshot lets go of the snapshot once the stream has sent it: a
+// stream lives for hours and its snapshot (the chats summary as JSON,
+// ≈ 1 KiB) is not needed again. Call it from the stream's goroutine, after
+// the last Snapshot.
+func (sub *Subscriber) ReleaseSnapshot() { sub.snapshot = nil }
 
 // C yields the events after the snapshot (or after the resumed id), in
 // order, each once; it is closed when the subscriber ends (see Err).
