@@ -55,7 +55,7 @@ type config struct {
 
 	UpstreamRequestTimeout time.Duration `envconfig:"GATEWAY_UPSTREAM_REQUEST_TIMEOUT" default:"15s" desc:"deadline of one upstream request"`
 	UpstreamDialTimeout    time.Duration `envconfig:"GATEWAY_UPSTREAM_DIAL_TIMEOUT" default:"30s" desc:"deadline of opening a session: dial, login, first summary"`
-	UpstreamPingInterval   time.Duration `envconfig:"GATEWAY_UPSTREAM_PING_INTERVAL" default:"15s" desc:"websocket ping interval on upstream sockets that have been quiet that long (one that brought frames is alive)"`
+	UpstreamPingInterval   time.Duration `envconfig:"GATEWAY_UPSTREAM_PING_INTERVAL" default:"15s" desc:"websocket ping interval on upstream sockets"`
 	UpstreamPongTimeout    time.Duration `envconfig:"GATEWAY_UPSTREAM_PONG_TIMEOUT" default:"10s" desc:"an upstream socket without pong for this long is dropped and redialed"`
 	ReconnectWait          time.Duration `envconfig:"GATEWAY_RECONNECT_WAIT" default:"10s" desc:"how long a call waits for a dropped upstream socket to come back before 503 CONNECTION_LOST"`
 	ReconnectMin           time.Duration `envconfig:"GATEWAY_RECONNECT_MIN" default:"250ms" desc:"first upstream reconnect backoff; doubles per failed attempt, full jitter"`

@@ -29,7 +29,7 @@ type Config struct {
 	Token          string        // the access token, without "Bearer "; login sends "Bearer "+Token; never logged
 	Customer       CustomerData  // sent in login; Fields nil → {}
 	HTTPClient     *http.Client  // used to dial and for SendFile; nil → a shared default with sane transport timeouts
-	PingInterval   time.Duration // 0 → 15s; a websocket ping after each interval in which no frame arrived
+	PingInterval   time.Duration // 0 → 15s; a websocket ping every interval
 	PongTimeout    time.Duration // 0 → 10s; no pong in time → socket closed, Err() wraps ErrTimeout; also bounds every write
 	RequestTimeout time.Duration // 0 → 15s; per call (slot wait included), on top of the caller's ctx; also bounds the handshake
 	MaxPending     int           // 0 → 10; calls beyond wait (ctx-aware) for a slot
@@ -217,8 +217,6 @@ type Client struct {
 	kaMu      sync.Mutex
 	pinger    *time.Timer // guarded by kaMu: the keepalive timer (see ping)
 	kaStopped bool        // guarded by kaMu: set once the client ends; no ping after it
-	kaSeen    uint64      // guarded by kaMu: framesIn when ping last looked
-	kaProbe   bool        // guarded by kaMu: the next ping is a probe's, never skipped
 
 	framesIn, pushes, unknownIDs, malformed, dropped atomic.Uint64
 }
@@ -793,25 +791,12 @@ func disconnectReason(payload json.RawMessage) string {
 // answered ping: no pong within PongTimeout ends the client with
 // ErrTimeout. A timer instead of a goroutine per client: a ping's
 // goroutine exists only while it waits for its pong.
-//
-// A socket that has brought frames since the last time is alive: the ping
-// is skipped and the timer re-armed, so a busy socket carries no pings (at
-// 10,000 sockets a ping every 15 s each is ≈ 670 writes, reads and
-// wake-ups a second). A probe always pings.
 func (c *Client) ping() {
 	c.kaMu.Lock()
 	if c.kaStopped {
 		c.kaMu.Unlock()
 		return
 	}
-	if n := c.framesIn.Load(); n != c.kaSeen && !c.kaProbe {
-		c.kaSeen = n
-		c.pinger.Reset(c.cfg.PingInterval)
-		c.kaMu.Unlock()
-		return
-	}
-	c.kaProbe = false
-	c.kaSeen = c.framesIn.Load()
 	c.wg.Add(1) // the read loop's count is held while !kaStopped
 	c.kaMu.Unlock()
 	defer c.wg.Done()
@@ -848,7 +833,6 @@ func (c *Client) probe() {
 	c.kaMu.Lock()
 	defer c.kaMu.Unlock()
 	if !c.kaStopped && c.pinger.Stop() { // Stop false: a ping is running (or it is over)
-		c.kaProbe = true
 		c.pinger.Reset(0)
 	}
 }

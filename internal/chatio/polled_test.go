@@ -43,7 +43,6 @@ func TestPolled(t *testing.T) {
 		{"CloseStalledPeer", TestCloseStalledPeer},
 		{"ReadLimit", TestReadLimit},
 		{"KeepaliveHealthy", TestKeepaliveHealthy},
-		{"KeepaliveSkipsBusySocket", TestKeepaliveSkipsBusySocket},
 		{"CustomerDisconnected", TestCustomerDisconnected},
 		{"StreamOverflow", TestStreamOverflow},
 		{"ConcurrentCalls", TestConcurrentCalls},
