@@ -352,6 +352,34 @@ func TestSimKeepaliveFailure(t *testing.T) {
 	}
 }
 
+// chat.io closes a socket from which nothing came for about 30 s, pushes
+// to it notwithstanding (PROTOCOL.md: keep the socket busy): the client's
+// keepalive pings go on while the socket brings a steady flow of pushes.
+func TestSimBusySocketKeptAlive(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	sim, url := chatiotest.Start(t, chatiotest.Config{IdleTimeout: idle})
+	c := dialSim(t, url, "customer-busy", func(cfg *chatio.Config) {
+		cfg.PingInterval = idle / 3
+	})
+	chat := call(t, c, chatio.ActionStartChat, map[string]any{"routing_scope": map[string]any{"type": "license"}})
+	chatID := chat["id"].(string)
+	agent := sim.Agent("agent-busy@example.com", "Agent Busy")
+	if err := agent.Join(chatID); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(4 * idle); time.Now().Before(deadline); {
+		if _, err := agent.SendMessage(chatID, "still here"); err != nil {
+			t.Fatalf("agent: %v", err)
+		}
+		time.Sleep(idle / 15)
+	}
+	select {
+	case <-c.Done():
+		t.Fatalf("a socket with pushes flowing in was closed: %v", c.Err())
+	default:
+	}
+}
+
 func TestSimSendFile(t *testing.T) {
 	sim, url := chatiotest.Start(t, chatiotest.Config{})
 	c := dialSim(t, url, "customer-file", nil)
