@@ -189,9 +189,11 @@ type runtimeStats struct {
 	HeapInuse  float64 `json:"heap_inuse_bytes"`
 	StackInuse float64 `json:"stack_inuse_bytes"`
 	HeapAlloc  float64 `json:"heap_alloc_bytes"`
+	Reconnects float64 `json:"upstream_reconnects"` // gateway_upstream_reconnects_total
 }
 
-// scrapeRuntime reads go_goroutines and the memstats gauges from /metrics.
+// scrapeRuntime reads go_goroutines, the memstats gauges and the upstream
+// reconnects from /metrics.
 func (g *gatewayProc) scrapeRuntime(ctx context.Context) (runtimeStats, error) {
 	var rs runtimeStats
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.base+"/metrics", nil)
@@ -225,6 +227,8 @@ func (g *gatewayProc) scrapeRuntime(ctx context.Context) (runtimeStats, error) {
 			rs.StackInuse = v
 		case "go_memstats_heap_alloc_bytes":
 			rs.HeapAlloc = v
+		case "gateway_upstream_reconnects_total":
+			rs.Reconnects = v
 		}
 	}
 	return rs, nil

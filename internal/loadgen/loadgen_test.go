@@ -3,6 +3,9 @@ package loadgen
 import (
 	"bytes"
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
@@ -224,4 +227,27 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// The gateway's /metrics as the load generator reads them: the runtime
+// figures and the upstream reconnects, which a run counts as errors.
+func TestScrapeRuntime(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "# HELP go_goroutines Number of goroutines.\n"+
+			"go_goroutines 12\n"+
+			"go_memstats_heap_inuse_bytes 4.5e+06\n"+
+			"go_memstats_stack_inuse_bytes 65536\n"+
+			"go_memstats_heap_alloc_bytes 3e+06\n"+
+			"gateway_upstream_reconnects_total 7\n"+
+			`gateway_upstream_dial_failures_total{reason="timeout"} 3`+"\n")
+	}))
+	defer srv.Close()
+	rs, err := (&gatewayProc{base: srv.URL}).scrapeRuntime(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := runtimeStats{Goroutines: 12, HeapInuse: 4.5e6, StackInuse: 65536, HeapAlloc: 3e6, Reconnects: 7}
+	if rs != want {
+		t.Fatalf("scraped %+v, want %+v", rs, want)
+	}
 }

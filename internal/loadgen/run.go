@@ -395,6 +395,16 @@ func runMode(ctx context.Context, cfg Config, mode string, nofile uint64) (_ *Mo
 	if dup > 0 {
 		mr.Errors["push duplicated"] += dup
 	}
+	// A healthy simulator never drops a socket: a gateway session that had
+	// to reconnect is an error, although its stream saw none (the session
+	// restored what was missed).
+	if gw != nil && mr.Gateway != nil {
+		if end, err := gw.scrapeRuntime(ctx); err == nil {
+			if n := int64(end.Reconnects - mr.Gateway.IdleRuntime.Reconnects); n > 0 {
+				mr.Errors["gateway: upstream reconnects"] += n
+			}
+		}
+	}
 	if mr.AgentSent > 0 {
 		logf("push p50 %.2f ms p99 %.2f ms; %d/%d received", mr.Push.P50, mr.Push.P99, recv, mr.AgentSent)
 	}
