@@ -557,8 +557,8 @@ func (c *Client) startPolled() bool {
 
 // readable is the polled socket's read loop, one call at a time on the
 // poller's loop: what the socket has is read and routed; false ends it.
-func (c *Client) readable(buf []byte) bool {
-	ok, err := c.conn.readSome(buf, c.dispatch)
+func (c *Client) readable(r *netpoll.Reader) bool {
+	ok, err := c.conn.readSome(r, c.dispatch)
 	if !ok {
 		c.rerr = err
 	}

@@ -247,14 +247,15 @@ func (c *wsConn) read() ([]byte, error) {
 	}
 }
 
-// readSome reads once from the polled socket into buf (the loop's scratch
-// space) and hands every message completed by those bytes to deliver, in
-// order. A frame that has not arrived whole waits in c.part for the next
+// readSome reads once from the polled socket with r (the loop's reader,
+// into its scratch space) and hands every message completed by those bytes
+// to deliver, in order. A frame that has not arrived whole waits in c.part for the next
 // call. false: the socket has ended (err says why; nil when deliver said
 // stop), the loop should let it go and call endPolled.
-func (c *wsConn) readSome(buf []byte, deliver func([]byte) bool) (bool, error) {
+func (c *wsConn) readSome(r *netpoll.Reader, deliver func([]byte) bool) (bool, error) {
+	buf := r.Buf
 	if c.tls == nil {
-		n, err := netpoll.Read(c.raw, buf)
+		n, err := r.Read(c.raw, buf)
 		if err != nil {
 			return false, err
 		}
@@ -264,7 +265,7 @@ func (c *wsConn) readSome(buf []byte, deliver func([]byte) bool) (bool, error) {
 	// them through pollConn and decrypts into the other half, until they
 	// are used up (a record not yet whole waits inside crypto/tls).
 	half := len(buf) / 2
-	n, err := netpoll.Read(c.raw, buf[:half])
+	n, err := r.Read(c.raw, buf[:half])
 	if err != nil {
 		return false, err
 	}

@@ -121,8 +121,8 @@ func newReader(t *testing.T, c *wsConn, mode string) *msgReader {
 	r.msgs = make(chan []byte, 64)
 	ended := make(chan struct{})
 	var rerr error
-	readable := func(buf []byte) bool {
-		ok, err := c.readSome(buf, func(m []byte) bool { r.msgs <- m; return true })
+	readable := func(rd *netpoll.Reader) bool {
+		ok, err := c.readSome(rd, func(m []byte) bool { r.msgs <- m; return true })
 		rerr = err
 		return ok
 	}

@@ -37,8 +37,57 @@ type Watch struct {
 	l        *loop
 	id       uint64
 	fd       int
-	readable func(buf []byte) bool
+	readable func(r *Reader) bool
 	ended    func()
+}
+
+// Reader is a loop's scratch space and its way to read a socket without
+// waiting, lent to Readable. Its read function is made once per loop, so
+// that a read allocates nothing.
+type Reader struct {
+	// Buf is ScratchSize bytes, free to use until Readable returns.
+	Buf []byte
+
+	p    []byte // what the current Read reads into
+	n    int
+	err  error
+	read func(fd uintptr) bool // r.readFD
+}
+
+func newReader() *Reader {
+	r := &Reader{Buf: make([]byte, ScratchSize)}
+	r.read = r.readFD
+	return r
+}
+
+// Read reads once from rc into p without waiting: n > 0 bytes, or n == 0
+// with io.EOF at the end of the stream, or n == 0 and a nil error when
+// nothing is there yet.
+func (r *Reader) Read(rc syscall.RawConn, p []byte) (int, error) {
+	r.p = p
+	err := rc.Read(r.read)
+	n, rerr := r.n, r.err
+	r.p, r.err = nil, nil
+	switch {
+	case err != nil:
+		return 0, err
+	case rerr == syscall.EAGAIN:
+		return 0, nil
+	case rerr != nil:
+		return 0, os.NewSyscallError("read", rerr)
+	case n == 0 && len(p) > 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+func (r *Reader) readFD(fd uintptr) bool {
+	for {
+		r.n, r.err = syscall.Read(int(fd), r.p)
+		if r.err != syscall.EINTR {
+			return true
+		}
+	}
 }
 
 // loop is one epoll instance and the goroutine that serves it.
@@ -53,8 +102,11 @@ type loop struct {
 	closed  bool              // guarded by mu
 
 	// owned by run
-	buf    []byte
+	reader *Reader
 	events [batch]syscall.EpollEvent
+	n      int                   // events taken by the last wait
+	werr   error                 // the last wait's error
+	wait   func(fd uintptr) bool // l.waitFD, made once
 }
 
 // New starts a poller with n loops (n ≤ 0: one per GOMAXPROCS).
@@ -99,17 +151,19 @@ func newLoop() (*loop, error) {
 		_ = f.Close()
 		return nil, fmt.Errorf("netpoll: %w", err)
 	}
-	return &loop{file: f, raw: raw, epfd: epfd, watches: make(map[uint64]*Watch), buf: make([]byte, ScratchSize)}, nil
+	l := &loop{file: f, raw: raw, epfd: epfd, watches: make(map[uint64]*Watch), reader: newReader()}
+	l.wait = l.waitFD
+	return l, nil
 }
 
 // Add watches conn (a *net.TCPConn or another syscall.Conn on a socket).
 // readable is called on a loop goroutine whenever the socket has bytes to
-// read or has ended; buf is the loop's scratch space, free to use until it
-// returns. It must read without blocking (Read does) and must not block
+// read or has ended, with the loop's Reader (its scratch space is free to
+// use until readable returns). It must read without blocking (Read does) and must not block
 // otherwise: other sockets wait on the same loop. It returns false to end
 // the watch; the loop then stops watching the socket and calls ended, after
 // which (and only after which) the socket may be closed.
-func (p *Poller) Add(conn syscall.Conn, readable func(buf []byte) bool, ended func()) (*Watch, error) {
+func (p *Poller) Add(conn syscall.Conn, readable func(r *Reader) bool, ended func()) (*Watch, error) {
 	rc, err := conn.SyscallConn()
 	if err != nil {
 		return nil, fmt.Errorf("netpoll: %w", err)
@@ -184,21 +238,11 @@ func (l *loop) forget(w *Watch) {
 // run serves the loop until its epoll descriptor is closed.
 func (l *loop) run() {
 	for {
-		n := 0
-		var werr error
-		err := l.raw.Read(func(uintptr) bool {
-			for {
-				n, werr = syscall.EpollWait(l.epfd, l.events[:], 0)
-				if werr != syscall.EINTR {
-					break
-				}
-			}
-			return n > 0 || werr != nil
-		})
-		if err != nil || werr != nil {
+		err := l.raw.Read(l.wait)
+		if err != nil || l.werr != nil {
 			return // closed
 		}
-		for i := range n {
+		for i := range l.n {
 			l.mu.Lock()
 			w := l.watches[idOf(&l.events[i])]
 			l.mu.Unlock()
@@ -209,9 +253,20 @@ func (l *loop) run() {
 	}
 }
 
+// waitFD takes the ready sockets from epoll without waiting; false (none)
+// has run wait in Go's poller for the epoll descriptor to be readable.
+func (l *loop) waitFD(uintptr) bool {
+	for {
+		l.n, l.werr = syscall.EpollWait(l.epfd, l.events[:], 0)
+		if l.werr != syscall.EINTR {
+			return l.n > 0 || l.werr != nil
+		}
+	}
+}
+
 // serve lets w read, then re-arms it or ends it.
 func (l *loop) serve(w *Watch) {
-	if w.readable(l.buf) {
+	if w.readable(l.reader) {
 		ev := syscall.EpollEvent{Events: armed}
 		setID(&ev, w.id)
 		if syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_MOD, w.fd, &ev) == nil {
@@ -221,33 +276,6 @@ func (l *loop) serve(w *Watch) {
 	_ = syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, w.fd, nil)
 	l.forget(w)
 	w.ended()
-}
-
-// Read reads once from conn into buf without waiting: n > 0 bytes, or
-// n == 0 with io.EOF at the end of the stream, or n == 0 and a nil error
-// when nothing is there yet.
-func Read(rc syscall.RawConn, buf []byte) (int, error) {
-	var n int
-	var rerr error
-	err := rc.Read(func(fd uintptr) bool {
-		for {
-			n, rerr = syscall.Read(int(fd), buf)
-			if rerr != syscall.EINTR {
-				return true
-			}
-		}
-	})
-	switch {
-	case err != nil:
-		return 0, err
-	case rerr == syscall.EAGAIN:
-		return 0, nil
-	case rerr != nil:
-		return 0, os.NewSyscallError("read", rerr)
-	case n == 0 && len(buf) > 0:
-		return 0, io.EOF
-	}
-	return n, nil
 }
 
 // Shutdown shuts conn down both ways: a watched socket's loop sees its end

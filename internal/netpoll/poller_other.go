@@ -13,11 +13,17 @@ type Poller struct{}
 // Watch is one watched socket.
 type Watch struct{}
 
+// Reader is a loop's scratch space and reader (unavailable here).
+type Reader struct{ Buf []byte }
+
+// Read returns ErrUnsupported.
+func (r *Reader) Read(syscall.RawConn, []byte) (int, error) { return 0, ErrUnsupported }
+
 // New returns ErrUnsupported.
 func New(int) (*Poller, error) { return nil, ErrUnsupported }
 
 // Add returns ErrUnsupported.
-func (p *Poller) Add(syscall.Conn, func([]byte) bool, func()) (*Watch, error) {
+func (p *Poller) Add(syscall.Conn, func(*Reader) bool, func()) (*Watch, error) {
 	return nil, ErrUnsupported
 }
 
@@ -26,9 +32,6 @@ func (p *Poller) Len() int { return 0 }
 
 // Close does nothing.
 func (p *Poller) Close() error { return nil }
-
-// Read returns ErrUnsupported.
-func Read(syscall.RawConn, []byte) (int, error) { return 0, ErrUnsupported }
 
 // Shutdown returns ErrUnsupported.
 func Shutdown(syscall.RawConn) error { return ErrUnsupported }

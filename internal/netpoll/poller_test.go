@@ -70,7 +70,7 @@ func watch(t *testing.T, p *Poller, c *net.TCPConn) *reader {
 	return r
 }
 
-func (r *reader) readable(buf []byte) bool {
+func (r *reader) readable(rd *Reader) bool {
 	r.mu.Lock()
 	if r.busy {
 		r.t.Error("Readable calls overlap")
@@ -78,11 +78,11 @@ func (r *reader) readable(buf []byte) bool {
 	r.busy = true
 	r.calls++
 	r.mu.Unlock()
-	n, err := Read(r.rc, buf)
+	n, err := rd.Read(r.rc, rd.Buf)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.busy = false
-	r.got.Write(buf[:n])
+	r.got.Write(rd.Buf[:n])
 	if err != nil {
 		r.err = err
 		return false
@@ -216,7 +216,7 @@ func TestClosedPollerRefuses(t *testing.T) {
 	a, b := pair(t)
 	defer a.Close()
 	defer b.Close()
-	if _, err := p.Add(a, func([]byte) bool { return true }, func() {}); err != ErrClosed {
+	if _, err := p.Add(a, func(*Reader) bool { return true }, func() {}); err != ErrClosed {
 		t.Fatalf("Add after Close: %v, want ErrClosed", err)
 	}
 }
