@@ -25,7 +25,7 @@ type Pool struct {
 	cancel  context.CancelFunc
 
 	// wg counts creation goroutines, each session from creation to its end,
-	// and what a session starts (a recovery, the callback closing its
+	// and what a session starts (a recovery, the goroutine closing its
 	// client). A creation or a session is added only under mu while
 	// !draining; the rest is added while its session's count is held. So
 	// Shutdown's Wait never races an Add at zero.

@@ -378,6 +378,10 @@ func (s *Session) stop(err error, final *Message, cond func() bool) bool {
 		return false
 	}
 	s.closing = true
+	// closeOwned's count, taken with closing set: any end() of the session
+	// (which gives back the session's own count) sees closing after this,
+	// so Pool.wg never reaches zero in between.
+	p.wg.Add(1)
 	s.endErr = err
 	s.client = nil
 	if final != nil {
@@ -398,8 +402,6 @@ func (s *Session) stop(err error, final *Message, cond func() bool) bool {
 	s.cancel()
 	// The client is closed off the caller's goroutine (Close may wait a
 	// second for the peer's close frame); its end then ends the session.
-	// The session's count of p.wg is held: stop runs before end's Done.
-	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
 		s.closeOwned()
