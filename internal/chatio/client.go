@@ -533,7 +533,8 @@ func (c *Client) readLoop() {
 }
 
 // startPolled hands the socket to the configured poller; false: it is read
-// by a goroutine (no poller, not a plain TCP socket, or Add failed).
+// by a goroutine (no poller, no TCP socket of ours under the websocket,
+// bytes read ahead by the handshake, or Add failed).
 func (c *Client) startPolled() bool {
 	if c.cfg.Poller == nil {
 		return false
