@@ -1,6 +1,7 @@
 package session
 
 import (
+	"fmt"
 	"runtime"
 	"strings"
 	"testing"
@@ -54,4 +55,39 @@ func TestConnectedSessionRunsNoGoroutine(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitDelivered(t, s, id)
+}
+
+// goroutinesCreatedBy counts the goroutines started by fn.
+func goroutinesCreatedBy(fn string) int {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	return strings.Count(string(buf), "created by "+fn+" ")
+}
+
+// The pool's event loops read its upstream sockets: a connected session's
+// socket has no reader goroutine. ReadLoops < 0 gives each socket one, and
+// the session works the same.
+func TestUpstreamReadLoops(t *testing.T) {
+	const reader = "github.com/chatio-gateway/chatio-gateway/internal/chatio.Dial"
+	for _, tc := range []struct {
+		loops   int
+		readers int
+	}{{0, 0}, {-1, 1}} {
+		t.Run(fmt.Sprint("loops=", tc.loops), func(t *testing.T) {
+			cfg := fastConfig()
+			cfg.ReadLoops = tc.loops
+			e := newEnv(t, cfg, chatiotest.Config{})
+			s := e.acquire(t, "tok-loops")
+			chat := startChat(t, s)
+			subscribe(t, s, "")
+			if n := goroutinesCreatedBy(reader); n != tc.readers {
+				t.Errorf("%d reader goroutines for one connected session, want %d", n, tc.readers)
+			}
+			id, err := e.srv.Agent("agent-1", "").SendMessage(chat, "hello")
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitDelivered(t, s, id)
+		})
+	}
 }
