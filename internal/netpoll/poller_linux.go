@@ -34,7 +34,6 @@ type Poller struct {
 
 // Watch is one watched socket.
 type Watch struct {
-	l        *loop
 	id       uint64
 	fd       int
 	readable func(r *Reader) bool
@@ -179,7 +178,7 @@ func (p *Poller) Add(conn syscall.Conn, readable func(r *Reader) bool, ended fun
 		return nil, ErrClosed
 	}
 	l.nextID++
-	w := &Watch{l: l, id: l.nextID, fd: fd, readable: readable, ended: ended}
+	w := &Watch{id: l.nextID, fd: fd, readable: readable, ended: ended}
 	l.watches[w.id] = w
 	l.mu.Unlock()
 	ev := syscall.EpollEvent{Events: armed}
