@@ -263,7 +263,10 @@ func (c *wsConn) readSome(r *netpoll.Reader, deliver func([]byte) bool) (bool, e
 	}
 	// wss://: the socket's bytes into one half of buf, crypto/tls takes
 	// them through pollConn and decrypts into the other half, until they
-	// are used up (a record not yet whole waits inside crypto/tls).
+	// are used up (a record not yet whole waits inside crypto/tls). The
+	// one write crypto/tls may make here, its answer to a peer's key
+	// update that asks for one, has no deadline: a peer that asks and then
+	// stops reading would hold this loop until the socket is shut down.
 	half := len(buf) / 2
 	n, err := r.Read(c.raw, buf[:half])
 	if err != nil {
