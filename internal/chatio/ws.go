@@ -176,19 +176,24 @@ func (wouldBlock) Temporary() bool { return true }
 // wss://, when nothing was read ahead by the handshake. Anything else (a
 // proxy's own connection type, say) is read by a goroutine.
 func (c *wsConn) pollable() (*net.TCPConn, bool) {
-	if c.r != c.nc {
-		return nil, false
-	}
-	nc := c.nc
-	if tc, ok := nc.(*tls.Conn); ok {
-		nc = tc.NetConn()
-	}
-	pc, ok := nc.(*pollConn)
-	if !ok {
+	_, pc := c.layers()
+	if c.r != c.nc || pc == nil {
 		return nil, false
 	}
 	tcp, ok := pc.Conn.(*net.TCPConn)
 	return tcp, ok
+}
+
+// layers are what c.nc is made of: its TLS (nil for ws://) and the
+// pollConn under it (nil when the dialer's connection was not ours).
+func (c *wsConn) layers() (*tls.Conn, *pollConn) {
+	nc := c.nc
+	tc, _ := nc.(*tls.Conn)
+	if tc != nil {
+		nc = tc.NetConn()
+	}
+	pc, _ := nc.(*pollConn)
+	return tc, pc
 }
 
 // setPolled switches c to polled reads (before the first one); spawn runs
@@ -196,16 +201,13 @@ func (c *wsConn) pollable() (*net.TCPConn, bool) {
 // goroutine's reads.
 func (c *wsConn) setPolled(raw syscall.RawConn, spawn func(func())) {
 	c.raw, c.spawn = raw, spawn
-	nc := c.nc
-	if tc, ok := nc.(*tls.Conn); ok {
-		c.tls, nc = tc, tc.NetConn()
+	tc, pc := c.layers()
+	if pc != nil {
+		pc.polled = raw != nil
 	}
-	c.pc, _ = nc.(*pollConn)
-	if c.pc != nil {
-		c.pc.polled = raw != nil
-	}
-	if raw == nil {
-		c.tls = nil
+	c.tls, c.pc = nil, nil
+	if raw != nil {
+		c.tls, c.pc = tc, pc
 	}
 }
 

@@ -427,6 +427,12 @@ func TestWSDialTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.close()
+	echoRoundTrip(t, c)
+}
+
+// echoRoundTrip sends "hi" to an echoOnce server on c and reads its answer.
+func echoRoundTrip(t *testing.T, c *wsConn) {
+	t.Helper()
 	if err := c.writeText([]byte("hi"), time.Now().Add(5*time.Second)); err != nil {
 		t.Fatal(err)
 	}

@@ -95,12 +95,7 @@ func TestWSThroughProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.close()
-	if err := c.writeText([]byte("hi"), time.Now().Add(5*time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := c.read(); err != nil || string(got) != "echo hi" {
-		t.Fatalf("read = %q, %v", got, err)
-	}
+	echoRoundTrip(t, c)
 	want := "CONNECT " + host + " Basic " + base64.StdEncoding.EncodeToString([]byte("gw:s3cret"))
 	p.mu.Lock()
 	seen := append([]string(nil), p.seen...)

@@ -14,9 +14,7 @@ import (
 // sessionGoroutines counts the goroutines this package started that are
 // still running (the simulator's and the clients' are started elsewhere).
 func sessionGoroutines() int {
-	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	return strings.Count(string(buf), "created by github.com/chatio-gateway/chatio-gateway/internal/session.")
+	return goroutinesCreatedBy("github.com/chatio-gateway/chatio-gateway/internal/session.")
 }
 
 // A connected session runs no goroutine of its own: pushes are handled on
@@ -57,18 +55,19 @@ func TestConnectedSessionRunsNoGoroutine(t *testing.T) {
 	waitDelivered(t, s, id)
 }
 
-// goroutinesCreatedBy counts the goroutines started by fn.
-func goroutinesCreatedBy(fn string) int {
+// goroutinesCreatedBy counts the goroutines started by a function whose
+// name begins with prefix.
+func goroutinesCreatedBy(prefix string) int {
 	buf := make([]byte, 1<<20)
 	buf = buf[:runtime.Stack(buf, true)]
-	return strings.Count(string(buf), "created by "+fn+" ")
+	return strings.Count(string(buf), "created by "+prefix)
 }
 
 // The pool's event loops read its upstream sockets: a connected session's
 // socket has no reader goroutine. ReadLoops < 0 gives each socket one, and
 // the session works the same.
 func TestUpstreamReadLoops(t *testing.T) {
-	const reader = "github.com/chatio-gateway/chatio-gateway/internal/chatio.Dial"
+	const reader = "github.com/chatio-gateway/chatio-gateway/internal/chatio.Dial " // "… in goroutine N"
 	for _, tc := range []struct {
 		loops   int
 		readers int
