@@ -26,13 +26,13 @@ import (
 	"github.com/chatio-gateway/chatio-gateway/internal/loadgen"
 )
 
-// workerArg makes the binary serve as a direct-mode client worker (stdin →
-// stdout), started by the load generator itself.
-const workerArg = "direct-worker"
+// workerArg makes the binary serve as a client worker (stdin → stdout),
+// started by the load generator itself for each mode's clients.
+const workerArg = "client-worker"
 
 func main() {
 	if len(os.Args) == 2 && os.Args[1] == workerArg {
-		if err := loadgen.ServeDirectWorker(os.Stdin, os.Stdout); err != nil {
+		if err := loadgen.ServeWorker(os.Stdin, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "loadgen worker:", err)
 			os.Exit(1)
 		}
@@ -65,7 +65,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.ProfileDir, "profile", "", "turn the gateway's pprof on and save heap and CPU profiles in this directory")
 	fs.DurationVar(&cfg.Settle, "settle", 2*time.Second, "pause after the ramp before memory is read")
 	fs.IntVar(&cfg.DirectReadLoops, "direct-read-loops", 0, "event loops reading the direct clients' sockets, as the gateway's GATEWAY_UPSTREAM_READ_LOOPS (-1: a goroutine per socket)")
-	directInProc := fs.Bool("direct-inprocess", false, "run the direct clients in this process even when a worker would be used")
+	inProc := fs.Bool("clients-inprocess", false, "run the clients in this process, not in a worker (the direct ones only when their sockets fit)")
 	gwLog := fs.Bool("gateway-log", false, "pass the gateway's log (level warn) to stderr")
 	var env stringList
 	fs.Var(&env, "gateway-env", "KEY=VALUE added to the gateway's environment (repeatable)")
@@ -82,7 +82,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	cfg.GatewayEnv = env
-	cfg.DirectInProcess = *directInProc
+	cfg.ClientsInProcess = *inProc
 	if !*quiet {
 		cfg.Log = stderr
 	}
@@ -90,7 +90,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cfg.GatewayStderr = stderr
 	}
 	if exe, err := os.Executable(); err == nil {
-		cfg.DirectWorker = []string{exe, workerArg}
+		cfg.Worker = []string{exe, workerArg}
 	}
 	if cfg.ProfileDir != "" {
 		if err := os.MkdirAll(cfg.ProfileDir, 0o755); err != nil {

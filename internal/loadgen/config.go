@@ -53,17 +53,19 @@ type Config struct {
 	// measured phase there.
 	ProfileDir string
 
-	// DirectWorker is the command that runs direct-mode clients in a child
+	// Worker is the command that runs a mode's customer clients in a child
 	// process (the load generator re-executing itself with a worker
-	// argument; see ServeDirectWorker). The direct clients need one socket
-	// each in their process, and the simulator one more per socket, so at
-	// large K they cannot share the load generator's process (a process may
-	// hold only RLIMIT_NOFILE files). nil → in this process, which is
-	// refused when 2K sockets do not fit.
-	DirectWorker []string
-	// DirectInProcess forces the direct clients into this process even when
-	// a worker is configured.
-	DirectInProcess bool
+	// argument; see ServeWorker). Both modes' clients run there, so that
+	// their pushes are read in a process of their own, away from the
+	// simulator's work, and the two modes compare alike; and the direct
+	// clients need one socket each, the simulator one more per socket,
+	// which at large K does not fit one process (a process may hold only
+	// RLIMIT_NOFILE files). nil → in this process, which is refused for the
+	// direct clients when 2K sockets do not fit.
+	Worker []string
+	// ClientsInProcess forces the clients into this process even when a
+	// worker is configured.
+	ClientsInProcess bool
 	// DirectReadLoops is how the direct clients' sockets are read, as
 	// GATEWAY_UPSTREAM_READ_LOOPS is for the gateway's upstream sockets: by
 	// that many event loops (internal/netpoll; 0 → one per GOMAXPROCS), or

@@ -9,13 +9,18 @@
 //     CPU can be read from /proc) in front of the simulator; each of K
 //     customers opens one SSE stream (GET /v1/events) and starts a chat
 //     over REST, over HTTP/1.1 (a socket per stream) or h2c (every stream
-//     and call multiplexed over a few connections);
+//     and call multiplexed over a few connections; half of them read by
+//     h2Reader, which takes each push on the connection's read goroutine,
+//     half by net/http's client);
 //   - direct: the baseline: each customer is a chatio.Client on its own
 //     websocket to the simulator, as an application embedding the SDK,
-//     taking pushes on its read loop (OnItem) as the gateway does. At
-//     large K these clients run in a worker child process (a process may
-//     hold only RLIMIT_NOFILE files; the simulator needs one per socket
-//     too), driven over a pipe (ServeDirectWorker).
+//     taking pushes on its read loop (OnItem) as the gateway does.
+//
+// Each mode's clients run in a worker child process (ServeWorker, driven
+// over a pipe) unless told otherwise: so that both read their pushes in a
+// process of their own, away from the simulator, and because a process may
+// hold only RLIMIT_NOFILE files (the direct clients need a socket each, the
+// simulator one more per socket).
 //
 // Sessions open at a set rate; then, for the measured phase, the agent
 // sends R messages/s round-robin over the chats, each text carrying its

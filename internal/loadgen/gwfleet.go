@@ -1,8 +1,6 @@
 package loadgen
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,73 +17,89 @@ import (
 
 // gatewayFleet is the customer side through the gateway: each customer has
 // one SSE stream (GET /v1/events) and makes REST calls. Over HTTP/1.1 each
-// stream is its own connection and REST calls share a keep-alive pool; over
-// h2c every stream and call of session i goes over connection i mod H2Conns.
+// stream is its own connection and REST calls share a keep-alive pool. Over
+// h2c session i's stream goes over connection i mod H2Conns; the even
+// connections are h2Readers, which take every push on the connection's read
+// goroutine (as the direct clients take theirs on their read loop), the odd
+// ones net/http's client, which hands each frame to the stream's goroutine
+// (both are reported); the REST calls go over the net/http connections.
 type gatewayFleet struct {
 	base   string // http://127.0.0.1:PORT
 	prefix string // token prefix
+	proto  string
 
-	ctx    context.Context // the fleet's lifetime: streams end with it
-	cancel context.CancelFunc
+	ctx     context.Context // the fleet's lifetime: streams end with it
+	cancel  context.CancelFunc
+	closing atomic.Bool // set before Close ends the streams: their end is no error
 
-	streamClients []*http.Client // session i's stream uses streamClients[i%len]
+	dial          func(ctx context.Context, network, addr string) (net.Conn, error)
+	streamClients []*http.Client // net/http stream connections (odd ones over h2c)
 	restClients   []*http.Client // session i's calls use restClients[i%len]
 	transports    []*http.Transport
+	h2mu          sync.Mutex
+	h2            []*h2Reader  // guarded by h2mu: the even h2c connections, dialed at first use
 	raw           *rawClient   // every other sendMessage and floor call of the measured phase
 	dials         atomic.Int64 // TCP connections opened to the gateway
 
-	chats   []string // written by Open only
-	mu      sync.Mutex
-	cancels []context.CancelFunc // guarded by mu: one per open stream
-	recv    counters
-	push    recorder
-	calls   recorders
-	errs    errorCounts
-	readers sync.WaitGroup
+	chats       []string // written by Open only
+	recv        counters
+	push        recorder // read on the read loop: h2Readers, HTTP/1.1 streams
+	pushNetHTTP recorder // read through net/http's HTTP/2 client
+	calls       recorders
+	errs        errorCounts
+	readers     sync.WaitGroup
 }
 
 func newGatewayFleet(base, prefix, proto string, h2conns int) *gatewayFleet {
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &gatewayFleet{base: base, prefix: prefix, ctx: ctx, cancel: cancel}
+	f := &gatewayFleet{base: base, prefix: prefix, proto: proto, ctx: ctx, cancel: cancel}
 	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
-	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+	f.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := dialer.DialContext(ctx, network, addr)
 		if err == nil {
 			f.dials.Add(1)
 		}
 		return c, err
 	}
-	f.raw = &rawClient{addr: strings.TrimPrefix(base, "http://"), dial: dial}
+	f.raw = &rawClient{addr: strings.TrimPrefix(base, "http://"), dial: f.dial}
 	switch proto {
 	case ProtoH1:
 		var p http.Protocols
 		p.SetHTTP1(true)
 		// Streams: one connection each, never shared.
-		st := &http.Transport{DialContext: dial, Protocols: &p, DisableCompression: true,
+		st := &http.Transport{DialContext: f.dial, Protocols: &p, DisableCompression: true,
 			MaxIdleConnsPerHost: -1, ResponseHeaderTimeout: 60 * time.Second, ReadBufferSize: 2048, WriteBufferSize: 1024}
 		// REST: a keep-alive pool, as a client library would use.
-		rt := &http.Transport{DialContext: dial, Protocols: &p, DisableCompression: true,
+		rt := &http.Transport{DialContext: f.dial, Protocols: &p, DisableCompression: true,
 			MaxIdleConns: 512, MaxIdleConnsPerHost: 512, IdleConnTimeout: time.Minute}
 		f.transports = []*http.Transport{st, rt}
 		f.streamClients = []*http.Client{{Transport: st}}
 		f.restClients = []*http.Client{{Transport: rt}}
 	default:
-		var p http.Protocols
-		p.SetUnencryptedHTTP2(true)
-		for range h2conns {
-			t := &http.Transport{DialContext: dial, Protocols: &p, DisableCompression: true,
-				HTTP2: &http.HTTP2Config{
-					// Keep to one connection per transport: the gateway
-					// allows enough streams per connection.
-					StrictMaxConcurrentRequests: true,
-				}}
-			f.transports = append(f.transports, t)
-			c := &http.Client{Transport: t}
-			f.streamClients = append(f.streamClients, c)
-			f.restClients = append(f.restClients, c)
+		f.h2 = make([]*h2Reader, (h2conns+1)/2)
+		for range max(h2conns/2, 1) { // one for the calls when every stream connection is an h2Reader
+			f.transports = append(f.transports, newH2Transport(f.dial))
+		}
+		for _, t := range f.transports {
+			f.restClients = append(f.restClients, &http.Client{Transport: t})
+		}
+		if h2conns > 1 {
+			f.streamClients = f.restClients
 		}
 	}
 	return f
+}
+
+// newH2Transport is one h2c connection of net/http's client.
+func newH2Transport(dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Transport {
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	return &http.Transport{DialContext: dial, Protocols: &p, DisableCompression: true,
+		HTTP2: &http.HTTP2Config{
+			// Keep to one connection per transport: the gateway
+			// allows enough streams per connection.
+			StrictMaxConcurrentRequests: true,
+		}}
 }
 
 func (f *gatewayFleet) token(i int) string { return f.prefix + strconv.Itoa(i) }
@@ -101,32 +115,29 @@ func (f *gatewayFleet) Open(ctx context.Context, k int, ramp float64) ([]string,
 // starts a chat.
 func (f *gatewayFleet) openOne(ctx context.Context, i int) {
 	t0 := time.Now()
-	rctx, rcancel := context.WithCancel(f.ctx) // the stream's request; ends with the fleet
 	connected := make(chan struct{})
 	failed := make(chan string, 1)
-	f.readers.Add(1)
-	go f.stream(rctx, i, connected, failed)
+	st := &gwStream{f: f, i: i, connected: connected, failed: failed}
+	st.sse.message = st.message
+	cancel := f.startStream(st)
 	t := time.NewTimer(30 * time.Second)
 	select {
 	case <-connected:
-		t.Stop()
+		t.Stop() // the stream lives on until Close ends them all
 	case kind := <-failed:
 		t.Stop()
-		rcancel()
+		cancel()
 		f.errs.inc("events: " + kind)
 		return
 	case <-t.C:
-		rcancel()
+		cancel()
 		f.errs.inc("events: no connected event in 30s")
 		return
 	case <-ctx.Done():
 		t.Stop()
-		rcancel()
+		cancel()
 		return
 	}
-	f.mu.Lock()
-	f.cancels = append(f.cancels, rcancel)
-	f.mu.Unlock()
 	f.calls.get("open: GET /v1/events → connected").add(time.Since(t0))
 
 	t0 = time.Now()
@@ -142,88 +153,157 @@ func (f *gatewayFleet) openOne(ctx context.Context, i int) {
 	f.chats[i] = chat.ID
 }
 
-// stream opens session i's event stream and parses it until it ends: it
-// closes connected at the connected event and times every agent message.
-// A failure to open is sent on failed.
-func (f *gatewayFleet) stream(ctx context.Context, i int, connected chan struct{}, failed chan<- string) {
+// startStream opens st's stream (GET /v1/events) on its connection and
+// returns what ends it.
+func (f *gatewayFleet) startStream(st *gwStream) (cancel func()) {
+	c := st.i % max(1, 2*len(f.h2))
+	if f.proto == ProtoH2 && (c%2 == 0 || len(f.streamClients) == 0) {
+		st.push = &f.push
+		r, err := f.h2Reader(c / 2)
+		if err == nil {
+			cancel, err = r.open("/v1/events", [][2]string{
+				{"authorization", "Bearer " + f.token(st.i)}, {"accept", "text/event-stream"}}, st)
+		}
+		if err != nil {
+			st.fail("transport")
+			return func() {}
+		}
+		return cancel
+	}
+	st.push = &f.push
+	if f.proto == ProtoH2 {
+		st.push = &f.pushNetHTTP
+	}
+	rctx, rcancel := context.WithCancel(f.ctx) // the stream's request; ends with the fleet
+	f.readers.Add(1)
+	go f.stream(rctx, st, f.streamClients[(c/2)%len(f.streamClients)])
+	return rcancel
+}
+
+// h2Reader returns the n-th h2Reader connection, dialed at first use.
+func (f *gatewayFleet) h2Reader(n int) (*h2Reader, error) {
+	f.h2mu.Lock()
+	defer f.h2mu.Unlock()
+	if f.h2[n] != nil {
+		return f.h2[n], nil
+	}
+	ctx, cancel := context.WithTimeout(f.ctx, 5*time.Second)
+	defer cancel()
+	r, err := dialH2Reader(ctx, strings.TrimPrefix(f.base, "http://"), f.dial)
+	if err != nil {
+		return nil, err
+	}
+	f.h2[n] = r
+	return r, nil
+}
+
+// stream reads st's stream through net/http's client until it ends.
+func (f *gatewayFleet) stream(ctx context.Context, st *gwStream, client *http.Client) {
 	defer f.readers.Done()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, f.base+"/v1/events", nil)
-	req.Header.Set("Authorization", "Bearer "+f.token(i))
+	req.Header.Set("Authorization", "Bearer "+f.token(st.i))
 	req.Header.Set("Accept", "text/event-stream")
-	resp, err := f.streamClients[i%len(f.streamClients)].Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
-		failed <- "transport"
+		st.fail("transport")
 		return
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-		failed <- strconv.Itoa(resp.StatusCode)
-		return
-	}
-	br := bufio.NewReaderSize(resp.Body, 2048)
-	var event []byte
-	var data []byte
-	var long []byte // a line longer than the buffer, assembled
+	st.headers(resp.StatusCode)
+	buf := make([]byte, 2048)
 	for {
-		line, err := br.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			long = append(long[:0], line...)
-			for errors.Is(err, bufio.ErrBufferFull) {
-				line, err = br.ReadSlice('\n')
-				long = append(long, line...)
-			}
-			line = long
-		}
+		n, err := resp.Body.Read(buf)
+		st.data(buf[:n])
 		if err != nil {
-			if connected == nil && ctx.Err() == nil {
-				f.errs.inc("stream ended: " + streamErrKind(err))
+			if errors.Is(err, io.EOF) {
+				err = nil
 			}
+			st.end(err)
 			return
-		}
-		line = bytes.TrimRight(line, "\r\n")
-		switch {
-		case len(line) == 0: // end of a message
-			if string(event) == "connected" && connected != nil {
-				close(connected)
-				connected = nil
-			}
-			if string(event) == "new_event" {
-				if at, ok := pushSentAt(data); ok {
-					f.push.add(time.Since(at))
-					f.recv.received[i].Add(1)
-				}
-			}
-			event, data = event[:0], data[:0]
-		case bytes.HasPrefix(line, []byte("event: ")):
-			event = append(event[:0], line[len("event: "):]...)
-		case bytes.HasPrefix(line, []byte("data: ")):
-			data = append(data, line[len("data: "):]...)
 		}
 	}
 }
 
-// streamErrKind names why a stream's body ended.
-func streamErrKind(err error) string {
-	msg := err.Error()
-	switch {
-	case errors.Is(err, io.EOF):
-		return "EOF (the gateway ended it)"
-	case strings.Contains(msg, "stream error"), strings.Contains(msg, "GOAWAY"), strings.Contains(msg, "connection"):
-		// One kind per error, not per stream: digits (stream ids) dropped.
-		msg = strings.Map(func(r rune) rune {
-			if r >= '0' && r <= '9' {
-				return -1
-			}
-			return r
-		}, msg)
-		if len(msg) > 80 {
-			msg = msg[:80]
-		}
-		return msg
-	default:
-		return "other"
+// gwStream is one session's event stream; its methods run on the goroutine
+// that reads it (a streamSink for h2Reader).
+type gwStream struct {
+	f         *gatewayFleet
+	i         int
+	push      *recorder
+	sse       sseParser
+	status    int
+	connected chan struct{} // closed at the connected event, then nil
+	failed    chan<- string // the stream ended before it: why (one value)
+}
+
+func (s *gwStream) headers(status int) {
+	s.status = status
+	if status != http.StatusOK {
+		s.fail(strconv.Itoa(status))
 	}
+}
+
+func (s *gwStream) data(p []byte) {
+	if s.status != http.StatusOK {
+		return
+	}
+	if err := s.sse.feed(p); err != nil {
+		s.f.errs.inc("stream: " + err.Error())
+	}
+}
+
+func (s *gwStream) end(err error) {
+	switch {
+	case s.connected != nil:
+		s.fail("transport: " + streamErrKind(err))
+	case !s.f.closing.Load():
+		s.f.errs.inc("stream ended: " + streamErrKind(err))
+	}
+}
+
+// fail says why the stream ended before its connected event (once).
+func (s *gwStream) fail(kind string) {
+	if s.connected == nil {
+		return
+	}
+	select {
+	case s.failed <- kind:
+	default:
+	}
+}
+
+func (s *gwStream) message(event, data []byte) {
+	switch string(event) {
+	case "connected":
+		if s.connected != nil {
+			close(s.connected)
+			s.connected = nil
+		}
+	case "new_event":
+		if at, ok := pushSentAt(data); ok {
+			s.push.add(time.Since(at))
+			s.f.recv.received[s.i].Add(1)
+		}
+	}
+}
+
+// streamErrKind names why a stream ended: nil or io.EOF when the gateway
+// ended it, else the error, one kind per error rather than per stream
+// (digits, as in stream ids, dropped).
+func streamErrKind(err error) string {
+	if err == nil || errors.Is(err, io.EOF) {
+		return "EOF (the gateway ended it)"
+	}
+	msg := strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return -1
+		}
+		return r
+	}, err.Error())
+	if len(msg) > 80 {
+		msg = msg[:80]
+	}
+	return msg
 }
 
 // rest makes one call for session i and decodes a JSON answer into out.
@@ -348,15 +428,25 @@ func (f *gatewayFleet) Throughput(ctx context.Context, callers int, d time.Durat
 
 func (f *gatewayFleet) Result(context.Context) (fleetResult, error) {
 	return fleetResult{
-		Push:     f.push.samples(),
-		Calls:    f.calls.all(),
-		Errors:   f.errs.snapshot(),
-		Received: f.recv.snapshot(),
+		Push:        f.push.samples(),
+		PushNetHTTP: f.pushNetHTTP.samples(),
+		Connections: f.dials.Load(),
+		Calls:       f.calls.all(),
+		Errors:      f.errs.snapshot(),
+		Received:    f.recv.snapshot(),
 	}, nil
 }
 
 func (f *gatewayFleet) Close() error {
-	f.cancel() // ends every stream request
+	f.closing.Store(true)
+	f.cancel() // ends every stream request of net/http's client
+	f.h2mu.Lock()
+	for _, r := range f.h2 {
+		if r != nil {
+			_ = r.close() // ends its streams
+		}
+	}
+	f.h2mu.Unlock()
 	f.readers.Wait()
 	for _, t := range f.transports {
 		t.CloseIdleConnections()

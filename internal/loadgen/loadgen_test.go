@@ -3,6 +3,7 @@ package loadgen
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,21 @@ import (
 	"testing"
 	"time"
 )
+
+// workerEnv makes the test binary a client worker: the smoke run's worker
+// command is the test binary itself.
+const workerEnv = "LOADGEN_TEST_CLIENT_WORKER"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(workerEnv) == "1" {
+		if err := ServeWorker(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "worker:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
 
 func TestPushSentAt(t *testing.T) {
 	at := time.Unix(0, 1712345678123456789)
@@ -43,7 +59,8 @@ func TestSummarize(t *testing.T) {
 
 // TestSmoke is a short run of the whole load generator, both modes, so that
 // it cannot rot: a gateway child process built from ./cmd/gateway, 20
-// customers over h2c, then over HTTP/1.1, and the direct baseline.
+// customers over h2c with each mode's clients in a worker process, then
+// over HTTP/1.1 with the clients in this process, and the direct baseline.
 func TestSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the gateway")
@@ -69,6 +86,8 @@ func TestSmoke(t *testing.T) {
 
 	h2 := base
 	h2.Proto, h2.H2Conns, h2.Mode = ProtoH2, 2, ModeBoth
+	t.Setenv(workerEnv, "1") // for the worker, which inherits it
+	h2.Worker = []string{os.Args[0]}
 	// Streams quieter than the write timeout must live on (over HTTP/2 a
 	// write deadline left set resets an idle stream): 1 message/s per
 	// session, a 400 ms write timeout.
@@ -91,8 +110,14 @@ func TestSmoke(t *testing.T) {
 	if g.Gateway == nil || g.Gateway.IdleRSSMiB <= 0 || g.Gateway.OpenRSSMiB <= 0 {
 		t.Errorf("gateway memory not measured: %+v", g.Gateway)
 	}
-	if !strings.HasPrefix(rep.mode(ModeDirect).ClientProcess, "in-process") {
-		t.Errorf("direct clients ran %q", rep.mode(ModeDirect).ClientProcess)
+	for _, m := range rep.Modes {
+		if !strings.HasPrefix(m.ClientProcess, "worker") {
+			t.Errorf("%s clients ran %q", m.Mode, m.ClientProcess)
+		}
+	}
+	// Half the streams are read by h2Reader, half by net/http's client.
+	if g.PushNetHTTP.Count == 0 || g.Push.Count == 0 || int64(g.Push.Count+g.PushNetHTTP.Count) != g.AgentSent {
+		t.Errorf("gateway h2: %d pushes read by h2Reader, %d by net/http, %d sent", g.Push.Count, g.PushNetHTTP.Count, g.AgentSent)
 	}
 	var text, md bytes.Buffer
 	if err := rep.Text(&text); err != nil {
@@ -101,7 +126,7 @@ func TestSmoke(t *testing.T) {
 	if err := rep.Markdown(&md); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"push latency p99 (ms)", "sendMessage p50 (ms)", "HTTP floor (GET /healthz) p50 (ms)", "sendMessage, minimal HTTP/1.1 client p50 (ms)", "gateway KiB per session", "throughput (calls/s)"} {
+	for _, want := range []string{"push latency p99 (ms)", "push latency, net/http's HTTP/2 client p99 (ms)", "sendMessage p50 (ms)", "HTTP floor (GET /healthz) p50 (ms)", "sendMessage, minimal HTTP/1.1 client p50 (ms)", "gateway KiB per session", "throughput (calls/s)"} {
 		if !strings.Contains(text.String(), want) || !strings.Contains(md.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, text.String())
 		}
@@ -119,6 +144,9 @@ func TestSmoke(t *testing.T) {
 	}
 	g = rep.mode(ModeGateway)
 	checkMode(t, g, h1)
+	if g.ClientProcess != "in-process" {
+		t.Errorf("gateway h1 clients ran %q", g.ClientProcess)
+	}
 	if g.Connections < int64(h1.K) {
 		t.Errorf("gateway h1: %d connections for %d streams", g.Connections, h1.K)
 	}
@@ -138,7 +166,7 @@ func checkMode(t *testing.T, m *ModeReport, cfg Config) {
 	if m.AgentReceived != m.AgentSent || m.Lost != 0 || m.Duplicates != 0 {
 		t.Errorf("%s: %d agent messages sent, %d received (%d lost, %d duplicated)", m.Mode, m.AgentSent, m.AgentReceived, m.Lost, m.Duplicates)
 	}
-	if int64(m.Push.Count) != m.AgentSent || m.Push.P50 <= 0 || m.Push.Max < m.Push.P99 {
+	if int64(m.Push.Count+m.PushNetHTTP.Count) != m.AgentSent || m.Push.P50 <= 0 || m.Push.Max < m.Push.P99 {
 		t.Errorf("%s: push latency %+v for %d messages", m.Mode, m.Push, m.AgentSent)
 	}
 	for _, op := range []string{"open", "startChat"} {
@@ -163,6 +191,7 @@ func checkMode(t *testing.T, m *ModeReport, cfg Config) {
 }
 
 // TestWorker runs the direct fleet through the worker protocol in-process.
+// (TestSmoke runs both fleets in a worker process.)
 func TestWorker(t *testing.T) {
 	sm, err := startSim()
 	if err != nil {
@@ -173,10 +202,10 @@ func TestWorker(t *testing.T) {
 	outR, outW, _ := os.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		done <- ServeDirectWorker(inR, outW)
+		done <- ServeWorker(inR, outW)
 		outW.Close()
 	}()
-	f := &remoteFleet{url: sm.url, prefix: "w-"}
+	f := &remoteFleet{spec: fleetSpec{Mode: ModeDirect, URL: sm.url, Prefix: "w-"}}
 	f.initPipes(inW, outR)
 	ctx := context.Background()
 	chats, err := f.Open(ctx, 3, 100)

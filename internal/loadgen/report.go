@@ -50,7 +50,7 @@ func reportConfig(c Config) ReportConfig {
 type ModeReport struct {
 	Mode          string             `json:"mode"`
 	Proto         string             `json:"proto"`
-	ClientProcess string             `json:"client_process,omitempty"` // direct: "in-process" or "worker", and how its sockets are read
+	ClientProcess string             `json:"client_process,omitempty"` // "in-process" or "worker"; direct: and how its sockets are read
 	Sessions      int                `json:"sessions"`
 	Opened        int                `json:"opened"`
 	OpenSeconds   float64            `json:"open_s"`
@@ -62,13 +62,14 @@ type ModeReport struct {
 	AgentRate     float64            `json:"agent_rate"`
 	CustomerSent  int64              `json:"customer_sent"`
 	CustomerRate  float64            `json:"customer_rate"`
-	Push          Latency            `json:"push"`
+	Push          Latency            `json:"push"`                    // read on the read loop (fleetResult.Push)
+	PushNetHTTP   Latency            `json:"push_net_http,omitempty"` // gateway over h2c: read through net/http's client
 	Calls         map[string]Latency `json:"calls"`
 	Errors        map[string]int64   `json:"errors"`
 	Gateway       *GatewayUsage      `json:"gateway,omitempty"`
 	Throughput    *Throughput        `json:"throughput,omitempty"`
 	LoadgenCPU    float64            `json:"loadgen_cpu"`          // cores used by this process (simulator, agent, clients) in the measured phase
-	WorkerCPU     float64            `json:"worker_cpu,omitempty"` // cores used by the direct worker in the measured phase
+	WorkerCPU     float64            `json:"worker_cpu,omitempty"` // cores used by the client worker in the measured phase
 	MachineCPU    float64            `json:"machine_cpu"`          // cores used by every process of the machine in the measured phase
 	StealCPU      float64            `json:"steal_cpu"`            // cores taken by the hypervisor in the measured phase
 	OtherCPUPeak  float64            `json:"other_cpu_peak"`       // most cores other processes used in any one second of the measured phase
@@ -140,6 +141,20 @@ type row struct {
 	ratio      string
 }
 
+// quantile names one figure of a Latency.
+type quantile struct {
+	n string
+	f func(Latency) float64
+}
+
+var (
+	q50  = quantile{"p50", func(l Latency) float64 { return l.P50 }}
+	q90  = quantile{"p90", func(l Latency) float64 { return l.P90 }}
+	q99  = quantile{"p99", func(l Latency) float64 { return l.P99 }}
+	q999 = quantile{"p99.9", func(l Latency) float64 { return l.P999 }}
+	qmax = quantile{"max", func(l Latency) float64 { return l.Max }}
+)
+
 // rows builds the gateway-vs-direct table.
 func (r *Report) rows() []row {
 	g, d := r.mode(ModeGateway), r.mode(ModeDirect)
@@ -176,9 +191,9 @@ func (r *Report) rows() []row {
 	add("transport", func(m *ModeReport) string {
 		switch {
 		case m.Mode == ModeGateway && m.Proto == ProtoH2:
-			return fmt.Sprintf("h2c, %d conns", m.Connections)
+			return fmt.Sprintf("h2c, %d conns (%s)", m.Connections, m.ClientProcess)
 		case m.Mode == ModeGateway:
-			return fmt.Sprintf("HTTP/1.1, %d conns", m.Connections)
+			return fmt.Sprintf("HTTP/1.1, %d conns (%s)", m.Connections, m.ClientProcess)
 		default:
 			return "websocket (" + m.ClientProcess + ")"
 		}
@@ -188,13 +203,13 @@ func (r *Report) rows() []row {
 	add("agent msgs sent → received", func(m *ModeReport) string {
 		return fmt.Sprintf("%d → %d (%.0f/s)", m.AgentSent, m.AgentReceived, m.AgentRate)
 	})
-	for _, q := range []struct {
-		n string
-		f func(Latency) float64
-	}{{"p50", func(l Latency) float64 { return l.P50 }}, {"p90", func(l Latency) float64 { return l.P90 }},
-		{"p99", func(l Latency) float64 { return l.P99 }}, {"p99.9", func(l Latency) float64 { return l.P999 }},
-		{"max", func(l Latency) float64 { return l.Max }}} {
+	for _, q := range []quantile{q50, q90, q99, q999, qmax} {
 		addNum("push latency "+q.n+" (ms)", func(m *ModeReport) (float64, bool) { return q.f(m.Push), m.Push.Count > 0 })
+	}
+	for _, q := range []quantile{q50, q99, qmax} {
+		addNum("push latency, net/http's HTTP/2 client "+q.n+" (ms)", func(m *ModeReport) (float64, bool) {
+			return q.f(m.PushNetHTTP), m.PushNetHTTP.Count > 0
+		})
 	}
 	add("customer msgs sent", func(m *ModeReport) string { return fmt.Sprintf("%d (%.0f/s)", m.CustomerSent, m.CustomerRate) })
 	for _, op := range []struct{ key, name string }{
@@ -202,11 +217,7 @@ func (r *Report) rows() []row {
 		{"sendMessage/raw", "sendMessage, minimal HTTP/1.1 client"}, {"floor/raw", "HTTP floor, minimal HTTP/1.1 client"},
 		{"startChat", "startChat"}, {"open", "open (stream to connected / dial+login)"},
 	} {
-		for _, q := range []struct {
-			n string
-			f func(Latency) float64
-		}{{"p50", func(l Latency) float64 { return l.P50 }}, {"p99", func(l Latency) float64 { return l.P99 }},
-			{"max", func(l Latency) float64 { return l.Max }}} {
+		for _, q := range []quantile{q50, q99, qmax} {
 			addNum(op.name+" "+q.n+" (ms)", func(m *ModeReport) (float64, bool) {
 				_, l, ok := m.Call(op.key)
 				return q.f(l), ok && l.Count > 0
@@ -237,7 +248,7 @@ func (r *Report) rows() []row {
 	})
 	addNum("gateway CPU under load (cores)", func(m *ModeReport) (float64, bool) { return gwf(m, func(u *GatewayUsage) float64 { return u.CPULoad }) })
 	addNum("load generator CPU (cores)", func(m *ModeReport) (float64, bool) { return m.LoadgenCPU, true })
-	addNum("direct worker CPU (cores)", func(m *ModeReport) (float64, bool) { return m.WorkerCPU, m.WorkerCPU > 0 })
+	addNum("client worker CPU (cores)", func(m *ModeReport) (float64, bool) { return m.WorkerCPU, m.WorkerCPU > 0 })
 	addNum("whole machine CPU (cores)", func(m *ModeReport) (float64, bool) { return m.MachineCPU, m.MachineCPU > 0 })
 	addNum("  of which other processes (cores)", func(m *ModeReport) (float64, bool) {
 		own := m.LoadgenCPU + m.WorkerCPU

@@ -136,6 +136,7 @@ func runMode(ctx context.Context, cfg Config, mode string, nofile uint64) (_ *Mo
 		remote *remoteFleet
 	)
 	prefix := "lg-" + mode + "-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "-"
+	spec := fleetSpec{Mode: mode, Prefix: prefix, URL: sm.url, Loops: cfg.DirectReadLoops}
 	switch mode {
 	case ModeGateway:
 		mr.Proto = cfg.Proto
@@ -155,32 +156,33 @@ func runMode(ctx context.Context, cfg Config, mode string, nofile uint64) (_ *Mo
 				logf("gateway stop: %v", serr)
 			}
 		}()
-		gf := newGatewayFleet(gw.base, prefix, cfg.Proto, cfg.H2Conns)
-		fl = gf
-		defer func() { mr.Connections = gf.dials.Load() }()
+		spec.URL, spec.Proto, spec.H2Conns = gw.base, cfg.Proto, cfg.H2Conns
 		rss = startSampler(gw.pid())
 		defer rss.stop()
 	default:
 		mr.Proto = "websocket"
-		need := uint64(2*k + 256)
-		if cfg.DirectWorker != nil && (!cfg.DirectInProcess || need > nofile) {
-			remote, err = startRemoteFleet(cfg.DirectWorker, sm.url, prefix, cfg.DirectReadLoops, cfg.GatewayStderr)
-			if err != nil {
-				return nil, err
-			}
-			fl = remote
-			mr.ClientProcess = "worker, " + readMode(cfg.DirectReadLoops)
-		} else {
-			if nofile > 0 && need > nofile {
-				return nil, fmt.Errorf("%d direct sockets and their simulator ends need %d files, the limit is %d: run the direct clients in a worker process", k, need, nofile)
-			}
-			local, err := newDirectFleet(sm.url, prefix, cfg.DirectReadLoops)
-			if err != nil {
-				return nil, err
-			}
-			fl = local
-			mr.ClientProcess = "in-process, " + readMode(cfg.DirectReadLoops)
+	}
+	// The direct clients' sockets and the simulator's ends of them share
+	// this process's file limit unless the clients run in the worker.
+	need := uint64(2*k + 256)
+	if cfg.Worker != nil && (!cfg.ClientsInProcess || (mode == ModeDirect && need > nofile)) {
+		remote, err = startRemoteFleet(cfg.Worker, spec, cfg.GatewayStderr)
+		if err != nil {
+			return nil, err
 		}
+		fl = remote
+		mr.ClientProcess = "worker"
+	} else {
+		if mode == ModeDirect && nofile > 0 && need > nofile {
+			return nil, fmt.Errorf("%d direct sockets and their simulator ends need %d files, the limit is %d: run the direct clients in a worker process", k, need, nofile)
+		}
+		if fl, err = newFleet(spec); err != nil {
+			return nil, err
+		}
+		mr.ClientProcess = "in-process"
+	}
+	if mode == ModeDirect {
+		mr.ClientProcess += ", " + readMode(cfg.DirectReadLoops)
 	}
 	defer func() {
 		if cerr := fl.Close(); cerr != nil {
@@ -377,6 +379,8 @@ func runMode(ctx context.Context, cfg Config, mode string, nofile uint64) (_ *Mo
 	}
 	mr.AgentReceived, mr.Lost, mr.Duplicates = recv, lost, dup
 	mr.Push = summarize(res.Push)
+	mr.PushNetHTTP = summarize(res.PushNetHTTP)
+	mr.Connections = res.Connections
 	for name, v := range res.Calls {
 		mr.Calls[name] = summarize(v)
 	}

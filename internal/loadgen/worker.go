@@ -13,20 +13,36 @@ import (
 	"time"
 )
 
-// The direct baseline's clients can run in a child process (see
-// Config.DirectWorker): the parent drives a remoteFleet, the child serves
-// ServeDirectWorker, one JSON request and one JSON answer per line.
+// Either mode's clients can run in a child process (see Config.Worker):
+// the parent drives a remoteFleet, the child serves ServeWorker, one JSON
+// request and one JSON answer per line.
+
+// fleetSpec says which fleet a worker opens.
+type fleetSpec struct {
+	Mode    string `json:"mode"`              // ModeGateway or ModeDirect
+	URL     string `json:"url"`               // the gateway's base URL or the simulator's websocket URL
+	Prefix  string `json:"prefix"`            // token prefix
+	Proto   string `json:"proto,omitempty"`   // gateway: ProtoH1 or ProtoH2
+	H2Conns int    `json:"h2conns,omitempty"` // gateway over h2c
+	Loops   int    `json:"read_loops"`        // direct: Config.DirectReadLoops
+}
+
+// newFleet makes the fleet spec describes in this process.
+func newFleet(spec fleetSpec) (fleet, error) {
+	if spec.Mode == ModeGateway {
+		return newGatewayFleet(spec.URL, spec.Prefix, spec.Proto, spec.H2Conns), nil
+	}
+	return newDirectFleet(spec.URL, spec.Prefix, spec.Loops)
+}
 
 type workerRequest struct {
 	Op       string        `json:"op"` // open, load, drain, throughput, result, close
-	URL      string        `json:"url,omitempty"`
-	Prefix   string        `json:"prefix,omitempty"`
+	Fleet    *fleetSpec    `json:"fleet,omitempty"`
 	K        int           `json:"k,omitempty"`
 	Rate     float64       `json:"rate,omitempty"`
 	Duration time.Duration `json:"duration,omitempty"`
 	Sent     []int64       `json:"sent,omitempty"`
 	Callers  int           `json:"callers,omitempty"`
-	Loops    int           `json:"read_loops,omitempty"` // Config.DirectReadLoops
 }
 
 type workerAnswer struct {
@@ -37,14 +53,14 @@ type workerAnswer struct {
 	Result     *fleetResult     `json:"result,omitempty"`
 }
 
-// ServeDirectWorker runs direct-mode clients for a parent load generator:
+// ServeWorker runs one mode's clients for a parent load generator:
 // requests on r, answers on w, until "close" or the end of r. Every phase
 // is bounded by the parent's request; the worker exits when its input ends
 // (the parent is gone).
-func ServeDirectWorker(r io.Reader, w io.Writer) error {
+func ServeWorker(r io.Reader, w io.Writer) error {
 	dec := json.NewDecoder(bufio.NewReader(r))
 	enc := json.NewEncoder(w)
-	var f *directFleet
+	var f fleet
 	ctx := context.Background()
 	defer func() {
 		if f != nil {
@@ -62,8 +78,8 @@ func ServeDirectWorker(r io.Reader, w io.Writer) error {
 		var ans workerAnswer
 		var err error
 		switch {
-		case req.Op == "open" && f == nil:
-			if f, err = newDirectFleet(req.URL, req.Prefix, req.Loops); err == nil {
+		case req.Op == "open" && f == nil && req.Fleet != nil:
+			if f, err = newFleet(*req.Fleet); err == nil {
 				ans.Chats, err = f.Open(ctx, req.K, req.Rate)
 			}
 		case f == nil:
@@ -98,18 +114,17 @@ func ServeDirectWorker(r io.Reader, w io.Writer) error {
 	}
 }
 
-// remoteFleet drives a direct fleet in a child process.
+// remoteFleet drives a fleet in a child process.
 type remoteFleet struct {
-	url, prefix string
-	readLoops   int
-	cmd         *exec.Cmd // nil when the worker is not a process (tests)
-	in          io.WriteCloser
-	enc         *json.Encoder
-	dec         *json.Decoder
-	exited      chan struct{} // closed when cmd has been waited for
+	spec   fleetSpec
+	cmd    *exec.Cmd // nil when the worker is not a process (tests)
+	in     io.WriteCloser
+	enc    *json.Encoder
+	dec    *json.Decoder
+	exited chan struct{} // closed when cmd has been waited for
 }
 
-func startRemoteFleet(argv []string, url, prefix string, readLoops int, stderr io.Writer) (*remoteFleet, error) {
+func startRemoteFleet(argv []string, spec fleetSpec, stderr io.Writer) (*remoteFleet, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if stderr == nil {
@@ -125,9 +140,9 @@ func startRemoteFleet(argv []string, url, prefix string, readLoops int, stderr i
 		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start direct worker: %w", err)
+		return nil, fmt.Errorf("start client worker: %w", err)
 	}
-	f := &remoteFleet{url: url, prefix: prefix, readLoops: readLoops, cmd: cmd}
+	f := &remoteFleet{spec: spec, cmd: cmd}
 	f.initPipes(in, out)
 	go func() {
 		_ = cmd.Wait()
@@ -159,19 +174,19 @@ func (f *remoteFleet) call(ctx context.Context, req workerRequest) (workerAnswer
 	defer stop()
 	var ans workerAnswer
 	if err := f.enc.Encode(req); err != nil {
-		return ans, fmt.Errorf("direct worker: %w", err)
+		return ans, fmt.Errorf("client worker: %w", err)
 	}
 	if err := f.dec.Decode(&ans); err != nil {
-		return ans, fmt.Errorf("direct worker: %w", err)
+		return ans, fmt.Errorf("client worker: %w", err)
 	}
 	if ans.Err != "" {
-		return ans, fmt.Errorf("direct worker: %s", ans.Err)
+		return ans, fmt.Errorf("client worker: %s", ans.Err)
 	}
 	return ans, nil
 }
 
 func (f *remoteFleet) Open(ctx context.Context, k int, ramp float64) ([]string, error) {
-	ans, err := f.call(ctx, workerRequest{Op: "open", URL: f.url, Prefix: f.prefix, K: k, Rate: ramp, Loops: f.readLoops})
+	ans, err := f.call(ctx, workerRequest{Op: "open", Fleet: &f.spec, K: k, Rate: ramp})
 	return ans.Chats, err
 }
 
