@@ -35,14 +35,12 @@ type fleet interface {
 
 // fleetResult is what a fleet measured. Samples are in nanoseconds.
 type fleetResult struct {
-	// Push is agent send → event read from the stream, on the socket's or
-	// connection's read loop (direct: the client's read loop; gateway over
-	// h2c: h2Reader's; over HTTP/1.1: the stream's goroutine, which reads
-	// its socket).
+	// Push is agent send → event read from the stream, on a read loop
+	// (direct: the client's read loop; gateway: h2Reader's read goroutine
+	// over h2c, h1Reader's event loops over HTTP/1.1).
 	Push []int64 `json:"push"`
 	// PushNetHTTP is the same for the streams read through net/http's
-	// HTTP/2 client (gateway over h2c, half the connections), which hands
-	// each frame to the stream's goroutine.
+	// client (gateway: half of them), a goroutine per stream.
 	PushNetHTTP []int64 `json:"push_net_http,omitempty"`
 	// Connections is the TCP connections the clients opened to the gateway.
 	Connections int64 `json:"connections,omitempty"`

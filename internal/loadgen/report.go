@@ -63,7 +63,7 @@ type ModeReport struct {
 	CustomerSent  int64              `json:"customer_sent"`
 	CustomerRate  float64            `json:"customer_rate"`
 	Push          Latency            `json:"push"`                    // read on the read loop (fleetResult.Push)
-	PushNetHTTP   Latency            `json:"push_net_http,omitempty"` // gateway over h2c: read through net/http's client
+	PushNetHTTP   Latency            `json:"push_net_http,omitempty"` // gateway: the streams read through net/http's client
 	Calls         map[string]Latency `json:"calls"`
 	Errors        map[string]int64   `json:"errors"`
 	Gateway       *GatewayUsage      `json:"gateway,omitempty"`
@@ -207,7 +207,7 @@ func (r *Report) rows() []row {
 		addNum("push latency "+q.n+" (ms)", func(m *ModeReport) (float64, bool) { return q.f(m.Push), m.Push.Count > 0 })
 	}
 	for _, q := range []quantile{q50, q99, qmax} {
-		addNum("push latency, net/http's HTTP/2 client "+q.n+" (ms)", func(m *ModeReport) (float64, bool) {
+		addNum("push latency, read by net/http's client "+q.n+" (ms)", func(m *ModeReport) (float64, bool) {
 			return q.f(m.PushNetHTTP), m.PushNetHTTP.Count > 0
 		})
 	}
