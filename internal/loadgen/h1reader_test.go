@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/chatio-gateway/chatio-gateway/internal/netpoll"
 )
 
 // h1Sink records what a stream's sink is told; safe for the reader's
@@ -58,6 +60,9 @@ func (s *h1Sink) wait(t *testing.T) (status int, body string, err error) {
 // h1Reader for it.
 func h1Server(t *testing.T, handler http.HandlerFunc) (*h1Reader, *http.Server) {
 	t.Helper()
+	if !netpoll.Supported {
+		t.Skip("h1Reader needs internal/netpoll (Linux)")
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
