@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,44 +15,14 @@ import (
 	"github.com/chatio-gateway/chatio-gateway/internal/netpoll"
 )
 
-// h1Sink records what a stream's sink is told; safe for the reader's
-// loop and the test goroutine.
-type h1Sink struct {
-	mu     sync.Mutex
-	status int
-	body   strings.Builder
-	ends   int
-	err    error
-	ended  chan struct{}
-}
-
-func newH1Sink() *h1Sink { return &h1Sink{ended: make(chan struct{})} }
-
-func (s *h1Sink) headers(status int) { s.mu.Lock(); s.status = status; s.mu.Unlock() }
-func (s *h1Sink) data(p []byte)      { s.mu.Lock(); s.body.Write(p); s.mu.Unlock() }
-func (s *h1Sink) end(err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.ends++
-	s.err = err
-	if s.ends == 1 {
-		close(s.ended)
-	}
-}
-
-func (s *h1Sink) wait(t *testing.T) (status int, body string, err error) {
+// h1Wait waits for the stream's end, checks the sink's contract (see
+// recSink), and returns what it got.
+func h1Wait(t *testing.T, s *recSink, name string) (status int, body string, err error) {
 	t.Helper()
-	select {
-	case <-s.ended:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the stream did not end in 5s")
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ends != 1 {
-		t.Fatalf("end called %d times", s.ends)
-	}
-	return s.status, s.body.String(), s.err
+	wait(t, s.endCh, name+" to end")
+	s.check(t, name)
+	status, body, _, err = s.result()
+	return status, body, err
 }
 
 // h1Server serves handler over HTTP/1.1 on 127.0.0.1 and returns an
@@ -94,15 +63,15 @@ func TestH1ReaderStreams(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	})
-	sinks := make([]*h1Sink, 20)
+	sinks := make([]*recSink, 20)
 	for i := range sinks {
-		sinks[i] = newH1Sink()
+		sinks[i] = newRecSink()
 		if _, err := h.open(context.Background(), "/events", [][2]string{{"X-Id", fmt.Sprint(i)}}, sinks[i]); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for i, s := range sinks {
-		status, body, err := s.wait(t)
+		status, body, err := h1Wait(t, s, fmt.Sprint("stream ", i))
 		var want strings.Builder
 		for n := range 5 {
 			fmt.Fprintf(&want, "event: e\ndata: %d %d\n\n", i, n)
@@ -111,11 +80,11 @@ func TestH1ReaderStreams(t *testing.T) {
 			t.Errorf("stream %d: %d %q %v", i, status, body, err)
 		}
 	}
-	miss := newH1Sink()
+	miss := newRecSink()
 	if _, err := h.open(context.Background(), "/missing", nil, miss); err != nil {
 		t.Fatal(err)
 	}
-	if status, _, err := miss.wait(t); status != http.StatusNotFound || err != nil {
+	if status, _, err := h1Wait(t, miss, "missing"); status != http.StatusNotFound || err != nil {
 		t.Errorf("missing: %d %v", status, err)
 	}
 	if err := h.close(); err != nil {
@@ -136,7 +105,7 @@ func TestH1ReaderCancelAndClose(t *testing.T) {
 		<-r.Context().Done()
 		gone <- struct{}{}
 	})
-	a, b := newH1Sink(), newH1Sink()
+	a, b := newRecSink(), newRecSink()
 	cancelA, err := h.open(context.Background(), "/", nil, a)
 	if err != nil {
 		t.Fatal(err)
@@ -146,7 +115,7 @@ func TestH1ReaderCancelAndClose(t *testing.T) {
 	}
 	cancelA()
 	cancelA()
-	if _, body, err := a.wait(t); !errors.Is(err, context.Canceled) || body != "data: hello\n\n" && body != "" {
+	if _, body, err := h1Wait(t, a, "cancelled"); !errors.Is(err, context.Canceled) || body != "data: hello\n\n" && body != "" {
 		t.Errorf("cancelled stream: %q %v", body, err)
 	}
 	select {
@@ -155,17 +124,17 @@ func TestH1ReaderCancelAndClose(t *testing.T) {
 		t.Fatal("the server did not see the cancelled request end")
 	}
 	select {
-	case <-b.ended:
+	case <-b.endCh:
 		t.Fatal("cancelling one stream ended another")
 	default:
 	}
 	if err := h.close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := b.wait(t); !errors.Is(err, context.Canceled) {
+	if _, _, err := h1Wait(t, b, "open at close"); !errors.Is(err, context.Canceled) {
 		t.Errorf("stream open at close: %v", err)
 	}
-	if _, err := h.open(context.Background(), "/", nil, newH1Sink()); err == nil {
+	if _, err := h.open(context.Background(), "/", nil, newRecSink()); err == nil {
 		t.Error("open after close succeeded")
 	}
 	_ = srv.Close()
@@ -180,7 +149,7 @@ func TestH1StreamParsePieces(t *testing.T) {
 	want := "data: hello\n\n0123456789abcdef"
 	for cut := 0; cut <= len(resp); cut++ {
 		for cut2 := cut; cut2 <= len(resp); cut2 += 5 {
-			sink := newH1Sink()
+			sink := newRecSink()
 			s := &h1Stream{sink: sink}
 			for _, piece := range []string{resp[:cut], resp[cut:cut2], resp[cut2:]} {
 				if err := s.parse([]byte(piece)); err != nil {
@@ -190,8 +159,10 @@ func TestH1StreamParsePieces(t *testing.T) {
 					break
 				}
 			}
-			if !s.done || sink.ends != 1 || sink.err != nil || sink.status != 200 || sink.body.String() != want {
-				t.Fatalf("cut at %d, %d: done %v, %d ends (%v), status %d, body %q", cut, cut2, s.done, sink.ends, sink.err, sink.status, sink.body.String())
+			sink.check(t, fmt.Sprintf("cut at %d, %d", cut, cut2))
+			status, body, ends, err := sink.result()
+			if !s.done || ends != 1 || err != nil || status != 200 || body != want {
+				t.Fatalf("cut at %d, %d: done %v, %d ends (%v), status %d, body %q", cut, cut2, s.done, ends, err, status, body)
 			}
 		}
 	}
@@ -202,7 +173,7 @@ func TestH1StreamParsePieces(t *testing.T) {
 		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + strings.Repeat("1", 2000),
 		"HTTP/1.1 200 OK\r\n" + strings.Repeat("X-Long: y\r\n", 2000),
 	} {
-		s := &h1Stream{sink: newH1Sink()}
+		s := &h1Stream{sink: newRecSink()}
 		if err := s.parse([]byte(bad)); err == nil {
 			t.Errorf("parse(%.40q…) took it", bad)
 		}
