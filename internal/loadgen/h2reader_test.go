@@ -425,15 +425,7 @@ func TestH2ReaderClose(t *testing.T) {
 		handlersDone <- struct{}{}
 	}))
 	r := dialTestReader(t, addr)
-	var sinks []*recSink
-	for range 10 {
-		s := newRecSink()
-		sinks = append(sinks, s)
-		if _, err := r.open("/forever", nil, s); err != nil {
-			t.Fatal(err)
-		}
-		wait(t, s.headersCh, "headers")
-	}
+	sinks := openStreams(t, r, 10)
 	if err := r.close(); err != nil {
 		t.Errorf("close: %v", err)
 	}
@@ -457,21 +449,27 @@ func TestH2ReaderClose(t *testing.T) {
 	goleak.VerifyNone(t, ignore)
 }
 
+// openStreams opens n streams of /forever on r and waits for their headers.
+func openStreams(t *testing.T, r *h2Reader, n int) []*recSink {
+	t.Helper()
+	sinks := make([]*recSink, n)
+	for i := range sinks {
+		sinks[i] = newRecSink()
+		if _, err := r.open("/forever", nil, sinks[i]); err != nil {
+			t.Fatal(err)
+		}
+		wait(t, sinks[i].headersCh, "headers")
+	}
+	return sinks
+}
+
 func TestH2ReaderServerClose(t *testing.T) {
 	addr, srv := startH2CServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sseStart(w)
 		<-r.Context().Done()
 	}))
 	r := dialTestReader(t, addr)
-	var sinks []*recSink
-	for range 5 {
-		s := newRecSink()
-		sinks = append(sinks, s)
-		if _, err := r.open("/forever", nil, s); err != nil {
-			t.Fatal(err)
-		}
-		wait(t, s.headersCh, "headers")
-	}
+	sinks := openStreams(t, r, 5)
 	srv.Close()
 	for i, s := range sinks {
 		wait(t, s.endCh, fmt.Sprint("stream ", i, " to end"))
