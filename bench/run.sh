@@ -10,12 +10,15 @@
 #   3. the direct baseline at 10,000 again, its sockets read by a goroutine
 #      each (as chatio.Client reads them by default, and as an application
 #      embedding the SDK would), instead of the event loops of step 1;
-#   4. the Go benchmarks of the hot paths (-benchmem, 6 rounds).
+#   4. the floor of any process in between: 8,000 direct clients through a
+#      byte relay child process, then direct (-mode relay; 8,000 because
+#      the relay holds two sockets per session);
+#   5. the Go benchmarks of the hot paths (-benchmem, 6 rounds).
 #
 # Reports go to bench/results/ (Markdown and JSON). Usage:
 #
-#   bench/run.sh            # all of it (about 10 minutes)
-#   bench/run.sh h2 bench   # only some: h2, h1, direct-g, bench
+#   bench/run.sh            # all of it (about 12 minutes)
+#   bench/run.sh h2 bench   # only some: h2, h1, direct-g, relay, bench
 #
 # Needs only Go. Uses 127.0.0.1 only. Run it on an otherwise idle machine:
 # the report's "other processes" row shows how much CPU others took.
@@ -29,7 +32,7 @@ go build -o "$bin/gateway" ./cmd/gateway
 go build -o "$bin/loadgen" ./cmd/loadgen
 
 steps=("$@")
-[ ${#steps[@]} -eq 0 ] && steps=(h2 h1 direct-g bench)
+[ ${#steps[@]} -eq 0 ] && steps=(h2 h1 direct-g relay bench)
 
 load() { # name, extra flags...
 	local name=$1
@@ -50,13 +53,16 @@ for s in "${steps[@]}"; do
 	direct-g)
 		load direct-goroutines-10k -k 10000 -mode direct -direct-read-loops -1
 		;;
+	relay)
+		load relay-8k -k 8000 -mode relay
+		;;
 	bench)
 		echo "== go benchmarks"
 		go test -run '^$' -bench . -benchmem -count 6 \
 			./internal/session/ ./internal/httpapi/ ./internal/chatio/ | tee "$out/bench.txt"
 		;;
 	*)
-		echo "unknown step $s (want h2, h1, direct-g, bench)" >&2
+		echo "unknown step $s (want h2, h1, direct-g, relay, bench)" >&2
 		exit 2
 		;;
 	esac

@@ -30,10 +30,20 @@ import (
 // started by the load generator itself for each mode's clients.
 const workerArg = "client-worker"
 
+// relayArg makes the binary serve as the byte relay of -mode relay.
+const relayArg = "tcp-relay"
+
 func main() {
 	if len(os.Args) == 2 && os.Args[1] == workerArg {
 		if err := loadgen.ServeWorker(os.Stdin, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "loadgen worker:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if len(os.Args) == 2 && os.Args[1] == relayArg {
+		if err := loadgen.ServeRelay(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen relay:", err)
 			os.Exit(1)
 		}
 		return
@@ -58,7 +68,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "length of the measured phase (≤ 10m)")
 	fs.StringVar(&cfg.Proto, "proto", "h2", "gateway protocol: h1 (one connection per stream) or h2 (h2c, multiplexed)")
 	fs.IntVar(&cfg.H2Conns, "h2conns", 8, "HTTP/2 connections the streams and calls are spread over")
-	fs.StringVar(&cfg.Mode, "mode", "both", "both, gateway or direct")
+	fs.StringVar(&cfg.Mode, "mode", "both", "both, gateway, direct, or relay (the direct clients through a byte relay process, then direct: the floor of any process in between)")
 	fs.IntVar(&cfg.Callers, "callers", 0, "add a throughput phase with this many back-to-back callers (0: none)")
 	fs.DurationVar(&cfg.CallersDuration, "callers-duration", 10*time.Second, "length of the throughput phase")
 	fs.StringVar(&cfg.GatewayBin, "gateway-bin", "", "gateway binary (default: go build ./cmd/gateway into a temp dir)")
@@ -91,6 +101,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if exe, err := os.Executable(); err == nil {
 		cfg.Worker = []string{exe, workerArg}
+		cfg.Relay = []string{exe, relayArg}
 	}
 	if cfg.ProfileDir != "" {
 		if err := os.MkdirAll(cfg.ProfileDir, 0o755); err != nil {

@@ -12,6 +12,11 @@ const (
 	ModeBoth    = "both"    // the gateway, then the direct baseline
 	ModeGateway = "gateway" // customers through the gateway only
 	ModeDirect  = "direct"  // customers on websockets straight to the simulator only
+	// ModeRelay runs the direct clients through a byte relay child process
+	// (ServeRelay), then the direct baseline: the floor of any process
+	// between customers and chat.io, beside which the gateway's cost can be
+	// read.
+	ModeRelay = "relay"
 )
 
 // Protocols between the load generator and the gateway.
@@ -30,7 +35,7 @@ type Config struct {
 	Duration time.Duration // the measured phase (agent and customer traffic). 0 → 10s
 	Proto    string        // ProtoH1 or ProtoH2. "" → h2
 	H2Conns  int           // HTTP/2 connections the streams and calls are spread over. 0 → 8
-	Mode     string        // ModeBoth, ModeGateway or ModeDirect. "" → both
+	Mode     string        // ModeBoth, ModeGateway, ModeDirect or ModeRelay. "" → both
 
 	// Callers > 0 adds a throughput phase after the measured one: that many
 	// callers, each on its own session, send messages back to back for
@@ -63,6 +68,9 @@ type Config struct {
 	// RLIMIT_NOFILE files). nil → in this process, which is refused for the
 	// direct clients when 2K sockets do not fit.
 	Worker []string
+	// Relay is the command that runs the byte relay of ModeRelay (the load
+	// generator re-executing itself with a relay argument; see ServeRelay).
+	Relay []string
 	// ClientsInProcess forces the clients into this process even when a
 	// worker is configured.
 	ClientsInProcess bool
@@ -139,8 +147,12 @@ func (c Config) Validate() error {
 	}
 	switch c.Mode {
 	case "", ModeBoth, ModeGateway, ModeDirect:
+	case ModeRelay:
+		if len(c.Relay) == 0 {
+			errs = append(errs, errors.New("loadgen: mode relay needs a relay command"))
+		}
 	default:
-		errs = append(errs, fmt.Errorf("loadgen: mode %q: want both, gateway or direct", c.Mode))
+		errs = append(errs, fmt.Errorf("loadgen: mode %q: want both, gateway, direct or relay", c.Mode))
 	}
 	k := c.K
 	if k == 0 {

@@ -1,7 +1,7 @@
 // Package loadgen measures the gateway against customers connected straight
 // to chat.io (cmd/loadgen is its command line; bench/RESULTS.md the numbers).
 //
-// A run takes one or both modes, each against a fresh chat.io simulator
+// A run takes one mode or two, each against a fresh chat.io simulator
 // served on 127.0.0.1 in this process (no bot; one agent, driven through
 // the simulator's Agent API):
 //
@@ -14,7 +14,11 @@
 //     half by net/http's client);
 //   - direct: the baseline: each customer is a chatio.Client on its own
 //     websocket to the simulator, as an application embedding the SDK,
-//     taking pushes on its read loop (OnItem) as the gateway does.
+//     taking pushes on its read loop (OnItem) as the gateway does;
+//   - relay: the direct clients with a child process in between that only
+//     copies bytes (ServeRelay), run beside the direct baseline: the floor
+//     of any process between customers and chat.io, beside which the
+//     gateway's own cost can be read.
 //
 // Each mode's clients run in a worker child process (ServeWorker, driven
 // over a pipe) unless told otherwise: so that both read their pushes in a

@@ -18,7 +18,18 @@ import (
 // command is the test binary itself.
 const workerEnv = "LOADGEN_TEST_CLIENT_WORKER"
 
+// relayArg as the test binary's only argument makes it the relay of the
+// smoke run's relay mode.
+const relayArg = "loadgen-test-relay"
+
 func TestMain(m *testing.M) {
+	if len(os.Args) == 2 && os.Args[1] == relayArg {
+		if err := ServeRelay(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "relay:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if os.Getenv(workerEnv) == "1" {
 		if err := ServeWorker(os.Stdin, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "worker:", err)
@@ -135,6 +146,34 @@ func TestSmoke(t *testing.T) {
 	}
 	if err := rep.JSON(&bytes.Buffer{}); err != nil {
 		t.Fatal(err)
+	}
+
+	// The relay mode: the direct clients through a byte relay, then
+	// without; clients in the worker as above.
+	rl := base
+	rl.Mode, rl.K, rl.Duration, rl.Callers = ModeRelay, 10, time.Second, 0
+	rl.Worker, rl.Relay = []string{os.Args[0]}, []string{os.Args[0], relayArg}
+	rep, err = Run(ctx, rl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Modes) != 2 || rep.mode(ModeRelay) == nil || rep.mode(ModeDirect) == nil {
+		t.Fatalf("relay run: modes %v", rep.Modes)
+	}
+	for _, m := range rep.Modes {
+		checkMode(t, m, rl)
+	}
+	if r := rep.mode(ModeRelay); r.Gateway == nil || r.Gateway.OpenRSSMiB <= 0 {
+		t.Errorf("relay: its process not measured: %+v", r.Gateway)
+	}
+	text.Reset()
+	if err := rep.Text(&text); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"through a byte relay process", "relay KiB per session", "push latency p99 (ms)"} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("relay report lacks %q:\n%s", want, text.String())
+		}
 	}
 
 	h1 := base

@@ -155,9 +155,23 @@ var (
 	qmax = quantile{"max", func(l Latency) float64 { return l.Max }}
 )
 
-// rows builds the gateway-vs-direct table.
+// middle is the mode of the first column, the one with a process between
+// the customers and the simulator: the gateway's, else the relay's (nil
+// when neither ran), and its name.
+func (r *Report) middle() (*ModeReport, string) {
+	if m := r.mode(ModeGateway); m != nil {
+		return m, "gateway"
+	}
+	if m := r.mode(ModeRelay); m != nil {
+		return m, "relay"
+	}
+	return nil, "gateway"
+}
+
+// rows builds the gateway-vs-direct (or relay-vs-direct) table.
 func (r *Report) rows() []row {
-	g, d := r.mode(ModeGateway), r.mode(ModeDirect)
+	g, mid := r.middle()
+	d := r.mode(ModeDirect)
 	var rows []row
 	add := func(name string, f func(m *ModeReport) string) {
 		rw := row{name: name, gw: "–", direct: "–"}
@@ -194,6 +208,8 @@ func (r *Report) rows() []row {
 			return fmt.Sprintf("h2c, %d conns (%s)", m.Connections, m.ClientProcess)
 		case m.Mode == ModeGateway:
 			return fmt.Sprintf("HTTP/1.1, %d conns (%s)", m.Connections, m.ClientProcess)
+		case m.Mode == ModeRelay:
+			return "websocket through a byte relay process (" + m.ClientProcess + ")"
 		default:
 			return "websocket (" + m.ClientProcess + ")"
 		}
@@ -225,28 +241,28 @@ func (r *Report) rows() []row {
 		}
 	}
 	add("errors", func(m *ModeReport) string { return fmt.Sprint(m.TotalErrors()) })
-	addNum("gateway RSS idle (MiB)", func(m *ModeReport) (float64, bool) {
+	addNum(mid+" RSS idle (MiB)", func(m *ModeReport) (float64, bool) {
 		return gwf(m, func(u *GatewayUsage) float64 { return u.IdleRSSMiB })
 	})
-	addNum("gateway RSS, sessions open (MiB)", func(m *ModeReport) (float64, bool) {
+	addNum(mid+" RSS, sessions open (MiB)", func(m *ModeReport) (float64, bool) {
 		return gwf(m, func(u *GatewayUsage) float64 { return u.OpenRSSMiB })
 	})
-	addNum("gateway RSS peak under load (MiB)", func(m *ModeReport) (float64, bool) {
+	addNum(mid+" RSS peak under load (MiB)", func(m *ModeReport) (float64, bool) {
 		return gwf(m, func(u *GatewayUsage) float64 { return u.PeakRSSMiB })
 	})
-	addNum("gateway KiB per session", func(m *ModeReport) (float64, bool) {
+	addNum(mid+" KiB per session", func(m *ModeReport) (float64, bool) {
 		return gwf(m, func(u *GatewayUsage) float64 { return u.PerSessionKiB })
 	})
 	addNum("  of which Go heap in use (KiB)", func(m *ModeReport) (float64, bool) {
-		return gwf(m, func(u *GatewayUsage) float64 { return u.PerSessionHeapKiB })
+		return gwRuntime(m, func(u *GatewayUsage) float64 { return u.PerSessionHeapKiB })
 	})
 	addNum("  of which goroutine stacks (KiB)", func(m *ModeReport) (float64, bool) {
-		return gwf(m, func(u *GatewayUsage) float64 { return u.PerSessionStackKiB })
+		return gwRuntime(m, func(u *GatewayUsage) float64 { return u.PerSessionStackKiB })
 	})
 	addNum("gateway goroutines per session", func(m *ModeReport) (float64, bool) {
-		return gwf(m, func(u *GatewayUsage) float64 { return u.GoroutinesPerSession })
+		return gwRuntime(m, func(u *GatewayUsage) float64 { return u.GoroutinesPerSession })
 	})
-	addNum("gateway CPU under load (cores)", func(m *ModeReport) (float64, bool) { return gwf(m, func(u *GatewayUsage) float64 { return u.CPULoad }) })
+	addNum(mid+" CPU under load (cores)", func(m *ModeReport) (float64, bool) { return gwf(m, func(u *GatewayUsage) float64 { return u.CPULoad }) })
 	addNum("load generator CPU (cores)", func(m *ModeReport) (float64, bool) { return m.LoadgenCPU, true })
 	addNum("client worker CPU (cores)", func(m *ModeReport) (float64, bool) { return m.WorkerCPU, m.WorkerCPU > 0 })
 	addNum("whole machine CPU (cores)", func(m *ModeReport) (float64, bool) { return m.MachineCPU, m.MachineCPU > 0 })
@@ -276,8 +292,8 @@ func (r *Report) rows() []row {
 		}
 		return m.Throughput.Latency.P99, true
 	})
-	addNum("throughput gateway CPU (cores)", func(m *ModeReport) (float64, bool) {
-		if m.Throughput == nil || m.Mode != ModeGateway {
+	addNum("throughput "+mid+" CPU (cores)", func(m *ModeReport) (float64, bool) {
+		if m.Throughput == nil || m == d {
 			return 0, false
 		}
 		return m.Throughput.GatewayCPU, true
@@ -296,6 +312,14 @@ func gwf(m *ModeReport, f func(*GatewayUsage) float64) (float64, bool) {
 		return 0, false
 	}
 	return f(m.Gateway), true
+}
+
+// gwRuntime is gwf for what only the gateway's /metrics tell.
+func gwRuntime(m *ModeReport, f func(*GatewayUsage) float64) (float64, bool) {
+	if m.Mode != ModeGateway {
+		return 0, false
+	}
+	return gwf(m, f)
 }
 
 func num(v float64) string {
@@ -324,7 +348,8 @@ func (r *Report) Text(w io.Writer) error {
 	fmt.Fprintf(w, "\n%s\nmachine: %d× %s, %d MiB, %s, %s\n\n", r.title(), r.Machine.CPUs, r.Machine.CPU,
 		r.Machine.MemMiB, r.Machine.GoVersion, r.Machine.OS)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "\tgateway\tdirect\tratio\t")
+	_, mid := r.middle()
+	fmt.Fprintf(tw, "\t%s\tdirect\tratio\t\n", mid)
 	for _, rw := range r.rows() {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", rw.name, rw.gw, rw.direct, rw.ratio)
 	}
@@ -339,7 +364,8 @@ func (r *Report) Text(w io.Writer) error {
 func (r *Report) Markdown(w io.Writer) error {
 	fmt.Fprintf(w, "%s\n\nMachine: %d× %s, %d MiB RAM, Linux %s, %s %s, open-files limit %d.\n\n",
 		r.title(), r.Machine.CPUs, r.Machine.CPU, r.Machine.MemMiB, r.Machine.Kernel, r.Machine.GoVersion, r.Machine.OS, r.Machine.NoFile)
-	fmt.Fprintln(w, "| | gateway | direct | gateway/direct |")
+	_, mid := r.middle()
+	fmt.Fprintf(w, "| | %s | direct | %s/direct |\n", mid, mid)
 	fmt.Fprintln(w, "|---|---:|---:|---:|")
 	for _, rw := range r.rows() {
 		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", rw.name, rw.gw, rw.direct, rw.ratio)

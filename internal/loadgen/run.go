@@ -39,6 +39,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	switch cfg.Mode {
 	case ModeBoth:
 		modes = []string{ModeGateway, ModeDirect}
+	case ModeRelay:
+		modes = []string{ModeRelay, ModeDirect}
 	default:
 		modes = []string{cfg.Mode}
 	}
@@ -134,6 +136,7 @@ func runMode(ctx context.Context, cfg Config, mode string, nofile uint64) (_ *Mo
 		fl     fleet
 		rss    *sampler
 		remote *remoteFleet
+		mid    int // the pid of the process in the middle, gateway or relay; 0 if none
 	)
 	prefix := "lg-" + mode + "-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "-"
 	spec := fleetSpec{Mode: mode, Prefix: prefix, URL: sm.url, Loops: cfg.DirectReadLoops}
@@ -157,15 +160,34 @@ func runMode(ctx context.Context, cfg Config, mode string, nofile uint64) (_ *Mo
 			}
 		}()
 		spec.URL, spec.Proto, spec.H2Conns = gw.base, cfg.Proto, cfg.H2Conns
-		rss = startSampler(gw.pid())
-		defer rss.stop()
+		mid = gw.pid()
+	case ModeRelay:
+		// The relay holds two sockets per session.
+		if need := uint64(2*k + 256); nofile > 0 && need > nofile {
+			return nil, fmt.Errorf("the relay's %d sockets need %d files, the limit is %d", 2*k, need, nofile)
+		}
+		mr.Proto = "websocket"
+		target := strings.TrimPrefix(sm.url, "ws://")
+		target = target[:strings.IndexByte(target, '/')]
+		rl, err := startRelay(ctx, cfg.Relay, target, cfg.DirectReadLoops, cfg.GatewayStderr)
+		if err != nil {
+			return nil, err
+		}
+		defer rl.stop(10 * time.Second)
+		spec.Mode = ModeDirect
+		spec.URL = "ws://" + rl.addr + strings.TrimPrefix(sm.url, "ws://"+target)
+		mid = rl.pid()
 	default:
 		mr.Proto = "websocket"
 	}
 	// The direct clients' sockets and the simulator's ends of them share
 	// this process's file limit unless the clients run in the worker.
 	need := uint64(2*k + 256)
-	if cfg.Worker != nil && (!cfg.ClientsInProcess || (mode == ModeDirect && need > nofile)) {
+	if mid != 0 {
+		rss = startSampler(mid)
+		defer rss.stop()
+	}
+	if cfg.Worker != nil && (!cfg.ClientsInProcess || (spec.Mode == ModeDirect && need > nofile)) {
 		remote, err = startRemoteFleet(cfg.Worker, spec, cfg.GatewayStderr)
 		if err != nil {
 			return nil, err
@@ -173,7 +195,7 @@ func runMode(ctx context.Context, cfg Config, mode string, nofile uint64) (_ *Mo
 		fl = remote
 		mr.ClientProcess = "worker"
 	} else {
-		if mode == ModeDirect && nofile > 0 && need > nofile {
+		if spec.Mode == ModeDirect && nofile > 0 && need > nofile {
 			return nil, fmt.Errorf("%d direct sockets and their simulator ends need %d files, the limit is %d: run the direct clients in a worker process", k, need, nofile)
 		}
 		if fl, err = newFleet(spec); err != nil {
@@ -181,7 +203,7 @@ func runMode(ctx context.Context, cfg Config, mode string, nofile uint64) (_ *Mo
 		}
 		mr.ClientProcess = "in-process"
 	}
-	if mode == ModeDirect {
+	if spec.Mode == ModeDirect {
 		mr.ClientProcess += ", " + readMode(cfg.DirectReadLoops)
 	}
 	defer func() {
@@ -190,13 +212,13 @@ func runMode(ctx context.Context, cfg Config, mode string, nofile uint64) (_ *Mo
 		}
 	}()
 
-	// Idle: the gateway up, no session yet.
-	if gw != nil {
+	// Idle: the gateway (or relay) up, no session yet.
+	if mid != 0 {
 		sleepCtx(ctx, min(cfg.Settle, time.Second))
-		if s, err := readProc(gw.pid()); err == nil {
+		if s, err := readProc(mid); err == nil {
 			mr.Gateway = &GatewayUsage{IdleRSSMiB: mib(s.rss)}
 		}
-		if mr.Gateway != nil {
+		if gw != nil && mr.Gateway != nil {
 			mr.Gateway.IdleRuntime, _ = gw.scrapeRuntime(ctx)
 		}
 	}
@@ -227,13 +249,15 @@ func runMode(ctx context.Context, cfg Config, mode string, nofile uint64) (_ *Mo
 		}
 	}
 	sleepCtx(ctx, cfg.Settle)
-	if gw != nil && mr.Gateway != nil {
-		if s, err := readProc(gw.pid()); err == nil {
+	if mid != 0 && mr.Gateway != nil {
+		if s, err := readProc(mid); err == nil {
 			mr.Gateway.OpenRSSMiB = mib(s.rss)
 			if mr.Opened > 0 {
 				mr.Gateway.PerSessionKiB = (mr.Gateway.OpenRSSMiB - mr.Gateway.IdleRSSMiB) * 1024 / float64(mr.Opened)
 			}
 		}
+	}
+	if gw != nil && mr.Gateway != nil {
 		mr.Gateway.OpenRuntime, _ = gw.scrapeRuntime(ctx)
 		if n := float64(mr.Opened); n > 0 {
 			a, b := mr.Gateway.IdleRuntime, mr.Gateway.OpenRuntime
@@ -273,8 +297,8 @@ func runMode(ctx context.Context, cfg Config, mode string, nofile uint64) (_ *Mo
 	if len(live) > 0 && ctx.Err() == nil {
 		logf("measured phase: %.0f agent msgs/s, %.0f customer msgs/s for %v", cfg.R, cfg.S, cfg.Duration)
 		var gwA, selfA, wA procSample
-		if gw != nil {
-			gwA, _ = readProc(gw.pid())
+		if mid != 0 {
+			gwA, _ = readProc(mid)
 			rss.mark()
 		}
 		if remote != nil {
@@ -283,8 +307,8 @@ func runMode(ctx context.Context, cfg Config, mode string, nofile uint64) (_ *Mo
 		selfA, _ = readProc(os.Getpid())
 		machA, _ := readMachine()
 		pids := []int{os.Getpid()}
-		if gw != nil {
-			pids = append(pids, gw.pid())
+		if mid != 0 {
+			pids = append(pids, mid)
 		}
 		if remote != nil {
 			pids = append(pids, remote.pid())
@@ -309,8 +333,8 @@ func runMode(ctx context.Context, cfg Config, mode string, nofile uint64) (_ *Mo
 		mr.CustomerRate = float64(n) / elapsed
 		mr.AgentSent = agentTotal
 		mr.AgentRate = float64(agentTotal) / elapsed
-		if gw != nil {
-			gwB, _ := readProc(gw.pid())
+		if mid != 0 && mr.Gateway != nil {
+			gwB, _ := readProc(mid)
 			mr.Gateway.CPULoad = cpuShare(gwA, gwB)
 			mr.Gateway.PeakRSSMiB = mib(rss.peakSinceMark())
 		}
@@ -334,8 +358,8 @@ func runMode(ctx context.Context, cfg Config, mode string, nofile uint64) (_ *Mo
 	if cfg.Callers > 0 && len(live) >= cfg.Callers && ctx.Err() == nil {
 		logf("throughput: %d callers for %v", cfg.Callers, cfg.CallersDuration)
 		var gwA procSample
-		if gw != nil {
-			gwA, _ = readProc(gw.pid())
+		if mid != 0 {
+			gwA, _ = readProc(mid)
 		}
 		profiled := cpuProfile("cpu-throughput", cfg.CallersDuration)
 		selfA, _ := readProc(os.Getpid())
@@ -350,8 +374,8 @@ func runMode(ctx context.Context, cfg Config, mode string, nofile uint64) (_ *Mo
 				CallsPerSec: float64(t.Calls) / t.Seconds, Latency: summarize(t.Lat),
 				LoadgenCPU: cpuShare(selfA, selfB),
 			}
-			if gw != nil {
-				gwB, _ := readProc(gw.pid())
+			if mid != 0 {
+				gwB, _ := readProc(mid)
 				mr.Throughput.GatewayCPU = cpuShare(gwA, gwB)
 			}
 			logf("throughput: %.0f calls/s, %d errors", mr.Throughput.CallsPerSec, t.Errors)
