@@ -251,17 +251,8 @@ type relayProc struct {
 // its sockets read as loops says (Config.DirectReadLoops), and waits for
 // its address.
 func startRelay(ctx context.Context, argv []string, target string, loops int, stderr io.Writer) (*relayProc, error) {
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stderr = stderr
-	in, err := cmd.StdinPipe()
+	cmd, in, outPipe, err := startChild(argv, stderr)
 	if err != nil {
-		return nil, err
-	}
-	outPipe, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("relay: %w", err)
 	}
 	p := &relayProc{cmd: cmd, stdin: in, done: make(chan error, 1)}

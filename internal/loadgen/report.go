@@ -259,7 +259,7 @@ func (r *Report) rows() []row {
 	addNum("  of which goroutine stacks (KiB)", func(m *ModeReport) (float64, bool) {
 		return gwRuntime(m, func(u *GatewayUsage) float64 { return u.PerSessionStackKiB })
 	})
-	addNum("gateway goroutines per session", func(m *ModeReport) (float64, bool) {
+	addNum(mid+" goroutines per session", func(m *ModeReport) (float64, bool) {
 		return gwRuntime(m, func(u *GatewayUsage) float64 { return u.GoroutinesPerSession })
 	})
 	addNum(mid+" CPU under load (cores)", func(m *ModeReport) (float64, bool) { return gwf(m, func(u *GatewayUsage) float64 { return u.CPULoad }) })

@@ -125,21 +125,8 @@ type remoteFleet struct {
 }
 
 func startRemoteFleet(argv []string, spec fleetSpec, stderr io.Writer) (*remoteFleet, error) {
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if stderr == nil {
-		stderr = os.Stderr
-	}
-	cmd.Stderr = stderr
-	in, err := cmd.StdinPipe()
+	cmd, in, out, err := startChild(argv, stderr)
 	if err != nil {
-		return nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start client worker: %w", err)
 	}
 	f := &remoteFleet{spec: spec, cmd: cmd}
@@ -149,6 +136,30 @@ func startRemoteFleet(argv []string, spec fleetSpec, stderr io.Writer) (*remoteF
 		close(f.exited)
 	}()
 	return f, nil
+}
+
+// startChild starts argv, a child of this load generator driven over its
+// standard input and output, killed if this process dies; its standard
+// error goes to stderr (nil: this process's).
+func startChild(argv []string, stderr io.Writer) (*exec.Cmd, io.WriteCloser, io.ReadCloser, error) {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if stderr == nil {
+		stderr = os.Stderr
+	}
+	cmd.Stderr = stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, nil, nil, err
+	}
+	return cmd, in, out, nil
 }
 
 func (f *remoteFleet) initPipes(in io.WriteCloser, out io.Reader) {
