@@ -36,6 +36,7 @@ func testServeRelay(t *testing.T, loops int) {
 	}
 	defer echo.Close()
 	accepted := make(chan net.Conn, 4)
+	echoEnded := make(chan struct{}, 4) // a relay connection to the echo server ended
 	go func() {
 		for {
 			c, err := echo.Accept()
@@ -43,7 +44,11 @@ func testServeRelay(t *testing.T, loops int) {
 				return
 			}
 			accepted <- c
-			go func() { _, _ = io.Copy(c, c) }()
+			go func() {
+				_, _ = io.Copy(c, c)
+				_ = c.Close()
+				echoEnded <- struct{}{}
+			}()
 		}
 	}()
 
@@ -87,8 +92,19 @@ func testServeRelay(t *testing.T, loops int) {
 		}
 	}
 
-	// A client that ends its connection ends the relay's to the target.
+	// A client that ends its connection ends the relay's to the target,
+	// and only that one.
 	_ = clients[0].Close()
+	select {
+	case <-echoEnded:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a client's end did not end the relay's connection to the target")
+	}
+	select {
+	case <-echoEnded:
+		t.Fatal("one client's end ended the other's connection too")
+	case <-time.After(100 * time.Millisecond):
+	}
 
 	_ = inW.Close()
 	select {
