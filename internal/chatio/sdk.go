@@ -289,15 +289,15 @@ func pushEvents(action string, payload json.RawMessage) ([]Event, error) {
 	case PushChatPropertiesUpdated, PushChatThreadPropertiesUpdated,
 		PushLastSeenTimestampUpdated, PushThreadClosed,
 		PushChatUsersUpdated, PushIncomingTypingIndicator:
-		p, err := ParseObject(payload)
+		p, err := parsePayload(action, payload)
 		if err != nil {
-			return nil, fmt.Errorf("%s payload: %w", action, err)
+			return nil, err
 		}
 		return objectPushEvents(action, p)
 	case PushIncomingChatThread:
-		p, err := ParseObject(payload)
+		p, err := parsePayload(action, payload)
 		if err != nil {
-			return nil, fmt.Errorf("%s payload: %w", action, err)
+			return nil, err
 		}
 		d, err := parseNewThreadData(p.Raw("chat"))
 		if err != nil {
@@ -315,6 +315,16 @@ func pushEvents(action string, payload json.RawMessage) ([]Event, error) {
 	}
 }
 
+// parsePayload is ParseObject of a push's payload, its error naming the
+// push.
+func parsePayload(action string, payload json.RawMessage) (Object, error) {
+	p, err := ParseObject(payload)
+	if err != nil {
+		return nil, fmt.Errorf("%s payload: %w", action, err)
+	}
+	return p, nil
+}
+
 func rawOrNull(r json.RawMessage) json.RawMessage {
 	if r == nil {
 		return json.RawMessage("null")
@@ -326,9 +336,9 @@ func rawOrNull(r json.RawMessage) json.RawMessage {
 // kept apart from the other kinds so that its frames on the read loop's
 // stack stay small.
 func incomingEvent(payload json.RawMessage) ([]Event, error) {
-	p, err := ParseObject(payload)
+	p, err := parsePayload(PushIncomingEvent, payload)
 	if err != nil {
-		return nil, fmt.Errorf("%s payload: %w", PushIncomingEvent, err)
+		return nil, err
 	}
 	e, err := parseMember(p.Raw("event"))
 	if err != nil {
