@@ -3,6 +3,7 @@ package session
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,6 +41,10 @@ type Session struct {
 	cfg   *Config     // immutable (the pool's)
 	token string      // immutable; only in memory, never logged
 	log   *zap.Logger // immutable; carries the token's short hash
+
+	// tokenSum is the SHA-256 of token (immutable): what history cursors
+	// are bound to, so that they never carry the token.
+	tokenSum [32]byte
 
 	ctx     context.Context // the session's lifetime; canceled by stop
 	cancel  context.CancelFunc
@@ -128,6 +133,7 @@ func newSession(p *Pool, token string) *Session {
 		subs:  make(map[*Subscriber]struct{}),
 		sneak: make(map[string]*sneakState),
 	}
+	s.tokenSum = sha256.Sum256([]byte(token))
 	s.lastActive.Store(time.Now().UnixNano())
 	return s
 }
