@@ -228,6 +228,10 @@ func compareRequests(t *testing.T, where string, got, want []Request) {
 }
 
 // doCall makes the REST call API.md maps the SDK method to.
+// historyEnded marks, in the cursors of replay, a history iterator whose
+// last page has come (it had no cursor).
+const historyEnded = "\x00ended"
+
 func doCall(ctx context.Context, client *http.Client, gw string, auth http.Header, st ScenarioStep, cursors map[string]string) callResult {
 	arg := func(i int) json.RawMessage {
 		if i < len(st.Args) {
@@ -266,6 +270,12 @@ func doCall(ctx context.Context, client *http.Client, gw string, auth http.Heade
 		it := st.Iterator
 		if it == "" {
 			it = str(0)
+		}
+		if cursors[it] == historyEnded {
+			// The SDK's next() after the end resolves {done: true} and
+			// sends nothing; over HTTP the last page had no cursor, so a
+			// client (while (cursor)) asks nothing either.
+			return callResult{status: http.StatusOK, body: []byte(`{"events":[],"done":true}`)}
 		}
 		method, path = "GET", "/v1/chats/"+chat+"/history"
 		if c := cursors[it]; c != "" {
@@ -491,6 +501,12 @@ func checkResult(t *testing.T, i int, st ScenarioStep, gs goldenStep, res callRe
 		if !sameJSON(got.Events, want.Value) || got.Done != want.Done {
 			t.Errorf("step %d history:\n got  %s\n want %s", i, res.body, gs.Result.Resolved)
 		}
+		// API.md: the cursor is present exactly when done is false.
+		var fields map[string]json.RawMessage
+		_ = json.Unmarshal(res.body, &fields)
+		if _, has := fields["cursor"]; has == got.Done || has && got.Cursor == "" {
+			t.Errorf("step %d history: done %v with cursor %q: %s", i, got.Done, got.Cursor, res.body)
+		}
 		it := st.Iterator
 		if it == "" {
 			var s string
@@ -498,6 +514,9 @@ func checkResult(t *testing.T, i int, st ScenarioStep, gs goldenStep, res callRe
 			it = s
 		}
 		cursors[it] = got.Cursor
+		if got.Done {
+			cursors[it] = historyEnded
+		}
 	default:
 		if res.status != statusFor(st.Call) {
 			t.Errorf("step %d %s: status %d, want %d (%s)", i, st.Call, res.status, statusFor(st.Call), res.body)

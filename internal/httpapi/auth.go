@@ -40,8 +40,8 @@ func printableASCII(s string) bool {
 	return true
 }
 
-// ticketStore holds single-use stream tickets: ticket → token, each valid
-// for ttl. Bounded: expired tickets are swept when the store is full, and a
+// ticketStore holds single-use stream tickets: ticket → token (and the
+// X-Customer-Id of the request that got the ticket), each valid for ttl. Bounded: expired tickets are swept when the store is full, and a
 // store still full refuses new tickets.
 type ticketStore struct {
 	ttl time.Duration // immutable
@@ -54,16 +54,18 @@ type ticketStore struct {
 }
 
 type ticket struct {
-	token   string
-	expires time.Time
+	token      string
+	customerID string // "" when the request had none
+	expires    time.Time
 }
 
 func newTicketStore(ttl time.Duration, max int) *ticketStore {
 	return &ticketStore{ttl: ttl, max: max, now: time.Now, tickets: make(map[string]ticket)}
 }
 
-// issue stores a fresh ticket for token: 256 random bits, base64url.
-func (ts *ticketStore) issue(token string) (string, error) {
+// issue stores a fresh ticket for token and customerID: 256 random bits,
+// base64url.
+func (ts *ticketStore) issue(token, customerID string) (string, error) {
 	var b [32]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
 	id := base64.RawURLEncoding.EncodeToString(b[:])
@@ -82,15 +84,15 @@ func (ts *ticketStore) issue(token string) (string, error) {
 	if len(ts.tickets) >= ts.max {
 		return "", overloaded("too many stream tickets outstanding; retry later")
 	}
-	ts.tickets[id] = ticket{token: token, expires: now.Add(ts.ttl)}
+	ts.tickets[id] = ticket{token: token, customerID: customerID, expires: now.Add(ts.ttl)}
 	return id, nil
 }
 
-// redeem takes a ticket out of the store: its token when it was there and
-// unexpired. A ticket is accepted at most once.
-func (ts *ticketStore) redeem(id string) (string, bool) {
+// redeem takes a ticket out of the store: its token and customer id when
+// it was there and unexpired. A ticket is accepted at most once.
+func (ts *ticketStore) redeem(id string) (token, customerID string, ok bool) {
 	if id == "" || len(id) > 128 {
-		return "", false
+		return "", "", false
 	}
 	ts.mu.Lock()
 	t, ok := ts.tickets[id]
@@ -98,9 +100,9 @@ func (ts *ticketStore) redeem(id string) (string, bool) {
 	now := ts.now()
 	ts.mu.Unlock()
 	if !ok || !now.Before(t.expires) {
-		return "", false
+		return "", "", false
 	}
-	return t.token, true
+	return t.token, t.customerID, true
 }
 
 // len is the number of tickets held (expired ones not yet swept included).

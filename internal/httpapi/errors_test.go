@@ -321,27 +321,27 @@ func TestTicketStoreBounded(t *testing.T) {
 	now := time.Now()
 	ts.now = func() time.Time { return now }
 	for range 3 {
-		if _, err := ts.issue("t"); err != nil {
+		if _, err := ts.issue("t", ""); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := ts.issue("t"); err == nil {
+	if _, err := ts.issue("t", ""); err == nil {
 		t.Fatal("store over its cap")
 	}
 	now = now.Add(2 * time.Minute) // all expired: swept on the next issue
-	id, err := ts.issue("t")
+	id, err := ts.issue("t", "")
 	if err != nil || ts.len() != 1 {
 		t.Fatalf("after sweep: %v, %d held", err, ts.len())
 	}
-	if tok, ok := ts.redeem(id); !ok || tok != "t" {
+	if tok, _, ok := ts.redeem(id); !ok || tok != "t" {
 		t.Fatal("redeem")
 	}
-	if _, ok := ts.redeem(id); ok {
+	if _, _, ok := ts.redeem(id); ok {
 		t.Fatal("redeemed twice")
 	}
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
-	if _, ok := ts.redeem(string(b)); ok {
+	if _, _, ok := ts.redeem(string(b)); ok {
 		t.Fatal("random ticket accepted")
 	}
 }

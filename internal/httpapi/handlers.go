@@ -14,10 +14,11 @@ import (
 
 // ---- sessions ----
 
-// acquire returns the session of token; its errors are marked as Acquire's
-// (an unreachable upstream is CONNECTION_LOST).
+// acquire returns the session of token, telling the pool the request's
+// X-Customer-Id (in ctx: withCustomerID); its errors are marked as
+// Acquire's (an unreachable upstream is CONNECTION_LOST).
 func (s *Server) acquire(ctx context.Context, token string) (*session.Session, error) {
-	sess, err := s.pool.Acquire(ctx, token)
+	sess, err := s.pool.AcquireAs(ctx, token, customerIDOf(ctx))
 	if err != nil {
 		return nil, &acquireError{err}
 	}
@@ -66,7 +67,9 @@ func (s *Server) invoke(ctx context.Context, token, action string, payload any) 
 
 // restFunc is the shape of every REST handler: parse and check the input
 // (errors here never reach upstream), then do the call. rest turns one into
-// an http.HandlerFunc: bearer check first, one error path, JSON answer.
+// an http.HandlerFunc: bearer check first, then the rate limit and
+// X-Customer-Id (put in the request's context for acquire), one error
+// path, JSON answer.
 type restFunc func(r *http.Request, token string) (status int, result any, err error)
 
 func (s *Server) rest(fn restFunc) http.HandlerFunc {
@@ -77,6 +80,10 @@ func (s *Server) rest(fn restFunc) http.HandlerFunc {
 			return
 		}
 		if !s.limitRate(w, r, token) {
+			return
+		}
+		if r, err = withCustomerID(r); err != nil {
+			s.writeError(w, r, err)
 			return
 		}
 		status, result, err := fn(r, token)
@@ -100,7 +107,7 @@ func (s *Server) postTicket(r *http.Request, token string) (int, any, error) {
 	if _, err := s.acquire(r.Context(), token); err != nil {
 		return 0, nil, err
 	}
-	id, err := s.tickets.issue(token)
+	id, err := s.tickets.issue(token, customerIDOf(r.Context()))
 	if err != nil {
 		s.m.tickets.WithLabelValues("refused").Inc()
 		return 0, nil, err
@@ -123,14 +130,19 @@ func (s *Server) getSession(r *http.Request, token string) (int, any, error) {
 	}{sess.CustomerID(), sess.Status()}, nil
 }
 
+// deleteSession ends the token's session, if it has one (one being
+// opened is waited for); without one it answers 204 at once and dials
+// nothing. Idempotent.
 func (s *Server) deleteSession(r *http.Request, token string) (int, any, error) {
-	sess, err := s.acquire(r.Context(), token)
+	sess, err := s.pool.Lookup(r.Context(), token)
 	if err != nil {
 		return 0, nil, err
 	}
-	start := time.Now()
-	sess.Disconnect()
-	s.m.observeCall("disconnect", start, nil)
+	if sess != nil {
+		start := time.Now()
+		sess.Disconnect()
+		s.m.observeCall("disconnect", start, nil)
+	}
 	return http.StatusNoContent, nil, nil
 }
 

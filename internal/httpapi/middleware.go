@@ -224,7 +224,7 @@ func (s *Server) panicked(w http.ResponseWriter, r *http.Request, v any) {
 
 const (
 	corsAllowMethods  = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
-	corsAllowHeaders  = "Authorization, Content-Type, Last-Event-ID, X-Request-Id"
+	corsAllowHeaders  = "Authorization, Content-Type, Last-Event-ID, X-Customer-Id, X-Request-Id"
 	corsExposeHeaders = "Retry-After, X-Request-Id"
 	corsMaxAge        = "600"
 )

@@ -66,6 +66,13 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		}
 		token, ticket = t, ""
 	}
+	// The customer id told with the request; a ticket's (told when it was
+	// issued) takes its place.
+	customerID, idErr := customerIDFromHeader(r.Header)
+	if idErr != nil {
+		s.writeError(w, r, idErr)
+		return
+	}
 
 	if !s.Ready() {
 		s.writeError(w, r, session.ErrDraining)
@@ -98,7 +105,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 			s.forwardStream(w, r, issuer)
 			return
 		}
-		t, ok := s.tickets.redeem(id)
+		t, tid, ok := s.tickets.redeem(id)
 		if !ok {
 			s.m.tickets.WithLabelValues("rejected").Inc()
 			s.writeError(w, r, unauthenticated("invalid, expired or already used ticket"))
@@ -106,6 +113,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		}
 		s.m.tickets.WithLabelValues("redeemed").Inc()
 		token = t
+		if tid != "" {
+			customerID = tid
+		}
 	}
 
 	lastID := r.Header.Get("Last-Event-ID")
@@ -117,6 +127,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	}
 
 	var sub *session.Subscriber
+	ctx = contextWithCustomerID(ctx, customerID)
 	err := s.withSession(ctx, token, func(sess *session.Session) error {
 		var err error
 		sub, err = sess.Subscribe(ctx, lastID)

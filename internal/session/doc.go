@@ -7,7 +7,10 @@
 //
 // Pool.Acquire returns the session of a token, creating it on first use
 // (dial, login, get_chats_summary); concurrent first calls share one
-// creation. A session ends on Disconnect, on Pool.Shutdown, after
+// creation; Pool.AcquireAs also passes on the customer id the caller was
+// told (X-Customer-Id), which the session echoes when the upstream's login
+// does not tell it. Pool.Lookup finds a session without ever creating
+// one. A session ends on Disconnect, on Pool.Shutdown, after
 // IdleTimeout without subscriber and without call, when a re-login after a
 // drop is refused (*chatio.AuthError), or when the upstream disconnects the
 // customer with a reason that forbids reconnecting. An ended session has

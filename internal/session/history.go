@@ -24,7 +24,9 @@ const HistoryEventTarget = 50
 const historyBatch = 25
 
 // HistoryPage is one getChatHistory().next(): events oldest→newest within the
-// page, Done once every thread is loaded, Cursor for the next (older) page.
+// page, Done once every thread is loaded, Cursor for the next (older) page:
+// present exactly when Done is false, so that a client's while (cursor)
+// loop ends.
 type HistoryPage struct {
 	Events []any  `json:"events"`
 	Done   bool   `json:"done"`
@@ -41,29 +43,28 @@ type HistoryPage struct {
 // or the rest of the batch. The upstream requests are the SDK's too.
 //
 // The cursor is stateless and opaque (base64url, HMAC-SHA256-signed with
-// CursorKey and bound to the chat id): it carries the order of the oldest
-// thread returned so far, how many older threads remain, and the ids and
-// sizes of the threads left in the current batch. A new batch is located
-// by offset (total threads now minus those remaining, as the SDK does) and
-// filtered by order, so threads started while paging never shift a page;
-// no page repeats or skips an event. The last page (Done) carries a cursor
-// too: following it answers {events: [], done: true}, like the SDK's next()
-// after the end.
+// CursorKey): any replica with the same key serves it. Its MAC covers the
+// chat id and a SHA-256 of the session's token (never the token itself),
+// so it is good only for this chat and this customer's token: another
+// token's replay is ErrBadCursor, answered without asking the upstream. It
+// carries the order of the oldest thread returned so far, how many older
+// threads remain, and the ids and sizes of the threads left in the current
+// batch. A new batch is located by offset (total threads now minus those
+// remaining, as the SDK does) and filtered by order, so threads started
+// while paging never shift a page; no page repeats or skips an event. The
+// last page (Done) has no cursor: there is nothing to follow.
 //
 // Like the SDK, each page emits into the session's log user_data for the
 // users of the get_chat_threads answer and thread_summary per loaded thread.
 //
-// Errors: ErrBadCursor (malformed, forged, or another chat's cursor), the
-// errors of Do, upstream errors.
+// Errors: ErrBadCursor (malformed, forged, another chat's or another
+// token's cursor), the errors of Do, upstream errors.
 func (s *Session) History(ctx context.Context, chatID, cursor string) (HistoryPage, error) {
 	var cur *historyCursor
 	if cursor != "" {
 		c, ok := s.decodeCursor(chatID, cursor)
 		if !ok {
 			return HistoryPage{}, ErrBadCursor
-		}
-		if c.done {
-			return HistoryPage{Events: []any{}, Done: true, Cursor: cursor}, nil
 		}
 		cur = &c
 	}
@@ -76,7 +77,9 @@ func (s *Session) History(ctx context.Context, chatID, cursor string) (HistoryPa
 		if err != nil {
 			return err
 		}
-		page.Cursor = s.encodeCursor(chatID, next)
+		if !page.Done {
+			page.Cursor = s.encodeCursor(chatID, next)
+		}
 		return nil
 	})
 	if err != nil {
@@ -93,9 +96,9 @@ type threadSum struct {
 	events int
 }
 
-// historyCursor is the state between two pages.
+// historyCursor is the state between two pages (there is none after the
+// last one).
 type historyCursor struct {
-	done     bool
 	before   float64     // order of the oldest thread returned so far
 	left     int         // threads older than before (not loaded yet)
 	leftover []threadSum // the current batch's threads not loaded yet, oldest first (order unused)
@@ -177,11 +180,7 @@ func historyPage(ctx context.Context, c *chatio.Client, chat string, cur *histor
 	next.leftover = leftover
 	// done as the SDK has it (nothing left), or when a page could load
 	// nothing although something seemed left (never page forever).
-	next.done = next.left <= 0 || len(targeted) == 0
-	page.Done = next.done
-	if next.done {
-		next = historyCursor{done: true}
-	}
+	page.Done = next.left <= 0 || len(targeted) == 0
 	return page, next, evs, nil
 }
 
@@ -235,21 +234,24 @@ func readThreadsSummary(ctx context.Context, c *chatio.Client, chat string, offs
 	return out, int(total), nil
 }
 
-// Cursor layout (base64url, no padding), version 1:
+// Cursor layout (base64url, no padding), version 2:
 //
-//	version(1) flags(1) before(8, float64 bits) left(uvarint)
+//	version(1) before(8, float64 bits) left(uvarint)
 //	n(uvarint) n × [idLen(uvarint) id totalEvents(uvarint)]
-//	HMAC-SHA256(16) over "history-cursor\0" chat "\0" and all of the above.
+//	HMAC-SHA256(16) over "history-cursor-v2\0" SHA-256(token) chat "\0"
+//	and all of the above.
+//
+// Version 1 (no token in the MAC, a done flag) is no longer accepted.
 const (
-	cursorVersion  = 1
-	cursorMACLen   = 16
-	cursorFlagDone = 1
-	maxCursorLen   = 8 << 10
+	cursorVersion = 2
+	cursorMACLen  = 16
+	maxCursorLen  = 8 << 10
 )
 
 func (s *Session) cursorMAC(chat string, body []byte) []byte {
 	m := hmac.New(sha256.New, s.cfg.CursorKey)
-	m.Write([]byte("history-cursor\x00"))
+	m.Write([]byte("history-cursor-v2\x00"))
+	m.Write(s.tokenSum[:])
 	m.Write([]byte(chat))
 	m.Write([]byte{0})
 	m.Write(body)
@@ -258,10 +260,7 @@ func (s *Session) cursorMAC(chat string, body []byte) []byte {
 
 func (s *Session) encodeCursor(chat string, c historyCursor) string {
 	b := make([]byte, 0, 16+len(c.leftover)*16)
-	b = append(b, cursorVersion, 0)
-	if c.done {
-		b[1] = cursorFlagDone
-	}
+	b = append(b, cursorVersion)
 	b = binary.BigEndian.AppendUint64(b, math.Float64bits(c.before))
 	b = binary.AppendUvarint(b, uint64(max(c.left, 0)))
 	b = binary.AppendUvarint(b, uint64(len(c.leftover)))
@@ -280,16 +279,15 @@ func (s *Session) decodeCursor(chat, cursor string) (historyCursor, bool) {
 		return c, false
 	}
 	b, err := base64.RawURLEncoding.DecodeString(cursor)
-	if err != nil || len(b) < 2+8+2+cursorMACLen || b[0] != cursorVersion {
+	if err != nil || len(b) < 1+8+2+cursorMACLen || b[0] != cursorVersion {
 		return c, false
 	}
 	body, mac := b[:len(b)-cursorMACLen], b[len(b)-cursorMACLen:]
 	if !hmac.Equal(mac, s.cursorMAC(chat, body)) {
 		return c, false
 	}
-	c.done = body[1]&cursorFlagDone != 0
-	c.before = math.Float64frombits(binary.BigEndian.Uint64(body[2:10]))
-	r := body[10:]
+	c.before = math.Float64frombits(binary.BigEndian.Uint64(body[1:9]))
+	r := body[9:]
 	uv := func() (uint64, bool) {
 		v, n := binary.Uvarint(r)
 		if n <= 0 {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
@@ -93,7 +94,8 @@ func TestHistoryPaging(t *testing.T) {
 }
 
 // readAllPages pages through a chat's history until done, calling between
-// after each page; it checks the done page's cursor answers done again.
+// after each page; it checks that a cursor comes exactly with the pages
+// that are not done (API.md: so that while (cursor) ends).
 func readAllPages(t *testing.T, s *Session, chat string, between func(i int)) [][]pageEvent {
 	t.Helper()
 	var pages [][]pageEvent
@@ -108,16 +110,18 @@ func readAllPages(t *testing.T, s *Session, chat string, between func(i int)) []
 		}
 		pages = append(pages, pageEvents(t, p))
 		between(i)
-		if p.Cursor == "" {
-			t.Fatal("no cursor")
-		}
 		if p.Done {
-			// Like the SDK's next() after the end: {done: true}, nothing else.
-			again, err := s.History(ctxT(t), chat, p.Cursor)
-			if err != nil || !again.Done || len(again.Events) != 0 {
-				t.Fatalf("after the end: %v %+v", err, again)
+			if p.Cursor != "" {
+				t.Fatalf("page %d: done with a cursor", i)
+			}
+			b, err := json.Marshal(p)
+			if err != nil || strings.Contains(string(b), `"cursor"`) {
+				t.Fatalf("done page as JSON: %s %v", b, err)
 			}
 			return pages
+		}
+		if p.Cursor == "" {
+			t.Fatalf("page %d: not done and no cursor", i)
 		}
 		cursor = p.Cursor
 	}
@@ -233,6 +237,16 @@ func TestHistoryBadCursor(t *testing.T) {
 		if _, err := s.History(ctxT(t), target, c); !errors.Is(err, ErrBadCursor) {
 			t.Fatalf("%s: %v", name, err)
 		}
+	}
+	// Another customer's session refuses the cursor, and the upstream is
+	// not asked: the cursor is bound to the token.
+	thief := e.acquire(t, "tok-history-thief")
+	before := e.srv.Stats().Requests
+	if _, err := thief.History(ctxT(t), chat, p.Cursor); !errors.Is(err, ErrBadCursor) {
+		t.Fatalf("another token's replay: %v, want ErrBadCursor", err)
+	}
+	if n := e.srv.Stats().Requests - before; n != 0 {
+		t.Fatalf("the upstream was asked %d times for another token's replay", n)
 	}
 	// A cursor from another pool with the same key is accepted (stateless).
 	cfg := fastConfig()

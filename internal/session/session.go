@@ -3,6 +3,7 @@ package session
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,13 +42,17 @@ type Session struct {
 	token string      // immutable; only in memory, never logged
 	log   *zap.Logger // immutable; carries the token's short hash
 
+	// tokenSum is the SHA-256 of token (immutable): what history cursors
+	// are bound to, so that they never carry the token.
+	tokenSum [32]byte
+
 	ctx     context.Context // the session's lifetime; canceled by stop
 	cancel  context.CancelFunc
 	done    chan struct{} // closed by end
 	endOnce sync.Once
 
 	entry      *entry // set by Pool.create under pool.mu before start; read under pool.mu
-	customerID string // set by Pool.open before the session is published; immutable after
+	customerID string // guarded by mu: set by Pool.open before the session is published, then only by adoptCustomerID (once, while "")
 
 	inflight   atomic.Int64 // Do calls running
 	lastActive atomic.Int64 // UnixNano of the last Acquire, call end or unsubscribe
@@ -128,13 +133,43 @@ func newSession(p *Pool, token string) *Session {
 		subs:  make(map[*Subscriber]struct{}),
 		sneak: make(map[string]*sneakState),
 	}
+	s.tokenSum = sha256.Sum256([]byte(token))
 	s.lastActive.Store(time.Now().UnixNano())
 	return s
 }
 
-// CustomerID is the customer's id as the upstream's login answered it (""
-// when the upstream does not tell).
-func (s *Session) CustomerID() string { return s.customerID }
+// MaxCustomerIDLen bounds a customer id a caller may hand to AcquireAs,
+// in bytes.
+const MaxCustomerIDLen = 128
+
+// CustomerID is the customer's id (see Pool.AcquireAs for where it comes
+// from); "" while nobody has told it.
+func (s *Session) CustomerID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.customerID
+}
+
+// adoptCustomerID makes id the session's customer id when it has none
+// yet, and tells every subscriber with a customer_id event (their
+// snapshot said ""). An id once known is kept.
+func (s *Session) adoptCustomerID(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.customerID != "" || s.closing {
+		return
+	}
+	data, err := encodeJSON(id)
+	if err != nil {
+		return
+	}
+	current := s.snap != nil && s.snap.seq == s.seq
+	s.customerID = id
+	s.appendLocked(chatio.EventCustomerID, data, false)
+	if current {
+		s.snap.seq = s.seq // the chats have not changed: still reusable
+	}
+}
 
 // Status is "connecting", "connected", "reconnecting", or "disconnected"
 // once the session has ended.

@@ -239,6 +239,7 @@ func (s *Session) subscribeFresh(ctx context.Context) (*Subscriber, error) {
 	}
 	sub := s.addLocked(0)
 	n := s.seq
+	customerID := s.customerID // as of n: a later adoption is an event after n
 	snap := s.snap
 	if snap != nil && (snap.seq != n || time.Since(snap.at) > summarySnapMaxAge) {
 		snap = nil
@@ -266,7 +267,7 @@ func (s *Session) subscribeFresh(ctx context.Context) (*Subscriber, error) {
 		}
 		s.keepSummary(snap, n)
 	}
-	idData, _ := encodeJSON(s.customerID)
+	idData, _ := encodeJSON(customerID)
 	out := make([]Message, 0, len(snap.users)+2)
 	out = append(out, Message{Name: chatio.EventCustomerID, Data: idData})
 	out = append(out, snap.users...)

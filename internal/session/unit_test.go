@@ -1,8 +1,10 @@
 package session
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
@@ -42,8 +44,8 @@ func testSession(t *testing.T) *Session {
 
 func TestCursorRoundTrip(t *testing.T) {
 	s := testSession(t)
+	other := newSession(s.pool, "another token")
 	for _, c := range []historyCursor{
-		{done: true},
 		{before: 7, left: 30},
 		{before: 1.5, left: 3, leftover: []threadSum{{id: "A", events: 3}, {id: "BB", events: 70}}},
 	} {
@@ -55,7 +57,22 @@ func TestCursorRoundTrip(t *testing.T) {
 		if _, ok := s.decodeCursor("other", enc); ok {
 			t.Fatal("accepted for another chat")
 		}
+		if _, ok := other.decodeCursor("chat", enc); ok {
+			t.Fatal("accepted for another token")
+		}
+		if strings.Contains(string(mustDecode(t, enc)), "tok") {
+			t.Fatal("the cursor carries the token")
+		}
 	}
+}
+
+func mustDecode(t *testing.T, cursor string) []byte {
+	t.Helper()
+	b, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func FuzzDecodeCursor(f *testing.F) {
