@@ -115,7 +115,7 @@ progress "go vet" go vet ./...
 if [ ! -x /usr/bin/chromium ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "== installing chromium for the browser test: apt-get update, then apt-get install chromium"
-    echo "   (Debian's package and its dependencies, some 100 MB to download; this takes minutes)"
+    echo "   (Debian's package, about 80 MB, and what it depends on: this can take minutes)"
     install_chromium() {
       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
     }
