@@ -22,7 +22,13 @@ COPY . .
 # Set by BuildKit to the target platform (empty with the legacy builder:
 # then Go builds for the build image's own platform, linux).
 ARG TARGETOS TARGETARCH
-RUN CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} go build -trimpath -ldflags="-s -w" -o /out/gateway ./cmd/gateway
+# What `gateway version`, the start-up log line and gateway_build_info
+# report. .git stays out of the build context, so Go cannot stamp the
+# revision itself: pass both,
+#   docker build --build-arg VERSION=1.2.0 --build-arg REVISION=$(git rev-parse HEAD) .
+# Unset, the binary reports version "devel" and no revision.
+ARG VERSION="" REVISION=""
+RUN CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} go build -trimpath -ldflags="-s -w -X main.version=${VERSION} -X main.revision=${REVISION}" -o /out/gateway ./cmd/gateway
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/gateway /gateway

@@ -13,7 +13,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -968,11 +972,12 @@ func TestDockerfile(t *testing.T) {
 	if last := stages[len(stages)-1]; last != "gcr.io/distroless/static-debian12:nonroot" {
 		t.Errorf("Dockerfile: runtime stage %q, want gcr.io/distroless/static-debian12:nonroot", last)
 	}
-	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", `-ldflags="-s -w"`, "./cmd/gateway"} {
+	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", `-ldflags="-s -w `, "./cmd/gateway"} {
 		if !strings.Contains(buildCmd, want) {
 			t.Errorf("Dockerfile: the go build command %q lacks %s", buildCmd, want)
 		}
 	}
+	checkVersionFlags(t, ins, buildCmd)
 	has := func(cmd, args string) bool {
 		return slices.ContainsFunc(final, func(in instruction) bool { return in.cmd == cmd && in.args == args })
 	}
@@ -1008,6 +1013,55 @@ func TestDockerfile(t *testing.T) {
 	}
 	if !strings.Contains(string(src), `case "healthcheck":`) {
 		t.Error("cmd/gateway has no healthcheck subcommand any more")
+	}
+}
+
+// checkVersionFlags: the build stage takes the build args VERSION and
+// REVISION and links them into variables cmd/gateway declares (-X on a
+// variable that does not exist is silently ignored).
+func checkVersionFlags(t *testing.T, ins []instruction, buildCmd string) {
+	t.Helper()
+	args := map[string]bool{}
+	stage := 0
+	for _, in := range ins {
+		if in.cmd == "FROM" {
+			stage++
+		}
+		if in.cmd == "ARG" && stage == 1 { // the build stage's
+			for _, f := range strings.Fields(in.args) {
+				name, _, _ := strings.Cut(f, "=")
+				args[name] = true
+			}
+		}
+	}
+	declared := map[string]bool{}
+	pkgs, err := parser.ParseDir(token.NewFileSet(), "../cmd/gateway", func(fi fs.FileInfo) bool {
+		return !strings.HasSuffix(fi.Name(), "_test.go")
+	}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range pkgs["main"].Files {
+		for _, d := range f.Decls {
+			if g, ok := d.(*ast.GenDecl); ok && g.Tok == token.VAR {
+				for _, sp := range g.Specs {
+					for _, n := range sp.(*ast.ValueSpec).Names {
+						declared[n.Name] = true
+					}
+				}
+			}
+		}
+	}
+	for arg, v := range map[string]string{"VERSION": "version", "REVISION": "revision"} {
+		if !args[arg] {
+			t.Errorf("Dockerfile: the build stage has no ARG %s", arg)
+		}
+		if flag := "-X main." + v + "=${" + arg + "}"; !strings.Contains(buildCmd, flag) {
+			t.Errorf("Dockerfile: the go build command %q lacks %s", buildCmd, flag)
+		}
+		if !declared[v] {
+			t.Errorf("cmd/gateway declares no package variable %s for -X main.%s", v, v)
+		}
 	}
 }
 

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Checks the deployment kit without a Docker engine or a cluster:
 #   1. builds cmd/gateway with the Dockerfile's own `go build` line (same
-#      flags, CGO_ENABLED=0) into a temporary directory, checks that the
-#      binary is static and carries -trimpath and -ldflags="-s -w", and runs
-#      it the way the image does: serve, `gateway healthcheck`, SIGTERM;
+#      flags, CGO_ENABLED=0, the build args VERSION and REVISION set) into a
+#      temporary directory, checks that the binary is static, carries
+#      -trimpath and -ldflags="-s -w" and reports the build args in
+#      `gateway version`, and runs it the way the image does: serve,
+#      `gateway healthcheck`, SIGTERM;
 #   2. lints the Dockerfile with hadolint when it is installed (or packaged
 #      for apt: then it is installed; nothing is downloaded otherwise);
 #   3. renders the kustomize base and overlay (kubectl kustomize, or
@@ -40,7 +42,9 @@ esac
 # Build for this machine, into the temporary directory instead of /out.
 cmd=${build_line//\/out\/gateway/$tmp/gateway}
 echo "   $cmd"
-TARGETOS=$(go env GOOS) TARGETARCH=$(go env GOARCH) bash -c "$cmd"
+# The build args a release passes (docker build --build-arg VERSION=…).
+check_version=0.0.0-check-deploy check_revision=check-deploy-revision
+TARGETOS=$(go env GOOS) TARGETARCH=$(go env GOARCH) VERSION=$check_version REVISION=$check_revision bash -c "$cmd"
 bin=$tmp/gateway
 
 if command -v file >/dev/null; then
@@ -73,6 +77,13 @@ if command -v readelf >/dev/null && readelf -S "$bin" | grep -q '\.debug_'; then
   echo "the binary has DWARF sections: not linked with -w"; exit 1
 fi
 echo "   static, CGO_ENABLED=0, -trimpath, -ldflags=\"-s -w\": ok ($(du -h "$bin" | cut -f1))"
+# The build args reach the binary: `gateway version` reports them.
+version_out=$("$bin" version)
+if ! grep -qx "chatio-gateway $check_version" <<<"$version_out" || ! grep -qx "revision: $check_revision" <<<"$version_out"; then
+  echo "gateway version does not report the build args VERSION=$check_version REVISION=$check_revision:"
+  echo "$version_out"; exit 1
+fi
+echo "   gateway version: $check_version, revision $check_revision (the build args): ok"
 
 # Run it as the container does: serve, healthcheck, SIGTERM → clean exit.
 port=$(( 20000 + RANDOM % 20000 ))
@@ -101,6 +112,7 @@ echo "== 2. hadolint"
 if ! command -v hadolint >/dev/null; then
   candidate=$(apt-cache policy hadolint 2>/dev/null | awk '/Candidate:/ {print $2}')
   if [ -n "$candidate" ] && [ "$candidate" != "(none)" ] && [ "$(id -u)" = 0 ]; then
+    echo "   installing hadolint $candidate: apt-get install hadolint"
     apt-get install -y -qq hadolint >/dev/null
   fi
 fi

@@ -1,9 +1,106 @@
 #!/usr/bin/env bash
 # Runs every test of the project: formatting, vet, and the Go tests with the
 # race detector (fuzz corpora in testdata are replayed as ordinary tests).
-# Installs what the tests need when it is missing.
+# Installs what the tests need when it is missing, saying what before it
+# does. A step that runs long says so every 30 s (TEST_PROGRESS_EVERY), with
+# what of it runs at the moment, so that the output never goes quiet for
+# minutes; the output of the commands themselves is left as it is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# ---- progress: a line every $progress_every seconds while a step runs ----
+progress_every=${TEST_PROGRESS_EVERY:-30}
+root=$PWD
+
+# running_now prints what runs under this script at the moment: the Go test
+# binaries (by package directory), the packages being compiled, and the
+# names of other programs (apt-get, dpkg, link, vet, …). It reads /proc
+# (Linux); elsewhere it prints nothing.
+running_now() {
+  [ -r "/proc/$$/stat" ] || return 0
+  local -A kids=() others=()
+  local f line pid rest ppid
+  for f in /proc/[0-9]*/stat; do
+    { read -r line <"$f"; } 2>/dev/null || continue
+    pid=${f#/proc/}
+    pid=${pid%/stat}
+    rest=${line##*) } # after "pid (comm) ": state ppid …
+    ppid=${rest#* }
+    ppid=${ppid%% *}
+    kids[$ppid]+=" $pid"
+  done
+  local -a queue=("$$") tests=() builds=() args=()
+  local k exe dir i
+  while [ ${#queue[@]} -gt 0 ]; do
+    pid=${queue[0]}
+    queue=("${queue[@]:1}")
+    for k in ${kids[$pid]:-}; do
+      queue+=("$k")
+      { mapfile -d '' -t args <"/proc/$k/cmdline"; } 2>/dev/null || continue
+      [ ${#args[@]} -gt 0 ] || continue
+      exe=${args[0]##*/}
+      case $exe in
+        *.test)
+          dir=$(readlink "/proc/$k/cwd" 2>/dev/null) || dir=$exe
+          tests+=("${dir#"$root"/}") ;;
+        compile)
+          for ((i = 1; i < ${#args[@]}; i++)); do
+            if [ "${args[i - 1]}" = -p ]; then
+              builds+=("${args[i]#github.com/chatio-gateway/chatio-gateway/}")
+              break
+            fi
+          done ;;
+        bash | sh | sleep | tee | go | cat) ;;
+        *) others[$exe]=1 ;;
+      esac
+    done
+  done
+  local out=""
+  if [ ${#tests[@]} -gt 0 ]; then out+="; testing ${tests[*]}"; fi
+  if [ ${#builds[@]} -gt 5 ]; then
+    out+="; compiling ${builds[*]:0:5} and $((${#builds[@]} - 5)) more"
+  elif [ ${#builds[@]} -gt 0 ]; then
+    out+="; compiling ${builds[*]}"
+  fi
+  if [ ${#others[@]} -gt 0 ]; then out+="; running ${!others[*]}"; fi
+  printf '%s' "${out#; }"
+}
+
+# heartbeat LABEL: every $progress_every seconds, a line saying that LABEL
+# still runs, for how long, and what of it. Runs in the background until
+# killed, or, should this script end otherwise (a signal), until its next
+# tick finds the script gone: then it ends without a word. (No traps: a
+# background subshell can run a trap of the script's that it inherited.)
+heartbeat() {
+  local label=$1 start=$SECONDS now
+  while sleep "$progress_every" >/dev/null 2>&1 </dev/null; do
+    kill -0 "$$" 2>/dev/null || exit 0
+    now=$(running_now)
+    echo "   … $label: still running after $((SECONDS - start)) s${now:+ ($now)}"
+  done
+}
+
+hb_pid=""
+stop_heartbeat() {
+  if [ -n "$hb_pid" ]; then
+    kill "$hb_pid" 2>/dev/null || true
+    wait "$hb_pid" 2>/dev/null || true
+    hb_pid=""
+  fi
+}
+
+# progress LABEL COMMAND…: runs COMMAND with a heartbeat; its status is
+# COMMAND's.
+progress() {
+  local label=$1 rc=0
+  shift
+  heartbeat "$label" &
+  hb_pid=$!
+  "$@" || rc=$?
+  stop_heartbeat
+  return "$rc"
+}
+# ---- end of the progress block ----
 
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
@@ -12,14 +109,21 @@ if [ -n "$unformatted" ]; then
 fi
 
 echo "== go vet"
-go vet ./...
+progress "go vet" go vet ./...
 
 # ---- browser test (internal/browsertest): Debian's headless Chromium ----
 if [ ! -x /usr/bin/chromium ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "== installing chromium for the browser test"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
-      || echo "chromium install failed: the browser test will skip"
+    echo "== installing chromium for the browser test: apt-get update, then apt-get install chromium"
+    echo "   (Debian's package, about 80 MB, and what it depends on: this can take minutes)"
+    install_chromium() {
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    }
+    if progress "installing chromium" install_chromium; then
+      echo "   installed: $(/usr/bin/chromium --version 2>/dev/null || echo chromium)"
+    else
+      echo "chromium install failed: the browser test will skip"
+    fi
   else
     echo "no /usr/bin/chromium: the browser test will skip (as root: apt-get install chromium)"
   fi
@@ -31,12 +135,18 @@ export BROWSER_ARTIFACTS="$PWD/artifacts/browser" # screenshots
 # ---- end of the browser block ----
 
 echo "== deploy kit: the Dockerfile's build, a static binary, its healthcheck, linters when installed"
-./scripts/check-deploy.sh
+progress "deploy kit" ./scripts/check-deploy.sh
 
+# Each package's result is printed as go test reports it, in package order
+# (a long package holds back the lines of those after it: the heartbeat
+# names what still runs meanwhile).
 echo "== go test -race"
-go test -race -count=1 -timeout 15m ./... 2>&1 | tee /tmp/chatio-gateway-test.log
+go_test_race() {
+  go test -race -count=1 -timeout 15m ./... 2>&1 | tee /tmp/chatio-gateway-test.log
+}
+progress "go test -race" go_test_race
 
 # The race detector changes how the runtime sizes goroutine stacks: what
 # keeps an idle stream's stack small is tested without it.
 echo "== go test, no race detector: stack size"
-go test -count=1 -run 'StackHalved' ./internal/httpapi/
+progress "go test (stack size)" go test -count=1 -run 'StackHalved' ./internal/httpapi/

@@ -188,6 +188,7 @@ func printUsage(w io.Writer) error {
 Usage:
   gateway              run the service (configured by the environment below)
   gateway healthcheck  GET /healthz on the local port of GATEWAY_ADDR; exit 0 when healthy
+  gateway version      the version, VCS revision and Go release of this binary
   gateway -h           this help
 
 Environment:

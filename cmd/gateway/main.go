@@ -58,6 +58,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, onListen 
 	case "":
 	case "healthcheck":
 		return healthcheck(ctx)
+	case "version":
+		return printVersion(stdout, readBuildInfo())
 	default:
 		_ = printUsage(stderr)
 		return fmt.Errorf("unknown command %q", fs.Arg(0))
@@ -73,6 +75,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, onListen 
 		return err
 	}
 	defer func() { _ = log.Sync() }()
+	log.Info("gateway starting", readBuildInfo().logFields()...)
 	return serve(ctx, cfg, log, stdout, onListen)
 }
 
@@ -102,6 +105,7 @@ func newLogger(cfg config, out io.Writer) (*zap.Logger, error) {
 func serve(ctx context.Context, cfg config, log *zap.Logger, stdout io.Writer, onListen func(net.Addr)) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(buildInfoGauge(readBuildInfo()))
 
 	upstreamURL := cfg.ChatioURL
 	var sim *embeddedSim

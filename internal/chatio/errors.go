@@ -50,7 +50,7 @@ func (e *RequestError) Error() string {
 
 // DisconnectedError is how a client ends after a customer_disconnected push:
 // Reason is the pushed reason ("" when none), Retry whether reconnecting
-// makes sense (PROTOCOL.md, connection rules). It wraps ErrConnectionLost.
+// makes sense (docs/PROTOCOL.md, connection rules). It wraps ErrConnectionLost.
 type DisconnectedError struct {
 	Reason string
 	Retry  bool

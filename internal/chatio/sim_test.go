@@ -1,7 +1,7 @@
 package chatio_test
 
 // End to end: the client against the simulator, over a real websocket.
-// Every action and push of PROTOCOL.md, every error type, a drop mid-call,
+// Every action and push of docs/PROTOCOL.md, every error type, a drop mid-call,
 // keepalive failure and the file limit.
 
 import (
@@ -353,7 +353,7 @@ func TestSimKeepaliveFailure(t *testing.T) {
 }
 
 // chat.io closes a socket from which nothing came for about 30 s, pushes
-// to it notwithstanding (PROTOCOL.md: keep the socket busy): the client's
+// to it notwithstanding (docs/PROTOCOL.md: keep the socket busy): the client's
 // keepalive pings go on while the socket brings a steady flow of pushes.
 func TestSimBusySocketKeptAlive(t *testing.T) {
 	const idle = 300 * time.Millisecond

@@ -1,5 +1,5 @@
 // Package httpapi is the gateway's HTTP surface: the chi router with every
-// route of the HTTP contract (shared/API.md, api/openapi.yaml), the REST
+// route of the HTTP contract (api/openapi.yaml), the REST
 // handlers that turn a call into one SDK method on the customer's session,
 // the Server-Sent-Events stream of the session's events, stream tickets for
 // browsers, CORS, health, readiness, metrics and the embedded OpenAPI

@@ -13,7 +13,7 @@ import (
 )
 
 // Gap filling. The upstream never re-sends pushes a dropped socket missed
-// (PROTOCOL.md); after a reconnect the session reads back, for every chat
+// (docs/PROTOCOL.md); after a reconnect the session reads back, for every chat
 // it has seen, the events after the last one it delivered, and emits them
 // as new_event before connection_restored. The chatTracker remembers, per
 // chat, that last delivered event by wire order; it also drops pushes of

@@ -1,5 +1,5 @@
 // Package chatiotest is a faithful, in-memory simulator of the chat.io
-// customer protocol v0.5 (docs: ../../../../shared/PROTOCOL.md): the customer
+// customer protocol v0.5 (described in docs/PROTOCOL.md): the customer
 // websocket, the HTTP file upload, an agent side driven from Go or over HTTP,
 // a demo agent bot, fault injection and observation helpers. The gateway's
 // tests run against it (Start), cmd/chatio-sim serves it standalone, and the
@@ -24,7 +24,7 @@
 //
 // # Protocol
 //
-// Frames, actions, payloads and wire objects are those of PROTOCOL.md; the
+// Frames, actions, payloads and wire objects are those of docs/PROTOCOL.md; the
 // envelope types come from package chatio. Notable choices:
 //
 //   - The first request must be login {token: "Bearer X", customer}; X goes
