@@ -33,6 +33,9 @@ export BROWSER_ARTIFACTS="$PWD/artifacts/browser" # screenshots
 echo "== deploy kit: the Dockerfile's build, a static binary, its healthcheck, linters when installed"
 ./scripts/check-deploy.sh
 
+echo "== TypeScript types from api/openapi.yaml: generated as committed, a strict client compiles"
+./scripts/check-spec-types.sh
+
 echo "== go test -race"
 go test -race -count=1 -timeout 15m ./... 2>&1 | tee /tmp/chatio-gateway-test.log
 
