@@ -137,6 +137,9 @@ export BROWSER_ARTIFACTS="$PWD/artifacts/browser" # screenshots
 echo "== deploy kit: the Dockerfile's build, a static binary, its healthcheck, linters when installed"
 progress "deploy kit" ./scripts/check-deploy.sh
 
+echo "== TypeScript types from api/openapi.yaml: generated as committed, a strict client compiles"
+progress "spec types" ./scripts/check-spec-types.sh
+
 # Each package's result is printed as go test reports it, in package order
 # (a long package holds back the lines of those after it: the heartbeat
 # names what still runs meanwhile).

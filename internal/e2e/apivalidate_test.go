@@ -31,7 +31,11 @@ import (
 // message by message as the test reads it: each message's data against
 // components.schemas.StreamEvent_<event name> (StreamMessage for names the
 // spec does not list), and ids must rise strictly. A route, method, status
-// or content type the spec does not have is a failure too.
+// or content type the spec does not have is a failure too, except the
+// answers the spec gives for those: a 404 on a path it does not list is held
+// to components.responses.RouteNotFound, a 405 for a method it does not list
+// on a path it lists to components.responses.MethodNotAllowed. The answer to
+// a HEAD request has no body to check.
 
 // apiSchemaDoc is the URL under which the spec is given to the compiler.
 const apiSchemaDoc = "mem:///openapi.json"
@@ -150,7 +154,7 @@ func apiPtrEscape(tok string) string {
 	return strings.ReplaceAll(strings.ReplaceAll(tok, "~", "~0"), "/", "~1")
 }
 
-// lookup returns the value at a JSON pointer ("/a/b").
+// lookup returns the value at a JSON pointer ("/a/b", "/a/0").
 func (s *apiSpec) lookup(ptr string) (any, bool) {
 	var v any = s.doc
 	if ptr == "" {
@@ -158,11 +162,19 @@ func (s *apiSpec) lookup(ptr string) (any, bool) {
 	}
 	for _, tok := range strings.Split(strings.TrimPrefix(ptr, "/"), "/") {
 		tok = strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")
-		m, ok := v.(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		if v, ok = m[tok]; !ok {
+		switch x := v.(type) {
+		case map[string]any:
+			var ok bool
+			if v, ok = x[tok]; !ok {
+				return nil, false
+			}
+		case []any:
+			i, err := strconv.Atoi(tok)
+			if err != nil || i < 0 || i >= len(x) {
+				return nil, false
+			}
+			v = x[i]
+		default:
 			return nil, false
 		}
 	}
@@ -252,17 +264,31 @@ type apiExpectation struct {
 	schemaPtr string // JSON pointer of the body's schema; "" when none
 }
 
+// The responses the spec gives for requests outside its paths and methods.
+const (
+	apiRouteNotFound    = "/components/responses/RouteNotFound"
+	apiMethodNotAllowed = "/components/responses/MethodNotAllowed"
+)
+
 // expect finds the spec's response for (method, path, status, content type)
 // and checks the headers it declares.
 func (s *apiSpec) expect(method string, u *url.URL, status int, h http.Header) (apiExpectation, error) {
 	exp := apiExpectation{where: fmt.Sprintf("%s %s → %d", method, u.EscapedPath(), status)}
 	tmpl, ok := s.route(u.EscapedPath())
 	if !ok {
+		if status == http.StatusNotFound {
+			exp.where += " (RouteNotFound)"
+			return s.expectResponse(exp, apiRouteNotFound, h)
+		}
 		return exp, errors.New("no path of the spec matches")
 	}
 	opPtr := "/paths/" + apiPtrEscape(tmpl) + "/" + strings.ToLower(method)
 	exp.where = fmt.Sprintf("%s %s → %d", method, tmpl, status)
 	if _, ok := s.lookup(opPtr); !ok {
+		if status == http.StatusMethodNotAllowed {
+			exp.where += " (MethodNotAllowed)"
+			return s.expectResponse(exp, apiMethodNotAllowed, h)
+		}
 		return exp, fmt.Errorf("the spec has no %s on %s", method, tmpl)
 	}
 	code := strconv.Itoa(status)
@@ -277,6 +303,12 @@ func (s *apiSpec) expect(method string, u *url.URL, status int, h http.Header) (
 	if respPtr == "" {
 		return exp, fmt.Errorf("status %d is not a response of the operation", status)
 	}
+	return s.expectResponse(exp, respPtr, h)
+}
+
+// expectResponse checks the headers of the response object at respPtr and
+// finds its content for the answer's content type.
+func (s *apiSpec) expectResponse(exp apiExpectation, respPtr string, h http.Header) (apiExpectation, error) {
 	resp, respPtr, err := s.deref(respPtr)
 	if err != nil {
 		return exp, err
@@ -452,6 +484,9 @@ func (v *apiValidator) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		v.rep.Errorf("openapi: %s: %v", exp.where, err)
 		return resp, nil
+	}
+	if req.Method == http.MethodHead {
+		return resp, nil // no body, whatever the content type says
 	}
 	if exp.mediaType == "text/event-stream" {
 		resp.Body = &apiStreamChecker{body: resp.Body, spec: v.spec, rep: v.rep, where: exp.where}
