@@ -31,6 +31,7 @@ func TestParseObjectDuplicatesLarge(t *testing.T) {
 	raw := []byte(b.String())
 	for name, parse := range map[string]func([]byte) (Object, error){
 		"scan":    func(r []byte) (Object, error) { return ParseObject(r) },
+		"valid":   func(r []byte) (Object, error) { return ParseValidObject(bytes.Clone(r)), nil },
 		"decoder": func(r []byte) (Object, error) { return decodeObject(r) },
 	} {
 		got, err := parse(raw)
