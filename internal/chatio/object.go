@@ -68,7 +68,8 @@ func (o Object) rawValue(key string) any {
 }
 
 // Set assigns key: an existing key keeps its position (as in JavaScript),
-// a new one is appended.
+// a new one is appended. It scans o: a loop that sets many keys builds
+// with an objectBuilder instead.
 func (o *Object) Set(key string, v any) {
 	for i := range *o {
 		if (*o)[i].Key == key {
@@ -77,6 +78,41 @@ func (o *Object) Set(key string, v any) {
 		}
 	}
 	*o = append(*o, Member{key, v})
+}
+
+// smallObject is the size up to which objectBuilder finds a key by
+// scanning (the protocol's objects are about that size or smaller).
+const smallObject = 16
+
+// objectBuilder is Object.Set for building an object key by key in time
+// linear in its member count: past smallObject members it keeps an index
+// of the keys. Its zero value builds an empty (nil) Object; o may be
+// given a start.
+type objectBuilder struct {
+	o     Object
+	index map[string]int // key → position in o, once o is large
+}
+
+// set is o.Set(key, v).
+func (b *objectBuilder) set(key string, v any) {
+	if b.index == nil {
+		if len(b.o) < smallObject {
+			b.o.Set(key, v)
+			return
+		}
+		b.index = make(map[string]int, 2*len(b.o))
+		for i, m := range b.o {
+			if _, dup := b.index[m.Key]; !dup { // a start may repeat a key: Set finds the first
+				b.index[m.Key] = i
+			}
+		}
+	}
+	if i, ok := b.index[key]; ok {
+		b.o[i].Value = v
+		return
+	}
+	b.index[key] = len(b.o)
+	b.o = append(b.o, Member{key, v})
 }
 
 // MarshalJSON encodes the members in JavaScript's property order (what
@@ -160,7 +196,7 @@ var errNotObject = errors.New("not a JSON object")
 
 // ParseObject decodes a JSON object keeping its member order. A key given
 // twice keeps its first position and its last value (JSON.parse does so).
-// Values stay raw.
+// Values stay raw. Time linear in len(raw), however many members.
 func ParseObject(raw json.RawMessage) (Object, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || raw[0] != '{' {
@@ -184,14 +220,22 @@ func scanObject(raw []byte) Object {
 // scanOwned is scanObject on a buffer that is already a private copy: the
 // values are slices of buf itself.
 func scanOwned(buf []byte) Object {
-	var o Object
+	var b objectBuilder
 	scanMembers(buf, func(k string, v []byte) {
-		if o == nil {
-			o = make(Object, 0, 8)
+		if b.o == nil {
+			b.o = make(Object, 0, 8)
 		}
-		o.Set(k, json.RawMessage(v))
+		b.set(k, json.RawMessage(v))
 	})
-	return o
+	return b.o
+}
+
+// ParseValidObject is ParseObject for raw that CheckJSON has accepted and
+// that is an object, with no surrounding white space: it is not validated
+// again, nor copied — the Object's values are slices of raw, which the
+// caller must not modify afterwards. Time linear in len(raw).
+func ParseValidObject(raw json.RawMessage) Object {
+	return scanOwned(raw)
 }
 
 // parseMember is ParseObject for raw, a member value of an Object that
@@ -351,7 +395,7 @@ func decodeObject(raw []byte) (Object, error) {
 	if _, err := dec.Token(); err != nil {
 		return nil, err
 	}
-	var o Object
+	var b objectBuilder
 	for dec.More() {
 		t, err := dec.Token()
 		if err != nil {
@@ -365,12 +409,12 @@ func decodeObject(raw []byte) (Object, error) {
 		if err := dec.Decode(&v); err != nil {
 			return nil, err
 		}
-		o.Set(key, v)
+		b.set(key, v)
 	}
 	if _, err := dec.Token(); err != nil {
 		return nil, err
 	}
-	return o, nil
+	return b.o, nil
 }
 
 // ParseArray decodes a JSON array into its raw elements.

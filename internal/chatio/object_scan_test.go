@@ -16,6 +16,7 @@ func FuzzScanObject(f *testing.F) {
 		"{\"a\"\t:\n[ ]\r, \"b\" : \"x\\\\\" }",
 		`{"chat_id":"C","thread_id":"T","event":{"id":"T_1","type":"message","text":"hi","order":1}}`,
 		"{\"\xff\":1}", `{"a":"\ud800"}`,
+		`{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8,"i":9,"j":10,"k":11,"l":12,"m":13,"n":14,"o":15,"p":16,"q":17,"b":18,"r":19,"q":20,"a":21}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -31,13 +32,37 @@ func FuzzScanObject(f *testing.F) {
 	})
 }
 
-// decoderParseObject is ParseObject as it was: the decoder for everything.
+// decoderParseObject is ParseObject as it was: the decoder for
+// everything, each key stored with Object.Set.
 func decoderParseObject(raw json.RawMessage) (Object, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || raw[0] != '{' {
 		return nil, errNotObject
 	}
-	return decodeObject(raw)
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if _, err := dec.Token(); err != nil {
+		return nil, err
+	}
+	var o Object
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		key, ok := t.(string)
+		if !ok {
+			return nil, fmt.Errorf("object key: %v", t)
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, err
+		}
+		o.Set(key, v)
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, err
+	}
+	return o, nil
 }
 
 func BenchmarkParseObject(b *testing.B) {

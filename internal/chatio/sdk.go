@@ -87,13 +87,15 @@ func parseEvent(thread json.RawMessage, w Object) Object {
 			o = append(o, Member{"width", wd}, Member{"height", ht})
 		}
 	default:
+		b := objectBuilder{o: o}
 		for _, m := range w {
 			switch m.Key {
 			case "id", "author_id", "timestamp", "custom_id", "order":
 				continue
 			}
-			o.Set(m.Key, m.Value)
+			b.set(m.Key, m.Value)
 		}
+		o = b.o
 	}
 	return o
 }
@@ -647,13 +649,14 @@ func parseChatSummary(w Object) (Object, float64, []Event, error) {
 		return nil, 0, nil, fmt.Errorf("chat summary users: %w", err)
 	}
 	ids := make([]json.RawMessage, len(wusers))
-	var seen Object
+	var sb objectBuilder
 	events := make([]Event, len(wusers))
 	for i, u := range wusers {
 		ids[i] = rawOrNull(u.Raw("id"))
-		seen.Set(jsString(u.Raw("id")), msTimestamp(u.Raw("last_seen_timestamp")))
+		sb.set(jsString(u.Raw("id")), msTimestamp(u.Raw("last_seen_timestamp")))
 		events[i] = Event{EventUserData, parseUser(u)}
 	}
+	seen := sb.o
 	if seen == nil {
 		seen = Object{}
 	}

@@ -30,8 +30,26 @@ func limitTooHigh(max int) string {
 	return "Specified limit is too high (max " + strconv.Itoa(max) + ")."
 }
 
-// readBody reads a JSON request body (bounded by limitBody) and checks it is
-// one valid JSON value. An empty body is nil.
+// The shape a JSON request body may have (README, "Limits"). The SDK's
+// bodies are a few levels deep (properties are namespace → name → value)
+// with a few dozen members; these bounds leave room for any real payload
+// and keep a body far from the upstream decoder's own depth limit.
+const (
+	// maxBodyDepth is how many objects and arrays may be open at once
+	// (the body itself is level 1).
+	maxBodyDepth = 64
+	// maxBodyMembers is how many object members (key: value pairs) the
+	// whole body may hold, at every depth together: the work done per
+	// request on keys is bounded by the body, not only per object.
+	maxBodyMembers = 10000
+)
+
+var bodyLimits = chatio.JSONLimits{MaxDepth: maxBodyDepth, MaxMembers: maxBodyMembers}
+
+// readBody reads a JSON request body (bounded by limitBody) and checks, in
+// one pass, that it is one valid JSON value of valid UTF-8 within
+// maxBodyDepth and maxBodyMembers; anything else is INVALID_ARGS. An empty
+// body is nil.
 func readBody(r *http.Request) (json.RawMessage, error) {
 	b, err := io.ReadAll(r.Body)
 	if err != nil {
@@ -45,13 +63,18 @@ func readBody(r *http.Request) (json.RawMessage, error) {
 	if len(b) == 0 {
 		return nil, nil
 	}
-	if !json.Valid(b) {
+	switch err := chatio.CheckJSON(b, bodyLimits); err {
+	case nil:
+		return b, nil
+	case chatio.ErrJSONDepth:
+		return nil, invalidArgs("request body is nested too deeply (max " + strconv.Itoa(maxBodyDepth) + " levels of objects and arrays)")
+	case chatio.ErrJSONMembers:
+		return nil, invalidArgs("request body has too many object members (max " + strconv.Itoa(maxBodyMembers) + " in all)")
+	case chatio.ErrJSONUTF8:
+		return nil, invalidArgs("request body is not valid UTF-8")
+	default:
 		return nil, invalidArgs("request body is not valid JSON")
 	}
-	if !utf8.Valid(b) {
-		return nil, invalidArgs("request body is not valid UTF-8")
-	}
-	return b, nil
 }
 
 // body is a request body that is a JSON object, its members in order.
@@ -75,10 +98,7 @@ func objectBody(r *http.Request, emptyOK bool) (body, error) {
 	if raw[0] != '{' {
 		return body{}, invalidArgs("request body must be a JSON object")
 	}
-	o, err := chatio.ParseObject(raw)
-	if err != nil {
-		return body{}, invalidArgs("request body must be a JSON object")
-	}
+	o := chatio.ParseValidObject(raw) // checked by readBody; raw is ours
 	if o == nil {
 		o = chatio.Object{}
 	}
