@@ -39,13 +39,19 @@ var (
 	errFormCut        = invalidArgs("malformed multipart body: it ends before its closing boundary")
 )
 
+// errUploadsStopped is the cause of an upload's context ended by
+// StopUploads.
+var errUploadsStopped = errors.New("httpapi: uploads stopped for shutdown")
+
 // sendFile serves POST /v1/chats/{chat}/files: multipart/form-data with the
 // part "file" and the optional field "customId", in either order. The
 // parts are streamed upstream in the order they came, as they arrive: the
 // file is never held whole in memory, and the form is complete upstream
 // only once the client's form has ended with its closing boundary. More
 // than MaxFileBytes of file → 413 with the SDK's reason; a body cut short
-// or malformed → 400. The answer is the upload's result as the
+// or malformed → 400; an upload still running at StopUploads → 503
+// OVERLOADED with Retry-After, or 504 TIMEOUT when the whole form had
+// gone upstream and only the answer was missing. The answer is the upload's result as the
 // SDK resolves it ({url}); the custom id goes upstream with the file and
 // comes back on the file's event.
 func (s *Server) sendFile(w http.ResponseWriter, r *http.Request) {
@@ -59,11 +65,13 @@ func (s *Server) sendFile(w http.ResponseWriter, r *http.Request) {
 			return 0, nil, tooLarge(fileTooBig(s.cfg.MaxFileBytes))
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, bodyLimit)
+		ctx, done := s.uploadContext(w, r)
+		defer done()
 		form, err := openUploadForm(r, s.cfg.MaxFileBytes)
 		if err != nil {
-			return 0, nil, s.fileError(err)
+			return 0, nil, s.uploadError(ctx, nil, err)
 		}
-		ctx := r.Context()
+
 		var res any
 		err = s.withSession(ctx, token, func(sess *session.Session) error {
 			return sess.Do(ctx, func(ctx context.Context, c *chatio.Client) error {
@@ -87,14 +95,57 @@ func (s *Server) sendFile(w http.ResponseWriter, r *http.Request) {
 	})(w, r)
 }
 
+// StopUploads ends every file upload still running, and any that starts
+// later: the upstream upload is cut, a read of the client's body is
+// unblocked, and the client is answered. An upload whose form had not all
+// gone upstream never completes there: 503 OVERLOADED with Retry-After
+// (send the file again, to this or another replica). One that was only
+// waiting for chat.io's answer may have arrived: 504 TIMEOUT, as for any
+// upload whose answer comes too late (its file event tells). For a
+// shutdown: an upload that cannot finish in time gets an answer instead of
+// having its connection closed under it. Idempotent.
+func (s *Server) StopUploads() { s.stopUploads(errUploadsStopped) }
+
+// uploadContext is the upload's context: r's, ended by StopUploads too.
+// When it ends while the upload runs, a read of the client's body is
+// unblocked (its read deadline set to now): the upload waits for no more
+// of a body it will not send. done releases it.
+func (s *Server) uploadContext(w http.ResponseWriter, r *http.Request) (ctx context.Context, done func()) {
+	ctx, cancel := context.WithCancelCause(r.Context())
+	stopStop := context.AfterFunc(s.uploads, func() { cancel(context.Cause(s.uploads)) })
+	rc := http.NewResponseController(w)
+	unblocked := make(chan struct{})
+	stopUnblock := context.AfterFunc(ctx, func() {
+		defer close(unblocked)
+		_ = rc.SetReadDeadline(time.Now())
+	})
+	return ctx, func() {
+		if !stopUnblock() {
+			<-unblocked // w must not be touched once the handler has returned
+		}
+		stopStop()
+		cancel(nil)
+	}
+}
+
 // uploadError is the answer to a failed upload: the end of its context
-// first (the upload's deadline, the client gone), then the
-// client's form (cut, malformed, too big), then the upload's own error.
+// first (a shutdown, the upload's deadline, the client gone), then the
+// client's form (cut, malformed, too big; form is nil when it failed to
+// open), then the upload's own error.
 func (s *Server) uploadError(ctx context.Context, form *uploadForm, err error) error {
 	if ctx.Err() != nil {
-		return fmt.Errorf("upload: %w", ctx.Err())
+		switch {
+		case !errors.Is(context.Cause(ctx), errUploadsStopped):
+			return fmt.Errorf("upload: %w", ctx.Err())
+		case form != nil && form.ended:
+			// The whole form went upstream: the file may have arrived,
+			// only its answer is missing.
+			return fmt.Errorf("upload: sent, no answer before the shutdown: %w", chatio.ErrTimeout)
+		default:
+			return session.ErrDraining
+		}
 	}
-	if form.err != nil {
+	if form != nil && form.err != nil {
 		return s.fileError(form.err)
 	}
 	return s.fileError(err)
@@ -129,6 +180,7 @@ type uploadForm struct {
 	ahead    []chatio.FilePart // read before the upload started, not yet handed over
 	file     bool              // the file part has been read
 	customID bool              // a customId field has been read
+	ended    bool              // NextPart has returned io.EOF: the whole form went upstream
 	err      error             // the first failure of the client's body or form
 }
 
@@ -167,7 +219,10 @@ func (f *uploadForm) NextPart() (chatio.FilePart, error) {
 		return chatio.FilePart{}, f.err
 	}
 	p, err := f.read()
-	if err != nil && err != io.EOF { //nolint:errorlint // read returns io.EOF itself
+	switch {
+	case err == io.EOF: //nolint:errorlint // read returns io.EOF itself
+		f.ended = true
+	case err != nil:
 		f.err = err
 	}
 	return p, err

@@ -37,6 +37,12 @@ type uploadTap struct {
 	fileSeen chan struct{} // closed once an upload's file has reached signalAt bytes
 	once     sync.Once
 
+	// hold, when set, holds the simulator's answer to each upload until it
+	// is closed (or the upload's request ends); formRead gets a value once
+	// the held upload's form has been read.
+	hold     chan struct{}
+	formRead chan struct{}
+
 	mu   sync.Mutex
 	seen []upstreamUpload
 }
@@ -75,7 +81,22 @@ func (tap *uploadTap) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	r2 := r.Clone(r.Context())
 	r2.Body = pr
-	tap.sim.ServeHTTP(w, r2)
+	if tap.hold == nil {
+		tap.sim.ServeHTTP(w, r2)
+	} else {
+		rec := httptest.NewRecorder()
+		tap.sim.ServeHTTP(rec, r2)
+		tap.formRead <- struct{}{}
+		select {
+		case <-tap.hold:
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(rec.Code)
+			_, _ = w.Write(rec.Body.Bytes())
+		case <-r.Context().Done():
+		}
+	}
 	pr.CloseWithError(errors.New("the simulator has answered"))
 	<-read
 	tap.mu.Lock()
@@ -254,5 +275,71 @@ func TestSendFileCutBody(t *testing.T) {
 	}
 	if evs := e.sim.Events(chat); len(evs) != 1 {
 		t.Errorf("%d file events, want 1 (the good upload)", len(evs))
+	}
+}
+
+// TestStopUploads: an upload still streaming when StopUploads is called,
+// its handler waiting for more of the client's body, is answered 503
+// OVERLOADED with Retry-After at once and never reaches the upstream
+// complete; an upload that comes later is refused the same way.
+func TestStopUploads(t *testing.T) {
+	e, tap := newUploadEnv(t)
+	chat, _ := e.startChat("tok")
+	path := "/v1/chats/" + chat + "/files"
+
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go func() {
+		_, _ = io.WriteString(pw, filePartB(strings.Repeat("a", tap.signalAt)))
+		select { // then the client stalls
+		case <-tap.fileSeen:
+			e.api.StopUploads()
+		case <-time.After(10 * time.Second):
+			pw.CloseWithError(errors.New("the upload never reached the upstream"))
+		}
+	}()
+	r := e.do("POST", path, "tok", pr, "Content-Type: "+formB)
+	expect(t, r, 503, CodeOverloaded)
+	if r.header.Get("Retry-After") != "3" {
+		t.Errorf("Retry-After %q, want 3", r.header.Get("Retry-After"))
+	}
+
+	body := filePartB("x") + "\r\n--B--\r\n"
+	r = e.do("POST", path, "tok", body, "Content-Type: "+formB)
+	expect(t, r, 503, CodeOverloaded)
+	if r.header.Get("Retry-After") == "" {
+		t.Error("no Retry-After")
+	}
+
+	for i, s := range tap.uploads() {
+		if s.complete {
+			t.Errorf("upload %d reached the upstream complete: %+v", i, s)
+		}
+	}
+	if evs := e.sim.Events(chat); len(evs) != 0 {
+		t.Errorf("%d file events after StopUploads", len(evs))
+	}
+}
+
+// TestStopUploadsAwaitingAnswer: an upload whose whole form has gone
+// upstream, waiting only for chat.io's answer when StopUploads is called,
+// is answered 504 TIMEOUT: the file may have arrived (here it has), so
+// "send it again" (503) would not be true.
+func TestStopUploadsAwaitingAnswer(t *testing.T) {
+	e, tap := newUploadEnv(t)
+	tap.hold, tap.formRead = make(chan struct{}), make(chan struct{}, 1)
+	chat, _ := e.startChat("tok")
+	go func() {
+		select {
+		case <-tap.formRead:
+			e.api.StopUploads()
+		case <-time.After(10 * time.Second):
+		}
+	}()
+	body := fieldB("customId", "c1") + "\r\n" + filePartB("hello") + "\r\n--B--\r\n"
+	expect(t, e.do("POST", "/v1/chats/"+chat+"/files", "tok", body, "Content-Type: "+formB), 504, CodeTimeout)
+	close(tap.hold)
+	if seen := tap.uploads(); len(seen) != 1 || !seen[0].complete {
+		t.Fatalf("upstream saw %+v, want the one complete form", seen)
 	}
 }
