@@ -97,7 +97,8 @@ func newLogger(cfg config, out io.Writer) (*zap.Logger, error) {
 
 // serve runs the service until ctx ends, then shuts it down in order:
 // readiness off and streams told to end → stop accepting and let REST calls
-// finish → close the upstream sockets → stop the embedded simulator; all
+// finish (those still running halfway, uploads included, are ended with a
+// 503) → close the upstream sockets → stop the embedded simulator; all
 // within ShutdownGrace.
 func serve(ctx context.Context, cfg config, log *zap.Logger, stdout io.Writer, onListen func(net.Addr)) error {
 	reg := prometheus.NewRegistry()
@@ -243,9 +244,13 @@ func serve(ctx context.Context, cfg config, log *zap.Logger, stdout io.Writer, o
 	case herr = <-httpDone:
 	case <-soft.C:
 		// Calls still running halfway through (waiting for a reconnect, a
-		// slow upstream): ending the sessions now makes them answer a clean
-		// 503 CONNECTION_LOST rather than be cut with their connection.
-		log.Info("REST calls still running; ending upstream sessions")
+		// slow upstream, an upload that will not finish in time): ending
+		// them now makes them answer a clean 503 (CONNECTION_LOST for the
+		// calls on the ended sessions, OVERLOADED for the uploads) rather
+		// than be cut with their connection. The other half of the HTTP
+		// share is their margin to answer.
+		log.Info("REST calls still running; ending uploads and upstream sessions")
+		api.StopUploads()
 		poolStarted = true
 		go func() { poolErr <- pool.Shutdown(poolCtx) }()
 		herr = <-httpDone
