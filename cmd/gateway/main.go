@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"sync"
 	"syscall"
 	"time"
 
@@ -27,6 +28,7 @@ import (
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
 	"github.com/chatio-gateway/chatio-gateway/internal/httpapi"
+	"github.com/chatio-gateway/chatio-gateway/internal/reclaim"
 	"github.com/chatio-gateway/chatio-gateway/internal/session"
 )
 
@@ -169,6 +171,8 @@ func serve(ctx context.Context, cfg config, log *zap.Logger, stdout io.Writer, o
 		return fmt.Errorf("configuration: %w", err)
 	}
 	api := httpapi.New(hcfg, pool, log.Named("http"), reg)
+	stopReclaim := startReclaimer(api, pool)
+	defer stopReclaim()
 
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
@@ -231,6 +235,7 @@ func serve(ctx context.Context, cfg config, log *zap.Logger, stdout io.Writer, o
 	poolCtx, cancelPool := context.WithDeadline(context.Background(), deadline)
 	defer cancelPool()
 
+	stopReclaim()     // what follows frees everything; the process is about to end
 	api.SetDraining() // readiness off; open streams get a retry hint and end
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- srv.Shutdown(httpCtx) }() // stop accepting; let REST calls finish
@@ -270,6 +275,23 @@ func serve(ctx context.Context, cfg config, log *zap.Logger, stdout io.Writer, o
 	}
 	log.Info("stopped")
 	return runErr
+}
+
+// startReclaimer runs reclaim.Run on the open streams and sessions: after
+// a burst, when they have halved, the memory they held goes back to the
+// operating system within seconds instead of at Go's two-minute forced
+// collection. stop ends it and waits for it; it may be called again.
+func startReclaimer(api *httpapi.Server, pool *session.Pool) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		reclaim.Run(ctx, reclaim.Config{Count: func() int { return api.OpenStreams() + pool.Len() }})
+	}()
+	return sync.OnceFunc(func() {
+		cancel()
+		<-done
+	})
 }
 
 // localURL is the http URL a local user can open for addr.
