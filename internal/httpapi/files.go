@@ -51,9 +51,9 @@ var errUploadsStopped = errors.New("httpapi: uploads stopped for shutdown")
 // than MaxFileBytes of file → 413 with the SDK's reason; a body cut short
 // or malformed → 400; an upload still running at StopUploads → 503
 // OVERLOADED with Retry-After, or 504 TIMEOUT when the whole form had
-// gone upstream and only the answer was missing. The answer is the upload's result as the
-// SDK resolves it ({url}); the custom id goes upstream with the file and
-// comes back on the file's event.
+// gone upstream and only the answer was missing. The answer is the
+// upload's result as the SDK resolves it ({url}); the custom id goes
+// upstream with the file and comes back on the file's event.
 func (s *Server) sendFile(w http.ResponseWriter, r *http.Request) {
 	s.rest(func(r *http.Request, token string) (int, any, error) {
 		chat, err := pathID(r, "chat")
@@ -172,7 +172,8 @@ func fileTooBig(limit int64) string {
 // read before the upload starts, so that a form without a file never goes
 // upstream; those after it only once the file has been sent. The form
 // ends (io.EOF) only when the client's body has reached its closing
-// boundary.
+// boundary. While SendFileForm runs, the form is its writer's alone; the
+// handler reads err and ended once it has returned.
 type uploadForm struct {
 	mr       *multipart.Reader
 	body     *closeWatch
@@ -180,7 +181,7 @@ type uploadForm struct {
 	ahead    []chatio.FilePart // read before the upload started, not yet handed over
 	file     bool              // the file part has been read
 	customID bool              // a customId field has been read
-	ended    bool              // NextPart has returned io.EOF: the whole form went upstream
+	ended    bool              // NextPart has returned io.EOF: the whole form was handed to the upload
 	err      error             // the first failure of the client's body or form
 }
 
