@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"sync"
 	"syscall"
 	"time"
 
@@ -27,6 +28,7 @@ import (
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
 	"github.com/chatio-gateway/chatio-gateway/internal/httpapi"
+	"github.com/chatio-gateway/chatio-gateway/internal/reclaim"
 	"github.com/chatio-gateway/chatio-gateway/internal/session"
 )
 
@@ -100,7 +102,8 @@ func newLogger(cfg config, out io.Writer) (*zap.Logger, error) {
 
 // serve runs the service until ctx ends, then shuts it down in order:
 // readiness off and streams told to end → stop accepting and let REST calls
-// finish → close the upstream sockets → stop the embedded simulator; all
+// finish (those still running halfway, uploads included, are ended with a
+// 503) → close the upstream sockets → stop the embedded simulator; all
 // within ShutdownGrace.
 func serve(ctx context.Context, cfg config, log *zap.Logger, stdout io.Writer, onListen func(net.Addr)) error {
 	reg := prometheus.NewRegistry()
@@ -172,6 +175,8 @@ func serve(ctx context.Context, cfg config, log *zap.Logger, stdout io.Writer, o
 		return fmt.Errorf("configuration: %w", err)
 	}
 	api := httpapi.New(hcfg, pool, log.Named("http"), reg)
+	stopReclaim := startReclaimer(api, pool)
+	defer stopReclaim()
 
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
@@ -234,6 +239,7 @@ func serve(ctx context.Context, cfg config, log *zap.Logger, stdout io.Writer, o
 	poolCtx, cancelPool := context.WithDeadline(context.Background(), deadline)
 	defer cancelPool()
 
+	stopReclaim()     // what follows frees everything; the process is about to end
 	api.SetDraining() // readiness off; open streams get a retry hint and end
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- srv.Shutdown(httpCtx) }() // stop accepting; let REST calls finish
@@ -247,9 +253,13 @@ func serve(ctx context.Context, cfg config, log *zap.Logger, stdout io.Writer, o
 	case herr = <-httpDone:
 	case <-soft.C:
 		// Calls still running halfway through (waiting for a reconnect, a
-		// slow upstream): ending the sessions now makes them answer a clean
-		// 503 CONNECTION_LOST rather than be cut with their connection.
-		log.Info("REST calls still running; ending upstream sessions")
+		// slow upstream, an upload that will not finish in time): ending
+		// them now makes them answer a clean 503 (CONNECTION_LOST for the
+		// calls on the ended sessions, OVERLOADED for the uploads) rather
+		// than be cut with their connection. The other half of the HTTP
+		// share is their margin to answer.
+		log.Info("REST calls still running; ending uploads and upstream sessions")
+		api.StopUploads()
 		poolStarted = true
 		go func() { poolErr <- pool.Shutdown(poolCtx) }()
 		herr = <-httpDone
@@ -269,6 +279,23 @@ func serve(ctx context.Context, cfg config, log *zap.Logger, stdout io.Writer, o
 	}
 	log.Info("stopped")
 	return runErr
+}
+
+// startReclaimer runs reclaim.Run on the open streams and sessions: after
+// a burst, when they have halved, the memory they held goes back to the
+// operating system within seconds instead of at Go's two-minute forced
+// collection. stop ends it and waits for it; it may be called again.
+func startReclaimer(api *httpapi.Server, pool *session.Pool) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		reclaim.Run(ctx, reclaim.Config{Count: func() int { return api.OpenStreams() + pool.Len() }})
+	}()
+	return sync.OnceFunc(func() {
+		cancel()
+		<-done
+	})
 }
 
 // localURL is the http URL a local user can open for addr.

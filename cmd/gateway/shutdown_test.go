@@ -9,9 +9,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -65,50 +67,8 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 		latency   = 600 * time.Millisecond
 	)
 	sim, upstream := chatiotest.Start(t, chatiotest.Config{})
-
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(),
-		childEnv+"=1",
-		"CHATIO_URL="+upstream, "CHATIO_LICENSE=1",
-		"GATEWAY_ADDR=127.0.0.1:0",
-		"GATEWAY_SHUTDOWN_GRACE="+grace.String(),
-		"GATEWAY_LOG_LEVEL=warn",
-		"GATEWAY_RETRY_HINT=2s",
-		"GATEWAY_HEARTBEAT=1s",
-	)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	lines := make(chan string, 16)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-		exited <- cmd.Wait()
-	}()
-	t.Cleanup(func() { // a failed test must not leave the child running
-		_ = cmd.Process.Kill()
-	})
-	var base string
-	select {
-	case l := <-lines:
-		addr, ok := strings.CutPrefix(l, "LISTENING ")
-		if !ok {
-			t.Fatalf("child said %q; stderr: %s", l, stderr.String())
-		}
-		base = "http://" + addr
-	case <-time.After(30 * time.Second):
-		t.Fatalf("child not listening; stderr: %s", stderr.String())
-	}
+	gw := startChild(t, upstream, grace)
+	base, stderr, exited := gw.base, gw.stderr, gw.exited
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 100}}
 	defer client.CloseIdleConnections()
@@ -191,9 +151,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	sockets := sim.OpenSockets()
 
 	start := time.Now()
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
+	gw.sigterm(t)
 
 	// Every call in flight completes.
 	completed := 0
@@ -211,11 +169,19 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 			}
 		}
 	}
-	// Every stream ends, its last message a retry hint.
+	// Every stream ends, its last message a retry hint of its own in
+	// [hint, 2×hint] (GATEWAY_RETRY_HINT=2s): the clients come back spread
+	// out.
+	hints := map[int]bool{}
 	for i, s := range streams {
-		if !s.endedWithRetry(t, grace+2*time.Second) {
-			t.Errorf("stream %d ended without a retry hint; last block %q", i, s.lastBlock())
+		ms, ok := s.endedWithRetry(t, grace+2*time.Second)
+		if !ok || ms < 2000 || ms > 4000 {
+			t.Errorf("stream %d ended without a retry hint in 2000..4000 ms; last block %q", i, s.lastBlock())
 		}
+		hints[ms] = true
+	}
+	if len(hints) < 2 {
+		t.Errorf("the %d streams ended with the same retry hint %v", len(streams), hints)
 	}
 	// The process exits, cleanly and in time.
 	var exitErr error
@@ -313,17 +279,23 @@ func (s *termStream) waitConnected(t *testing.T) {
 	}
 }
 
-// endedWithRetry waits for the stream's end: true when its last block
-// carries a retry field.
-func (s *termStream) endedWithRetry(t *testing.T, within time.Duration) bool {
+// endedWithRetry waits for the stream's end: the retry field of its last
+// block (ms), ok when it has one.
+func (s *termStream) endedWithRetry(t *testing.T, within time.Duration) (ms int, ok bool) {
 	t.Helper()
 	select {
 	case <-s.done:
 	case <-time.After(within):
 		t.Errorf("stream still open %v after SIGTERM", within)
-		return false
+		return 0, false
 	}
-	return strings.HasPrefix(s.lastBlock(), "retry: ") || strings.Contains(s.lastBlock(), "\nretry: ")
+	for _, l := range strings.Split(s.lastBlock(), "\n") {
+		if v, found := strings.CutPrefix(l, "retry: "); found {
+			ms, err := strconv.Atoi(v)
+			return ms, err == nil
+		}
+	}
+	return 0, false
 }
 
 func (s *termStream) lastBlock() string {
@@ -333,4 +305,187 @@ func (s *termStream) lastBlock() string {
 		return ""
 	}
 	return s.blocks[len(s.blocks)-1]
+}
+
+// child is the gateway run as a process (this test binary, re-executed;
+// see childMain) against upstream.
+type child struct {
+	cmd    *exec.Cmd
+	base   string      // http://addr
+	stderr *syncBuffer // its log
+	exited chan error  // cmd.Wait's, once stdout is read to its end
+}
+
+// startChild starts the gateway process with a shutdown grace of grace
+// and waits until it listens. A failed test kills it.
+func startChild(t *testing.T, upstream string, grace time.Duration) *child {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(),
+		childEnv+"=1",
+		"CHATIO_URL="+upstream, "CHATIO_LICENSE=1",
+		"GATEWAY_ADDR=127.0.0.1:0",
+		"GATEWAY_SHUTDOWN_GRACE="+grace.String(),
+		"GATEWAY_LOG_LEVEL=warn",
+		"GATEWAY_RETRY_HINT=2s",
+		"GATEWAY_HEARTBEAT=1s",
+	)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &child{cmd: cmd, stderr: &syncBuffer{}, exited: make(chan error, 1)}
+	cmd.Stderr = c.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		c.exited <- cmd.Wait()
+	}()
+	t.Cleanup(func() { // a failed test must not leave the child running
+		_ = cmd.Process.Kill()
+	})
+	select {
+	case l := <-lines:
+		addr, ok := strings.CutPrefix(l, "LISTENING ")
+		if !ok {
+			t.Fatalf("child said %q; stderr: %s", l, c.stderr.String())
+		}
+		c.base = "http://" + addr
+	case <-time.After(30 * time.Second):
+		t.Fatalf("child not listening; stderr: %s", c.stderr.String())
+	}
+	go func() { // the rest of stdout ("CLEAN EXIT")
+		for range lines {
+		}
+	}()
+	return c
+}
+
+func (c *child) sigterm(t *testing.T) {
+	t.Helper()
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSIGTERMUpload: an upload that cannot finish within the grace (its
+// client stalls halfway through the file) is answered before the grace
+// ends: 503 OVERLOADED with Retry-After and a JSON body. The upstream never
+// gets the file, and the process exits cleanly in time.
+func TestSIGTERMUpload(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns a process")
+	}
+	const grace = 4 * time.Second
+	sim, simURL := chatiotest.Start(t, chatiotest.Config{})
+	// The upstream as the gateway sees it: the simulator, telling when an
+	// upload reaches it.
+	uploading := make(chan struct{}, 1)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/action/send_file") {
+			select {
+			case uploading <- struct{}{}:
+			default:
+			}
+		}
+		sim.ServeHTTP(w, r)
+	}))
+	defer proxy.Close()
+	_ = simURL
+	gw := startChild(t, "ws"+strings.TrimPrefix(proxy.URL, "http")+"/customer/v0.5", grace)
+
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	req, _ := http.NewRequest("POST", gw.base+"/v1/chats", strings.NewReader(`{}`))
+	req.Header.Set("Authorization", "Bearer sigterm-upload")
+	res, err := client.Do(req)
+	if err != nil || res.StatusCode != 201 {
+		t.Fatalf("start chat: %v", err)
+	}
+	var chat struct{ ID string }
+	_ = json.NewDecoder(res.Body).Decode(&chat)
+	res.Body.Close()
+
+	// The upload: the head of the form and part of the file, then nothing.
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go func() {
+		_, _ = io.WriteString(pw, "--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.bin\"\r\n\r\n")
+		_, _ = pw.Write(bytes.Repeat([]byte("a"), 256<<10))
+	}()
+	req, _ = http.NewRequest("POST", gw.base+"/v1/chats/"+chat.ID+"/files", pr)
+	req.Header.Set("Authorization", "Bearer sigterm-upload")
+	req.Header.Set("Content-Type", "multipart/form-data; boundary=B")
+	type answer struct {
+		res  *http.Response
+		body []byte
+		err  error
+		at   time.Time
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		res, err := client.Do(req)
+		a := answer{res: res, err: err}
+		if err == nil {
+			a.body, a.err = io.ReadAll(res.Body)
+			res.Body.Close()
+		}
+		a.at = time.Now()
+		answered <- a
+	}()
+	select {
+	case <-uploading:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the upload never reached the upstream; stderr: %s", gw.stderr.String())
+	}
+
+	start := time.Now()
+	gw.sigterm(t)
+	var a answer
+	select {
+	case a = <-answered:
+	case <-time.After(grace + 5*time.Second):
+		// (A cut connection does not end client.Do either: the transport
+		// waits for its body writer, stalled on the pipe.)
+		t.Fatalf("no answer to the upload; stderr %s", gw.stderr.String())
+	}
+	if a.err != nil {
+		t.Fatalf("upload cut without an answer after %v: %v", time.Since(start).Round(time.Millisecond), a.err)
+	}
+	var e struct{ Code, Message string }
+	if a.res.StatusCode != 503 || json.Unmarshal(a.body, &e) != nil || e.Code != "OVERLOADED" || e.Message == "" ||
+		a.res.Header.Get("Retry-After") == "" {
+		t.Fatalf("upload answered %d %q (Retry-After %q), want 503 OVERLOADED with Retry-After", a.res.StatusCode, a.body, a.res.Header.Get("Retry-After"))
+	}
+	if took := a.at.Sub(start); took > grace {
+		t.Errorf("upload answered %v after SIGTERM, grace %v", took, grace)
+	}
+
+	select {
+	case err := <-gw.exited:
+		if err != nil {
+			t.Fatalf("exit: %v; stderr: %s", err, gw.stderr.String())
+		}
+	case <-time.After(grace + 5*time.Second):
+		t.Fatalf("no exit after SIGTERM; stderr: %s", gw.stderr.String())
+	}
+	if took := time.Since(start); took > grace {
+		t.Errorf("exit %v after SIGTERM, grace %v", took, grace)
+	}
+	if strings.Contains(gw.stderr.String(), "LEAK") {
+		t.Errorf("child leaked: %s", gw.stderr.String())
+	}
+	for _, ev := range sim.Events(chat.ID) {
+		if ev.Type == "file" {
+			t.Errorf("the cut upload became a file event: %s", ev.Raw)
+		}
+	}
+	t.Logf("upload answered %d %s %v after SIGTERM (grace %v)", a.res.StatusCode, e.Code, a.at.Sub(start).Round(time.Millisecond), grace)
 }

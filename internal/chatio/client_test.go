@@ -1322,3 +1322,127 @@ func TestFileFormHeaders(t *testing.T) {
 		t.Errorf("headerSafe = %q", got)
 	}
 }
+
+// formParts is a FileForm of parts and then end (nil: io.EOF).
+type formParts struct {
+	parts []FilePart
+	end   error
+}
+
+func (f *formParts) NextPart() (FilePart, error) {
+	if len(f.parts) == 0 {
+		if f.end == nil {
+			return FilePart{}, io.EOF
+		}
+		return FilePart{}, f.end
+	}
+	p := f.parts[0]
+	f.parts = f.parts[1:]
+	return p, nil
+}
+
+// uploadSeen is what a fake upstream read of one upload: the form's parts
+// in order and whether the form ended with its closing boundary.
+type uploadSeen struct {
+	order    []string
+	fields   map[string]string
+	complete bool
+}
+
+func recordUploads(f *fake) <-chan uploadSeen {
+	seenCh := make(chan uploadSeen, 1)
+	setUpload(f, func(w http.ResponseWriter, r *http.Request) {
+		s := uploadSeen{fields: map[string]string{}}
+		defer func() { seenCh <- s }()
+		mr, err := r.MultipartReader()
+		if err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		for {
+			part, err := mr.NextPart()
+			if err == io.EOF {
+				s.complete = true
+				break
+			}
+			if err != nil {
+				http.Error(w, err.Error(), 400)
+				return
+			}
+			b, err := io.ReadAll(part)
+			if err != nil {
+				http.Error(w, err.Error(), 400)
+				return
+			}
+			s.order = append(s.order, part.FormName())
+			s.fields[part.FormName()] = string(b)
+		}
+		_, _ = io.WriteString(w, `{"payload":{"url":"u"}}`)
+	})
+	return seenCh
+}
+
+// TestSendFileForm: the form's parts go upstream in their order, the file
+// streamed; a form that fails, ends without a file or has a second file or
+// custom id never reaches the upstream with its closing boundary.
+func TestSendFileForm(t *testing.T) {
+	leakCheck(t)
+	f := newFake(t)
+	c, _, _ := dialFake(t, f, Config{})
+	seen := recordUploads(f)
+	file := func(s string) FilePart {
+		return FilePart{File: strings.NewReader(s), Filename: "a.txt", ContentType: "text/plain"}
+	}
+
+	for _, tc := range []struct {
+		name  string
+		parts []FilePart
+		order string
+	}{
+		{"custom id first", []FilePart{{CustomID: "c1"}, file("hello")}, "[payload.chat_id payload.custom_id payload.file]"},
+		{"custom id last", []FilePart{file("hello"), {CustomID: "c1"}}, "[payload.chat_id payload.file payload.custom_id]"},
+		{"no custom id", []FilePart{file("hello")}, "[payload.chat_id payload.file]"},
+		{"empty custom id", []FilePart{file("hello"), {}}, "[payload.chat_id payload.file]"},
+	} {
+		got, err := c.SendFileForm(bg(), "C1", &formParts{parts: tc.parts})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		jsonEq(t, got, `{"url":"u"}`)
+		s := <-seen
+		if fmt.Sprint(s.order) != tc.order || !s.complete || s.fields["payload.file"] != "hello" {
+			t.Errorf("%s: upstream saw %+v, want parts %s", tc.name, s, tc.order)
+		}
+		if want := map[bool]string{true: "c1"}[strings.Contains(tc.order, "custom")]; s.fields["payload.custom_id"] != want {
+			t.Errorf("%s: custom id %q", tc.name, s.fields["payload.custom_id"])
+		}
+	}
+
+	boom := errors.New("client body cut")
+	for _, tc := range []struct {
+		name  string
+		form  *formParts
+		check func(error) bool
+	}{
+		{"form fails after the file", &formParts{parts: []FilePart{file("hello")}, end: boom},
+			func(err error) bool { return errors.Is(err, boom) }},
+		{"file fails", &formParts{parts: []FilePart{{File: io.MultiReader(strings.NewReader("hel"), errReader{boom})}}},
+			func(err error) bool { return errors.Is(err, boom) }},
+		{"file ends with a wrapped EOF", &formParts{parts: []FilePart{{File: io.MultiReader(strings.NewReader("hel"), errReader{fmt.Errorf("multipart: %w", io.EOF)})}}},
+			func(err error) bool { return err != nil }},
+		{"no file", &formParts{parts: []FilePart{{CustomID: "c1"}}},
+			func(err error) bool { return errors.Is(err, errFormNoFile) }},
+		{"second file", &formParts{parts: []FilePart{file("a"), file("b")}},
+			func(err error) bool { return errors.Is(err, errFormTwice) }},
+		{"second custom id", &formParts{parts: []FilePart{{CustomID: "1"}, file("a"), {CustomID: "2"}}},
+			func(err error) bool { return errors.Is(err, errFormTwice) }},
+	} {
+		_, err := c.SendFileForm(bg(), "C1", tc.form)
+		if !tc.check(err) {
+			t.Errorf("%s: err = %v", tc.name, err)
+		}
+		if s := <-seen; s.complete {
+			t.Errorf("%s: the upstream got a complete form %+v", tc.name, s)
+		}
+	}
+}

@@ -25,19 +25,76 @@ const maxFileAnswer = 1 << 20
 // errUploadEnded cuts the form writer off once the request is over.
 var errUploadEnded = errors.New("chatio: upload ended")
 
-// SendFile uploads one file for chatID over HTTP: POST {http(s) form of
-// URL}/action/send_file?license_id=N with "Authorization: Bearer <token>" and
-// a multipart/form-data body (payload.chat_id, payload.file, payload.custom_id
-// when non-empty) built on the fly from r, never held in memory. More than
-// MaxFileSize bytes from r abort the upload with ErrFileTooLarge. ctx bounds
-// the whole upload. It returns the "payload" object of a 2xx answer
-// ({"url": ...}); an error answer {"error":{type,message}} becomes *AuthError
-// (type "authentication") or *RequestError{Action: "send_file"}.
-//
-// SendFile returns once r is read to its end or the upload is cut off; a
-// Read on r that never returns keeps it waiting. It does not use the socket,
-// so it works while the socket is down, but not after Close (ErrClosed).
+// FileForm is an upload's form as SendFileForm reads it, part by part:
+// NextPart returns the parts in the order they are to be sent, then io.EOF
+// once the form has ended. A part's File is read to its end before
+// NextPart is called again. An error from NextPart or from a File's Read
+// aborts the upload.
+type FileForm interface {
+	NextPart() (FilePart, error)
+}
+
+// FilePart is one part of an upload's form: the file (File set) or the
+// custom id field (File nil).
+type FilePart struct {
+	// File is the file's content, read to io.EOF; nil for the custom id.
+	File        io.Reader
+	Filename    string // the file part's name
+	ContentType string // the file part's media type; empty → application/octet-stream
+	// CustomID is the payload.custom_id field when File is nil; an empty
+	// one is not sent.
+	CustomID string
+}
+
+// errFormNoFile and errFormTwice are forms SendFileForm refuses to end.
+var (
+	errFormNoFile = errors.New("chatio: send_file: the form has no file part")
+	errFormTwice  = errors.New("chatio: send_file: the form has a second file or custom id")
+)
+
+// SendFile uploads one file for chatID over HTTP, as SendFileForm does for
+// the form of the file read from r, then customID (when non-empty): the
+// order the SDK sends.
 func (c *Client) SendFile(ctx context.Context, chatID, customID, filename, contentType string, r io.Reader) (json.RawMessage, error) {
+	parts := []FilePart{{File: r, Filename: filename, ContentType: contentType}}
+	if customID != "" {
+		parts = append(parts, FilePart{CustomID: customID})
+	}
+	return c.SendFileForm(ctx, chatID, &fixedForm{parts: parts})
+}
+
+// fixedForm is a FileForm of parts known up front.
+type fixedForm struct{ parts []FilePart }
+
+func (f *fixedForm) NextPart() (FilePart, error) {
+	if len(f.parts) == 0 {
+		return FilePart{}, io.EOF
+	}
+	p := f.parts[0]
+	f.parts = f.parts[1:]
+	return p, nil
+}
+
+// SendFileForm uploads one file for chatID over HTTP: POST {http(s) form
+// of URL}/action/send_file?license_id=N with "Authorization: Bearer
+// <token>" and a multipart/form-data body built on the fly, never held in
+// memory: payload.chat_id, then the parts of form in their order
+// (payload.file, and payload.custom_id when given), each sent as form
+// yields it. The body's closing boundary is sent only once form has ended
+// (io.EOF) with exactly one file part and at most one custom id: a form
+// that fails or is cut short never reaches the upstream as a complete
+// form. More than MaxFileSize bytes of file abort the upload with
+// ErrFileTooLarge. ctx bounds the whole upload. It returns the "payload"
+// object of a 2xx answer ({"url": ...}); an error answer
+// {"error":{type,message}} becomes *AuthError (type "authentication") or
+// *RequestError{Action: "send_file"}; an error of form is returned
+// wrapped.
+//
+// SendFileForm returns once form has ended or the upload is cut off; a
+// Read or NextPart of form that never returns keeps it waiting. It does
+// not use the socket, so it works while the socket is down, but not after
+// Close (ErrClosed).
+func (c *Client) SendFileForm(ctx context.Context, chatID string, form FileForm) (json.RawMessage, error) {
 	if errors.Is(c.currentCause(), ErrClosed) {
 		return nil, ErrClosed
 	}
@@ -53,7 +110,7 @@ func (c *Client) SendFile(ctx context.Context, chatID, customID, filename, conte
 
 	werr := make(chan error, 1)
 	go func() { // owned by this call: waited for below
-		err := writeFileForm(mw, chatID, customID, filename, contentType, r)
+		err := writeFileForm(mw, chatID, form)
 		pw.CloseWithError(err) // nil: the body ends normally
 		werr <- err
 	}()
@@ -74,12 +131,17 @@ func (c *Client) SendFile(ctx context.Context, chatID, customID, filename, conte
 	if errors.Is(formErr, ErrFileTooLarge) {
 		return nil, ErrFileTooLarge
 	}
-	if err != nil {
+	if formErr != nil && !errors.Is(formErr, errUploadEnded) && !errors.Is(formErr, io.ErrClosedPipe) {
+		// The form failed: whatever the upstream made of the cut body, the
+		// upload did not happen.
 		if ctx.Err() != nil {
 			return nil, ctxError(ctx, "send_file")
 		}
-		if formErr != nil && !errors.Is(formErr, errUploadEnded) && !errors.Is(formErr, io.ErrClosedPipe) {
-			return nil, fmt.Errorf("chatio: send_file: reading the file: %w", formErr)
+		return nil, fmt.Errorf("chatio: send_file: reading the form: %w", formErr)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctxError(ctx, "send_file")
 		}
 		return nil, fmt.Errorf("chatio: send_file: %w", err)
 	}
@@ -87,40 +149,79 @@ func (c *Client) SendFile(ctx context.Context, chatID, customID, filename, conte
 	return fileAnswer(status, answer)
 }
 
-// writeFileForm writes the multipart body, streaming the file part from r
-// and counting its bytes; more than MaxFileSize → ErrFileTooLarge, without
-// sending the byte too many.
-func writeFileForm(mw *multipart.Writer, chatID, customID, filename, contentType string, r io.Reader) error {
+// writeFileForm writes the multipart body: chat_id, then form's parts as
+// they come, the file streamed and counted; more than MaxFileSize →
+// ErrFileTooLarge, without sending the byte too many. The closing boundary
+// is written only when form ends well.
+func writeFileForm(mw *multipart.Writer, chatID string, form FileForm) error {
 	if err := mw.WriteField("payload.chat_id", chatID); err != nil {
 		return err
 	}
+	var file, customID bool
+	for {
+		p, err := form.NextPart()
+		if err == io.EOF { //nolint:errorlint // the end is io.EOF itself; a wrapped one is a failure
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if p.File == nil {
+			if customID {
+				return errFormTwice
+			}
+			customID = true
+			if p.CustomID != "" {
+				if err := mw.WriteField("payload.custom_id", p.CustomID); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		if file {
+			return errFormTwice
+		}
+		file = true
+		if err := writeFilePart(mw, p); err != nil {
+			return err
+		}
+	}
+	if !file {
+		return errFormNoFile
+	}
+	return mw.Close()
+}
+
+// writeFilePart streams the file part; more than MaxFileSize bytes →
+// ErrFileTooLarge.
+func writeFilePart(mw *multipart.Writer, p FilePart) error {
 	h := make(textproto.MIMEHeader)
-	h.Set("Content-Disposition", multipart.FileContentDisposition("payload.file", headerSafe(filename)))
-	h.Set("Content-Type", safeContentType(contentType))
+	h.Set("Content-Disposition", multipart.FileContentDisposition("payload.file", headerSafe(p.Filename)))
+	h.Set("Content-Type", safeContentType(p.ContentType))
 	part, err := mw.CreatePart(h)
 	if err != nil {
 		return err
 	}
-	_, err = io.CopyN(part, r, MaxFileSize)
+	// The file ends with io.EOF itself: an error that wraps it (a
+	// multipart reader's "NextPart: EOF") is a failure.
+	_, err = io.CopyN(part, p.File, MaxFileSize)
 	switch {
 	case err == nil: // MaxFileSize bytes sent: one more byte is one too many
 		var probe [1]byte
-		k, err := io.ReadFull(r, probe[:])
+		k, err := p.File.Read(probe[:])
+		for k == 0 && err == nil {
+			k, err = p.File.Read(probe[:])
+		}
 		if k > 0 {
 			return ErrFileTooLarge
 		}
-		if !errors.Is(err, io.EOF) {
+		if err != io.EOF { //nolint:errorlint // see above
 			return err
 		}
-	case !errors.Is(err, io.EOF):
+	case err != io.EOF: //nolint:errorlint // see above
 		return err
 	}
-	if customID != "" {
-		if err := mw.WriteField("payload.custom_id", customID); err != nil {
-			return err
-		}
-	}
-	return mw.Close()
+	return nil
 }
 
 // headerSafe drops line breaks so a file name cannot add header lines.

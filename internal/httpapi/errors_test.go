@@ -185,13 +185,13 @@ func TestFileErrors(t *testing.T) {
 		t.Fatalf("message %v", m["message"])
 	}
 
-	// no file part; not multipart; customId after the file
+	// no file part; not multipart; a second customId (after the file)
 	body, ct := multipartBody(t, [][2]string{{"customId", "x"}}, nil)
 	expect(t, e.do("POST", path, "tok", body, "Content-Type: "+ct), 400, CodeInvalidArgs)
 	expect(t, e.do("POST", path, "tok", `{}`), 400, CodeInvalidArgs)
-	body, ct = multipartBody(t, [][2]string{{"file", ""}, {"customId", "late"}}, []byte("abc"))
+	body, ct = multipartBody(t, [][2]string{{"customId", "early"}, {"file", ""}, {"customId", "late"}}, []byte("abc"))
 	m = expect(t, e.do("POST", path, "tok", body, "Content-Type: "+ct), 400, CodeInvalidArgs)
-	if m["message"] != errCustomIDAfterFile.(*apiError).message {
+	if m["message"] != errSecondCustomID.(*apiError).message {
 		t.Fatalf("message %v", m["message"])
 	}
 	if evs := e.sim.Events(chat); len(evs) != 0 {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -183,36 +182,58 @@ func FuzzBearer(f *testing.F) {
 	})
 }
 
-// FuzzMultipartForm: the file upload's form reader (filePart, the
-// customId field, skipped fields, and what follows the file part).
+// FuzzMultipartForm: the file upload's form reader (openUploadForm and
+// NextPart: the customId field in either order, skipped fields, a second
+// file or customId, a body cut anywhere). The form ends well only with its
+// closing boundary, one file within its limit and at most one customId;
+// every failure is a refusal of the contract.
 func FuzzMultipartForm(f *testing.F) {
 	f.Add([]byte("--B\r\nContent-Disposition: form-data; name=\"customId\"\r\n\r\nc1\r\n" +
 		"--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\nhello\r\n--B--\r\n"))
+	f.Add([]byte("--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\nhello\r\n" +
+		"--B\r\nContent-Disposition: form-data; name=\"customId\"\r\n\r\nc1\r\n--B--"))
+	f.Add([]byte("--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\nhello\r\n--B\r\n"))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		const limit = 1 << 16
-		mr := multipart.NewReader(http.MaxBytesReader(httptest.NewRecorder(), io.NopCloser(bytes.NewReader(body)), limit), "B")
-		part, customID, err := filePart(mr)
+		r := httptest.NewRequest("POST", "/", http.MaxBytesReader(httptest.NewRecorder(), io.NopCloser(bytes.NewReader(body)), limit))
+		r.Header.Set("Content-Type", "multipart/form-data; boundary=B")
+		form, err := openUploadForm(r, 1<<10)
 		if err != nil {
 			refusal(t, err)
 			return
 		}
-		if part.FormName() != "file" {
-			t.Fatalf("file part named %q", part.FormName())
-		}
-		if len(customID) > maxCustomIDLen || !utf8.ValidString(customID) {
-			t.Fatalf("customId %q accepted", customID)
-		}
-		src := &fileReader{part: part, mr: mr, max: 1 << 10}
-		n, err := io.Copy(io.Discard, src)
-		if err != nil {
-			var ae *apiError
-			if !errors.As(err, &ae) && !errors.Is(err, io.ErrUnexpectedEOF) && !strings.Contains(err.Error(), "multipart") {
-				t.Fatalf("reading the file: %T %v", err, err)
+		var files, customIDs int
+		for {
+			p, err := form.NextPart()
+			if err == io.EOF {
+				break
 			}
-			return
+			if err != nil {
+				refusal(t, err)
+				return
+			}
+			if p.File == nil {
+				customIDs++
+				if len(p.CustomID) > maxCustomIDLen || !utf8.ValidString(p.CustomID) {
+					t.Fatalf("customId %q accepted", p.CustomID)
+				}
+				continue
+			}
+			files++
+			n, err := io.Copy(io.Discard, p.File)
+			if err != nil {
+				refusal(t, err)
+				return
+			}
+			if n > 1<<10 {
+				t.Fatalf("read %d bytes past the file limit", n)
+			}
 		}
-		if n > 1<<10 {
-			t.Fatalf("read %d bytes past the file limit", n)
+		if files != 1 || customIDs > 1 {
+			t.Fatalf("a form with %d files and %d customIds ended well", files, customIDs)
+		}
+		if !bytes.Contains(body, []byte("\r\n--B--")) {
+			t.Fatalf("a form without its closing boundary ended well: %q", body)
 		}
 	})
 }

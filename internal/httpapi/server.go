@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"github.com/chatio-gateway/chatio-gateway/web"
 	"math"
 	"net/http"
@@ -42,6 +43,9 @@ type Server struct {
 
 	drainOnce sync.Once
 	drain     chan struct{} // closed by SetDraining
+
+	uploads     context.Context         // ended by StopUploads (files.go)
+	stopUploads context.CancelCauseFunc // immutable
 }
 
 // New builds the server. A nil log logs nothing; a nil reg registers no
@@ -66,6 +70,7 @@ func New(cfg Config, pool *session.Pool, log *zap.Logger, reg prometheus.Registe
 		origins: make(map[string]bool),
 		drain:   make(chan struct{}),
 	}
+	s.uploads, s.stopUploads = context.WithCancelCause(context.Background())
 	for _, o := range cfg.AllowedOrigins {
 		if o == "*" {
 			s.anyOrigin = true

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -270,9 +272,17 @@ batch:
 	return ""
 }
 
-// draining ends the stream for SetDraining, with a retry hint.
+// draining ends the stream for SetDraining (or a draining pool) with a
+// retry hint drawn uniformly from [RetryHint, 2×RetryHint], in
+// milliseconds: the streams of a draining replica all end at once, and
+// their clients should not all come back at once.
 func (st *streamer) draining() string {
-	if st.write([]byte(st.s.retryField+": draining, reconnect\n\n")) != nil {
+	hint := st.s.cfg.RetryHint.Milliseconds()
+	b := make([]byte, 0, 64)
+	b = append(b, "retry: "...)
+	b = strconv.AppendInt(b, hint+rand.Int64N(hint+1), 10)
+	b = append(b, "\n: draining, reconnect\n\n"...)
+	if st.write(b) != nil {
 		return "write_failed"
 	}
 	return "draining"

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -198,9 +199,11 @@ func TestStreamPoolShutdown(t *testing.T) {
 	}
 }
 
+// hasRetry: one of ms is a retry hint of the default RetryHint (3 s), or
+// of a drain's (3 s to 6 s).
 func hasRetry(ms []sseMsg) bool {
 	for _, m := range ms {
-		if m.Retry == "3000" {
+		if v, err := strconv.Atoi(m.Retry); err == nil && v >= 3000 && v <= 6000 {
 			return true
 		}
 	}
@@ -347,5 +350,37 @@ func TestManyClients(t *testing.T) {
 				seen[text] = true
 			}
 		}
+	}
+}
+
+// TestStreamDrainingJitter: the streams a drain ends each get a retry hint
+// of their own, uniform in [RetryHint, 2×RetryHint], so that their clients
+// do not all come back at the same moment.
+func TestStreamDrainingJitter(t *testing.T) {
+	e := newEnv(t)
+	var streams []*sseStream
+	for i := range 16 {
+		s := e.openStream("/v1/events", fmt.Sprintf("tok-%d", i%4))
+		s.waitEvent("connected")
+		streams = append(streams, s)
+	}
+	e.api.SetDraining()
+	hints := map[int]bool{}
+	for i, s := range streams {
+		got := s.ended(5 * time.Second)
+		last := ""
+		for _, m := range got {
+			if m.Retry != "" {
+				last = m.Retry
+			}
+		}
+		ms, err := strconv.Atoi(last)
+		if err != nil || ms < 3000 || ms > 6000 {
+			t.Fatalf("stream %d ended with retry %q, want 3000..6000 ms; %+v", i, last, got)
+		}
+		hints[ms] = true
+	}
+	if len(hints) < 2 {
+		t.Fatalf("every drained stream got the same retry hint %v", hints)
 	}
 }
