@@ -53,6 +53,11 @@ type config struct {
 	AdvertiseAddr    string        `envconfig:"GATEWAY_ADVERTISE_ADDR" desc:"host:port at which the other replicas reach this one (e.g. $(POD_IP):8080); set: ?ticket= streams that reach another replica are proxied here; empty: one replica"`
 	TicketKey        string        `envconfig:"GATEWAY_TICKET_KEY" desc:"hex HMAC key (≥16 bytes) signing stream tickets; replicas must share it; required with GATEWAY_ADVERTISE_ADDR; empty: random per process"`
 
+	// The byte bounds of the event buffers (their events' data, as JSON).
+	ReplayBufferBytes     int   `envconfig:"GATEWAY_REPLAY_BUFFER_BYTES" default:"1048576" desc:"bytes of events kept per session for Last-Event-ID resumption, besides GATEWAY_REPLAY_BUFFER (oldest dropped first); a larger event is delivered but not kept"`
+	ReplayBudgetBytes     int64 `envconfig:"GATEWAY_REPLAY_BUDGET_BYTES" default:"268435456" desc:"bytes of events kept for resumption by all sessions together; each may keep budget / (2 × GATEWAY_MAX_SESSIONS) whatever the others hold, beyond that a session drops its own oldest"`
+	SubscriberBufferBytes int   `envconfig:"GATEWAY_SUBSCRIBER_BUFFER_BYTES" default:"2097152" desc:"bytes of events queued per stream, besides GATEWAY_SUBSCRIBER_BUFFER, before a slow client is cut off (a larger event still reaches an empty queue)"`
+
 	UpstreamRequestTimeout time.Duration `envconfig:"GATEWAY_UPSTREAM_REQUEST_TIMEOUT" default:"15s" desc:"deadline of one upstream request"`
 	UpstreamDialTimeout    time.Duration `envconfig:"GATEWAY_UPSTREAM_DIAL_TIMEOUT" default:"30s" desc:"deadline of opening a session: dial, login, first summary"`
 	UpstreamPingInterval   time.Duration `envconfig:"GATEWAY_UPSTREAM_PING_INTERVAL" default:"15s" desc:"websocket ping interval on upstream sockets"`
@@ -114,6 +119,9 @@ func (c config) validate() error {
 		"GATEWAY_H2_MAX_STREAMS": int64(c.H2MaxStreams), "GATEWAY_MAX_INFLIGHT": int64(c.MaxInFlight),
 		"GATEWAY_RATE_BURST": int64(c.RateBurst), "GATEWAY_MAX_FILE_BYTES": c.MaxFileBytes,
 		"GATEWAY_MAX_CONCURRENT_DIALS": int64(c.MaxConcurrentDials),
+
+		"GATEWAY_REPLAY_BUFFER_BYTES": int64(c.ReplayBufferBytes), "GATEWAY_REPLAY_BUDGET_BYTES": c.ReplayBudgetBytes,
+		"GATEWAY_SUBSCRIBER_BUFFER_BYTES": int64(c.SubscriberBufferBytes),
 	} {
 		if v < 0 {
 			errs = append(errs, fmt.Errorf("%s must not be negative", name))

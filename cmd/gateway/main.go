@@ -145,6 +145,10 @@ func serve(ctx context.Context, cfg config, log *zap.Logger, stdout io.Writer, o
 		DialTimeout:        cfg.UpstreamDialTimeout,
 		ReadLoops:          cfg.UpstreamReadLoops,
 		CursorKey:          cfg.cursorKey(),
+
+		ReplayBufferBytes:     cfg.ReplayBufferBytes,
+		ReplayBudgetBytes:     cfg.ReplayBudgetBytes,
+		SubscriberBufferBytes: cfg.SubscriberBufferBytes,
 	}, log.Named("session"), reg)
 	poolDone := false
 	defer func() {

@@ -29,9 +29,27 @@ type Config struct {
 	// ReplayBuffer is the number of events a session keeps for Last-Event-ID
 	// resumption. 0 → 512.
 	ReplayBuffer int
+	// ReplayBufferBytes bounds the bytes (of the events' JSON data) a
+	// session's ring keeps, besides ReplayBuffer: the oldest events are
+	// dropped until both bounds hold. An event larger than this is still
+	// delivered live, but not kept: the ring is emptied before it. 0 → 1 MiB.
+	ReplayBufferBytes int
+	// ReplayBudgetBytes bounds the bytes (of the events' JSON data) the
+	// rings of all the pool's sessions keep together. Half of it is shared
+	// out evenly: each session may keep ReplayBudgetBytes/(2·MaxSessions)
+	// (13 KiB at the defaults) whatever the others hold. What sessions keep
+	// beyond their share comes out of the other half; a session that would
+	// overdraw it drops its own oldest events (never another session's)
+	// until it fits or is back within its share. 0 → 256 MiB.
+	ReplayBudgetBytes int64
 	// SubscriberBuffer is the number of events queued for one subscriber
 	// before it is cut off with ErrSlowSubscriber. 0 → 256.
 	SubscriberBuffer int
+	// SubscriberBufferBytes bounds the bytes (of the events' JSON data)
+	// queued for one subscriber: a subscriber whose queue would exceed it
+	// is cut off with ErrSlowSubscriber. An event larger than this is still
+	// queued to a subscriber whose queue is empty. 0 → 2 MiB.
+	SubscriberBufferBytes int
 	// ReconnectMin and ReconnectMax bound the exponential reconnect backoff
 	// (full jitter: each sleep is uniform in [0, min(Max, Min·2^attempt))).
 	// 0 → 250ms and 30s.
@@ -62,11 +80,19 @@ type Config struct {
 	Dial func(ctx context.Context, cfg chatio.Config) (*chatio.Client, chatio.LoginResult, error)
 }
 
+// Byte bounds of the event buffers (see Config).
+const (
+	DefaultReplayBufferBytes     = 1 << 20
+	DefaultReplayBudgetBytes     = 256 << 20
+	DefaultSubscriberBufferBytes = 2 << 20
+)
+
 // Validate reports a configuration that cannot work.
 func (c Config) Validate() error {
 	var errs []error
 	if c.MaxSessions < 0 || c.MaxSubscribers < 0 || c.MaxInFlight < 0 ||
-		c.ReplayBuffer < 0 || c.SubscriberBuffer < 0 || c.MaxConcurrentDials < 0 {
+		c.ReplayBuffer < 0 || c.SubscriberBuffer < 0 || c.MaxConcurrentDials < 0 ||
+		c.ReplayBufferBytes < 0 || c.ReplayBudgetBytes < 0 || c.SubscriberBufferBytes < 0 {
 		errs = append(errs, errors.New("session: limits must not be negative"))
 	}
 	if c.IdleTimeout < 0 || c.ReconnectMin < 0 || c.ReconnectMax < 0 ||
@@ -80,6 +106,13 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("session: Upstream.URL is required"))
 	}
 	return errors.Join(errs...)
+}
+
+// replayShare is the bytes each session's ring may keep whatever the
+// others hold: half of ReplayBudgetBytes, shared out evenly. c has its
+// defaults.
+func (c Config) replayShare() int64 {
+	return c.ReplayBudgetBytes / (2 * int64(c.MaxSessions))
 }
 
 // withDefaults fills every zero field with its default.
@@ -99,6 +132,11 @@ func (c Config) withDefaults() Config {
 	setInt(&c.MaxInFlight, 64)
 	setInt(&c.ReplayBuffer, 512)
 	setInt(&c.SubscriberBuffer, 256)
+	setInt(&c.ReplayBufferBytes, DefaultReplayBufferBytes)
+	setInt(&c.SubscriberBufferBytes, DefaultSubscriberBufferBytes)
+	if c.ReplayBudgetBytes <= 0 {
+		c.ReplayBudgetBytes = DefaultReplayBudgetBytes
+	}
 	setInt(&c.MaxConcurrentDials, 32)
 	setDur(&c.IdleTimeout, 2*time.Minute)
 	setDur(&c.ReconnectMin, 250*time.Millisecond)

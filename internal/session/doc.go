@@ -21,10 +21,21 @@
 // Every SDK event of a session gets a strictly rising uint64 sequence number
 // (its SSE id), starting at a time-derived base so that ids of an earlier
 // incarnation are older than anything buffered. Each event is JSON-encoded
-// once, kept in a ring of the last ReplayBuffer events for Last-Event-ID
-// resumption, and offered to every subscriber without blocking: a
-// subscriber whose queue holds SubscriberBuffer events is cut off with
-// ErrSlowSubscriber; the publisher and the other subscribers never wait.
+// once, kept in a ring of the last events for Last-Event-ID resumption, and
+// offered to every subscriber without blocking: a subscriber whose queue
+// holds SubscriberBuffer events, or would hold more than
+// SubscriberBufferBytes of event data, is cut off with ErrSlowSubscriber;
+// the publisher and the other subscribers never wait.
+//
+// The ring keeps at most ReplayBuffer events and ReplayBufferBytes of event
+// data, and the rings of the pool together at most ReplayBudgetBytes: each
+// session may keep its even share of half the budget whatever the others
+// hold, and one that would overdraw the other half drops its own oldest
+// events. The ring only ever drops its oldest events, so a Last-Event-ID is
+// either in it (the later events are replayed) or older than it (a fresh
+// snapshot, as for a new subscriber): never a silent gap. An event too
+// large for the ring is delivered live and empties the ring. The bytes
+// counted are len(Message.Data), the encoding every subscriber shares.
 //
 // A new subscriber without a resumable Last-Event-ID gets a snapshot:
 // customer_id, user_data… and connected {chatsSummary, totalChats} carrying
@@ -62,9 +73,10 @@
 // The inbox holds a new client's items while Pool.open reads the first
 // summary or a recovery restores the session, so the chatTracker is used
 // by one goroutine at a time and no push overtakes what a restore
-// publishes. The // log, the subscribers, the live client and the sneak-peek throttle are
+// publishes. The log, the subscribers, the live client and the sneak-peek throttle are
 // guarded by Session.mu; the pool's map by Pool.mu, always taken before a
-// Session.mu. A subscriber's channel is sent to under Session.mu by the
+// Session.mu. The replay budget is one atomic counter of the pool: a
+// session trims only its own ring, under its own lock. A subscriber's channel is sent to under Session.mu by the
 // session, or by the subscriber's feeder goroutine, which exists only while
 // more events are queued than the channel buffers; it is closed exactly
 // once, by whichever of the two holds the last word (see endLocked). Every

@@ -26,6 +26,7 @@ type metrics struct {
 	dropped        *prometheus.CounterVec
 	subscribersCut *prometheus.CounterVec
 	framesIgnored  *prometheus.CounterVec
+	replayBytes    prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -61,6 +62,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "gateway_upstream_frames_ignored_total",
 			Help: "Upstream frames ignored by the client: malformed, unknown_id (an answer to no request in flight), dropped (as the SDK drops them).",
 		}, []string{"reason"}),
+		replayBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gateway_replay_bytes",
+			Help: "Bytes of event data kept by the sessions' replay rings, all together.",
+		}),
 	}
 	if reg == nil {
 		return m
@@ -75,5 +80,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.dropped = promreg.Register(reg, m.dropped)
 	m.subscribersCut = promreg.Register(reg, m.subscribersCut)
 	m.framesIgnored = promreg.Register(reg, m.framesIgnored)
+	m.replayBytes = promreg.Register(reg, m.replayBytes)
 	return m
 }

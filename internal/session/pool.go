@@ -22,6 +22,7 @@ type Pool struct {
 	log     *zap.Logger     // immutable
 	m       *metrics        // immutable; the collectors are goroutine-safe
 	dialSem chan struct{}   // pool-wide dial slots (MaxConcurrentDials)
+	budget  replayBudget    // the replay rings' bytes together (ReplayBudgetBytes)
 	ctx     context.Context // the pool's lifetime; parent of every session's
 	cancel  context.CancelFunc
 
@@ -61,6 +62,7 @@ func NewPool(cfg Config, log *zap.Logger, reg prometheus.Registerer) *Pool {
 		log:      log,
 		m:        newMetrics(reg),
 		dialSem:  make(chan struct{}, cfg.MaxConcurrentDials),
+		budget:   replayBudget{share: cfg.replayShare(), shared: cfg.ReplayBudgetBytes - cfg.replayShare()*int64(cfg.MaxSessions)},
 		ctx:      ctx,
 		cancel:   cancel,
 		sessions: make(map[string]*entry),

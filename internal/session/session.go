@@ -77,9 +77,10 @@ type Session struct {
 	closing  bool                     // set once by stop; no event, subscriber or helper after it
 	endErr   error                    // why the session ended (set with closing)
 	seq      uint64                   // id of the last event appended to the log
-	ring     []logEntry               // the last ReplayBuffer events, circular once full (grown by append until then)
+	ring     []logEntry               // the last ringLen events, up to seq, circular (see keepLocked)
 	ringHead int                      // index of the oldest entry
 	ringLen  int                      // entries in use
+	ringSize int64                    // bytes of the entries' Data
 	subs     map[*Subscriber]struct{} // live subscribers
 	sneak    map[string]*sneakState   // chat id → throttle state (bounded)
 	snap     *summarySnap             // the latest summary, reusable while seq has not moved
@@ -419,12 +420,14 @@ func (s *Session) stop(err error, final *Message, cond func() bool) bool {
 	p.wg.Add(1)
 	s.endErr = err
 	s.client = nil
+	cut := 0
 	if final != nil {
-		s.appendLocked(final.Name, final.Data, true)
+		cut = s.appendLocked(final.Name, final.Data, true)
 	}
 	for sub := range s.subs {
 		sub.endLocked(err)
 	}
+	s.releaseRingLocked() // no event and no resume after closing
 	for chat, st := range s.sneak {
 		if st.timer != nil {
 			st.timer.Stop()
@@ -441,6 +444,9 @@ func (s *Session) stop(err error, final *Message, cond func() bool) bool {
 		defer p.wg.Done()
 		s.closeOwned()
 	}()
+	if cut > 0 {
+		s.logSlowCut(cut)
+	}
 	s.log.Info("session ended", zap.Error(err))
 	return true
 }
@@ -520,20 +526,40 @@ func (s *Session) publishWithSummary(snap *summarySnap, evs ...chatio.Event) uin
 		}
 		out = append(out, encoded{e.Name, data})
 	}
+	seq, cut := s.appendAll(out, snap)
+	if cut > 0 {
+		s.logSlowCut(cut)
+	}
+	return seq
+}
+
+// appendAll appends out to the log under s.mu, and makes snap (if not nil)
+// the summary as of the last one. It returns the last sequence number (0
+// when the session is closing: nothing is appended) and how many
+// subscribers were cut off as too slow.
+func (s *Session) appendAll(out []encoded, snap *summarySnap) (seq uint64, cut int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
 		s.pool.m.dropped.WithLabelValues(reasonClosed).Add(float64(len(out)))
-		return 0
+		return 0, 0
 	}
 	for _, e := range out {
-		s.appendLocked(e.name, e.data, false)
+		cut += s.appendLocked(e.name, e.data, false)
 	}
 	if snap != nil {
 		snap.seq = s.seq
 		s.snap = snap
 	}
-	return s.seq
+	return s.seq, cut
+}
+
+// logSlowCut logs, with no lock held, that n subscribers were cut off.
+//
+//go:noinline
+func (s *Session) logSlowCut(n int) {
+	s.log.Info("subscriber cut off: too slow", zap.Int("subscribers", n),
+		zap.Int("buffer", s.cfg.SubscriberBuffer), zap.Int("buffer_bytes", s.cfg.SubscriberBufferBytes))
 }
 
 // newSummarySnap encodes a parsed summary for snapshots.
@@ -570,25 +596,14 @@ func (s *Session) keepSummary(snap *summarySnap, seq uint64) {
 
 // appendLocked assigns the next sequence number, keeps the event in the
 // ring and offers it to every subscriber without blocking: a subscriber
-// whose queue is full is cut off with ErrSlowSubscriber. final may use the
-// one slot each queue keeps for the session's last message. s.mu held.
-func (s *Session) appendLocked(name string, data []byte, final bool) {
+// whose queue is full (SubscriberBuffer events or SubscriberBufferBytes) is
+// cut off with ErrSlowSubscriber. final may use the one slot each queue
+// keeps for the session's last message. It returns how many subscribers
+// were cut off. s.mu held.
+func (s *Session) appendLocked(name string, data []byte, final bool) (cut int) {
 	s.seq++
 	m := Message{ID: strconv.FormatUint(s.seq, 10), Name: name, Data: data}
-	if n := s.cfg.ReplayBuffer; n > 0 {
-		if s.ringLen < n { // still growing: ringHead is 0, the slice holds ringLen entries
-			if len(s.ring) == cap(s.ring) {
-				grown := make([]logEntry, len(s.ring), min(n, max(8, 2*cap(s.ring))))
-				copy(grown, s.ring)
-				s.ring = grown
-			}
-			s.ring = append(s.ring, logEntry{s.seq, m})
-			s.ringLen++
-		} else {
-			s.ring[s.ringHead] = logEntry{s.seq, m}
-			s.ringHead = (s.ringHead + 1) % n
-		}
-	}
+	s.keepLocked(m)
 	s.pool.m.published.Inc()
 	delivered := 0
 	for sub := range s.subs {
@@ -598,10 +613,113 @@ func (s *Session) appendLocked(name string, data []byte, final bool) {
 		}
 		s.pool.m.dropped.WithLabelValues(reasonSlow).Inc()
 		s.pool.m.subscribersCut.WithLabelValues(reasonSlow).Inc()
-		s.log.Info("subscriber cut off: too slow", zap.Int("buffer", s.cfg.SubscriberBuffer))
 		sub.endLocked(ErrSlowSubscriber)
+		cut++
 	}
 	s.pool.m.delivered.Add(float64(delivered))
+	return cut
+}
+
+// ---- the replay ring ----
+//
+// The ring holds the last ringLen events of the log, up to s.seq, oldest
+// at ringHead; entry i is ring[(ringHead+i)%len(ring)]. Events leave it
+// oldest first only, so a Last-Event-ID is either within it (resume
+// replays exactly the later events) or older (a fresh snapshot): never a
+// silent gap. An event the ring cannot keep empties it. Its slice grows
+// with the log up to ReplayBuffer entries.
+
+// replayBudget is the pool's account of what the replay rings keep beyond
+// their shares (Config.ReplayBudgetBytes): one atomic counter, no lock, so
+// that a session never waits for, or trims, another.
+type replayBudget struct {
+	share  int64        // immutable: the bytes each ring may keep whatever the others hold
+	shared int64        // immutable: the bytes all rings together may keep beyond their shares
+	excess atomic.Int64 // the bytes the rings keep beyond their shares
+}
+
+// keepLocked keeps m, the event numbered s.seq, in the ring. First the
+// oldest events are dropped until ReplayBuffer and ReplayBufferBytes hold
+// with m (an m larger than ReplayBufferBytes empties the ring and is not
+// kept). Then, when the ring's bytes beyond its share would overdraw the
+// pool's budget, the ring drops more of its own oldest events (m too, if m
+// alone is beyond the share) until the budget holds or the ring is back
+// within its share. s.mu held.
+func (s *Session) keepLocked(m Message) {
+	cfg := s.cfg
+	size := int64(len(m.Data))
+	before := s.ringSize
+	if size > int64(cfg.ReplayBufferBytes) {
+		for s.ringLen > 0 {
+			s.dropOldestLocked()
+		}
+	} else {
+		for s.ringLen > 0 && (s.ringLen >= cfg.ReplayBuffer || s.ringSize+size > int64(cfg.ReplayBufferBytes)) {
+			s.dropOldestLocked()
+		}
+		if s.ringLen == len(s.ring) {
+			s.growRingLocked()
+		}
+		s.ring[(s.ringHead+s.ringLen)%len(s.ring)] = logEntry{s.seq, m}
+		s.ringLen++
+		s.ringSize += size
+	}
+	b := &s.pool.budget
+	was, now := max(0, before-b.share), max(0, s.ringSize-b.share)
+	switch {
+	case now > was:
+		if excess := b.excess.Add(now - was); excess > b.shared {
+			kept := now
+			for s.ringLen > 0 && excess > b.shared && s.ringSize > b.share {
+				s.dropOldestLocked()
+				left := max(0, s.ringSize-b.share)
+				excess -= kept - left
+				kept = left
+			}
+			if kept != now {
+				b.excess.Add(kept - now)
+			}
+		}
+	case now < was:
+		b.excess.Add(now - was)
+	}
+	if d := s.ringSize - before; d != 0 {
+		s.pool.m.replayBytes.Add(float64(d))
+	}
+}
+
+// dropOldestLocked lets go of the ring's oldest event. s.mu held, ringLen > 0.
+func (s *Session) dropOldestLocked() {
+	e := &s.ring[s.ringHead]
+	s.ringSize -= int64(len(e.msg.Data))
+	*e = logEntry{}
+	s.ringHead++
+	if s.ringHead == len(s.ring) {
+		s.ringHead = 0
+	}
+	s.ringLen--
+}
+
+// growRingLocked gives the ring more slots; called when every slot is in
+// use and fewer than ReplayBuffer are. s.mu held.
+func (s *Session) growRingLocked() {
+	grown := make([]logEntry, min(s.cfg.ReplayBuffer, max(8, 2*len(s.ring))))
+	n := copy(grown, s.ring[s.ringHead:])
+	copy(grown[n:], s.ring[:s.ringHead])
+	s.ring, s.ringHead = grown, 0
+}
+
+// releaseRingLocked lets go of the whole ring and gives its bytes back to
+// the pool's budget; the session is closing. s.mu held.
+func (s *Session) releaseRingLocked() {
+	b := &s.pool.budget
+	if ex := s.ringSize - b.share; ex > 0 {
+		b.excess.Add(-ex)
+	}
+	if s.ringSize != 0 {
+		s.pool.m.replayBytes.Sub(float64(s.ringSize))
+	}
+	s.ring, s.ringHead, s.ringLen, s.ringSize = nil, 0, 0, 0
 }
 
 // ---- the session's life, without a goroutine of its own ----

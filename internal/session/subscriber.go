@@ -25,14 +25,23 @@ type Subscriber struct {
 	snapshot []Message    // set by Subscribe; cleared by ReleaseSnapshot, on the consumer's goroutine
 	ch       chan Message // sent to under s.mu by the session, or by the feeder; closed once (see endLocked, feed)
 	limit    int          // queue length at which a subscriber is too slow; immutable
+	maxBytes int          // queued bytes beyond which a subscriber is too slow; immutable
 
 	// guarded by s.mu
-	ended   bool
-	err     error
-	spill   []Message     // queued events that did not fit in ch, oldest first
-	feeding bool          // a feeder goroutine runs
-	quit    chan struct{} // made with the first feeder; closed by Close: the feeder drops what is left
-	quitted bool          // quit is closed
+	ended      bool
+	err        error
+	spill      []Message     // queued events that did not fit in ch, oldest first
+	spillBytes int           // bytes of spill's Data
+	feeding    bool          // a feeder goroutine runs
+	handing    bool          // the feeder holds an event it is sending into ch
+	quit       chan struct{} // made with the first feeder; closed by Close: the feeder drops what is left
+	quitted    bool          // quit is closed
+	// sent holds the sizes of the last events sent (or being sent, see
+	// handing) into ch, the newest at sentNext-1: ch holds the last len(ch)
+	// of them (a FIFO with one sender at a time), so their bytes are known
+	// without a word from the consumer.
+	sent     [subChanCap + 1]int
+	sentNext int
 }
 
 // Snapshot is what comes before C: customer_id, user_data…, connected (only
@@ -73,23 +82,32 @@ func (sub *Subscriber) Close() {
 	s.mu.Unlock()
 }
 
-// offerLocked queues m without blocking; false when the queue is full.
-// Every queue keeps one slot for the session's final message. The event a
-// feeder is handing over is not counted (its send may complete at any
-// moment): a queue with a feeder may take one event more. s.mu held.
+// offerLocked queues m without blocking; false when the queue is full:
+// it holds limit events, or m would take its bytes beyond maxBytes (an m
+// larger than maxBytes is taken by an empty queue). Every queue keeps one
+// slot for the session's final message, which is not held to maxBytes.
+// The event a feeder is handing over is not counted in events (its send
+// may complete at any moment: a queue with a feeder may take one event
+// more), but is in bytes. s.mu held.
 func (sub *Subscriber) offerLocked(m Message, final bool) bool {
 	queued := len(sub.ch) + len(sub.spill)
 	if queued >= sub.limit+1 || (!final && queued >= sub.limit) {
 		return false
 	}
+	size := len(m.Data)
+	if !final && (queued > 0 || sub.handing) && sub.queuedBytesLocked()+size > sub.maxBytes {
+		return false
+	}
 	if !sub.feeding {
 		select {
 		case sub.ch <- m:
+			sub.sentLocked(size)
 			return true
 		default:
 		}
 	}
 	sub.spill = append(sub.spill, m)
+	sub.spillBytes += size
 	if !sub.feeding {
 		sub.feeding = true
 		if sub.quit == nil {
@@ -100,6 +118,35 @@ func (sub *Subscriber) offerLocked(m Message, final bool) bool {
 	return true
 }
 
+// sentLocked records that an event of size bytes went (or is going) into
+// ch. s.mu held.
+func (sub *Subscriber) sentLocked(size int) {
+	sub.sent[sub.sentNext] = size
+	sub.sentNext++
+	if sub.sentNext == len(sub.sent) {
+		sub.sentNext = 0
+	}
+}
+
+// queuedBytesLocked is the bytes of the events queued: in ch, in spill, and
+// the one the feeder is handing over. Between the feeder's send and its
+// next turn it counts one event more than is queued. s.mu held.
+func (sub *Subscriber) queuedBytesLocked() int {
+	n := len(sub.ch)
+	if sub.handing {
+		n++
+	}
+	b := sub.spillBytes
+	for i := sub.sentNext; n > 0; n-- {
+		if i == 0 {
+			i = len(sub.sent)
+		}
+		i--
+		b += sub.sent[i]
+	}
+	return b
+}
+
 // feed moves spilled events into the channel, oldest first. It ends when
 // none are left (closing the channel if the subscriber has ended
 // meanwhile), and drops the rest when the consumer has gone (Close).
@@ -107,9 +154,11 @@ func (sub *Subscriber) feed() {
 	s := sub.s
 	for {
 		s.mu.Lock()
+		sub.handing = false
 		if len(sub.spill) == 0 {
 			sub.feeding = false
 			sub.spill = nil
+			sub.spillBytes = 0
 			if sub.ended {
 				close(sub.ch)
 			}
@@ -119,6 +168,9 @@ func (sub *Subscriber) feed() {
 		m := sub.spill[0]
 		sub.spill[0] = Message{}
 		sub.spill = sub.spill[1:]
+		sub.spillBytes -= len(m.Data)
+		sub.sentLocked(len(m.Data))
+		sub.handing = true
 		quit := sub.quit
 		s.mu.Unlock()
 		select {
@@ -160,13 +212,14 @@ func (s *Session) admitLocked() error {
 }
 
 // addLocked registers a subscriber whose queue also holds extra replayed
-// events. s.mu held, admitLocked passed.
-func (s *Session) addLocked(extra int) *Subscriber {
+// events of extraBytes. s.mu held, admitLocked passed.
+func (s *Session) addLocked(extra, extraBytes int) *Subscriber {
 	limit := s.cfg.SubscriberBuffer + extra
 	sub := &Subscriber{
-		s:     s,
-		ch:    make(chan Message, min(limit+1, subChanCap)),
-		limit: limit,
+		s:        s,
+		ch:       make(chan Message, min(limit+1, subChanCap)),
+		limit:    limit,
+		maxBytes: s.cfg.SubscriberBufferBytes + extraBytes,
 	}
 	s.subs[sub] = struct{}{}
 	s.pool.m.subscribers.Inc()
@@ -220,9 +273,13 @@ func (s *Session) resume(id uint64) (*Subscriber, error) {
 		return nil, nil
 	}
 	n := int(s.seq - id)
-	sub := s.addLocked(n)
+	size := 0
 	for i := s.ringLen - n; i < s.ringLen; i++ {
-		sub.offerLocked(s.ring[(s.ringHead+i)%len(s.ring)].msg, false) // within limit: room for n is made
+		size += len(s.ring[(s.ringHead+i)%len(s.ring)].msg.Data)
+	}
+	sub := s.addLocked(n, size)
+	for i := s.ringLen - n; i < s.ringLen; i++ {
+		sub.offerLocked(s.ring[(s.ringHead+i)%len(s.ring)].msg, false) // within limit: room for n events of size bytes is made
 	}
 	s.pool.m.delivered.Add(float64(n))
 	return sub, nil
@@ -237,7 +294,7 @@ func (s *Session) subscribeFresh(ctx context.Context) (*Subscriber, error) {
 		s.mu.Unlock()
 		return nil, err
 	}
-	sub := s.addLocked(0)
+	sub := s.addLocked(0, 0)
 	n := s.seq
 	customerID := s.customerID // as of n: a later adoption is an event after n
 	snap := s.snap

@@ -22,7 +22,7 @@ func spillSession(t *testing.T, buffer, replay int) *Session {
 func addSub(s *Session) *Subscriber {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.addLocked(0)
+	return s.addLocked(0, 0)
 }
 
 func publishN(s *Session, from, n int) {

@@ -144,7 +144,8 @@ func TestMetricsRegistered(t *testing.T) {
 	}
 	for _, name := range []string{"gateway_sessions", "gateway_subscribers", "gateway_upstream_connects_total",
 		"gateway_upstream_reconnects_total", "gateway_upstream_dial_failures_total", "gateway_events_published_total",
-		"gateway_events_delivered_total", "gateway_events_dropped_total", "gateway_subscribers_cut_total"} {
+		"gateway_events_delivered_total", "gateway_events_dropped_total", "gateway_subscribers_cut_total",
+		"gateway_replay_bytes"} {
 		if !got[name] {
 			t.Errorf("metric %s not registered", name)
 		}
