@@ -103,11 +103,13 @@ func (s *Server) rest(fn restFunc) http.HandlerFunc {
 
 func (s *Server) postTicket(r *http.Request, token string) (int, any, error) {
 	// The token is checked (and its session opened) now, so that a
-	// bad token fails here and not on the stream.
-	if _, err := s.acquire(r.Context(), token); err != nil {
+	// bad token fails here and not on the stream. The ticket refers to the
+	// session's own token string: no copy per ticket.
+	sess, err := s.acquire(r.Context(), token)
+	if err != nil {
 		return 0, nil, err
 	}
-	id, err := s.tickets.issue(token, customerIDOf(r.Context()))
+	id, err := s.tickets.issue(sess.Token(), customerIDOf(r.Context()))
 	if err != nil {
 		s.m.tickets.WithLabelValues("refused").Inc()
 		return 0, nil, err

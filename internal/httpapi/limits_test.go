@@ -35,43 +35,11 @@ func TestRateLimitPerToken(t *testing.T) {
 
 	expect(t, e.do("GET", "/v1/session", "calm", nil), 200, "") // another customer
 
-	time.Sleep(250 * time.Millisecond) // 5/s: one more request
+	l := e.api.limiter // 250ms later at 5/s: one more request
+	l.mu.Lock()
+	l.now = func() time.Time { return time.Now().Add(250 * time.Millisecond) }
+	l.mu.Unlock()
 	expect(t, e.do("GET", "/v1/session", "busy", nil), 200, "")
-}
-
-// TestRateLimiterBounded: the limiter's table holds at most its bound;
-// refilled buckets are swept; a full table refuses new tokens with
-// OVERLOADED rather than growing.
-func TestRateLimiterBounded(t *testing.T) {
-	l := newRateLimiter(10, 2, 3)
-	now := time.Unix(1000, 0)
-	l.now = func() time.Time { return now }
-	for i := range 3 {
-		if err := l.allow("t" + strconv.Itoa(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	err := l.allow("t3")
-	if _, ok := err.(*apiError); !ok || err.(*apiError).code != CodeOverloaded {
-		t.Fatalf("full table: %v", err)
-	}
-	if l.len() != 3 {
-		t.Fatalf("%d buckets", l.len())
-	}
-	now = now.Add(time.Second) // every bucket refilled: swept
-	if err := l.allow("t3"); err != nil {
-		t.Fatalf("after the sweep: %v", err)
-	}
-	if l.len() != 1 {
-		t.Fatalf("%d buckets after the sweep", l.len())
-	}
-	// burst 2, then refused with the wait for one token (100ms at 10/s)
-	_ = l.allow("t3")
-	err = l.allow("t3")
-	rl, ok := err.(*rateLimitedError)
-	if !ok || rl.wait <= 0 || rl.wait > 100*time.Millisecond || rl.retryAfter() != "1" {
-		t.Fatalf("over the burst: %v", err)
-	}
 }
 
 // TestInFlightLimit: calls of one session beyond MaxInFlight are answered

@@ -1,7 +1,7 @@
 package httpapi
 
 import (
-	"crypto/sha256"
+	"hash/maphash"
 	"math"
 	"net/http"
 	"strconv"
@@ -30,11 +30,41 @@ import (
 // Streams opened with a ticket are not counted again: the ticket itself was
 // (POST /v1/tickets), and it serves one stream.
 //
-// Memory: one bucket per access token seen recently, keyed by a hash of
-// the token, at most maxRateBuckets. Buckets that have refilled completely
-// carry no information and are swept; when the table is still full, new
-// tokens are refused with OVERLOADED (the gateway, not the customer, is
-// over its limit).
+// The table of buckets. The limit is checked before the token is known to
+// be good (that takes a login upstream, which the limit protects), so
+// anyone can make the gateway hold a bucket for any string. The table is
+// therefore bounded (maxRateBuckets) and costs O(1) per request whatever
+// it holds: two generations of maps, cur and prev. A request looks its
+// bucket up in cur, then in prev (moving it to cur); a new bucket goes
+// into cur. cur becomes prev, and prev is dropped whole, when
+//
+//   - cur is a refill period old (burst/rate, at least a second): every
+//     bucket in prev was then last touched a whole period ago, so it has
+//     refilled completely and carries no information; dropping it changes
+//     no answer. With steady traffic the table holds the tokens seen in
+//     the last one to two periods.
+//   - cur holds half the table (a flood of new tokens): memory stays within
+//     maxRateBuckets buckets, and no token is ever refused for want of room.
+//
+// The trade-off, under a flood of random tokens: it cannot lock anyone
+// out, since no token is refused for want of room and a request costs the
+// same whatever the table holds; but it can make the table forget a bucket
+// early, which gives that token a full burst again. A bucket is forgotten
+// only when it goes untouched while at least maxRateBuckets/2 new tokens
+// arrive, and a customer being limited is one that keeps sending: each of
+// its requests moves its bucket back into cur. Resetting a limit thus takes
+// 50,000 requests with fresh tokens to win back at most RateBurst
+// requests.
+//
+// Why not a library: golang.org/x/time/rate's Limiter is a bucket with its
+// own mutex, 80 bytes with a pointer against 16 without, and nothing to
+// bound a table of them; hashicorp/golang-lru/v2 would bound the table, but
+// with a heap entry of several pointers per bucket that the collector marks
+// on every cycle (100,000 of them under a flood), and by count alone, where
+// the generations also forget idle buckets by age. Here a bucket is two
+// numbers under a seeded 64-bit hash of the token, with no pointer, so the
+// collector never scans the table, and a dropped generation is one map
+// left to it.
 
 // maxRateBuckets bounds the rate limiter's table.
 const maxRateBuckets = 100000
@@ -51,76 +81,106 @@ func (e *rateLimitedError) retryAfter() string {
 	return strconv.Itoa(max(1, int(math.Ceil(e.wait.Seconds()))))
 }
 
-// rateLimiter holds a token bucket per access token.
+// rateLimiter holds a token bucket per access token, in two generations.
 type rateLimiter struct {
-	rate  float64 // tokens per second; immutable
-	burst float64 // bucket size; immutable
-	max   int     // buckets held at most; immutable
+	rate   float64      // tokens per second; immutable
+	burst  float64      // bucket size; immutable
+	half   int          // buckets one generation holds at most; immutable
+	period int64        // ns after which an untouched bucket is full (≥ 1s); immutable
+	seed   maphash.Seed // immutable
 
-	mu      sync.Mutex
-	now     func() time.Time     // the clock (tests move it)
-	buckets map[[16]byte]*bucket // guarded by mu
-	sweep   time.Time            // guarded by mu: next sweep regardless of size
+	mu       sync.Mutex
+	now      func() time.Time  // the clock (tests move it)
+	epoch    time.Time         // guarded by mu: the zero of bucket times, the clock's first reading
+	cur      map[uint64]bucket // guarded by mu: buckets touched since curStart
+	prev     map[uint64]bucket // guarded by mu: buckets last touched in the generation before
+	curStart int64             // guarded by mu: when cur became current
 }
 
+// bucket is one token's bucket. It holds no pointer, so the collector
+// never scans the maps.
 type bucket struct {
 	tokens float64
-	last   time.Time
+	last   int64 // ns since the limiter's epoch
 }
 
-func newRateLimiter(rate float64, burst, max int) *rateLimiter {
-	return &rateLimiter{rate: rate, burst: float64(burst), max: max, now: time.Now, buckets: make(map[[16]byte]*bucket)}
+// newRateLimiter: rate per second, burst at once, at most size buckets.
+func newRateLimiter(rate float64, burst, size int) *rateLimiter {
+	period := float64(burst) / rate * float64(time.Second)
+	return &rateLimiter{
+		rate:   rate,
+		burst:  float64(burst),
+		half:   max(1, size/2),
+		period: int64(min(max(period, float64(time.Second)), float64(math.MaxInt64/4))),
+		seed:   maphash.MakeSeed(),
+		now:    time.Now,
+	}
 }
 
-// allow takes one request from token's bucket. It returns nil, a
-// *rateLimitedError, or OVERLOADED when the table of buckets is full.
+// allow takes one request from token's bucket. It returns nil or a
+// *rateLimitedError; it never refuses a token for want of room.
 func (l *rateLimiter) allow(token string) error {
-	sum := sha256.Sum256([]byte(token))
-	var key [16]byte
-	copy(key[:], sum[:16])
+	// A seeded 64-bit hash: two tokens share a bucket only by a collision
+	// that no one who does not know the seed can aim for (among 100,000
+	// buckets, a chance of 3e-10), and no token is held.
+	key := maphash.String(l.seed, token)
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	now := l.now()
-	b, ok := l.buckets[key]
-	if !ok {
-		if len(l.buckets) >= l.max || now.After(l.sweep) {
-			l.sweepLocked(now)
-		}
-		if len(l.buckets) >= l.max {
-			return overloaded("too many clients; retry later")
-		}
-		b = &bucket{tokens: l.burst, last: now}
-		l.buckets[key] = b
+	t := l.now()
+	if l.epoch.IsZero() {
+		l.epoch = t
 	}
-	if el := now.Sub(b.last).Seconds(); el > 0 {
-		b.tokens = math.Min(l.burst, b.tokens+el*l.rate)
+	now := int64(t.Sub(l.epoch))
+	if age := now - l.curStart; age >= l.period {
+		// Every bucket in prev, and in cur too after two periods, was
+		// last touched a period ago or more: full, as a new one would be.
+		l.rotateLocked(now, age >= 2*l.period)
+	}
+	b, ok := l.cur[key]
+	if !ok {
+		if b, ok = l.prev[key]; ok {
+			delete(l.prev, key)
+		} else {
+			b = bucket{tokens: l.burst, last: now}
+		}
+		if len(l.cur) >= l.half {
+			l.rotateLocked(now, false) // a flood: prev goes before its time
+		}
+		if l.cur == nil {
+			l.cur = make(map[uint64]bucket)
+		}
+	}
+	if el := now - b.last; el > 0 {
+		b.tokens = min(l.burst, b.tokens+float64(el)/float64(time.Second)*l.rate)
 	}
 	b.last = now
+	var err error
 	if b.tokens >= 1 {
 		b.tokens--
-		return nil
+	} else {
+		err = &rateLimitedError{wait: time.Duration((1 - b.tokens) / l.rate * float64(time.Second))}
 	}
-	wait := time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
-	return &rateLimitedError{wait: wait}
+	l.cur[key] = b
+	return err
 }
 
-// sweepLocked forgets buckets that have refilled completely. mu held.
-func (l *rateLimiter) sweepLocked(now time.Time) {
-	full := time.Duration(l.burst / l.rate * float64(time.Second))
-	for k, b := range l.buckets {
-		if now.Sub(b.last) >= full {
-			delete(l.buckets, k)
-		}
+// rotateLocked starts a new generation at now: cur becomes prev and the old
+// prev is dropped, or both are when both is set. mu held.
+func (l *rateLimiter) rotateLocked(now int64, both bool) {
+	l.prev = l.cur
+	if both {
+		l.prev = nil
 	}
-	l.sweep = now.Add(max(full, time.Second))
+	l.cur = nil // made by the next new bucket
+	l.curStart = now
 }
 
 // len is the number of buckets held.
 func (l *rateLimiter) len() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.buckets)
+	return len(l.cur) + len(l.prev)
 }
 
 // limitRate applies the per-token rate limit to one request of token;

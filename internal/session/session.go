@@ -172,6 +172,11 @@ func (s *Session) adoptCustomerID(id string) {
 	}
 }
 
+// Token is the access token the session logged in with: the session's own
+// string, for a caller that must name the token without holding a copy of
+// it (a stream ticket). Never log it.
+func (s *Session) Token() string { return s.token }
+
 // Status is "connecting", "connected", "reconnecting", or "disconnected"
 // once the session has ended.
 func (s *Session) Status() string {
