@@ -6,7 +6,8 @@
 #
 # Installs the npm packages it needs itself, with npm ci from the committed
 # api/tscheck/package-lock.json (exact versions), into
-# api/tscheck/node_modules. Skips, saying so, when node or npm is missing.
+# api/tscheck/node_modules; as root with apt, installs Node.js and npm when
+# missing (saying so). Without them it skips, saying so (fails under CI).
 #
 #   scripts/check-spec-types.sh           check (the test command runs this)
 #   scripts/check-spec-types.sh --update  rewrite the committed types from
@@ -22,6 +23,15 @@ case "${1:-}" in
 esac
 
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing Node.js and npm through apt (Debian packages nodejs, npm) for the TypeScript check"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+  fi
+fi
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  if [ -n "${CI:-}" ]; then
+    echo "node and npm are missing and could not be installed: the TypeScript check cannot run"; exit 1
+  fi
   echo "SKIPPED: node and npm are not installed, so the TypeScript types of api/openapi.yaml were not checked (install Node.js 20 with npm to run it)"
   exit 0
 fi
