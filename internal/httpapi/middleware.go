@@ -148,17 +148,17 @@ func (s *Server) logRequest(r *http.Request, sw *statusWriter, start time.Time) 
 	if status == 0 {
 		status = http.StatusOK // the handler wrote nothing
 	}
-	route := routeLabel(r)
+	route, method := routeLabel(r), methodLabel(r.Method)
 	d := time.Since(start)
-	s.m.requests.WithLabelValues(route, r.Method, strconv.Itoa(status)).Inc()
-	s.m.duration.WithLabelValues(route, r.Method).Observe(d.Seconds())
+	s.m.requests.WithLabelValues(route, method, codeLabel(status)).Inc()
+	s.m.duration.WithLabelValues(route, method).Observe(d.Seconds())
 	lvl := zap.InfoLevel
 	if quietRoutes[route] {
 		lvl = zap.DebugLevel
 	}
 	if ce := s.log.Check(lvl, "http request"); ce != nil {
 		ce.Write(
-			zap.String("method", r.Method),
+			zap.String("method", method),
 			zap.String("route", route),
 			zap.Int("status", status),
 			zap.Duration("duration", d),
@@ -168,10 +168,19 @@ func (s *Server) logRequest(r *http.Request, sw *statusWriter, start time.Time) 
 	}
 }
 
-// routeLabel is the matched chi pattern: bounded cardinality, no ids.
+// Every label value of the request metrics comes from a closed set: a
+// client chooses the method and the path, and each value it could invent
+// would be one more series in every scrape.
+
+// routeLabel is the route pattern of r (one of the router's), or
+// "cors_preflight" for a preflight the CORS middleware answered, or
+// "unmatched" when no route takes the request (404, 405).
 func routeLabel(r *http.Request) string {
 	if rc := chi.RouteContext(r.Context()); rc != nil {
-		if p := rc.RoutePattern(); p != "" {
+		// A path that no route of a sub-router has keeps only the
+		// sub-router's mount pattern ("/v1/*"): no route of ours has a
+		// wildcard.
+		if p := rc.RoutePattern(); p != "" && !strings.Contains(p, "*") {
 			return p
 		}
 	}
@@ -179,6 +188,26 @@ func routeLabel(r *http.Request) string {
 		return "cors_preflight"
 	}
 	return "unmatched"
+}
+
+// methodLabel is method when it is one of the methods of RFC 9110 or PATCH,
+// else "other".
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return method
+	}
+	return "other"
+}
+
+// codeLabel is status in decimal; a status outside 100–599 (net/http
+// accepts up to 999) is "other".
+func codeLabel(status int) string {
+	if status < 100 || status > 599 {
+		return "other"
+	}
+	return strconv.Itoa(status)
 }
 
 // ---- panics ----
