@@ -67,9 +67,19 @@ const statusClientClosed = 499
 // fileTooBigMessage is the SDK's reason for a file over the limit.
 const fileTooBigMessage = "The file is too big (max size is 10.00 MB)."
 
-// classify maps err to the status, body and Retry-After need of the
-// contract. It is the one place error families become HTTP.
+// classify maps err, the failure of r, to the status, body and Retry-After
+// need of the contract. It is the one place error families become HTTP.
+//
+// A REST call whose body did not arrive whole is 408 TIMEOUT (not in time)
+// or 400 INVALID_ARGS (cut short), whatever its handler made of the failed
+// read (timedBody).
 func classify(r *http.Request, err error) (status int, body errorBody, retry bool) {
+	switch bodyState(r) {
+	case bodyTimedOut:
+		return http.StatusRequestTimeout, errorBody{Code: CodeTimeout, Message: "the request body did not arrive in time"}, false
+	case bodyBroken:
+		return http.StatusBadRequest, errorBody{Code: CodeInvalidArgs, Message: "could not read the request body"}, false
+	}
 	var (
 		rl  *rateLimitedError
 		ae  *apiError

@@ -157,7 +157,7 @@ func (s *Server) routes() chi.Router {
 
 	r.Route("/v1", func(r chi.Router) {
 		r.Group(func(r chi.Router) {
-			r.Use(s.limitBody(s.cfg.MaxBodyBytes), deadline(s.cfg.RequestTimeout))
+			r.Use(bounded(s.cfg.RequestTimeout, s.cfg.BodyTimeout), s.limitBody(s.cfg.MaxBodyBytes))
 			r.Post("/tickets", s.rest(s.postTicket))
 			r.Get("/session", s.rest(s.getSession))
 			r.Delete("/session", s.rest(s.deleteSession))
@@ -178,9 +178,9 @@ func (s *Server) routes() chi.Router {
 			r.Post("/chats/{chat}/last-seen", s.rest(s.updateLastSeenTimestamp))
 		})
 
-		// The file upload has its own body limit and deadline.
+		// The file upload has its own body limit and deadlines.
 		r.Group(func(r chi.Router) {
-			r.Use(deadline(s.cfg.UploadTimeout))
+			r.Use(bounded(s.cfg.UploadTimeout, s.cfg.UploadBodyTimeout))
 			r.Post("/chats/{chat}/files", s.sendFile)
 		})
 	})
