@@ -316,13 +316,20 @@ func (s *Server) limitBody(n int64) func(http.Handler) http.Handler {
 }
 
 // bounded bounds a REST call: its context ends at timeout, and its body
-// must arrive within bodyTimeout (else 408 TIMEOUT, see classify). (Not
-// chi's middleware.Timeout: the handler maps the deadline to TIMEOUT
-// itself, and the stream has none.)
+// must arrive within bodyTimeout (else 408 TIMEOUT, see classify).
+//
+// The call's context holds the request's values but not its cancellation.
+// net/http cancels a request's context when its connection reads EOF, and
+// a client that half-closes once its request is sent (shutdown(SHUT_WR),
+// as some clients and proxies do) reads the answer all the same: it must
+// get the real one. A call whose client has left runs on until it ends or
+// its deadline passes, and its answer is dropped. (Not chi's
+// middleware.Timeout: the handler maps the deadline to TIMEOUT itself.
+// Not for the event stream, which ends with its client.)
 func bounded(timeout, bodyTimeout time.Duration) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			ctx, cancel := context.WithTimeout(r.Context(), timeout)
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), timeout)
 			defer cancel()
 			c := &callContext{Context: ctx}
 			r = r.WithContext(c)
