@@ -49,6 +49,8 @@ type config struct {
 	StreamWriteTO    time.Duration `envconfig:"GATEWAY_STREAM_WRITE_TIMEOUT" default:"10s" desc:"deadline of each event-stream write; a client that stops reading is cut off"`
 	RetryHint        time.Duration `envconfig:"GATEWAY_RETRY_HINT" default:"3s" desc:"reconnect delay sent on streams (retry:) and as Retry-After on 503s"`
 	RequestTimeout   time.Duration `envconfig:"GATEWAY_REQUEST_TIMEOUT" default:"30s" desc:"deadline of a REST call, waiting for the session included (file uploads: 5m)"`
+	BodyTimeout      time.Duration `envconfig:"GATEWAY_BODY_TIMEOUT" default:"10s" desc:"time a JSON request body may take to arrive after its headers; beyond: 408 TIMEOUT"`
+	UploadBodyTO     time.Duration `envconfig:"GATEWAY_UPLOAD_BODY_TIMEOUT" default:"2m" desc:"time a file upload's body (POST /v1/chats/{chat}/files) may take to arrive after its headers; beyond: 408 TIMEOUT"`
 	CursorKey        string        `envconfig:"GATEWAY_CURSOR_KEY" desc:"hex HMAC key (≥16 bytes) signing history cursors; replicas behind one balancer must share it; empty: random per process"`
 	AdvertiseAddr    string        `envconfig:"GATEWAY_ADVERTISE_ADDR" desc:"host:port at which the other replicas reach this one (e.g. $(POD_IP):8080); set: ?ticket= streams that reach another replica are proxied here; empty: one replica"`
 	TicketKey        string        `envconfig:"GATEWAY_TICKET_KEY" desc:"hex HMAC key (≥16 bytes) signing stream tickets; replicas must share it; required with GATEWAY_ADVERTISE_ADDR; empty: random per process"`
@@ -130,6 +132,7 @@ func (c config) validate() error {
 	for name, d := range map[string]time.Duration{
 		"GATEWAY_IDLE_TIMEOUT": c.IdleTimeout, "GATEWAY_HEARTBEAT": c.Heartbeat, "GATEWAY_TICKET_TTL": c.TicketTTL,
 		"GATEWAY_STREAM_WRITE_TIMEOUT": c.StreamWriteTO, "GATEWAY_REQUEST_TIMEOUT": c.RequestTimeout, "GATEWAY_RETRY_HINT": c.RetryHint,
+		"GATEWAY_BODY_TIMEOUT": c.BodyTimeout, "GATEWAY_UPLOAD_BODY_TIMEOUT": c.UploadBodyTO,
 		"GATEWAY_UPSTREAM_REQUEST_TIMEOUT": c.UpstreamRequestTimeout, "GATEWAY_UPSTREAM_DIAL_TIMEOUT": c.UpstreamDialTimeout,
 		"GATEWAY_UPSTREAM_PING_INTERVAL": c.UpstreamPingInterval, "GATEWAY_UPSTREAM_PONG_TIMEOUT": c.UpstreamPongTimeout,
 		"GATEWAY_RECONNECT_WAIT": c.ReconnectWait, "GATEWAY_RECONNECT_MIN": c.ReconnectMin, "GATEWAY_RECONNECT_MAX": c.ReconnectMax,

@@ -170,6 +170,8 @@ func serve(ctx context.Context, cfg config, log *zap.Logger, stdout io.Writer, o
 		WriteTimeout:      cfg.StreamWriteTO,
 		RetryHint:         cfg.RetryHint,
 		RequestTimeout:    cfg.RequestTimeout,
+		BodyTimeout:       cfg.BodyTimeout,
+		UploadBodyTimeout: cfg.UploadBodyTO,
 		MaxFileBytes:      cfg.MaxFileBytes,
 		RateLimit:         cfg.RateLimit,
 		RateBurst:         cfg.RateBurst,

@@ -14,12 +14,18 @@ import (
 const maxTokenLen = 2 << 10
 
 // bearer returns the access token of "Authorization: Bearer <token>" (the
-// scheme is case-insensitive), or an AUTHENTICATION error.
+// scheme is case-insensitive), or an AUTHENTICATION error. Two
+// Authorization headers are refused: a proxy that logs, hashes or routes
+// on their joined value would disagree with the gateway about who calls.
 func bearer(r *http.Request) (string, error) {
-	h := r.Header.Get("Authorization")
-	if h == "" {
+	hs := r.Header.Values("Authorization")
+	if len(hs) > 1 {
+		return "", unauthenticated("more than one Authorization header")
+	}
+	if len(hs) == 0 || hs[0] == "" {
 		return "", unauthenticated("missing Authorization: Bearer <token> header")
 	}
+	h := hs[0]
 	scheme, token, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return "", unauthenticated("the Authorization header must be Bearer <token>")

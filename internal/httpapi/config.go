@@ -56,6 +56,13 @@ type Config struct {
 	RequestTimeout time.Duration
 	// UploadTimeout bounds a file upload. 0 → 5m.
 	UploadTimeout time.Duration
+	// BodyTimeout bounds the time a JSON request body (every /v1 call but
+	// the upload) takes to arrive, from the end of its headers. 0 → 10s.
+	// Beyond → 408 TIMEOUT, and the connection is closed.
+	BodyTimeout time.Duration
+	// UploadBodyTimeout is BodyTimeout for a file upload's body, which is
+	// streamed upstream as it arrives. 0 → 2m (10 MiB at 88 KiB/s).
+	UploadBodyTimeout time.Duration
 	// MaxFileBytes bounds an uploaded file. 0 → 10 MiB, the most chat.io
 	// takes (chatio.MaxFileSize); above it is refused by Validate. Larger
 	// → 413 with the SDK's reason.
@@ -83,6 +90,8 @@ const (
 	DefaultRetryHint         = 3 * time.Second
 	DefaultRequestTimeout    = 30 * time.Second
 	DefaultUploadTimeout     = 5 * time.Minute
+	DefaultBodyTimeout       = 10 * time.Second
+	DefaultUploadBodyTimeout = 2 * time.Minute
 	DefaultRateLimit         = 50
 	DefaultRateBurst         = 100
 	// MinTicketKeyLen is the shortest TicketKey accepted, in bytes.
@@ -122,6 +131,12 @@ func (c Config) withDefaults() Config {
 	if c.UploadTimeout <= 0 {
 		c.UploadTimeout = DefaultUploadTimeout
 	}
+	if c.BodyTimeout <= 0 {
+		c.BodyTimeout = DefaultBodyTimeout
+	}
+	if c.UploadBodyTimeout <= 0 {
+		c.UploadBodyTimeout = DefaultUploadBodyTimeout
+	}
 	if c.MaxFileBytes <= 0 {
 		c.MaxFileBytes = chatio.MaxFileSize
 	}
@@ -146,7 +161,8 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("httpapi: MaxFileBytes above %d, the most chat.io takes", chatio.MaxFileSize))
 	}
 	if c.HeartbeatInterval < 0 || c.TicketTTL < 0 || c.WriteTimeout < 0 ||
-		c.RetryHint < 0 || c.RequestTimeout < 0 || c.UploadTimeout < 0 {
+		c.RetryHint < 0 || c.RequestTimeout < 0 || c.UploadTimeout < 0 ||
+		c.BodyTimeout < 0 || c.UploadBodyTimeout < 0 {
 		errs = append(errs, errors.New("httpapi: durations must not be negative"))
 	}
 	if len(c.TicketKey) > 0 && len(c.TicketKey) < MinTicketKeyLen {

@@ -60,16 +60,26 @@ type acquireError struct{ err error }
 func (e *acquireError) Error() string { return e.err.Error() }
 func (e *acquireError) Unwrap() error { return e.err }
 
-// statusClientClosed is logged and counted when the client went away before
-// an answer (nginx's convention); the client never sees it.
-const statusClientClosed = 499
-
 // fileTooBigMessage is the SDK's reason for a file over the limit.
 const fileTooBigMessage = "The file is too big (max size is 10.00 MB)."
 
-// classify maps err to the status, body and Retry-After need of the
-// contract. It is the one place error families become HTTP.
+// classify maps err, the failure of r, to the status, body and Retry-After
+// need of the contract. It is the one place error families become HTTP.
+//
+// A REST call whose body did not arrive whole is 408 TIMEOUT (not in time)
+// or 400 INVALID_ARGS (cut short), whatever its handler made of the failed
+// read (timedBody). A canceled context is 503 CONNECTION_LOST with
+// Retry-After, never a status outside the contract: a REST call's context
+// is not canceled with its request (bounded), so it is an event stream's
+// client that left (no one reads the answer) or the gateway that ended the
+// work.
 func classify(r *http.Request, err error) (status int, body errorBody, retry bool) {
+	switch bodyState(r) {
+	case bodyTimedOut:
+		return http.StatusRequestTimeout, errorBody{Code: CodeTimeout, Message: "the request body did not arrive in time"}, false
+	case bodyBroken:
+		return http.StatusBadRequest, errorBody{Code: CodeInvalidArgs, Message: "could not read the request body"}, false
+	}
 	var (
 		rl  *rateLimitedError
 		ae  *apiError
@@ -122,8 +132,8 @@ func classify(r *http.Request, err error) (status int, body errorBody, retry boo
 		return http.StatusServiceUnavailable, errorBody{Code: CodeOverloaded, Message: "the gateway is shutting down; retry later"}, true
 	case errors.Is(err, chatio.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout, errorBody{Code: CodeTimeout, Message: "no answer from chat.io in time"}, false
-	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
-		return statusClientClosed, errorBody{Code: CodeConnectionLost, Message: "client closed the request"}, false
+	case errors.Is(err, context.Canceled):
+		return http.StatusServiceUnavailable, errorBody{Code: CodeConnectionLost, Message: "the request was canceled before it completed; retry later"}, true
 	case errors.Is(err, chatio.ErrConnectionLost), errors.Is(err, chatio.ErrClosed),
 		errors.Is(err, session.ErrSessionClosed), errors.As(err, &acq):
 		return http.StatusServiceUnavailable, errorBody{Code: CodeConnectionLost, Message: "connection to chat.io lost; retry later"}, true
@@ -141,10 +151,8 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		log.Error("request failed", zap.Error(err))
 	case status == http.StatusBadGateway:
 		log.Warn("upstream refused the request", zap.Error(err))
-	case status == statusClientClosed:
+	case r.Context().Err() != nil && errors.Is(err, context.Canceled):
 		log.Debug("client went away", zap.Error(err))
-		w.WriteHeader(status)
-		return
 	default:
 		log.Debug("request refused", zap.Error(err))
 	}

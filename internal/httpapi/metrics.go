@@ -3,12 +3,12 @@ package httpapi
 import (
 	"context"
 	"errors"
-	"github.com/chatio-gateway/chatio-gateway/internal/promreg"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
+	"github.com/chatio-gateway/chatio-gateway/internal/promreg"
 	"github.com/chatio-gateway/chatio-gateway/internal/session"
 )
 
@@ -64,8 +64,48 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.streamEnds = promreg.Register(reg, m.streamEnds)
 		m.tickets = promreg.Register(reg, m.tickets)
 	}
+	// Every documented series exists from the start, at 0: a counter that
+	// appears at its first increment hides that increment from rate() and
+	// increase(), and an alert on it never fires for a first occurrence.
+	for _, a := range upstreamActions {
+		if a == "disconnect" { // carried out locally: it never fails
+			m.upstream.WithLabelValues(a, "ok")
+			continue
+		}
+		for _, o := range callOutcomes {
+			m.upstream.WithLabelValues(a, o)
+		}
+	}
+	for _, r := range streamEndReasons {
+		m.streamEnds.WithLabelValues(r)
+	}
+	for _, o := range ticketOutcomes {
+		m.tickets.WithLabelValues(o)
+	}
 	return m
 }
+
+// The label values of the metrics above, each a closed set (README.md,
+// "Metrics"). A value used elsewhere in the package must be listed here.
+var (
+	// upstreamActions: the action label of the upstream calls, one per SDK
+	// method a REST call carries out (observeCall).
+	upstreamActions = []string{
+		chatio.ActionStartChat, chatio.ActionGetChatsSummary, chatio.ActionGetChatThreads,
+		chatio.ActionGetChatThreadsSummary, "get_chat_history", chatio.ActionSendEvent, "send_file",
+		"send_rating", chatio.ActionCloseThread, chatio.ActionUpdateChatProperties,
+		chatio.ActionUpdateChatThreadProperties, chatio.ActionUpdateCustomer,
+		chatio.ActionUpdateLastSeenTimestamp, "disconnect",
+	}
+	// callOutcomes: every value outcome returns.
+	callOutcomes = []string{"ok", "authentication", "request_failed", "timeout", "canceled",
+		"overloaded", "connection_lost", "too_large", "error"}
+	// streamEndReasons: why an event stream ended, or refused_full.
+	streamEndReasons = []string{"client_gone", "write_failed", "draining", "slow_subscriber",
+		"session_closed", "ended", "refused_full"}
+	// ticketOutcomes: what became of a stream ticket.
+	ticketOutcomes = []string{"issued", "refused", "redeemed", "rejected", "forwarded"}
+)
 
 // outcome is the label of an upstream call's result.
 func outcome(err error) string {

@@ -5,9 +5,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -148,17 +152,17 @@ func (s *Server) logRequest(r *http.Request, sw *statusWriter, start time.Time) 
 	if status == 0 {
 		status = http.StatusOK // the handler wrote nothing
 	}
-	route := routeLabel(r)
+	route, method := routeLabel(r), methodLabel(r.Method)
 	d := time.Since(start)
-	s.m.requests.WithLabelValues(route, r.Method, strconv.Itoa(status)).Inc()
-	s.m.duration.WithLabelValues(route, r.Method).Observe(d.Seconds())
+	s.m.requests.WithLabelValues(route, method, codeLabel(status)).Inc()
+	s.m.duration.WithLabelValues(route, method).Observe(d.Seconds())
 	lvl := zap.InfoLevel
 	if quietRoutes[route] {
 		lvl = zap.DebugLevel
 	}
 	if ce := s.log.Check(lvl, "http request"); ce != nil {
 		ce.Write(
-			zap.String("method", r.Method),
+			zap.String("method", method),
 			zap.String("route", route),
 			zap.Int("status", status),
 			zap.Duration("duration", d),
@@ -168,10 +172,19 @@ func (s *Server) logRequest(r *http.Request, sw *statusWriter, start time.Time) 
 	}
 }
 
-// routeLabel is the matched chi pattern: bounded cardinality, no ids.
+// Every label value of the request metrics comes from a closed set: a
+// client chooses the method and the path, and each value it could invent
+// would be one more series in every scrape.
+
+// routeLabel is the route pattern of r (one of the router's), or
+// "cors_preflight" for a preflight the CORS middleware answered, or
+// "unmatched" when no route takes the request (404, 405).
 func routeLabel(r *http.Request) string {
 	if rc := chi.RouteContext(r.Context()); rc != nil {
-		if p := rc.RoutePattern(); p != "" {
+		// A path that no route of a sub-router has keeps only the
+		// sub-router's mount pattern ("/v1/*"): no route of ours has a
+		// wildcard.
+		if p := rc.RoutePattern(); p != "" && !strings.Contains(p, "*") {
 			return p
 		}
 	}
@@ -179,6 +192,26 @@ func routeLabel(r *http.Request) string {
 		return "cors_preflight"
 	}
 	return "unmatched"
+}
+
+// methodLabel is method when it is one of the methods of RFC 9110 or PATCH,
+// else "other".
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return method
+	}
+	return "other"
+}
+
+// codeLabel is status in decimal; a status outside 100–599 (net/http
+// accepts up to 999) is "other".
+func codeLabel(status int) string {
+	if status < 100 || status > 599 {
+		return "other"
+	}
+	return strconv.Itoa(status)
 }
 
 // ---- panics ----
@@ -282,14 +315,105 @@ func (s *Server) limitBody(n int64) func(http.Handler) http.Handler {
 	}
 }
 
-// deadline bounds a REST call's context. (Not chi's middleware.Timeout: the
-// handler maps the deadline to TIMEOUT itself, and the stream has none.)
-func deadline(d time.Duration) func(http.Handler) http.Handler {
+// bounded bounds a REST call: its context ends at timeout, and its body
+// must arrive within bodyTimeout (else 408 TIMEOUT, see classify).
+//
+// The call's context holds the request's values but not its cancellation.
+// net/http cancels a request's context when its connection reads EOF, and
+// a client that half-closes once its request is sent (shutdown(SHUT_WR),
+// as some clients and proxies do) reads the answer all the same: it must
+// get the real one. A call whose client has left runs on until it ends or
+// its deadline passes, and its answer is dropped. (Not chi's
+// middleware.Timeout: the handler maps the deadline to TIMEOUT itself.
+// Not for the event stream, which ends with its client.)
+func bounded(timeout, bodyTimeout time.Duration) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			ctx, cancel := context.WithTimeout(r.Context(), d)
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), timeout)
 			defer cancel()
-			next.ServeHTTP(w, r.WithContext(ctx))
+			c := &callContext{Context: ctx}
+			r = r.WithContext(c)
+			c.body.bound(w, r, bodyTimeout)
+			next.ServeHTTP(w, r)
 		})
 	}
+}
+
+// callKey is the context key of a REST call's *callContext.
+type callKey struct{}
+
+// callContext is a REST call's context (bounded): the request's values
+// under the call's deadline, and the state of the call's body.
+type callContext struct {
+	context.Context
+	body timedBody
+}
+
+// Value answers for the call's context itself.
+func (c *callContext) Value(key any) any {
+	if key == (callKey{}) {
+		return c
+	}
+	return c.Context.Value(key)
+}
+
+// What became of a REST call's body (timedBody.state).
+const (
+	bodyOK       int32 = iota // read to its end, or not (yet) read whole
+	bodyTimedOut              // a read failed at the deadline
+	bodyBroken                // a read failed otherwise: cut short, connection reset
+)
+
+// bodyState is bodyTimedOut or bodyBroken when r is a REST call whose body
+// did not arrive whole, else bodyOK.
+func bodyState(r *http.Request) int32 {
+	c, _ := r.Context().Value(callKey{}).(*callContext)
+	if c == nil {
+		return bodyOK
+	}
+	return c.body.state.Load()
+}
+
+// timedBody is a request body that must arrive by a deadline: the read
+// deadline of the connection (HTTP/1.1) or of the stream (HTTP/2). At the
+// body's end the deadline is lifted: over HTTP/1.1 the connection's read
+// that notices a client leaving must not fail at it while the call goes
+// on. It records a failed read, so that the call's answer says what went
+// wrong whatever its handler made of the error (classify).
+type timedBody struct {
+	io.ReadCloser
+	rc    http.ResponseController
+	ended bool         // a read has failed or hit EOF; only the body's reader uses it
+	state atomic.Int32 // bodyOK, bodyTimedOut or bodyBroken
+}
+
+// bound sets the read deadline of w's request r, now plus d, and has r's
+// body read through b. A request without a body, or a ResponseWriter
+// without read deadlines, is left alone.
+func (b *timedBody) bound(w http.ResponseWriter, r *http.Request, d time.Duration) {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return
+	}
+	b.rc = *http.NewResponseController(w)
+	if b.rc.SetReadDeadline(time.Now().Add(d)) != nil {
+		return // not supported (an httptest.ResponseRecorder): no bound
+	}
+	b.ReadCloser = r.Body
+	r.Body = b
+}
+
+func (b *timedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && !b.ended {
+		b.ended = true
+		switch {
+		case err == io.EOF: //nolint:errorlint // io.EOF is returned bare
+			_ = b.rc.SetReadDeadline(time.Time{})
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			b.state.Store(bodyTimedOut) // the request is read no further: the deadline stays
+		default:
+			b.state.Store(bodyBroken)
+		}
+	}
+	return n, err
 }

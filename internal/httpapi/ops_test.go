@@ -50,7 +50,9 @@ func TestHealthMetricsSpec(t *testing.T) {
 	}
 
 	r = e.do("GET", "/nope", "", nil)
-	expect(t, r, 404, "NOT_FOUND")
+	if m := expect(t, r, 404, CodeRequestFailed); m["type"] != "not_found" {
+		t.Fatalf("404 type %v", m["type"])
+	}
 }
 
 func TestRequestID(t *testing.T) {

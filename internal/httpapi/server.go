@@ -137,15 +137,13 @@ func (s *Server) OpenStreams() int { return int(s.streams.Load()) }
 func (s *Server) routes() chi.Router {
 	r := chi.NewRouter()
 	r.Use(requestIDs, s.observe, s.recoverer, s.cors)
-	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusNotFound, errorBody{Code: "NOT_FOUND", Message: "no such route"})
-	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusMethodNotAllowed, errorBody{Code: "METHOD_NOT_ALLOWED", Message: "method not allowed on this route"})
-	})
+	r.NotFound(s.notFound)
+	r.MethodNotAllowed(s.methodNotAllowed)
 
 	r.Get("/healthz", s.healthz)
+	r.Head("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
+	r.Head("/readyz", s.readyz)
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))
 	r.Get("/openapi.yaml", s.openapi)
 
@@ -164,7 +162,7 @@ func (s *Server) routes() chi.Router {
 
 	r.Route("/v1", func(r chi.Router) {
 		r.Group(func(r chi.Router) {
-			r.Use(s.limitBody(s.cfg.MaxBodyBytes), deadline(s.cfg.RequestTimeout))
+			r.Use(bounded(s.cfg.RequestTimeout, s.cfg.BodyTimeout), s.limitBody(s.cfg.MaxBodyBytes))
 			r.Post("/tickets", s.rest(s.postTicket))
 			r.Get("/session", s.rest(s.getSession))
 			r.Delete("/session", s.rest(s.deleteSession))
@@ -185,15 +183,47 @@ func (s *Server) routes() chi.Router {
 			r.Post("/chats/{chat}/last-seen", s.rest(s.updateLastSeenTimestamp))
 		})
 
-		// The file upload has its own body limit and deadline.
+		// The file upload has its own body limit and deadlines.
 		r.Group(func(r chi.Router) {
-			r.Use(deadline(s.cfg.UploadTimeout))
+			r.Use(bounded(s.cfg.UploadTimeout, s.cfg.UploadBodyTimeout))
 			r.Post("/chats/{chat}/files", s.sendFile)
 		})
 	})
 	return r
 }
 
+// notFound answers a path no route has: 404 REQUEST_FAILED not_found.
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusNotFound, errorBody{Code: CodeRequestFailed, Type: "not_found", Message: "no such route"})
+}
+
+// allowMethods are the methods an Allow header may list, in its order.
+var allowMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+// methodNotAllowed answers a method no route of the path has (or one the
+// router does not know): 405 REQUEST_FAILED method_not_allowed, with the
+// path's methods in Allow; 404 when no route has the path.
+func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	path := r.URL.RawPath
+	if path == "" {
+		path = r.URL.Path
+	}
+	var allow []string
+	for _, m := range allowMethods {
+		if s.router.Match(chi.NewRouteContext(), m, path) {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) == 0 { // a method chi does not know, on a path no route has
+		s.notFound(w, r)
+		return
+	}
+	w.Header().Set("Allow", strings.Join(allow, ", "))
+	writeJSON(w, http.StatusMethodNotAllowed, errorBody{Code: CodeRequestFailed, Type: "method_not_allowed",
+		Message: "method not allowed on this route"})
+}
+
+// healthz and readyz answer GET and HEAD (net/http drops a HEAD's body).
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }

@@ -1,9 +1,9 @@
 package session
 
 import (
-	"github.com/chatio-gateway/chatio-gateway/internal/promreg"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/chatio-gateway/chatio-gateway/internal/promreg"
 )
 
 // Reasons used as label values (never an id or a token).
@@ -67,9 +67,39 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Bytes of event data kept by the sessions' replay rings, all together.",
 		}),
 	}
-	if reg == nil {
-		return m
+	if reg != nil {
+		m.register(reg)
 	}
+	// Every documented series exists from the start, at 0: a counter that
+	// appears at its first increment hides that increment from rate() and
+	// increase().
+	for _, r := range dialFailureReasons {
+		m.dialFailures.WithLabelValues(r)
+	}
+	for _, r := range ignoredFrameReasons {
+		m.framesIgnored.WithLabelValues(r)
+	}
+	for _, r := range droppedReasons {
+		m.dropped.WithLabelValues(r)
+	}
+	m.subscribersCut.WithLabelValues(reasonSlow)
+	return m
+}
+
+// The label values of the reason labels, each a closed set (README.md,
+// "Metrics").
+var (
+	// dialFailureReasons: every value dialReason returns.
+	dialFailureReasons = []string{"authentication", "disconnected", "request", "timeout", "canceled", "network"}
+	// ignoredFrameReasons: every reason chatio.Config.OnIgnored is told.
+	ignoredFrameReasons = []string{"malformed", "unknown_id", "dropped"}
+	// droppedReasons: why an event was not published or not delivered.
+	droppedReasons = []string{reasonSlow, reasonDuplicate, reasonClosed, reasonConvert, reasonEncode}
+)
+
+// register registers m's collectors with reg, or takes those already
+// registered there.
+func (m *metrics) register(reg prometheus.Registerer) {
 	m.sessions = promreg.Register(reg, m.sessions)
 	m.subscribers = promreg.Register(reg, m.subscribers)
 	m.connects = promreg.Register(reg, m.connects)
@@ -81,5 +111,4 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.subscribersCut = promreg.Register(reg, m.subscribersCut)
 	m.framesIgnored = promreg.Register(reg, m.framesIgnored)
 	m.replayBytes = promreg.Register(reg, m.replayBytes)
-	return m
 }
