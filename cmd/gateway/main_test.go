@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -23,19 +24,18 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// allKeys are every variable of the configuration.
-var allKeys = []string{
-	"CHATIO_URL", "CHATIO_LICENSE", "GATEWAY_ADDR", "GATEWAY_LOG_LEVEL", "GATEWAY_LOG_FORMAT",
-	"GATEWAY_CORS_ORIGINS", "GATEWAY_SHUTDOWN_GRACE", "GATEWAY_MAX_SESSIONS", "GATEWAY_MAX_SUBSCRIBERS",
-	"GATEWAY_IDLE_TIMEOUT", "GATEWAY_REPLAY_BUFFER", "GATEWAY_SUBSCRIBER_BUFFER", "GATEWAY_HEARTBEAT",
-	"GATEWAY_TICKET_TTL", "GATEWAY_MAX_STREAMS", "GATEWAY_MAX_BODY_BYTES", "GATEWAY_STREAM_WRITE_TIMEOUT",
-	"GATEWAY_REQUEST_TIMEOUT", "GATEWAY_RETRY_HINT", "GATEWAY_CURSOR_KEY", "GATEWAY_UPSTREAM_REQUEST_TIMEOUT",
-	"GATEWAY_UPSTREAM_DIAL_TIMEOUT", "GATEWAY_UPSTREAM_PING_INTERVAL", "GATEWAY_UPSTREAM_PONG_TIMEOUT",
-	"GATEWAY_RECONNECT_WAIT", "GATEWAY_PPROF", "GATEWAY_PPROF_ADDR",
-	"GATEWAY_MAX_INFLIGHT", "GATEWAY_RATE_LIMIT", "GATEWAY_RATE_BURST", "GATEWAY_MAX_FILE_BYTES",
-	"GATEWAY_RECONNECT_MIN", "GATEWAY_RECONNECT_MAX", "GATEWAY_MAX_CONCURRENT_DIALS",
-	"GATEWAY_ADVERTISE_ADDR", "GATEWAY_TICKET_KEY",
-}
+// allKeys are every variable of the configuration, read from the
+// config struct's tags so that a new setting is never missed.
+var allKeys = func() []string {
+	var keys []string
+	t := reflect.TypeFor[config]()
+	for i := range t.NumField() {
+		if k := t.Field(i).Tag.Get("envconfig"); k != "" {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}()
 
 // cleanEnv unsets every configuration variable for the test (restored after).
 func cleanEnv(t *testing.T) {

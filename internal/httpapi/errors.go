@@ -121,7 +121,9 @@ func classify(r *http.Request, err error) (status int, body errorBody, retry boo
 		if msg == "" { // the upstream said nothing: still say what failed
 			msg = "chat.io refused " + re.Action + " (" + re.Type + ")"
 		}
-		return st, errorBody{Code: CodeRequestFailed, Message: msg, Type: re.Type}, false
+		// chat.io's own rate limit gives no hint: the client gets the
+		// gateway's, as with every 429 (the contract's Retry-After).
+		return st, errorBody{Code: CodeRequestFailed, Message: msg, Type: re.Type}, st == http.StatusTooManyRequests
 	case errors.Is(err, session.ErrBadCursor):
 		return http.StatusBadRequest, errorBody{Code: CodeInvalidArgs, Message: "invalid history cursor"}, false
 	case errors.Is(err, session.ErrBadRating):

@@ -261,7 +261,7 @@ func TestClassify(t *testing.T) {
 		{&chatio.AuthError{Message: "bad"}, 401, CodeAuthentication, false},
 		{&chatio.RequestError{Type: "validation"}, 400, CodeRequestFailed, false},
 		{&chatio.RequestError{Type: "not_found"}, 404, CodeRequestFailed, false},
-		{&chatio.RequestError{Type: "too_many_requests"}, 429, CodeRequestFailed, false},
+		{&chatio.RequestError{Type: "too_many_requests"}, 429, CodeRequestFailed, true}, // the gateway's hint: chat.io gives none
 		{&chatio.RequestError{Type: "internal"}, 502, CodeRequestFailed, false},
 		{fmt.Errorf("x: %w", chatio.ErrConnectionLost), 503, CodeConnectionLost, true},
 		{&chatio.DisconnectedError{Reason: "x"}, 503, CodeConnectionLost, true},

@@ -117,6 +117,7 @@ func (s *Server) uploadContext(w http.ResponseWriter, r *http.Request) (ctx cont
 	unblocked := make(chan struct{})
 	stopUnblock := context.AfterFunc(ctx, func() {
 		defer close(unblocked)
+		stopReading(r)
 		_ = rc.SetReadDeadline(time.Now())
 	})
 	return ctx, func() {

@@ -362,16 +362,26 @@ const (
 	bodyOK       int32 = iota // read to its end, or not (yet) read whole
 	bodyTimedOut              // a read failed at the deadline
 	bodyBroken                // a read failed otherwise: cut short, connection reset
+	bodyStopped               // the gateway stopped reading it (stopReading): not the client's doing
 )
 
 // bodyState is bodyTimedOut or bodyBroken when r is a REST call whose body
-// did not arrive whole, else bodyOK.
+// did not arrive whole by the client's doing, else bodyOK or bodyStopped.
 func bodyState(r *http.Request) int32 {
 	c, _ := r.Context().Value(callKey{}).(*callContext)
 	if c == nil {
 		return bodyOK
 	}
 	return c.body.state.Load()
+}
+
+// stopReading marks r's body as given up by the gateway (a shutdown), before
+// the caller unblocks a read of it (a read deadline in the past): the
+// failed read that follows is then not the client's timeout.
+func stopReading(r *http.Request) {
+	if c, _ := r.Context().Value(callKey{}).(*callContext); c != nil {
+		c.body.state.CompareAndSwap(bodyOK, bodyStopped)
+	}
 }
 
 // timedBody is a request body that must arrive by a deadline: the read
@@ -410,9 +420,9 @@ func (b *timedBody) Read(p []byte) (int, error) {
 		case err == io.EOF: //nolint:errorlint // io.EOF is returned bare
 			_ = b.rc.SetReadDeadline(time.Time{})
 		case errors.Is(err, os.ErrDeadlineExceeded):
-			b.state.Store(bodyTimedOut) // the request is read no further: the deadline stays
+			b.state.CompareAndSwap(bodyOK, bodyTimedOut) // the request is read no further: the deadline stays
 		default:
-			b.state.Store(bodyBroken)
+			b.state.CompareAndSwap(bodyOK, bodyBroken)
 		}
 	}
 	return n, err
