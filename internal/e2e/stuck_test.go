@@ -38,7 +38,11 @@ func TestStuckSubscriber(t *testing.T) {
 	gw := startGatewayWith(t, url, 1, gatewayOptions{
 		session: func(c *session.Config) {
 			c.SubscriberBuffer = 64
+			// The ring keeps every message of the run (≈ 32 KiB each), so
+			// that the stuck client resumes without a gap.
 			c.ReplayBuffer = 4096
+			c.ReplayBufferBytes = 256 << 20
+			c.ReplayBudgetBytes = 1 << 30
 		},
 		http: func(c *httpapi.Config) {
 			c.WriteTimeout = time.Second
