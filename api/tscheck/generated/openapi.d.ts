@@ -981,7 +981,7 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description REQUEST_FAILED with type too_many_requests: the token went past its request rate at the gateway (with Retry-After), or chat.io's own rate limit refused. */
+        /** @description REQUEST_FAILED with type too_many_requests: the token went past its request rate at the gateway, or chat.io's own rate limit refused; either way with Retry-After. */
         TooManyRequests: {
             headers: {
                 "Retry-After": components["headers"]["RetryAfterRateLimit"];
@@ -1083,7 +1083,7 @@ export interface components {
     headers: {
         /** @description Seconds to wait before retrying. */
         RetryAfter: number;
-        /** @description Seconds until the token's request rate lets a call through again. Always sent when the gateway's own rate limit refused; a 429 passed on from chat.io (which gives no hint) has none. */
+        /** @description Seconds until a call may go through again: when the gateway's own rate limit refused, until the token's bucket holds a request again; when chat.io's rate limit refused (it gives no hint), the gateway's retry hint (GATEWAY_RETRY_HINT). */
         RetryAfterRateLimit: number;
         /** @description The methods the path has, comma-separated. */
         Allow: string;
