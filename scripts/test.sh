@@ -10,60 +10,20 @@ cd "$(dirname "$0")/.."
 
 # ---- progress: a line every $progress_every seconds while a step runs ----
 progress_every=${TEST_PROGRESS_EVERY:-30}
-root=$PWD
 
-# running_now prints what runs under this script at the moment: the Go test
-# binaries (by package directory), the packages being compiled, and the
-# names of other programs (apt-get, dpkg, link, vet, …). It reads /proc
-# (Linux); elsewhere it prints nothing.
+# running_now names what runs at the moment: the Go test binaries (by
+# package name) and how many compilers. It reads ps; without it, nothing.
 running_now() {
-  [ -r "/proc/$$/stat" ] || return 0
-  local -A kids=() others=()
-  local f line pid rest ppid
-  for f in /proc/[0-9]*/stat; do
-    { read -r line <"$f"; } 2>/dev/null || continue
-    pid=${f#/proc/}
-    pid=${pid%/stat}
-    rest=${line##*) } # after "pid (comm) ": state ppid …
-    ppid=${rest#* }
-    ppid=${ppid%% *}
-    kids[$ppid]+=" $pid"
-  done
-  local -a queue=("$$") tests=() builds=() args=()
-  local k exe dir i
-  while [ ${#queue[@]} -gt 0 ]; do
-    pid=${queue[0]}
-    queue=("${queue[@]:1}")
-    for k in ${kids[$pid]:-}; do
-      queue+=("$k")
-      { mapfile -d '' -t args <"/proc/$k/cmdline"; } 2>/dev/null || continue
-      [ ${#args[@]} -gt 0 ] || continue
-      exe=${args[0]##*/}
-      case $exe in
-        *.test)
-          dir=$(readlink "/proc/$k/cwd" 2>/dev/null) || dir=$exe
-          tests+=("${dir#"$root"/}") ;;
-        compile)
-          for ((i = 1; i < ${#args[@]}; i++)); do
-            if [ "${args[i - 1]}" = -p ]; then
-              builds+=("${args[i]#github.com/chatio-gateway/chatio-gateway/}")
-              break
-            fi
-          done ;;
-        bash | sh | sleep | tee | go | cat) ;;
-        *) others[$exe]=1 ;;
-      esac
-    done
-  done
-  local out=""
-  if [ ${#tests[@]} -gt 0 ]; then out+="; testing ${tests[*]}"; fi
-  if [ ${#builds[@]} -gt 5 ]; then
-    out+="; compiling ${builds[*]:0:5} and $((${#builds[@]} - 5)) more"
-  elif [ ${#builds[@]} -gt 0 ]; then
-    out+="; compiling ${builds[*]}"
-  fi
-  if [ ${#others[@]} -gt 0 ]; then out+="; running ${!others[*]}"; fi
-  printf '%s' "${out#; }"
+  ps -eo args= 2>/dev/null | awk '
+    { n = $1; sub(/.*\//, "", n) }
+    n ~ /\.test$/ { sub(/\.test$/, "", n); tests = tests " " n }
+    n == "compile" { builds++ }
+    END {
+      out = ""
+      if (tests != "") out = "testing" tests
+      if (builds) out = out (out == "" ? "" : "; ") "compiling " builds " packages"
+      printf "%s", out
+    }'
 }
 
 # heartbeat LABEL: every $progress_every seconds, a line saying that LABEL
