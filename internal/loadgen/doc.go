@@ -8,10 +8,10 @@
 //   - gateway: the gateway runs as a child process (so that its RSS and
 //     CPU can be read from /proc) in front of the simulator; each of K
 //     customers opens one SSE stream (GET /v1/events) and starts a chat
-//     over REST, over HTTP/1.1 (a socket per stream) or h2c (every stream
-//     and call multiplexed over a few connections; half of them read by
-//     h2Reader, which takes each push on the connection's read goroutine,
-//     half by net/http's client);
+//     over REST, over HTTP/1.1 (a socket per stream, read by net/http's
+//     client) or h2c (every stream and call multiplexed over a few
+//     connections; half of them read by h2Reader, which takes each push on
+//     the connection's read goroutine, half by net/http's client);
 //   - direct: the baseline: each customer is a chatio.Client on its own
 //     websocket to the simulator, as an application embedding the SDK,
 //     taking pushes on its read loop (OnItem) as the gateway does;
