@@ -8,10 +8,10 @@
 //   - gateway: the gateway runs as a child process (so that its RSS and
 //     CPU can be read from /proc) in front of the simulator; each of K
 //     customers opens one SSE stream (GET /v1/events) and starts a chat
-//     over REST, over HTTP/1.1 (a socket per stream) or h2c (every stream
-//     and call multiplexed over a few connections; half of them read by
-//     h2Reader, which takes each push on the connection's read goroutine,
-//     half by net/http's client);
+//     over REST, over HTTP/1.1 (a socket per stream, read by net/http's
+//     client) or h2c (every stream and call multiplexed over a few
+//     connections; half of them read by h2Reader, which takes each push on
+//     the connection's read goroutine, half by net/http's client);
 //   - direct: the baseline: each customer is a chatio.Client on its own
 //     websocket to the simulator, as an application embedding the SDK,
 //     taking pushes on its read loop (OnItem) as the gateway does;
@@ -37,8 +37,23 @@
 // send back to back. The report has p50/p90/p99/p99.9/max of every
 // latency, errors by kind, the gateway's memory (RSS, and Go heap and
 // stacks from its /metrics) and CPU, and how much CPU other processes took
-// meanwhile (the machine may be shared), both modes side by side.
+// meanwhile (the machine may be shared), both modes side by side, and
+// names the client each figure was measured with (what read the pushes,
+// what made the calls).
 //
 // Every phase is bounded in time and count; the run stops by itself and
 // uses 127.0.0.1 only.
+//
+// Concurrency: Run runs one mode at a time and calls a fleet's methods one
+// at a time (Open, Load, Drain, Throughput, Result, Close); Open, Load and
+// Throughput start a goroutine per session opened or call made and wait
+// for all of them before they return. A stream's bytes are handled on the
+// goroutine that reads them, which owns the stream's SSE parser: an
+// h2Reader's read goroutine (one per connection, ended by its close),
+// net/http's client's stream goroutine (started by the gateway fleet,
+// waited for by its Close) or the direct client's read loop. Latency
+// recorders, receive counters and error counts are safe for concurrent
+// use. The child processes (gateway, worker, relay) belong to the Run that
+// started them, which stops them before it returns; they are killed if
+// this process dies.
 package loadgen

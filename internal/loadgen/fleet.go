@@ -35,12 +35,13 @@ type fleet interface {
 
 // fleetResult is what a fleet measured. Samples are in nanoseconds.
 type fleetResult struct {
-	// Push is agent send → event read from the stream, on a read loop
-	// (direct: the client's read loop; gateway: h2Reader's read goroutine
-	// over h2c, h1Reader's event loops over HTTP/1.1).
+	// Push is agent send → event read from the stream (direct: on the
+	// client's read loop; gateway over h2c: on h2Reader's read goroutine;
+	// gateway over HTTP/1.1: by net/http's client, a goroutine per stream).
 	Push []int64 `json:"push"`
 	// PushNetHTTP is the same for the streams read through net/http's
-	// client (gateway: half of them), a goroutine per stream.
+	// client beside h2Reader's (gateway over h2c: half of them), a
+	// goroutine per stream.
 	PushNetHTTP []int64 `json:"push_net_http,omitempty"`
 	// Connections is the TCP connections the clients opened to the gateway.
 	Connections int64 `json:"connections,omitempty"`

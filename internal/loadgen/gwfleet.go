@@ -13,21 +13,19 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/chatio-gateway/chatio-gateway/internal/netpoll"
 )
 
 // gatewayFleet is the customer side through the gateway: each customer has
 // one SSE stream (GET /v1/events) and makes REST calls. Over HTTP/1.1 each
-// stream is its own connection and REST calls share a keep-alive pool; the
-// even sessions' streams are read by h1Reader on event loops, as the
-// direct clients' sockets are, the odd ones by net/http's client, a
-// goroutine each. Over h2c session i's stream goes over connection i mod
-// H2Conns; the even connections are h2Readers, which take every push on the
-// connection's read goroutine (as the direct clients take theirs on their
-// read loop), the odd ones net/http's client, which hands each frame to the
-// stream's goroutine; the REST calls go over the net/http connections. The
-// pushes read by net/http's client are reported apart.
+// stream is its own connection, read by net/http's client on a goroutine
+// of its own, and REST calls share a keep-alive pool. Over h2c session i's
+// stream goes over connection i mod H2Conns; the even connections are
+// h2Readers, which take every push on the connection's read goroutine (as
+// the direct clients take theirs on their read loop), the odd ones
+// net/http's client, which hands each frame to the stream's goroutine;
+// those pushes are reported apart. The REST calls go through net/http's
+// client (over h2c on its connections), and every other call of the
+// measured phase through rawClient instead (see Load).
 type gatewayFleet struct {
 	base   string // http://127.0.0.1:PORT
 	prefix string // token prefix
@@ -43,14 +41,13 @@ type gatewayFleet struct {
 	transports    []*http.Transport
 	h2mu          sync.Mutex
 	h2            []*h2Reader  // guarded by h2mu: the even h2c connections, dialed at first use
-	h1            *h1Reader    // HTTP/1.1: reads the even sessions' streams (nil: net/http reads them all)
 	raw           *rawClient   // every other sendMessage and floor call of the measured phase
 	dials         atomic.Int64 // TCP connections opened to the gateway
 
 	chats       []string // written by Open only
 	recv        counters
-	push        recorder // read on a read loop: h2Reader, h1Reader (or net/http's when it reads them all)
-	pushNetHTTP recorder // read through net/http's client
+	push        recorder // h2c: read by h2Reader; HTTP/1.1: by net/http's client
+	pushNetHTTP recorder // h2c: read by net/http's client
 	calls       recorders
 	errs        errorCounts
 	readers     sync.WaitGroup
@@ -81,9 +78,6 @@ func newGatewayFleet(base, prefix, proto string, h2conns int) *gatewayFleet {
 		f.transports = []*http.Transport{st, rt}
 		f.streamClients = []*http.Client{{Transport: st}}
 		f.restClients = []*http.Client{{Transport: rt}}
-		if netpoll.Supported {
-			f.h1, _ = newH1Reader(strings.TrimPrefix(base, "http://"), f.dial) // on failure net/http reads them all
-		}
 	default:
 		f.h2 = make([]*h2Reader, (h2conns+1)/2)
 		for range max(h2conns/2, 1) { // one for the calls when every stream connection is an h2Reader
@@ -163,36 +157,27 @@ func (f *gatewayFleet) openOne(ctx context.Context, i int) {
 }
 
 // startStream opens st's stream (GET /v1/events) on its connection and
-// returns what ends it. Over h2c the even connections are h2Readers; over
-// HTTP/1.1 the even sessions' streams are read by h1Reader; the others by
+// returns what ends it. Over h2c the even connections are h2Readers, the
+// odd ones net/http's client; over HTTP/1.1 every stream is read by
 // net/http's client.
 func (f *gatewayFleet) startStream(st *gwStream) (cancel func()) {
 	hdr := [][2]string{{"authorization", "Bearer " + f.token(st.i)}, {"accept", "text/event-stream"}}
 	c := st.i % max(1, 2*len(f.h2))
 	st.push = &f.push
-	switch {
-	case f.proto == ProtoH2 && (c%2 == 0 || len(f.streamClients) == 0):
-		r, err := f.h2Reader(c / 2)
-		if err == nil {
-			cancel, err = r.open("/v1/events", hdr, st)
+	if f.proto == ProtoH2 {
+		if c%2 == 1 && len(f.streamClients) > 0 {
+			st.push = &f.pushNetHTTP // read by net/http's client, below
+		} else {
+			r, err := f.h2Reader(c / 2)
+			if err == nil {
+				cancel, err = r.open("/v1/events", hdr, st)
+			}
+			if err != nil {
+				st.fail("transport")
+				return func() {}
+			}
+			return cancel
 		}
-		if err != nil {
-			st.fail("transport")
-			return func() {}
-		}
-		return cancel
-	case f.proto == ProtoH1 && f.h1 != nil && st.i%2 == 0:
-		ctx, dcancel := context.WithTimeout(f.ctx, 5*time.Second)
-		cancel, err := f.h1.open(ctx, "/v1/events", hdr, st)
-		dcancel()
-		if err != nil {
-			st.fail("transport")
-			return func() {}
-		}
-		return cancel
-	}
-	if f.proto == ProtoH2 || f.h1 != nil {
-		st.push = &f.pushNetHTTP
 	}
 	rctx, rcancel := context.WithCancel(f.ctx) // the stream's request; ends with the fleet
 	f.readers.Add(1)
@@ -467,9 +452,6 @@ func (f *gatewayFleet) Close() error {
 		}
 	}
 	f.h2mu.Unlock()
-	if f.h1 != nil {
-		_ = f.h1.close() // ends its streams
-	}
 	f.readers.Wait()
 	for _, t := range f.transports {
 		t.CloseIdleConnections()

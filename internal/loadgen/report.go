@@ -62,8 +62,10 @@ type ModeReport struct {
 	AgentRate     float64            `json:"agent_rate"`
 	CustomerSent  int64              `json:"customer_sent"`
 	CustomerRate  float64            `json:"customer_rate"`
-	Push          Latency            `json:"push"`                    // read on the read loop (fleetResult.Push)
-	PushNetHTTP   Latency            `json:"push_net_http,omitempty"` // gateway: the streams read through net/http's client
+	PushReadBy    string             `json:"push_read_by"`            // what read the events of Push (see clientsOf)
+	CallsMadeBy   string             `json:"calls_made_by"`           // what made the calls of Calls and Throughput but the "/raw" ones (see clientsOf)
+	Push          Latency            `json:"push"`                    // read by PushReadBy (fleetResult.Push)
+	PushNetHTTP   Latency            `json:"push_net_http,omitempty"` // gateway over h2c: the streams read through net/http's client
 	Calls         map[string]Latency `json:"calls"`
 	Errors        map[string]int64   `json:"errors"`
 	Gateway       *GatewayUsage      `json:"gateway,omitempty"`
@@ -73,6 +75,23 @@ type ModeReport struct {
 	MachineCPU    float64            `json:"machine_cpu"`          // cores used by every process of the machine in the measured phase
 	StealCPU      float64            `json:"steal_cpu"`            // cores taken by the hypervisor in the measured phase
 	OtherCPUPeak  float64            `json:"other_cpu_peak"`       // most cores other processes used in any one second of the measured phase
+}
+
+// clientsOf names the clients a mode's figures were measured with: what
+// read the events of the push row (the streams read through net/http's
+// client beside h2Reader's have a row of their own), and what made the
+// calls (sendMessage, the HTTP floor, startChat, open, the throughput
+// phase), but for the "/raw" rows, which rawClient made: every other call
+// of the measured phase, over HTTP/1.1 whatever the proto.
+func clientsOf(mode, proto string) (pushReadBy, callsMadeBy string) {
+	switch {
+	case mode == ModeGateway && proto == ProtoH2:
+		return "h2Reader (the even conns)", "net/http's client, h2c"
+	case mode == ModeGateway:
+		return "net/http's client", "net/http's client, HTTP/1.1"
+	default:
+		return "the client's read loop", "the client's websocket actions"
+	}
 }
 
 // TotalErrors is the number of errors of every kind.
@@ -214,6 +233,8 @@ func (r *Report) rows() []row {
 			return "websocket (" + m.ClientProcess + ")"
 		}
 	})
+	add("push read by", func(m *ModeReport) string { return m.PushReadBy })
+	add("calls made by (other than the minimal client's)", func(m *ModeReport) string { return m.CallsMadeBy })
 	add("sessions open", func(m *ModeReport) string { return fmt.Sprintf("%d/%d", m.Opened, m.Sessions) })
 	addNum("ramp time (s)", func(m *ModeReport) (float64, bool) { return m.OpenSeconds, true })
 	add("agent msgs sent → received", func(m *ModeReport) string {

@@ -180,6 +180,7 @@ func runMode(ctx context.Context, cfg Config, mode string, nofile uint64) (_ *Mo
 	default:
 		mr.Proto = "websocket"
 	}
+	mr.PushReadBy, mr.CallsMadeBy = clientsOf(mode, mr.Proto)
 	// The direct clients' sockets and the simulator's ends of them share
 	// this process's file limit unless the clients run in the worker.
 	need := uint64(2*k + 256)

@@ -22,20 +22,12 @@ func (r *recorder) add(d time.Duration) {
 	r.mu.Unlock()
 }
 
-func (r *recorder) addAll(ns []int64) {
-	r.mu.Lock()
-	r.v = append(r.v, ns...)
-	r.mu.Unlock()
-}
-
 // samples returns a copy of the samples.
 func (r *recorder) samples() []int64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.v)
 }
-
-func (r *recorder) summary() Latency { return summarize(r.samples()) }
 
 // Latency summarises a set of samples; durations in milliseconds.
 type Latency struct {
