@@ -21,8 +21,9 @@ import (
 	"github.com/chatio-gateway/chatio-gateway/internal/netpoll"
 )
 
-// Config configures one upstream connection (one customer). The zero value of
-// every field but URL means the default given beside it.
+// Config configures one upstream connection (one customer). URL and OnItem
+// are required; the zero value of every other field means the default given
+// beside it.
 type Config struct {
 	URL            string        // base, e.g. "ws://127.0.0.1:8090/customer/v0.5"; socket = URL+"/rtm/ws?license_id=N"
 	License        int64         // the license id sent as license_id
@@ -33,19 +34,18 @@ type Config struct {
 	PongTimeout    time.Duration // 0 → 10s; no pong in time → socket closed, Err() wraps ErrTimeout; also bounds every write
 	RequestTimeout time.Duration // 0 → 15s; per call (slot wait included), on top of the caller's ctx; also bounds the handshake
 	MaxPending     int           // 0 → 10; calls beyond wait (ctx-aware) for a slot
-	StreamBuffer   int           // 0 → 1024; capacity of Stream()
 	ReadLimit      int64         // 0 → 4 MiB; max frame size in bytes
 	Logger         *zap.Logger   // nil → zap.NewNop(); the token is never logged
 	// OnIgnored, when set, is told of every frame the read loop ignores,
 	// with the Stats counter it lands in: "malformed", "unknown_id" or
 	// "dropped". Called on the read loop: it must not block.
 	OnIgnored func(reason string)
-	// OnItem, when set, takes every stream item on the read loop itself, in
-	// arrival order, instead of Stream (which then only closes at the end):
-	// no hand-off between goroutines on the way in. It must not block and
-	// must not wait for this client's calls (their answers come through this
-	// very read loop). An Emit()-result reaches it before its Call returns.
-	// Returning false ends the client with ErrStreamOverflow.
+	// OnItem (required) takes every stream item on the read loop itself,
+	// in arrival order: no hand-off between goroutines on the way in. It
+	// must not block and must not wait for this client's calls (their
+	// answers come through this very read loop). An Emit()-result reaches
+	// it before its Call returns. Returning false ends the client with
+	// ErrStreamOverflow.
 	OnItem func(StreamItem) bool
 	// OnDone, when set, is called once at the very end of the read loop,
 	// after Done is closed, Err is set and the socket is gone: a client
@@ -70,7 +70,6 @@ const (
 	DefaultPongTimeout    = 10 * time.Second
 	DefaultRequestTimeout = 15 * time.Second
 	DefaultMaxPending     = 10
-	DefaultStreamBuffer   = 1024
 	DefaultReadLimit      = 4 << 20
 )
 
@@ -94,9 +93,6 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.MaxPending <= 0 {
 		cfg.MaxPending = DefaultMaxPending
-	}
-	if cfg.StreamBuffer <= 0 {
-		cfg.StreamBuffer = DefaultStreamBuffer
 	}
 	if cfg.ReadLimit <= 0 {
 		cfg.ReadLimit = DefaultReadLimit
@@ -145,7 +141,7 @@ func endpoints(base string, license int64) (socket, upload string, err error) {
 // Stats are the client's counters since Dial.
 type Stats struct {
 	FramesIn   uint64 // data frames read from the socket
-	Pushes     uint64 // pushes without request id delivered to Stream
+	Pushes     uint64 // pushes without request id handed to OnItem
 	UnknownIDs uint64 // responses/results for a request id not in flight (late, or not ours)
 	Malformed  uint64 // frames that are not JSON objects with an action (or a response without a string request_id)
 	Dropped    uint64 // frames ignored on purpose: customer_updated with request id, non-string request_id, neither push nor result
@@ -164,7 +160,7 @@ type callOptions struct {
 	emit bool
 }
 
-// Emit makes Call also put the result frame on Stream (ResultOf = the
+// Emit makes Call also hand the result frame to OnItem (ResultOf = the
 // action), in arrival order relative to pushes, before Call returns.
 func Emit() CallOption { return func(o *callOptions) { o.emit = true } }
 
@@ -195,11 +191,10 @@ type Client struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	sem    chan struct{}   // MaxPending slots; a call holds one from send to end
-	stream chan StreamItem // sent to by readLoop only; closed by it at its end
-	dying  chan struct{}   // closed by fail when the first cause is recorded
-	done   chan struct{}   // closed by readLoop at its very end, after err is set
-	err    error           // the final cause; written by readLoop before done is closed
+	sem   chan struct{} // MaxPending slots; a call holds one from send to end
+	dying chan struct{} // closed by fail when the first cause is recorded
+	done  chan struct{} // closed by readLoop at its very end, after err is set
+	err   error         // the final cause; written by readLoop before done is closed
 
 	nextID atomic.Uint64
 
@@ -237,6 +232,9 @@ func (c *Client) log(lvl zapcore.Level, msg string, fields ...zap.Field) {
 // A refused login with error type "authentication" returns *AuthError, any
 // other refusal *RequestError. ctx bounds the handshake and the login only.
 func Dial(ctx context.Context, cfg Config) (*Client, LoginResult, error) {
+	if cfg.OnItem == nil {
+		return nil, LoginResult{}, errNoOnItem
+	}
 	cfg = cfg.withDefaults()
 	socketURL, uploadURL, err := endpoints(cfg.URL, cfg.License)
 	if err != nil {
@@ -262,7 +260,6 @@ func Dial(ctx context.Context, cfg Config) (*Client, LoginResult, error) {
 		conn:      conn,
 		uploadURL: uploadURL,
 		sem:       make(chan struct{}, cfg.MaxPending),
-		stream:    make(chan StreamItem, streamCap(cfg)),
 		dying:     make(chan struct{}),
 		done:      make(chan struct{}),
 	}
@@ -305,7 +302,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, LoginResult, error) {
 // request id for indirect ones (the ack's failure still fails the call).
 //
 // Errors: *AuthError, *RequestError, ErrConnectionLost (socket dropped while
-// in flight — also after a stall or a stream overflow, see Err for the cause),
+// in flight — also after a stall or a refused item, see Err for the cause),
 // *DisconnectedError (after customer_disconnected; wraps ErrConnectionLost),
 // ErrTimeout (RequestTimeout or the caller's deadline; also matches
 // context.DeadlineExceeded), ErrClosed, and the ctx error wrapped for
@@ -313,8 +310,8 @@ func Dial(ctx context.Context, cfg Config) (*Client, LoginResult, error) {
 // being written is not abandoned on cancellation (that would close the
 // socket); writes are bounded by PongTimeout.
 //
-// With Emit, the result is ALSO put on Stream (ResultOf set) before Call
-// returns, in arrival order relative to pushes.
+// With Emit, the result is ALSO handed to OnItem (ResultOf set) before
+// Call returns, in arrival order relative to pushes.
 func (c *Client) Call(ctx context.Context, action string, payload any, opts ...CallOption) (json.RawMessage, error) {
 	var o callOptions
 	for _, opt := range opts {
@@ -585,7 +582,7 @@ func (c *Client) spawn(f func()) {
 	}()
 }
 
-// finish ends the client after its read side: cause, socket, stream, done.
+// finish ends the client after its read side: cause, socket, done, OnDone.
 func (c *Client) finish(rerr error) {
 	defer c.wg.Done()
 	var loss error
@@ -607,13 +604,12 @@ func (c *Client) finish(rerr error) {
 		c.log(zapcore.InfoLevel, "upstream connection ended", zap.Error(c.err))
 	}
 	close(c.done)
-	close(c.stream)
 	if c.cfg.OnDone != nil {
 		c.cfg.OnDone()
 	}
 }
 
-// dispatch routes one frame; false stops the read loop (stream overflow).
+// dispatch routes one frame; false stops the read loop (OnItem refused).
 // A push goes on to OnItem from here, on the read loop's stack, which
 // grows to hold the deepest path a frame takes and keeps that size until
 // a GC halves it: dispatch keeps its own frame small (the answers and the
@@ -631,7 +627,7 @@ func (c *Client) dispatch(data []byte) bool {
 			c.noteDisconnect(d.frame.Payload)
 		}
 		c.pushes.Add(1)
-		return c.toStream(StreamItem{Frame: d.frame})
+		return c.toItem(StreamItem{Frame: d.frame})
 	case classDropped:
 		c.droppedFrame(d.frame.Action, d.why)
 		return true
@@ -714,9 +710,9 @@ func (c *Client) unknown(action, id string) bool {
 	return true
 }
 
-// resolve delivers a result, first on Stream when the call asked for it.
+// resolve delivers a result, first to OnItem when the call asked for it.
 func (c *Client) resolve(p *pendingCall, f *Frame, r callResult) bool {
-	if p.emit && !c.toStream(StreamItem{Frame: *f, ResultOf: p.action}) {
+	if p.emit && !c.toItem(StreamItem{Frame: *f, ResultOf: p.action}) {
 		p.res <- callResult{err: callErr(c.currentCause())}
 		return false
 	}
@@ -724,46 +720,21 @@ func (c *Client) resolve(p *pendingCall, f *Frame, r callResult) bool {
 	return true
 }
 
-// streamCap is the capacity of Stream's channel: none when OnItem takes
-// the items (as the gateway's sessions do).
-func streamCap(cfg Config) int {
-	if cfg.OnItem != nil {
-		return 0
-	}
-	return cfg.StreamBuffer
-}
-
-// toStream hands an item to OnItem, or puts it on Stream without ever
-// blocking: when StreamBuffer items wait already, the client ends with
-// ErrStreamOverflow.
-func (c *Client) toStream(it StreamItem) bool {
-	if c.cfg.OnItem != nil {
-		if c.cfg.OnItem(it) {
-			return true
-		}
-		c.overflowed(false)
-		return false
-	}
-	select {
-	case c.stream <- it:
+// toItem hands an item to OnItem; when OnItem refuses it, the client ends
+// with ErrStreamOverflow.
+func (c *Client) toItem(it StreamItem) bool {
+	if c.cfg.OnItem(it) {
 		return true
-	default:
-		c.overflowed(true)
-		return false
 	}
+	c.overflowed()
+	return false
 }
 
-// overflowed ends the client because its stream's consumer cannot keep
-// up (onStream: Stream's buffer is full, else OnItem refused an item).
+// overflowed ends the client because OnItem cannot take more.
 //
 //go:noinline
-func (c *Client) overflowed(onStream bool) {
-	if !c.fail(ErrStreamOverflow) {
-		return
-	}
-	if onStream {
-		c.log(zapcore.InfoLevel, "stream consumer fell behind; closing upstream", zap.Int("buffer", c.cfg.StreamBuffer))
-	} else {
+func (c *Client) overflowed() {
+	if c.fail(ErrStreamOverflow) {
 		c.log(zapcore.InfoLevel, "stream consumer cannot take more; closing upstream")
 	}
 }
@@ -854,13 +825,6 @@ func (c *Client) stopKeepalive() {
 	c.kaMu.Unlock()
 }
 
-// Stream delivers every push without request id (type "push"), and every
-// Emit()-result, in arrival order, to ONE consumer. The read loop never
-// blocks on it: if the buffer is full the client closes the socket and
-// ends with ErrStreamOverflow. Closed after the read loop ends (Err is set
-// by then).
-func (c *Client) Stream() <-chan StreamItem { return c.stream }
-
 // Done is closed when the socket is gone.
 func (c *Client) Done() <-chan struct{} { return c.done }
 
@@ -917,7 +881,7 @@ func (c *Client) Close() error {
 type frameClass int
 
 const (
-	classPush     frameClass = iota + 1 // a push without request_id: to Stream
+	classPush     frameClass = iota + 1 // a push without request_id: to OnItem
 	classResponse                       // type "response" with a string request_id: ack, result or failure
 	classResult                         // any other frame with a string request_id: the result of that request
 	classDropped                        // ignored on purpose, as the SDK does
@@ -937,7 +901,7 @@ var errNoAction = errors.New("frame without action")
 // socketListener: a "response" is matched by its request id; a frame with a
 // string request id is a result, except customer_updated (dropped); a frame
 // whose request_id is present but not a string is dropped; a "push" without
-// request id goes to Stream; anything else is dropped. An error means the
+// request id goes to OnItem; anything else is dropped. An error means the
 // frame is malformed (not a JSON object of the wire shape, no action, or a
 // response without a string request id). Pure: no state, no I/O.
 func classify(data []byte) (decodedFrame, error) {

@@ -11,9 +11,8 @@
 // serialised by wsConn. Every
 // exported Client method is safe for concurrent use. Pushes and
 // event-bearing results are delivered, in arrival order, to Config.OnItem
-// on the read loop itself, or else on one bounded channel (Client.Stream)
-// to a single consumer; see Client.Stream for what happens when that
-// consumer falls behind. Config.OnDone hears of the client's end.
+// (required) on the read loop itself; an item it refuses ends the client
+// with ErrStreamOverflow. Config.OnDone hears of the client's end.
 //
 // The conversion functions (sdk.go) are pure: they take wire payloads and
 // return values whose JSON encoding equals what the SDK produces.

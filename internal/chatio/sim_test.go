@@ -18,9 +18,31 @@ import (
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
 )
 
+// items holds the item queue of each client dialSim dialed
+// (*chatio.Client → chan chatio.StreamItem, closed when the client ends).
+var items sync.Map
+
+// takeItems is an OnItem that queues the items on a channel of 1,024 and
+// refuses one that does not fit; done closes the channel.
+func takeItems() (q chan chatio.StreamItem, onItem func(chatio.StreamItem) bool, done func()) {
+	q = make(chan chatio.StreamItem, 1024)
+	onItem = func(it chatio.StreamItem) bool {
+		select {
+		case q <- it:
+			return true
+		default:
+			return false
+		}
+	}
+	return q, onItem, func() { close(q) }
+}
+
+// dialSim dials the simulator at url as token's customer; the client's
+// items are queued for nextEvents.
 func dialSim(t *testing.T, url, token string, mod func(*chatio.Config)) *chatio.Client {
 	t.Helper()
-	cfg := chatio.Config{URL: url, License: 1, Token: token}
+	q, onItem, done := takeItems()
+	cfg := chatio.Config{URL: url, License: 1, Token: token, OnItem: onItem, OnDone: done}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -33,7 +55,11 @@ func dialSim(t *testing.T, url, token string, mod func(*chatio.Config)) *chatio.
 	if want := chatiotest.CustomerIDForToken(token); login.CustomerID != want {
 		t.Fatalf("login customer_id %q, want %q", login.CustomerID, want)
 	}
-	t.Cleanup(func() { _ = c.Close() })
+	items.Store(c, q)
+	t.Cleanup(func() {
+		_ = c.Close()
+		items.Delete(c)
+	})
 	return c
 }
 
@@ -76,9 +102,10 @@ func nextEvents(t *testing.T, c *chatio.Client, want ...string) []chatio.Event {
 	t.Helper()
 	var got []chatio.Event
 	deadline := time.After(5 * time.Second)
+	q, _ := items.Load(c)
 	for i := 0; i < len(want); {
 		select {
-		case it, ok := <-c.Stream():
+		case it, ok := <-q.(chan chatio.StreamItem):
 			if !ok {
 				t.Fatalf("stream closed; waiting for %v, got %v", want[i:], names(got))
 			}
@@ -252,7 +279,8 @@ func TestSimErrors(t *testing.T) {
 	defer cancel()
 
 	// authentication at login
-	_, _, err := chatio.Dial(ctx, chatio.Config{URL: url, License: 1, Token: "expired:abc"})
+	_, onItem, _ := takeItems()
+	_, _, err := chatio.Dial(ctx, chatio.Config{URL: url, License: 1, Token: "expired:abc", OnItem: onItem})
 	var ae *chatio.AuthError
 	if !errors.As(err, &ae) || !errors.Is(err, chatio.ErrAuthentication) {
 		t.Fatalf("expired token: %v", err)

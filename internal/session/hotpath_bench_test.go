@@ -32,7 +32,15 @@ func captureAgentFrame(b *testing.B) agentFrame {
 	sim, url := chatiotest.Start(b, chatiotest.Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, _, err := chatio.Dial(ctx, chatio.Config{URL: url, License: 1, Token: "bench"})
+	items := make(chan chatio.StreamItem, 64)
+	c, _, err := chatio.Dial(ctx, chatio.Config{URL: url, License: 1, Token: "bench", OnItem: func(it chatio.StreamItem) bool {
+		select {
+		case items <- it:
+			return true
+		default:
+			return false
+		}
+	}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -57,7 +65,13 @@ func captureAgentFrame(b *testing.B) agentFrame {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for it := range c.Stream() {
+	for {
+		var it chatio.StreamItem
+		select {
+		case it = <-items:
+		case <-ctx.Done():
+			b.Fatal("no incoming_event")
+		}
 		if it.Frame.Action != chatio.PushIncomingEvent {
 			continue
 		}
@@ -74,8 +88,6 @@ func captureAgentFrame(b *testing.B) agentFrame {
 		cut := i + len(needle) - 1 - len(id[bytes.LastIndexByte([]byte(id), '_')+1:])
 		return agentFrame{prefix: frame[:cut], suffix: frame[i+len(needle)-1:]}
 	}
-	b.Fatal("no incoming_event")
-	return agentFrame{}
 }
 
 // frame returns the frame of event n in buf.

@@ -227,10 +227,7 @@ func (s *Session) dial(ctx context.Context) (*chatio.Client, chatio.LoginResult,
 			next(reason)
 		}
 	}
-	in := &inbox{s: s, limit: cfg.StreamBuffer}
-	if in.limit <= 0 {
-		in.limit = chatio.DefaultStreamBuffer
-	}
+	in := &inbox{s: s, limit: inboxLimit}
 	cfg.OnItem = in.take
 	cfg.OnDone = in.clientDone
 	c, login, err := s.cfg.Dial(ctx, cfg)
@@ -243,6 +240,9 @@ func (s *Session) dial(ctx context.Context) (*chatio.Client, chatio.LoginResult,
 	p.m.connects.Inc()
 	return c, login, nil
 }
+
+// inboxLimit is how many stream items an inbox holds until it is attached.
+const inboxLimit = 1024
 
 // inbox takes one client's stream items on the client's read loop (no
 // hand-off to another goroutine) and hears of its end (OnDone: no watcher
