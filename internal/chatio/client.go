@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/netpoll"
+	"github.com/chatio-gateway/chatio-gateway/internal/wsconn"
 )
 
 // Config configures one upstream connection (one customer). URL and OnItem
@@ -75,7 +76,7 @@ const (
 
 // closeTimeout bounds the normal close handshake of Close; after it the
 // socket is torn down without waiting for the peer's close frame.
-const closeTimeout = time.Second
+const closeTimeout = wsconn.CloseTimeout
 
 // withDefaults fills in every zero field (the one place defaults live).
 func (cfg Config) withDefaults() Config {
@@ -181,7 +182,7 @@ type callResult struct {
 // every method is safe for concurrent use. See the package doc.
 type Client struct {
 	cfg       Config // immutable after Dial
-	conn      *wsConn
+	conn      *wsconn.Conn
 	uploadURL string
 
 	// ctx is the client's lifetime: cancel ends it and closes the socket,
@@ -242,7 +243,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, LoginResult, error) {
 	}
 
 	dctx, dcancel := context.WithTimeout(ctx, cfg.RequestTimeout)
-	conn, err := dialWS(dctx, socketURL, cfg.HTTPClient, cfg.ReadLimit)
+	conn, err := wsconn.Dial(dctx, socketURL, cfg.HTTPClient, cfg.ReadLimit)
 	timedOut := errors.Is(dctx.Err(), context.DeadlineExceeded)
 	dcancel()
 	if err != nil {
@@ -267,11 +268,11 @@ func Dial(ctx context.Context, cfg Config) (*Client, LoginResult, error) {
 	c.ctx = ctx
 	// Cancelling closes the socket, which ends a blocked read or write: in
 	// the canceller's goroutine (a context.AfterFunc would hold ≈ 0.5 KiB
-	// per client for the client's life). conn.close reads what startPolled
+	// per client for the client's life). conn.Close reads what startPolled
 	// sets: the reader and everyone else cancel only after it.
 	c.cancel = func() {
 		cancel()
-		_ = conn.close()
+		_ = conn.Close()
 	}
 	c.wg.Add(1) // the read side, until finish
 	if !c.startPolled() {
@@ -493,9 +494,9 @@ func (c *Client) fail(cause error) bool {
 }
 
 // write sends one frame with a write deadline. A failed write has closed the
-// socket (wsConn); the call fails with the client's cause.
+// socket (wsconn.Conn); the call fails with the client's cause.
 func (c *Client) write(b []byte) error {
-	err := c.conn.writeText(b, time.Now().Add(c.cfg.PongTimeout))
+	err := c.conn.WriteText(b, time.Now().Add(c.cfg.PongTimeout))
 	if err == nil {
 		return nil
 	}
@@ -517,7 +518,7 @@ func (c *Client) write(b []byte) error {
 func (c *Client) readLoop() {
 	var rerr error
 	for {
-		data, err := c.conn.read()
+		data, err := c.conn.Read()
 		if err != nil {
 			rerr = err
 			break
@@ -536,7 +537,7 @@ func (c *Client) startPolled() bool {
 	if c.cfg.Poller == nil {
 		return false
 	}
-	tc, ok := c.conn.pollable()
+	tc, ok := c.conn.Pollable()
 	if !ok {
 		return false
 	}
@@ -544,9 +545,9 @@ func (c *Client) startPolled() bool {
 	if err != nil {
 		return false
 	}
-	c.conn.setPolled(raw, c.spawn)
+	c.conn.SetPolled(raw, c.spawn)
 	if _, err := c.cfg.Poller.Add(tc, c.readable, c.pollEnded); err != nil {
-		c.conn.setPolled(nil, nil)
+		c.conn.SetPolled(nil, nil)
 		c.log(zapcore.DebugLevel, "upstream socket read by a goroutine", zap.Error(err))
 		return false
 	}
@@ -556,7 +557,7 @@ func (c *Client) startPolled() bool {
 // readable is the polled socket's read loop, one call at a time on the
 // poller's loop: what the socket has is read and routed; false ends it.
 func (c *Client) readable(r *netpoll.Reader) bool {
-	ok, err := c.conn.readSome(r, c.dispatch)
+	ok, err := c.conn.ReadSome(r, c.dispatch)
 	if !ok {
 		c.rerr = err
 	}
@@ -567,7 +568,7 @@ func (c *Client) readable(r *netpoll.Reader) bool {
 // wait for the socket, so the client is finished on a goroutine.
 func (c *Client) pollEnded() {
 	go func() {
-		c.conn.endPolled()
+		c.conn.EndPolled()
 		c.finish(c.rerr)
 	}()
 }
@@ -595,7 +596,7 @@ func (c *Client) finish(rerr error) {
 	c.fail(loss) // no-op when Close, a stall or an overflow came first
 	c.cancel()
 	c.stopKeepalive()
-	_ = c.conn.close()
+	_ = c.conn.Close()
 
 	c.err = c.currentCause()
 	if errors.Is(c.err, ErrClosed) {
@@ -774,7 +775,7 @@ func (c *Client) ping() {
 	defer c.wg.Done()
 
 	pctx, cancel := context.WithTimeout(c.ctx, c.cfg.PongTimeout)
-	err := c.conn.ping(pctx)
+	err := c.conn.Ping(pctx)
 	stalled := errors.Is(pctx.Err(), context.DeadlineExceeded)
 	cancel()
 	if err == nil {
@@ -861,7 +862,7 @@ func (c *Client) Close() error {
 		case <-c.done:
 		default:
 			// The peer's answering close frame ends the read loop.
-			if c.conn.closeNormal() == nil {
+			if c.conn.CloseNormal() == nil {
 				t := time.NewTimer(closeTimeout)
 				select {
 				case <-c.done:

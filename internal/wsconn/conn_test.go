@@ -1,4 +1,4 @@
-package chatio
+package wsconn
 
 import (
 	"bytes"
@@ -30,7 +30,7 @@ type wsPeer struct {
 // ahead, the first frame goes out in the same write as the handshake's
 // answer. The client is dialed with limit, over TLS (wss://) when mode
 // ends in "+tls".
-func rawServer(t *testing.T, mode string, limit int64, ahead []byte, serve func(p *wsPeer)) *wsConn {
+func rawServer(t *testing.T, mode string, limit int64, ahead []byte, serve func(p *wsPeer)) *Conn {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -68,16 +68,16 @@ func rawServer(t *testing.T, mode string, limit int64, ahead []byte, serve func(
 	t.Cleanup(func() { ln.Close(); <-done })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, err := dialWS(ctx, scheme+"://"+ln.Addr().String()+"/rtm/ws", hc, limit)
+	c, err := Dial(ctx, scheme+"://"+ln.Addr().String()+"/rtm/ws", hc, limit)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.close() })
+	t.Cleanup(func() { c.Close() })
 	return c
 }
 
-// readModes are the ways a wsConn is read: by a goroutine (read) or by an
-// event loop (readSome, through internal/netpoll), over ws:// or wss://.
+// readModes are the ways a Conn is read: by a goroutine (read) or by an
+// event loop (ReadSome, through internal/netpoll), over ws:// or wss://.
 var readModes = []string{"goroutine", "polled", "goroutine+tls", "polled+tls"}
 
 // isPolled: mode reads with an event loop.
@@ -85,14 +85,14 @@ func isPolled(mode string) bool { return strings.HasPrefix(mode, "polled") }
 
 // msgReader reads c's messages in one of readModes.
 type msgReader struct {
-	c    *wsConn
+	c    *Conn
 	msgs chan []byte // polled: delivered messages, then nil after the end
 	err  error       // polled: why the read side ended; set before msgs closes
 }
 
 // newReader starts reading c the given way; the polled way watches c's
 // socket on a poller of its own until c has ended (closed at cleanup).
-func newReader(t *testing.T, c *wsConn, mode string) *msgReader {
+func newReader(t *testing.T, c *Conn, mode string) *msgReader {
 	t.Helper()
 	r := &msgReader{c: c}
 	if !isPolled(mode) {
@@ -102,7 +102,7 @@ func newReader(t *testing.T, c *wsConn, mode string) *msgReader {
 	if err != nil {
 		t.Skipf("no poller here: %v", err)
 	}
-	tc, ok := c.pollable()
+	tc, ok := c.Pollable()
 	if !ok {
 		t.Fatal("socket not pollable")
 	}
@@ -111,7 +111,7 @@ func newReader(t *testing.T, c *wsConn, mode string) *msgReader {
 		t.Fatal(err)
 	}
 	var spawned sync.WaitGroup
-	c.setPolled(raw, func(f func()) {
+	c.SetPolled(raw, func(f func()) {
 		spawned.Add(1)
 		go func() {
 			defer spawned.Done()
@@ -122,13 +122,13 @@ func newReader(t *testing.T, c *wsConn, mode string) *msgReader {
 	ended := make(chan struct{})
 	var rerr error
 	readable := func(rd *netpoll.Reader) bool {
-		ok, err := c.readSome(rd, func(m []byte) bool { r.msgs <- m; return true })
+		ok, err := c.ReadSome(rd, func(m []byte) bool { r.msgs <- m; return true })
 		rerr = err
 		return ok
 	}
 	if _, err := p.Add(tc, readable, func() {
 		go func() {
-			c.endPolled()
+			c.EndPolled()
 			r.err = rerr
 			close(r.msgs)
 			close(ended)
@@ -137,7 +137,7 @@ func newReader(t *testing.T, c *wsConn, mode string) *msgReader {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = c.close()
+		_ = c.Close()
 		<-ended
 		spawned.Wait()
 		_ = p.Close()
@@ -149,7 +149,7 @@ func newReader(t *testing.T, c *wsConn, mode string) *msgReader {
 // end in mode. The server waits for the client's first frame ("go", sent
 // once the reader is in place) before it serves: a server that speaks
 // first races the handshake, and a socket read ahead on is not polled.
-func peerFor(t *testing.T, mode string, limit int64, serve func(p *wsPeer)) (*wsConn, *msgReader) {
+func peerFor(t *testing.T, mode string, limit int64, serve func(p *wsPeer)) (*Conn, *msgReader) {
 	t.Helper()
 	c := rawServer(t, mode, limit, nil, func(p *wsPeer) {
 		if h, b := p.next(); h.OpCode != ws.OpText || string(b) != "go" {
@@ -159,16 +159,16 @@ func peerFor(t *testing.T, mode string, limit int64, serve func(p *wsPeer)) (*ws
 		serve(p)
 	})
 	r := newReader(t, c, mode)
-	if err := c.writeText([]byte("go"), time.Now().Add(5*time.Second)); err != nil {
+	if err := c.WriteText([]byte("go"), time.Now().Add(5*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	return c, r
 }
 
 // read returns the next message, or the error that ended the socket.
-func (r *msgReader) read() ([]byte, error) {
+func (r *msgReader) Read() ([]byte, error) {
 	if r.msgs == nil {
-		return r.c.read()
+		return r.c.Read()
 	}
 	select {
 	case m, ok := <-r.msgs:
@@ -270,7 +270,7 @@ func testReadAheadAndFragments(t *testing.T, mode string) {
 	}
 	huge := strings.Repeat("0123456789abcdef", netpoll.ScratchSize/16*3)
 	for _, want := range []string{`{"first":1}`, "abcdef", strings.Repeat("z", 1000), huge, "last"} {
-		got, err := r.read()
+		got, err := r.Read()
 		if err != nil || string(got) != want {
 			t.Fatalf("read = %.40q (%d bytes), %v; want %.40q (%d bytes)", got, len(got), err, want, len(want))
 		}
@@ -304,7 +304,7 @@ func testWriteAndPing(t *testing.T, mode string) {
 		got <- fmt.Sprint(h.OpCode)
 		p.closeCode()
 	})
-	if err := c.writeText([]byte(`{"action":"login"}`), time.Now().Add(5*time.Second)); err != nil {
+	if err := c.WriteText([]byte(`{"action":"login"}`), time.Now().Add(5*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	if g := <-got; g != fmt.Sprint(ws.OpText)+`:{"action":"login"}` {
@@ -314,7 +314,7 @@ func testWriteAndPing(t *testing.T, mode string) {
 	if !isPolled(mode) {
 		go func() { // the read loop notes the pong
 			for {
-				if _, err := r.read(); err != nil {
+				if _, err := r.Read(); err != nil {
 					return
 				}
 			}
@@ -322,19 +322,19 @@ func testWriteAndPing(t *testing.T, mode string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := c.ping(ctx); err != nil {
+	if err := c.Ping(ctx); err != nil {
 		t.Fatalf("answered ping: %v", err)
 	}
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel2()
-	if err := c.ping(ctx2); !errors.Is(err, context.DeadlineExceeded) {
+	if err := c.Ping(ctx2); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("unanswered ping: %v, want the deadline", err)
 	}
 	<-got
-	if err := c.closeNormal(); err != nil {
+	if err := c.CloseNormal(); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.writeText([]byte("x"), time.Now().Add(time.Second)); err == nil {
+	if err := c.WriteText([]byte("x"), time.Now().Add(time.Second)); err == nil {
 		t.Error("a frame was written after the close frame")
 	}
 }
@@ -376,7 +376,7 @@ func testReadErrors(t *testing.T, mode string) {
 				}
 				code <- p.closeCode()
 			})
-			_, err := r.read()
+			_, err := r.Read()
 			if err == nil || (tc.check != nil && !tc.check(err)) {
 				t.Fatalf("read: %v", err)
 			}
@@ -419,24 +419,24 @@ func TestWSDialTLS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	u := "wss://" + strings.TrimPrefix(srv.URL, "https://") + "/rtm/ws"
-	if _, err := dialWS(ctx, u, http.DefaultClient, 1<<10); err == nil {
+	if _, err := Dial(ctx, u, http.DefaultClient, 1<<10); err == nil {
 		t.Fatal("dialed a server whose certificate nobody trusts")
 	}
-	c, err := dialWS(ctx, u, srv.Client(), 1<<10)
+	c, err := Dial(ctx, u, srv.Client(), 1<<10)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.close()
+	defer c.Close()
 	echoRoundTrip(t, c)
 }
 
 // echoRoundTrip sends "hi" to an echoOnce server on c and reads its answer.
-func echoRoundTrip(t *testing.T, c *wsConn) {
+func echoRoundTrip(t *testing.T, c *Conn) {
 	t.Helper()
-	if err := c.writeText([]byte("hi"), time.Now().Add(5*time.Second)); err != nil {
+	if err := c.WriteText([]byte("hi"), time.Now().Add(5*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := c.read(); err != nil || string(got) != "echo hi" {
+	if got, err := c.Read(); err != nil || string(got) != "echo hi" {
 		t.Fatalf("read = %q, %v", got, err)
 	}
 }
@@ -449,7 +449,7 @@ func TestWSDialRefused(t *testing.T) {
 	defer srv.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, err := dialWS(ctx, "ws://"+strings.TrimPrefix(srv.URL, "http://")+"/rtm/ws", srv.Client(), 1<<10)
+	_, err := Dial(ctx, "ws://"+strings.TrimPrefix(srv.URL, "http://")+"/rtm/ws", srv.Client(), 1<<10)
 	if err == nil || !strings.Contains(err.Error(), "403") {
 		t.Fatalf("err = %v, want the 403", err)
 	}

@@ -1,4 +1,4 @@
-package chatio
+package wsconn
 
 import (
 	"bytes"
@@ -20,35 +20,38 @@ import (
 	"github.com/chatio-gateway/chatio-gateway/internal/netpoll"
 )
 
-// wsConn is the client end of one websocket (RFC 6455, no extensions) that
+// CloseTimeout bounds the writes a Conn makes of its own (a pong, a close
+// frame), and a Ping whose ctx has no deadline.
+const CloseTimeout = time.Second
+
+// Conn is the client end of one websocket (RFC 6455, no extensions) that
 // holds no buffer while idle: a frame is read straight from the socket, its
 // header into a few bytes of the conn and its payload into a slice of its
 // own size, and a frame is written whole in one Write. gobwas/ws does the
-// handshake and the frame headers. (coder/websocket, the simulator's
-// server side, keeps 8 KiB of bufio per connection for its life: with
-// thousands of idle customers that was a quarter of the gateway's memory.)
+// handshake and builds the headers written; the headers read are decoded
+// by parseHeader alone, whichever way the Conn is read.
 //
 // It is read in one of two ways, chosen once before the first read:
-//   - by one goroutine calling read, which blocks; close ends it;
-//   - polled: an event loop (internal/netpoll) calls readSome whenever the
-//     socket has bytes, and nothing waits while it has none. Then close only
-//     shuts the socket down, the loop sees the end, and endPolled, called
+//   - by one goroutine calling Read, which blocks; Close ends it;
+//   - polled: an event loop (internal/netpoll) calls ReadSome whenever the
+//     socket has bytes, and nothing waits while it has none. Then Close only
+//     shuts the socket down, the loop sees the end, and EndPolled, called
 //     once the loop has let the socket go, writes the close frame owed and
 //     closes the descriptor.
 //
 // Writes are serialised by wmu and bounded by a deadline.
-type wsConn struct {
+type Conn struct {
 	nc    net.Conn
-	r     io.Reader // nc, after whatever the handshake read ahead
-	limit int64     // largest message, in bytes
-	hdr   [ws.MaxHeaderSize - 2]byte
+	r     io.Reader              // nc, after whatever the handshake read ahead
+	limit int64                  // largest message, in bytes
+	hdr   [ws.MaxHeaderSize]byte // Read's frame header
 
 	// The read side's state, owned by the reader (the goroutine, or the
-	// loop's calls of readSome, which never overlap).
+	// loop's calls of ReadSome, which never overlap).
 	msg   []byte // the fragments of a message so far
 	inMsg bool   // a message's first fragment has been read
 
-	// Polled only: set before the first readSome, then owned by the reader.
+	// Polled only: set before the first ReadSome, then owned by the reader.
 	raw   syscall.RawConn
 	pc    *pollConn      // the socket under nc
 	tls   *tls.Conn      // nc, for wss://
@@ -76,10 +79,11 @@ func (e closeError) Error() string {
 	return fmt.Sprintf("websocket: closed by peer: status %d %q", e.code, e.reason)
 }
 
-// dialWS opens a websocket to u (ws:// or wss://). The TLS settings, the
-// dialer and the proxy of hc's transport are used when it has them (so
-// HTTPS_PROXY applies as with net/http); ctx bounds the handshake.
-func dialWS(ctx context.Context, u string, hc *http.Client, limit int64) (*wsConn, error) {
+// Dial opens a websocket to u (ws:// or wss://) whose messages may be up to
+// limit bytes. The TLS settings, the dialer and the proxy of hc's
+// transport are used when it has them (so HTTPS_PROXY applies as with
+// net/http); ctx bounds the handshake.
+func Dial(ctx context.Context, u string, hc *http.Client, limit int64) (*Conn, error) {
 	var d ws.Dialer
 	rt := hc.Transport
 	if rt == nil {
@@ -116,7 +120,7 @@ func dialWS(ctx context.Context, u string, hc *http.Client, limit int64) (*wsCon
 		}
 		return nil, err
 	}
-	c := &wsConn{nc: nc, r: nc, limit: limit, pongs: make(chan struct{}, 1)}
+	c := &Conn{nc: nc, r: nc, limit: limit, pongs: make(chan struct{}, 1)}
 	if br != nil {
 		// The peer spoke right after the handshake: read that first.
 		ahead := make([]byte, br.Buffered())
@@ -168,14 +172,14 @@ var errWouldBlock error = wouldBlock{}
 
 type wouldBlock struct{}
 
-func (wouldBlock) Error() string   { return "chatio: no more bytes read by the event loop" }
+func (wouldBlock) Error() string   { return "wsconn: no more bytes read by the event loop" }
 func (wouldBlock) Timeout() bool   { return true }
 func (wouldBlock) Temporary() bool { return true }
 
-// pollable returns the TCP socket an event loop can watch, under ws:// or
+// Pollable returns the TCP socket an event loop can watch, under ws:// or
 // wss://, when nothing was read ahead by the handshake. Anything else (a
 // proxy's own connection type, say) is read by a goroutine.
-func (c *wsConn) pollable() (*net.TCPConn, bool) {
+func (c *Conn) Pollable() (*net.TCPConn, bool) {
 	_, pc := c.layers()
 	if c.r != c.nc || pc == nil {
 		return nil, false
@@ -186,7 +190,7 @@ func (c *wsConn) pollable() (*net.TCPConn, bool) {
 
 // layers are what c.nc is made of: its TLS (nil for ws://) and the
 // pollConn under it (nil when the dialer's connection was not ours).
-func (c *wsConn) layers() (*tls.Conn, *pollConn) {
+func (c *Conn) layers() (*tls.Conn, *pollConn) {
 	nc := c.nc
 	tc, _ := nc.(*tls.Conn)
 	if tc != nil {
@@ -196,10 +200,10 @@ func (c *wsConn) layers() (*tls.Conn, *pollConn) {
 	return tc, pc
 }
 
-// setPolled switches c to polled reads (before the first one); spawn runs
-// the writes the read side owes (pongs) off the loop. raw nil: back to a
-// goroutine's reads.
-func (c *wsConn) setPolled(raw syscall.RawConn, spawn func(func())) {
+// SetPolled switches c to polled reads (before the first one; raw is the
+// syscall.RawConn of Pollable's socket); spawn runs the writes the read
+// side owes (pongs) off the loop. raw nil: back to a goroutine's reads.
+func (c *Conn) SetPolled(raw syscall.RawConn, spawn func(func())) {
 	c.raw, c.spawn = raw, spawn
 	tc, pc := c.layers()
 	if pc != nil {
@@ -212,17 +216,15 @@ func (c *wsConn) setPolled(raw syscall.RawConn, spawn func(func())) {
 }
 
 // polled reports whether an event loop reads c.
-func (c *wsConn) polled() bool { return c.raw != nil }
+func (c *Conn) polled() bool { return c.raw != nil }
 
-// read returns the next text or binary message, answering pings and
+// Read returns the next text or binary message, answering pings and
 // noting pongs on the way. It is called by one goroutine only. A close
 // frame from the peer is answered and returned as closeError.
-func (c *wsConn) read() ([]byte, error) {
+func (c *Conn) Read() ([]byte, error) {
 	for {
-		h, err := ws.ReadHeaderBuffer(c.r, c.hdr[:])
-		if errors.Is(err, ws.ErrHeaderLengthMSB) {
-			h.Length = -1 // a protocol error, as parseHeader has it
-		} else if err != nil {
+		h, err := c.readHeader()
+		if err != nil {
 			return nil, err
 		}
 		if err := c.check(h); err != nil {
@@ -249,12 +251,28 @@ func (c *wsConn) read() ([]byte, error) {
 	}
 }
 
-// readSome reads once from the polled socket with r (the loop's reader,
+// readHeader reads the next frame header from c.r into c.hdr, as many
+// bytes at a time as parseHeader says the header needs.
+func (c *Conn) readHeader() (ws.Header, error) {
+	have, need := 0, 2
+	for {
+		if _, err := io.ReadFull(c.r, c.hdr[have:need]); err != nil {
+			return ws.Header{}, err
+		}
+		h, n, ok := parseHeader(c.hdr[:need])
+		if ok {
+			return h, nil
+		}
+		have, need = need, n
+	}
+}
+
+// ReadSome reads once from the polled socket with r (the loop's reader,
 // into its scratch space) and hands every message completed by those bytes
 // to deliver, in order. A frame that has not arrived whole waits in c.part for the next
 // call. false: the socket has ended (err says why; nil when deliver said
-// stop), the loop should let it go and call endPolled.
-func (c *wsConn) readSome(r *netpoll.Reader, deliver func([]byte) bool) (bool, error) {
+// stop), the loop should let it go and call EndPolled.
+func (c *Conn) ReadSome(r *netpoll.Reader, deliver func([]byte) bool) (bool, error) {
 	buf := r.Buf
 	if c.tls == nil {
 		n, err := r.Read(c.raw, buf)
@@ -294,8 +312,8 @@ func (c *wsConn) readSome(r *netpoll.Reader, deliver func([]byte) bool) (bool, e
 }
 
 // consume parses data, the bytes just read (in a buffer that is reused
-// after the call), after what c.part kept; see readSome.
-func (c *wsConn) consume(data []byte, deliver func([]byte) bool) (bool, error) {
+// after the call), after what c.part kept; see ReadSome.
+func (c *Conn) consume(data []byte, deliver func([]byte) bool) (bool, error) {
 	if c.part != nil {
 		c.part = append(c.part, data...)
 		data = c.part
@@ -339,30 +357,39 @@ func (c *wsConn) consume(data []byte, deliver func([]byte) bool) (bool, error) {
 	return true, nil
 }
 
-// parseHeader reads a frame header from the start of b; ok is false while
-// b does not hold all of it. A 64-bit length with its top bit set comes
-// back as -1 (check rejects it).
+// parseHeader decodes the frame header at the start of b, the one decoder
+// of the headers read (by Read and by ReadSome alike). n is the header's
+// size; ok is false while b holds fewer bytes than that, and n is then
+// the size known so far (2 until the first two bytes are in). A 64-bit
+// length with its top bit set comes back as -1 (check rejects it).
 func parseHeader(b []byte) (h ws.Header, n int, ok bool) {
 	if len(b) < 2 {
-		return h, 0, false
+		return h, 2, false
 	}
 	h.Fin = b[0]&0x80 != 0
 	h.Rsv = (b[0] >> 4) & 0x07
 	h.OpCode = ws.OpCode(b[0] & 0x0f)
 	h.Masked = b[1]&0x80 != 0
+	l := b[1] & 0x7f
 	n = 2
-	switch l := b[1] & 0x7f; l {
+	switch l {
 	case 126:
-		if len(b) < 4 {
-			return h, 0, false
-		}
-		h.Length, n = int64(binary.BigEndian.Uint16(b[2:])), 4
+		n = 4
 	case 127:
-		if len(b) < 10 {
-			return h, 0, false
-		}
+		n = 10
+	}
+	if h.Masked {
+		n += 4
+	}
+	if len(b) < n {
+		return h, n, false
+	}
+	switch l {
+	case 126:
+		h.Length = int64(binary.BigEndian.Uint16(b[2:]))
+	case 127:
 		u := binary.BigEndian.Uint64(b[2:])
-		h.Length, n = int64(u), 10
+		h.Length = int64(u)
 		if u>>63 != 0 {
 			h.Length = -1
 		}
@@ -370,11 +397,7 @@ func parseHeader(b []byte) (h ws.Header, n int, ok bool) {
 		h.Length = int64(l)
 	}
 	if h.Masked {
-		if len(b) < n+4 {
-			return h, 0, false
-		}
-		copy(h.Mask[:], b[n:])
-		n += 4
+		copy(h.Mask[:], b[n-4:])
 	}
 	return h, n, true
 }
@@ -383,28 +406,28 @@ func parseHeader(b []byte) (h ws.Header, n int, ok bool) {
 // that would exceed the read limit, before its payload is read. It changes
 // nothing: consume checks a header again each time more of its frame
 // arrives.
-func (c *wsConn) check(h ws.Header) error {
+func (c *Conn) check(h ws.Header) error {
 	if h.Rsv != 0 || h.Masked || h.OpCode.IsReserved() || h.Length < 0 {
-		return c.fail(ws.StatusProtocolError, "websocket: bad frame header")
+		return c.reject(ws.StatusProtocolError, "websocket: bad frame header")
 	}
 	if h.OpCode.IsControl() {
 		if !h.Fin || h.Length > 125 {
-			return c.fail(ws.StatusProtocolError, "websocket: bad control frame")
+			return c.reject(ws.StatusProtocolError, "websocket: bad control frame")
 		}
 		return nil
 	}
 	if (h.OpCode == ws.OpContinuation) != c.inMsg {
-		return c.fail(ws.StatusProtocolError, "websocket: bad fragmentation")
+		return c.reject(ws.StatusProtocolError, "websocket: bad fragmentation")
 	}
 	if h.Length > c.limit-int64(len(c.msg)) {
-		return c.fail(ws.StatusMessageTooBig, errMessageTooBig.Error())
+		return c.reject(ws.StatusMessageTooBig, errMessageTooBig.Error())
 	}
 	return nil
 }
 
 // fragment ends a data frame whose payload is in c.msg: the whole message
 // once fin, else nil.
-func (c *wsConn) fragment(fin bool) []byte {
+func (c *Conn) fragment(fin bool) []byte {
 	if !fin {
 		return nil
 	}
@@ -416,15 +439,15 @@ func (c *wsConn) fragment(fin bool) []byte {
 // control handles a control frame: a ping is answered (off the loop when
 // polled: p may be the loop's scratch space), a pong noted, a close frame
 // answered and returned as closeError.
-func (c *wsConn) control(op ws.OpCode, p []byte) error {
+func (c *Conn) control(op ws.OpCode, p []byte) error {
 	switch op {
 	case ws.OpPing:
 		if c.polled() {
 			p := bytes.Clone(p)
-			c.spawn(func() { _ = c.writeFrame(ws.OpPong, p, time.Now().Add(closeTimeout)) })
+			c.spawn(func() { _ = c.writeFrame(ws.OpPong, p, time.Now().Add(CloseTimeout)) })
 			return nil
 		}
-		return c.writeFrame(ws.OpPong, p, time.Now().Add(closeTimeout))
+		return c.writeFrame(ws.OpPong, p, time.Now().Add(CloseTimeout))
 	case ws.OpPong:
 		select {
 		case c.pongs <- struct{}{}:
@@ -439,53 +462,54 @@ func (c *wsConn) control(op ws.OpCode, p []byte) error {
 		if echo == ws.StatusNoStatusRcvd {
 			echo = ws.StatusNormalClosure
 		}
-		c.finish(echo)
+		c.closeWith(echo)
 		return closeError{code: code, reason: reason}
 	}
 	return nil
 }
 
-// fail ends the connection with a close frame of code and returns the
-// error to end the read with.
-func (c *wsConn) fail(code ws.StatusCode, why string) error {
-	c.finish(code)
+// reject refuses a frame of the peer's: it ends the connection with a
+// close frame of code (closeWith) and returns the error to end the read
+// with.
+func (c *Conn) reject(code ws.StatusCode, why string) error {
+	c.closeWith(code)
 	if code == ws.StatusMessageTooBig {
 		return errMessageTooBig
 	}
 	return errors.New(why)
 }
 
-// finish sends a close frame with code and closes the socket; when polled
-// both wait for endPolled, off the loop.
-func (c *wsConn) finish(code ws.StatusCode) {
+// closeWith sends a close frame with code and closes the socket; when
+// polled both wait for EndPolled, off the loop.
+func (c *Conn) closeWith(code ws.StatusCode) {
 	if c.polled() {
 		c.owed = &code
 		return
 	}
-	_ = c.writeFrame(ws.OpClose, ws.NewCloseFrameBody(code, ""), time.Now().Add(closeTimeout))
+	_ = c.writeFrame(ws.OpClose, ws.NewCloseFrameBody(code, ""), time.Now().Add(CloseTimeout))
 	_ = c.nc.Close()
 }
 
-// endPolled finishes a polled socket once its loop has let it go: the
+// EndPolled finishes a polled socket once its loop has let it go: the
 // close frame owed, if any, then the descriptor. Not on the loop: the
-// write may wait (closeTimeout).
-func (c *wsConn) endPolled() {
+// write may wait (CloseTimeout).
+func (c *Conn) EndPolled() {
 	if c.owed != nil {
-		_ = c.writeFrame(ws.OpClose, ws.NewCloseFrameBody(*c.owed, ""), time.Now().Add(closeTimeout))
+		_ = c.writeFrame(ws.OpClose, ws.NewCloseFrameBody(*c.owed, ""), time.Now().Add(CloseTimeout))
 	}
 	_ = c.nc.Close()
 }
 
-// writeText sends one text message, bounded by deadline. A failed or
+// WriteText sends one text message, bounded by deadline. A failed or
 // late write closes the socket.
-func (c *wsConn) writeText(b []byte, deadline time.Time) error {
+func (c *Conn) WriteText(b []byte, deadline time.Time) error {
 	return c.writeFrame(ws.OpText, b, deadline)
 }
 
 // writeFrame writes one masked frame in one Write, after a close frame
 // nothing. A write that fails (or misses its deadline) closes the socket:
 // a frame may be half on the wire.
-func (c *wsConn) writeFrame(op ws.OpCode, p []byte, deadline time.Time) error {
+func (c *Conn) writeFrame(op ws.OpCode, p []byte, deadline time.Time) error {
 	h := ws.Header{Fin: true, OpCode: op, Masked: true, Mask: ws.NewMask(), Length: int64(len(p))}
 	n := ws.HeaderSize(h)
 	buf := make([]byte, n+len(p), max(n+len(p), ws.MaxHeaderSize))
@@ -507,7 +531,7 @@ func (c *wsConn) writeFrame(op ws.OpCode, p []byte, deadline time.Time) error {
 	_ = c.nc.SetWriteDeadline(deadline)
 	_, err := c.nc.Write(buf)
 	if err != nil {
-		_ = c.close()
+		_ = c.Close()
 		return err
 	}
 	_ = c.nc.SetWriteDeadline(time.Time{})
@@ -516,14 +540,14 @@ func (c *wsConn) writeFrame(op ws.OpCode, p []byte, deadline time.Time) error {
 
 // ping sends a ping and waits for a pong (any pong: one ping runs at a
 // time) or ctx's end.
-func (c *wsConn) ping(ctx context.Context) error {
+func (c *Conn) Ping(ctx context.Context) error {
 	select { // an old pong proves nothing about now
 	case <-c.pongs:
 	default:
 	}
 	deadline, ok := ctx.Deadline()
 	if !ok {
-		deadline = time.Now().Add(closeTimeout)
+		deadline = time.Now().Add(CloseTimeout)
 	}
 	if err := c.writeFrame(ws.OpPing, nil, deadline); err != nil {
 		return err
@@ -536,16 +560,16 @@ func (c *wsConn) ping(ctx context.Context) error {
 	}
 }
 
-// closeNormal sends a normal close frame (the peer's answer ends the read
+// CloseNormal sends a normal close frame (the peer's answer ends the read
 // loop); it does not wait.
-func (c *wsConn) closeNormal() error {
-	return c.writeFrame(ws.OpClose, ws.NewCloseFrameBody(ws.StatusNormalClosure, ""), time.Now().Add(closeTimeout))
+func (c *Conn) CloseNormal() error {
+	return c.writeFrame(ws.OpClose, ws.NewCloseFrameBody(ws.StatusNormalClosure, ""), time.Now().Add(CloseTimeout))
 }
 
-// close tears the socket down at once: a blocked read or write returns.
-// A polled socket is only shut down: its loop sees the end, and endPolled
+// Close tears the socket down at once: a blocked read or write returns.
+// A polled socket is only shut down: its loop sees the end, and EndPolled
 // closes the descriptor once the loop no longer watches it.
-func (c *wsConn) close() error {
+func (c *Conn) Close() error {
 	if c.polled() {
 		return netpoll.Shutdown(c.raw)
 	}

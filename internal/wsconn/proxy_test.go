@@ -1,4 +1,4 @@
-package chatio
+package wsconn
 
 import (
 	"bufio"
@@ -90,11 +90,11 @@ func TestWSThroughProxy(t *testing.T) {
 	p := startProxy(t, false)
 	pu := &url.URL{Scheme: "http", Host: p.ln.Addr().String(), User: url.UserPassword("gw", "s3cret")}
 	hc := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(pu)}}
-	c, err := dialWS(ctx, u, hc, 1<<10)
+	c, err := Dial(ctx, u, hc, 1<<10)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.close()
+	defer c.Close()
 	echoRoundTrip(t, c)
 	want := "CONNECT " + host + " Basic " + base64.StdEncoding.EncodeToString([]byte("gw:s3cret"))
 	p.mu.Lock()
@@ -106,7 +106,7 @@ func TestWSThroughProxy(t *testing.T) {
 
 	refusing := startProxy(t, true)
 	hc = &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: refusing.ln.Addr().String()})}}
-	if _, err := dialWS(ctx, u, hc, 1<<10); err == nil || !strings.Contains(err.Error(), "407") {
+	if _, err := Dial(ctx, u, hc, 1<<10); err == nil || !strings.Contains(err.Error(), "407") {
 		t.Fatalf("through a refusing proxy: %v, want its 407", err)
 	}
 }

@@ -1,4 +1,4 @@
-package chatio
+package wsconn
 
 import (
 	"bytes"
@@ -12,7 +12,7 @@ import (
 	"github.com/gobwas/ws"
 )
 
-// rawStub marks a wsConn polled without a socket (consume never reads).
+// rawStub marks a Conn polled without a socket (consume never reads).
 type rawStub struct{ syscall.RawConn }
 
 // nopConn takes writes and closes without a peer (the frames a reader
@@ -48,10 +48,10 @@ func FuzzWSConsume(f *testing.F) {
 			err  error
 		}
 		// The goroutine way.
-		g := &wsConn{nc: nopConn{}, r: bytes.NewReader(data), limit: limit, pongs: make(chan struct{}, 1)}
+		g := &Conn{nc: nopConn{}, r: bytes.NewReader(data), limit: limit, pongs: make(chan struct{}, 1)}
 		var want result
 		for {
-			m, err := g.read()
+			m, err := g.Read()
 			if err != nil {
 				want.err = err
 				break
@@ -60,7 +60,7 @@ func FuzzWSConsume(f *testing.F) {
 		}
 		// The polled way: pieces of the sizes in cuts, each copied into a
 		// scratch buffer that is overwritten after the call.
-		p := &wsConn{nc: nopConn{}, limit: limit, pongs: make(chan struct{}, 1)}
+		p := &Conn{nc: nopConn{}, limit: limit, pongs: make(chan struct{}, 1)}
 		p.spawn = func(f func()) { f() }
 		p.raw = rawStub{}
 		var got result
@@ -110,4 +110,45 @@ func sameEnd(err error) string {
 		return ce.Error()
 	}
 	return err.Error()
+}
+
+// FuzzParseHeader holds parseHeader, the one decoder of the headers read,
+// to gobwas/ws's reader on any bytes: the same header from the same
+// number of bytes, "not yet" exactly when the reader runs out, and a
+// 64-bit length with its top bit set as -1 where the reader refuses it.
+func FuzzParseHeader(f *testing.F) {
+	f.Add([]byte{0x81, 5})
+	f.Add([]byte{0x82, 0xfe, 1, 0, 1, 2, 3, 4})
+	f.Add([]byte{0x01, 127, 0, 0, 0, 0, 0, 1, 0, 0})
+	f.Add([]byte{0x81, 127, 0x80, 0, 0, 0, 0, 0, 0, 1})
+	f.Add([]byte{0x89, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 1, 9, 9, 9, 9})
+	f.Add([]byte{0xf1})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, n, ok := parseHeader(b)
+		r := bytes.NewReader(b)
+		want, err := ws.ReadHeader(r)
+		read := len(b) - r.Len()
+		switch {
+		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+			if ok || n <= len(b) {
+				t.Fatalf("% x: ok=%v n=%d, the reader ran out (%v)", b, ok, n, err)
+			}
+			return
+		case errors.Is(err, ws.ErrHeaderLengthMSB):
+			want.Length, want.Mask = -1, h.Mask // the reader stops before the mask
+		case err != nil:
+			t.Fatalf("% x: reader: %v", b, err)
+		}
+		if !ok || n != read {
+			t.Fatalf("% x: ok=%v n=%d, the reader read %d", b, ok, n, read)
+		}
+		if h != want {
+			t.Fatalf("% x: %+v, the reader's %+v", b, h, want)
+		}
+		for i := range n { // a shorter prefix is never a header
+			if _, m, ok := parseHeader(b[:i]); ok || m <= i {
+				t.Fatalf("% x: prefix of %d: ok=%v n=%d", b, i, ok, m)
+			}
+		}
+	})
 }

@@ -1,4 +1,4 @@
-package chatio
+package wsconn
 
 import (
 	"bufio"
