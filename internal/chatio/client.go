@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/chatio-gateway/chatio-gateway/internal/jsonobj"
 	"github.com/chatio-gateway/chatio-gateway/internal/netpoll"
 	"github.com/chatio-gateway/chatio-gateway/internal/wsconn"
 )
@@ -919,7 +920,7 @@ func classify(data []byte) (decodedFrame, error) {
 	isString := false
 	if hasID {
 		raw := bytes.TrimSpace(f.RequestID)
-		if s, ok := PlainString(raw); ok {
+		if s, ok := jsonobj.PlainString(raw); ok {
 			d.id, isString = string(s), true // the usual id: no escapes
 		} else if len(raw) > 0 && raw[0] == '"' && json.Unmarshal(raw, &d.id) == nil {
 			isString = true

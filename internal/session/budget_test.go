@@ -9,6 +9,7 @@ import (
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
+	"github.com/chatio-gateway/chatio-gateway/internal/sdk"
 )
 
 // The byte bounds of the replay rings and of the subscribers' queues.
@@ -350,7 +351,7 @@ func TestResumeFromEvictedIDGetsSnapshot(t *testing.T) {
 	for _, id := range []string{evicted[0], evicted[len(evicted)-1]} {
 		sub := subscribe(t, s, id)
 		snap := sub.Snapshot()
-		if len(snap) == 0 || snap[len(snap)-1].Name != chatio.EventConnected {
+		if len(snap) == 0 || snap[len(snap)-1].Name != sdk.EventConnected {
 			t.Fatalf("Last-Event-ID %s (evicted): no fresh snapshot: %v", id, names(snap))
 		}
 		if got := seqOf(t, snap[len(snap)-1]); got != cur {

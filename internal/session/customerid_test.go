@@ -8,6 +8,7 @@ import (
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
+	"github.com/chatio-gateway/chatio-gateway/internal/sdk"
 )
 
 // quietLogin is a config whose upstream login answers no customer id, as
@@ -72,7 +73,7 @@ func TestCustomerIDAdopted(t *testing.T) {
 		t.Fatalf("customer id %q, want late", s.CustomerID())
 	}
 	m := next(t, sub)
-	if m.Name != chatio.EventCustomerID || string(m.Data) != strconv.Quote("late") || m.ID == "" {
+	if m.Name != sdk.EventCustomerID || string(m.Data) != strconv.Quote("late") || m.ID == "" {
 		t.Fatalf("live %+v, want customer_id late with an id", m)
 	}
 	acquireAs(t, e.pool, "tok", "later")
@@ -80,8 +81,8 @@ func TestCustomerIDAdopted(t *testing.T) {
 		t.Fatalf("customer id changed to %q", got)
 	}
 	sendMessage(t, s, startChat(t, s), "x")
-	for _, m := range until(t, sub, chatio.EventNewEvent) {
-		if m.Name == chatio.EventCustomerID {
+	for _, m := range until(t, sub, sdk.EventNewEvent) {
+		if m.Name == sdk.EventCustomerID {
 			t.Fatalf("a second customer_id: %s", m.Data)
 		}
 	}
@@ -91,7 +92,7 @@ func TestCustomerIDAdopted(t *testing.T) {
 	}
 	seq := seqOf(t, m) - 1
 	r := subscribe(t, s, strconv.FormatUint(seq, 10))
-	if m := next(t, r); m.Name != chatio.EventCustomerID {
+	if m := next(t, r); m.Name != sdk.EventCustomerID {
 		t.Fatalf("resumed: %s first", m.Name)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
+	"github.com/chatio-gateway/chatio-gateway/internal/sdk"
 )
 
 // The push hot path, upstream frame → SDK event → subscriber queue, and the
@@ -123,7 +124,7 @@ func BenchmarkPushToSubscriber(b *testing.B) {
 			b.Fatal(err)
 		}
 		s.handleItem(chatio.StreamItem{Frame: f})
-		if m := <-sub.C(); m.Name != chatio.EventNewEvent {
+		if m := <-sub.C(); m.Name != sdk.EventNewEvent {
 			b.Fatalf("got %s", m.Name)
 		}
 	}
@@ -142,7 +143,7 @@ func BenchmarkFanout(b *testing.B) {
 				subs[i] = addSub(s)
 				defer subs[i].Close()
 			}
-			ev := chatio.Event{Name: chatio.EventNewEvent, Data: json.RawMessage(
+			ev := sdk.Event{Name: sdk.EventNewEvent, Data: json.RawMessage(
 				`{"chat":"Q1W2E3R4T5","event":{"id":"Q1W2E3R4T5_1","type":"message","text":"lg:1712345678123456789 How can I help you today?","timestamp":1712345678000,"author":"agent-1"}}`)}
 			b.ReportAllocs()
 			b.ResetTimer()

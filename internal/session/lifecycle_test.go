@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
+	"github.com/chatio-gateway/chatio-gateway/internal/sdk"
 )
 
 // sessionGoroutines counts the goroutines this package started that are
@@ -39,11 +39,11 @@ func TestConnectedSessionRunsNoGoroutine(t *testing.T) {
 	if e.srv.DropAll() != 1 {
 		t.Fatal("no socket dropped")
 	}
-	until(t, sub, chatio.EventConnectionLost)
+	until(t, sub, sdk.EventConnectionLost)
 	if n := sessionGoroutines(); n != 1 {
 		t.Errorf("%d session goroutines while reconnecting, want 1 (the recovery)", n)
 	}
-	until(t, sub, chatio.EventConnectionRestored)
+	until(t, sub, sdk.EventConnectionRestored)
 	eventually(t, "no session goroutine after the reconnect", func() bool { return sessionGoroutines() == 0 })
 	if s.Status() != StatusConnected {
 		t.Fatalf("status %s", s.Status())

@@ -11,9 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
-	"go.uber.org/goleak"
+	"github.com/chatio-gateway/chatio-gateway/internal/sdk"
 )
 
 func TestAcquireSharesOneCreation(t *testing.T) {
@@ -67,7 +69,7 @@ func TestSnapshotAndFanOut(t *testing.T) {
 	b := subscribe(t, s, "")
 
 	snap := a.Snapshot()
-	if len(snap) < 2 || snap[0].Name != chatio.EventCustomerID || snap[len(snap)-1].Name != chatio.EventConnected {
+	if len(snap) < 2 || snap[0].Name != sdk.EventCustomerID || snap[len(snap)-1].Name != sdk.EventConnected {
 		t.Fatalf("snapshot %v", names(snap))
 	}
 	if string(snap[0].Data) != strconv.Quote(s.CustomerID()) || snap[0].ID != "" {
@@ -141,7 +143,7 @@ func TestResumeWithLastEventID(t *testing.T) {
 	for n := 0; n < 3; {
 		m := next(t, first)
 		lastID = m.ID
-		if m.Name == chatio.EventNewEvent {
+		if m.Name == sdk.EventNewEvent {
 			n++
 		}
 	}
@@ -160,7 +162,7 @@ func TestResumeWithLastEventID(t *testing.T) {
 	for {
 		m := next(t, ref)
 		all = append(all, m)
-		if m.Name == chatio.EventNewEvent && len(all) > 0 && newEventID(t, m) == e.srv.Events(chat)[7].ID {
+		if m.Name == sdk.EventNewEvent && len(all) > 0 && newEventID(t, m) == e.srv.Events(chat)[7].ID {
 			break
 		}
 	}
@@ -211,7 +213,7 @@ func TestStaleEventIDGetsSnapshot(t *testing.T) {
 	}
 	var msgs []Message
 	for len(msgs) < 10 {
-		if m := next(t, ref); m.Name == chatio.EventUserIsTyping {
+		if m := next(t, ref); m.Name == sdk.EventUserIsTyping {
 			msgs = append(msgs, m)
 		}
 	}
@@ -219,7 +221,7 @@ func TestStaleEventIDGetsSnapshot(t *testing.T) {
 	for _, last := range []string{msgs[0].ID, "garbage", "-1", strconv.FormatUint(cur+100, 10)} {
 		sub := subscribe(t, s, last)
 		snap := sub.Snapshot()
-		if len(snap) == 0 || snap[len(snap)-1].Name != chatio.EventConnected {
+		if len(snap) == 0 || snap[len(snap)-1].Name != sdk.EventConnected {
 			t.Fatalf("last=%q: no fresh snapshot: %v", last, names(snap))
 		}
 		if got := seqOf(t, snap[len(snap)-1]); got != cur {
@@ -259,7 +261,7 @@ func TestSlowSubscriberIsCut(t *testing.T) {
 	go func() {
 		got := 0
 		for m := range healthy.C() {
-			if m.Name == chatio.EventUserIsTyping {
+			if m.Name == sdk.EventUserIsTyping {
 				got++
 				if got == n {
 					break
@@ -315,7 +317,7 @@ func TestReconnectFillsGap(t *testing.T) {
 	if e.srv.DropAll() != 1 {
 		t.Fatal("no socket dropped")
 	}
-	msgs := until(t, sub, chatio.EventConnectionLost)
+	msgs := until(t, sub, sdk.EventConnectionLost)
 	if string(msgs[len(msgs)-1].Data) != "null" {
 		t.Fatalf("connection_lost data %s", msgs[len(msgs)-1].Data)
 	}
@@ -336,14 +338,14 @@ func TestReconnectFillsGap(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	msgs = until(t, sub, chatio.EventConnectionRestored)
+	msgs = until(t, sub, sdk.EventConnectionRestored)
 	var got []string
 	sawSummary := false
 	for _, m := range msgs {
 		if id := newEventID(t, m); id != "" {
 			got = append(got, id)
 		}
-		if m.Name == chatio.EventThreadSummary {
+		if m.Name == sdk.EventThreadSummary {
 			sawSummary = true
 		}
 	}
@@ -418,8 +420,8 @@ func TestReloginRefusedEndsSession(t *testing.T) {
 	sub := subscribe(t, s, "")
 	revoked.Store(true)
 	e.srv.DropAll()
-	msgs := until(t, sub, chatio.EventDisconnected)
-	if msgs[0].Name != chatio.EventConnectionLost {
+	msgs := until(t, sub, sdk.EventDisconnected)
+	if msgs[0].Name != sdk.EventConnectionLost {
 		t.Fatalf("first %s", msgs[0].Name)
 	}
 	if d := string(msgs[len(msgs)-1].Data); d != `{"reason":"authentication"}` {
@@ -446,7 +448,7 @@ func TestCustomerDisconnectedNoRetry(t *testing.T) {
 	s := e.acquire(t, "tok-kicked")
 	sub := subscribe(t, s, "")
 	e.srv.DisconnectCustomer(s.CustomerID(), "logged_out_remotely")
-	msgs := until(t, sub, chatio.EventDisconnected)
+	msgs := until(t, sub, sdk.EventDisconnected)
 	if d := string(msgs[len(msgs)-1].Data); d != `{"reason":"logged_out_remotely"}` {
 		t.Fatalf("disconnected data %s", d)
 	}
@@ -631,7 +633,7 @@ func TestDisconnect(t *testing.T) {
 	s.Disconnect()
 	for _, sub := range []*Subscriber{a, b} {
 		rest := waitClosed(t, sub)
-		if len(rest) == 0 || rest[len(rest)-1].Name != chatio.EventDisconnected {
+		if len(rest) == 0 || rest[len(rest)-1].Name != sdk.EventDisconnected {
 			t.Fatalf("no final disconnected: %v", names(rest))
 		}
 		if !errors.Is(sub.Err(), ErrSessionClosed) {
@@ -725,7 +727,7 @@ func TestUpstreamRequestsLikeTheSDK(t *testing.T) {
 	// A reconnect that missed nothing costs login + get_chats_summary only.
 	before = e.srv.Stats().Requests
 	e.srv.DropAll()
-	until(t, a, chatio.EventConnectionRestored)
+	until(t, a, sdk.EventConnectionRestored)
 	if n := e.srv.Stats().Requests - before; n != 2 {
 		t.Fatalf("reconnect sent %d requests, want 2", n)
 	}

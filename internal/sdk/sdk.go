@@ -1,10 +1,13 @@
-package chatio
+package sdk
 
 import (
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
+
+	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
+	"github.com/chatio-gateway/chatio-gateway/internal/jsonobj"
 )
 
 // This file converts wire objects into what the SDK 0.9.1 resolves and
@@ -49,8 +52,8 @@ const (
 
 // ParseEvent is serverDataParser.parseEvent: a wire event of thread into the
 // SDK's event object.
-func ParseEvent(thread json.RawMessage, event json.RawMessage) (Object, error) {
-	w, err := ParseObject(event)
+func ParseEvent(thread json.RawMessage, event json.RawMessage) (jsonobj.Object, error) {
+	w, err := jsonobj.ParseObject(event)
 	if err != nil {
 		return nil, fmt.Errorf("event: %w", err)
 	}
@@ -64,38 +67,38 @@ var (
 	typeFile    any = json.RawMessage(`"file"`)
 )
 
-func parseEvent(thread json.RawMessage, w Object) Object {
-	o := make(Object, 0, 8)
+func parseEvent(thread json.RawMessage, w jsonobj.Object) jsonobj.Object {
+	o := make(jsonobj.Object, 0, 8)
 	o = append(o,
-		Member{"id", w.rawValue("id")},
-		Member{"author", w.rawValue("author_id")},
-		Member{"timestamp", msTimestamp(w.Raw("timestamp"))},
-		Member{"thread", thread},
+		jsonobj.Member{Key: "id", Value: w.RawValue("id")},
+		jsonobj.Member{Key: "author", Value: w.RawValue("author_id")},
+		jsonobj.Member{Key: "timestamp", Value: msTimestamp(w.Raw("timestamp"))},
+		jsonobj.Member{Key: "thread", Value: thread},
 	)
-	if c := w.rawValue("custom_id"); !isAbsent(c) {
-		o = append(o, Member{"customId", c})
+	if c := w.RawValue("custom_id"); !jsonobj.IsAbsent(c) {
+		o = append(o, jsonobj.Member{Key: "customId", Value: c})
 	}
 	switch t := w.Raw("type"); { // switch (event.type): strict equality
 	case isJSString(t, "message"):
-		o = append(o, Member{"type", typeMessage}, Member{"text", w.rawValue("text")})
+		o = append(o, jsonobj.Member{Key: "type", Value: typeMessage}, jsonobj.Member{Key: "text", Value: w.RawValue("text")})
 	case isJSString(t, "file"):
 		o = append(o,
-			Member{"type", typeFile},
-			Member{"contentType", w.Raw("content_type")},
-			Member{"url", w.Raw("url")})
+			jsonobj.Member{Key: "type", Value: typeFile},
+			jsonobj.Member{Key: "contentType", Value: w.Raw("content_type")},
+			jsonobj.Member{Key: "url", Value: w.Raw("url")})
 		if wd, ht := w.Raw("width"), w.Raw("height"); wd != nil && ht != nil {
-			o = append(o, Member{"width", wd}, Member{"height", ht})
+			o = append(o, jsonobj.Member{Key: "width", Value: wd}, jsonobj.Member{Key: "height", Value: ht})
 		}
 	default:
-		b := objectBuilder{o: o}
+		b := jsonobj.BuildOn(o)
 		for _, m := range w {
 			switch m.Key {
 			case "id", "author_id", "timestamp", "custom_id", "order":
 				continue
 			}
-			b.set(m.Key, m.Value)
+			b.Set(m.Key, m.Value)
 		}
-		o = b.o
+		o = b.Object()
 	}
 	return o
 }
@@ -104,29 +107,29 @@ func parseEvent(thread json.RawMessage, w Object) Object {
 // Array.prototype.sort with (a, b) => a.order - b.order, JavaScript's
 // subtraction converting each order with ToNumber (null is 0, a numeric
 // string its number, undefined NaN: compares equal to everything).
-func sortByOrder(ws []Object) {
-	jsSort(ws, func(a, b Object) float64 {
+func sortByOrder(ws []jsonobj.Object) {
+	jsSort(ws, func(a, b jsonobj.Object) float64 {
 		return jsToNumber(a.Raw("order")) - jsToNumber(b.Raw("order"))
 	})
 }
 
 // ParseThread is parseThread(chat, thread).
-func ParseThread(chat json.RawMessage, thread json.RawMessage) (Object, error) {
-	w, err := ParseObject(thread)
+func ParseThread(chat json.RawMessage, thread json.RawMessage) (jsonobj.Object, error) {
+	w, err := jsonobj.ParseObject(thread)
 	if err != nil {
 		return nil, fmt.Errorf("thread: %w", err)
 	}
 	return parseThread(chat, w)
 }
 
-func parseThread(chat json.RawMessage, w Object) (Object, error) {
+func parseThread(chat json.RawMessage, w jsonobj.Object) (jsonobj.Object, error) {
 	wevents, err := parseObjects(w.Raw("events"))
 	if err != nil {
 		return nil, fmt.Errorf("thread events: %w", err)
 	}
 	sortByOrder(wevents)
 	id := w.Raw("id")
-	events := make([]Object, len(wevents))
+	events := make([]jsonobj.Object, len(wevents))
 	for i, e := range wevents {
 		events[i] = parseEvent(id, e)
 	}
@@ -134,89 +137,89 @@ func parseThread(chat json.RawMessage, w Object) (Object, error) {
 	if !truthy(props) {
 		props = rawEmptyObject
 	}
-	return Object{
-		{"id", id},
-		{"chat", chat},
-		{"active", w.Raw("active")},
-		{"order", w.Raw("order")},
-		{"users", w.Raw("user_ids")},
-		{"events", events},
-		{"properties", props},
+	return jsonobj.Object{
+		{Key: "id", Value: id},
+		{Key: "chat", Value: chat},
+		{Key: "active", Value: w.Raw("active")},
+		{Key: "order", Value: w.Raw("order")},
+		{Key: "users", Value: w.Raw("user_ids")},
+		{Key: "events", Value: events},
+		{Key: "properties", Value: props},
 	}, nil
 }
 
 // ThreadEvents returns the parsed events of a thread made by ParseThread.
-func ThreadEvents(thread Object) []Object {
-	ev, _ := thread.Get("events").([]Object)
+func ThreadEvents(thread jsonobj.Object) []jsonobj.Object {
+	ev, _ := thread.Get("events").([]jsonobj.Object)
 	return ev
 }
 
 // ThreadSummary is parseThreadSummary of a parsed thread: the data of a
 // thread_summary event.
-func ThreadSummary(thread Object) Object {
-	return Object{
-		{"id", thread.Get("id")},
-		{"chat", thread.Get("chat")},
-		{"order", thread.Get("order")},
-		{"totalEvents", float64(len(ThreadEvents(thread)))},
+func ThreadSummary(thread jsonobj.Object) jsonobj.Object {
+	return jsonobj.Object{
+		{Key: "id", Value: thread.Get("id")},
+		{Key: "chat", Value: thread.Get("chat")},
+		{Key: "order", Value: thread.Get("order")},
+		{Key: "totalEvents", Value: float64(len(ThreadEvents(thread)))},
 	}
 }
 
 // ParseUser is parseUser: an agent keeps id, type, name, email, avatar; a
 // customer has id, type, fields (or {}), and name/email only when truthy.
-func ParseUser(user json.RawMessage) (Object, error) {
-	w, err := ParseObject(user)
+func ParseUser(user json.RawMessage) (jsonobj.Object, error) {
+	w, err := jsonobj.ParseObject(user)
 	if err != nil {
 		return nil, fmt.Errorf("user: %w", err)
 	}
 	return parseUser(w), nil
 }
 
-func parseUser(w Object) Object {
+func parseUser(w jsonobj.Object) jsonobj.Object {
 	if isJSString(w.Raw("type"), "agent") { // user.type === 'agent'
-		return Object{
-			{"id", w.Raw("id")},
-			{"type", w.Raw("type")},
-			{"name", w.Raw("name")},
-			{"email", w.Raw("email")},
-			{"avatar", w.Raw("avatar")},
+		return jsonobj.Object{
+			{Key: "id", Value: w.Raw("id")},
+			{Key: "type", Value: w.Raw("type")},
+			{Key: "name", Value: w.Raw("name")},
+			{Key: "email", Value: w.Raw("email")},
+			{Key: "avatar", Value: w.Raw("avatar")},
 		}
 	}
 	fields := w.Raw("fields")
 	if !truthy(fields) {
 		fields = rawEmptyObject
 	}
-	o := Object{{"id", w.Raw("id")}, {"type", w.Raw("type")}, {"fields", fields}}
+	o := jsonobj.Object{{Key: "id", Value: w.Raw("id")}, {Key: "type", Value: w.Raw("type")}, {Key: "fields", Value: fields}}
 	if n := w.Raw("name"); truthy(n) {
-		o = append(o, Member{"name", n})
+		o = append(o, jsonobj.Member{Key: "name", Value: n})
 	}
 	if e := w.Raw("email"); truthy(e) {
-		o = append(o, Member{"email", e})
+		o = append(o, jsonobj.Member{Key: "email", Value: e})
 	}
 	return o
 }
 
-func parseObjects(raw json.RawMessage) ([]Object, error) {
+func parseObjects(raw json.RawMessage) ([]jsonobj.Object, error) {
 	if raw == nil {
 		return nil, fmt.Errorf("missing array")
 	}
-	elems, err := ParseArray(raw)
+	elems, err := jsonobj.ParseArray(raw)
 	if err != nil {
 		return nil, err
 	}
 	if elems == nil {
 		return nil, fmt.Errorf("null array")
 	}
-	out := make([]Object, len(elems))
+	out := make([]jsonobj.Object, len(elems))
 	for i, e := range elems {
-		if out[i], err = ParseObject(e); err != nil {
+		if out[i], err = jsonobj.ParseObject(e); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
 }
 
-func parseUsers(raw json.RawMessage) ([]Object, error) {
+func parseUsers(raw json.RawMessage) ([]jsonobj.Object, error) {
 	ws, err := parseObjects(raw)
 	if err != nil {
 		return nil, fmt.Errorf("users: %w", err)
@@ -227,7 +230,7 @@ func parseUsers(raw json.RawMessage) ([]Object, error) {
 	return ws, nil
 }
 
-func userEvents(users []Object) []Event {
+func userEvents(users []jsonobj.Object) []Event {
 	ev := make([]Event, len(users))
 	for i, u := range users {
 		ev[i] = Event{EventUserData, u}
@@ -239,17 +242,17 @@ func userEvents(users []Object) []Event {
 // events in wire order (not sorted, as the SDK does), and its users.
 type newThreadData struct {
 	chat   json.RawMessage
-	events []Object
-	users  []Object
-	thread Object
+	events []jsonobj.Object
+	users  []jsonobj.Object
+	thread jsonobj.Object
 }
 
 func parseNewThreadData(chatRaw json.RawMessage) (*newThreadData, error) {
-	chat, err := ParseObject(chatRaw)
+	chat, err := jsonobj.ParseObject(chatRaw)
 	if err != nil {
 		return nil, fmt.Errorf("chat: %w", err)
 	}
-	tw, err := ParseObject(chat.Raw("thread"))
+	tw, err := jsonobj.ParseObject(chat.Raw("thread"))
 	if err != nil {
 		return nil, fmt.Errorf("chat.thread: %w", err)
 	}
@@ -259,7 +262,7 @@ func parseNewThreadData(chatRaw json.RawMessage) (*newThreadData, error) {
 	}
 	d := &newThreadData{chat: chat.Raw("id")}
 	tid := tw.Raw("id")
-	d.events = make([]Object, len(wevents))
+	d.events = make([]jsonobj.Object, len(wevents))
 	for i, e := range wevents {
 		d.events[i] = parseEvent(tid, e)
 	}
@@ -279,24 +282,24 @@ func (d *newThreadData) summaryEvents() []Event {
 
 // PushEvents is handlePush(parsePush(push)): the events the SDK emits for a
 // push that carries no request id.
-func PushEvents(f Frame) ([]Event, error) {
+func PushEvents(f chatio.Frame) ([]Event, error) {
 	return pushEvents(f.Action, f.Payload)
 }
 
 func pushEvents(action string, payload json.RawMessage) ([]Event, error) {
-	if action == PushIncomingEvent {
+	if action == chatio.PushIncomingEvent {
 		return incomingEvent(payload)
 	}
 	switch action {
-	case PushChatPropertiesUpdated, PushChatThreadPropertiesUpdated,
-		PushLastSeenTimestampUpdated, PushThreadClosed,
-		PushChatUsersUpdated, PushIncomingTypingIndicator:
+	case chatio.PushChatPropertiesUpdated, chatio.PushChatThreadPropertiesUpdated,
+		chatio.PushLastSeenTimestampUpdated, chatio.PushThreadClosed,
+		chatio.PushChatUsersUpdated, chatio.PushIncomingTypingIndicator:
 		p, err := parsePayload(action, payload)
 		if err != nil {
 			return nil, err
 		}
 		return objectPushEvents(action, p)
-	case PushIncomingChatThread:
+	case chatio.PushIncomingChatThread:
 		p, err := parsePayload(action, payload)
 		if err != nil {
 			return nil, err
@@ -307,10 +310,10 @@ func pushEvents(action string, payload json.RawMessage) ([]Event, error) {
 		}
 		ev := d.summaryEvents()
 		for _, e := range d.events {
-			ev = append(ev, Event{EventNewEvent, Object{{"chat", d.chat}, {"event", e}}})
+			ev = append(ev, Event{EventNewEvent, jsonobj.Object{{Key: "chat", Value: d.chat}, {Key: "event", Value: e}}})
 		}
 		return ev, nil
-	case PushCustomerDisconnected:
+	case chatio.PushCustomerDisconnected:
 		return []Event{{EventDisconnected, rawOrNull(payload)}}, nil
 	default:
 		return []Event{{action, rawOrNull(payload)}}, nil
@@ -319,8 +322,8 @@ func pushEvents(action string, payload json.RawMessage) ([]Event, error) {
 
 // parsePayload is ParseObject of a push's payload, its error naming the
 // push.
-func parsePayload(action string, payload json.RawMessage) (Object, error) {
-	p, err := ParseObject(payload)
+func parsePayload(action string, payload json.RawMessage) (jsonobj.Object, error) {
+	p, err := jsonobj.ParseObject(payload)
 	if err != nil {
 		return nil, fmt.Errorf("%s payload: %w", action, err)
 	}
@@ -338,30 +341,30 @@ func rawOrNull(r json.RawMessage) json.RawMessage {
 // kept apart from the other kinds so that its frames on the read loop's
 // stack stay small.
 func incomingEvent(payload json.RawMessage) ([]Event, error) {
-	p, err := parsePayload(PushIncomingEvent, payload)
+	p, err := parsePayload(chatio.PushIncomingEvent, payload)
 	if err != nil {
 		return nil, err
 	}
-	e, err := parseMember(p.Raw("event"))
+	e, err := jsonobj.ParseMember(p.Raw("event"))
 	if err != nil {
-		return nil, fmt.Errorf("%s event: %w", PushIncomingEvent, err)
+		return nil, fmt.Errorf("%s event: %w", chatio.PushIncomingEvent, err)
 	}
-	return []Event{{EventNewEvent, Object{{"chat", p.rawValue("chat_id")}, {"event", parseEvent(p.Raw("thread_id"), e)}}}}, nil
+	return []Event{{EventNewEvent, jsonobj.Object{{Key: "chat", Value: p.RawValue("chat_id")}, {Key: "event", Value: parseEvent(p.Raw("thread_id"), e)}}}}, nil
 }
 
-func objectPushEvents(action string, p Object) ([]Event, error) {
+func objectPushEvents(action string, p jsonobj.Object) ([]Event, error) {
 	chat := p.Raw("chat_id")
 	switch action {
-	case PushChatPropertiesUpdated:
-		return []Event{{action, Object{{"chat", chat}, {"properties", p.Raw("properties")}}}}, nil
-	case PushChatThreadPropertiesUpdated:
-		return []Event{{action, Object{{"chat", chat}, {"thread", p.Raw("thread_id")}, {"properties", p.Raw("properties")}}}}, nil
-	case PushLastSeenTimestampUpdated:
-		return []Event{{action, Object{{"chat", chat}, {"user", p.Raw("user_id")}, {"timestamp", msTimestamp(p.Raw("timestamp"))}}}}, nil
-	case PushThreadClosed:
-		return []Event{{action, Object{{"chat", chat}}}}, nil
-	case PushIncomingTypingIndicator:
-		ti, err := parseMember(p.Raw("typing_indicator"))
+	case chatio.PushChatPropertiesUpdated:
+		return []Event{{action, jsonobj.Object{{Key: "chat", Value: chat}, {Key: "properties", Value: p.Raw("properties")}}}}, nil
+	case chatio.PushChatThreadPropertiesUpdated:
+		return []Event{{action, jsonobj.Object{{Key: "chat", Value: chat}, {Key: "thread", Value: p.Raw("thread_id")}, {Key: "properties", Value: p.Raw("properties")}}}}, nil
+	case chatio.PushLastSeenTimestampUpdated:
+		return []Event{{action, jsonobj.Object{{Key: "chat", Value: chat}, {Key: "user", Value: p.Raw("user_id")}, {Key: "timestamp", Value: msTimestamp(p.Raw("timestamp"))}}}}, nil
+	case chatio.PushThreadClosed:
+		return []Event{{action, jsonobj.Object{{Key: "chat", Value: chat}}}}, nil
+	case chatio.PushIncomingTypingIndicator:
+		ti, err := jsonobj.ParseMember(p.Raw("typing_indicator"))
 		if err != nil {
 			return nil, fmt.Errorf("%s typing_indicator: %w", action, err)
 		}
@@ -369,9 +372,9 @@ func objectPushEvents(action string, p Object) ([]Event, error) {
 		if truthy(ti.Raw("is_typing")) {
 			name = EventUserIsTyping
 		}
-		return []Event{{name, Object{{"chat", chat}, {"user", ti.Raw("author_id")}}}}, nil
-	case PushChatUsersUpdated:
-		uu, err := parseMember(p.Raw("updated_users"))
+		return []Event{{name, jsonobj.Object{{Key: "chat", Value: chat}, {Key: "user", Value: ti.Raw("author_id")}}}}, nil
+	case chatio.PushChatUsersUpdated:
+		uu, err := jsonobj.ParseMember(p.Raw("updated_users"))
 		if err != nil {
 			return nil, fmt.Errorf("%s updated_users: %w", action, err)
 		}
@@ -379,7 +382,7 @@ func objectPushEvents(action string, p Object) ([]Event, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s added: %w", action, err)
 		}
-		removed, err := ParseArray(uu.Raw("removed_ids"))
+		removed, err := jsonobj.ParseArray(uu.Raw("removed_ids"))
 		if err != nil || removed == nil {
 			return nil, fmt.Errorf("%s removed_ids: not an array", action)
 		}
@@ -388,10 +391,10 @@ func objectPushEvents(action string, p Object) ([]Event, error) {
 			ev = append(ev, Event{EventUserData, parseUser(u)})
 		}
 		for _, u := range added {
-			ev = append(ev, Event{EventUserJoinedChat, Object{{"user", u.Raw("id")}, {"chat", chat}}})
+			ev = append(ev, Event{EventUserJoinedChat, jsonobj.Object{{Key: "user", Value: u.Raw("id")}, {Key: "chat", Value: chat}}})
 		}
 		for _, id := range removed {
-			ev = append(ev, Event{EventUserLeftChat, Object{{"user", id}, {"chat", chat}}})
+			ev = append(ev, Event{EventUserLeftChat, jsonobj.Object{{Key: "user", Value: id}, {Key: "chat", Value: chat}}})
 		}
 		return ev, nil
 	}
@@ -407,8 +410,8 @@ func objectPushEvents(action string, p Object) ([]Event, error) {
 // chat's events, thread_closed, chat_properties_updated,
 // chat_thread_properties_updated, last_seen_timestamp_updated. A response
 // frame (a direct request's result) has none.
-func ResultPushEvents(f Frame) ([]Event, error) {
-	if f.Type != TypePush {
+func ResultPushEvents(f chatio.Frame) ([]Event, error) {
+	if f.Type != chatio.TypePush {
 		return nil, nil
 	}
 	all, err := pushEvents(f.Action, f.Payload)
@@ -429,7 +432,7 @@ func ResultPushEvents(f Frame) ([]Event, error) {
 // and thread_summary for start_chat and a send_event that started a thread.
 func ResultEvents(action string, payload json.RawMessage) ([]Event, error) {
 	switch action {
-	case ActionGetChatThreads:
+	case chatio.ActionGetChatThreads:
 		// parseGetChatThreadsResponse parses the threads before the users:
 		// threads it cannot parse throw, and no user_data is emitted.
 		if _, err := ParseChatThreads(payload); err != nil {
@@ -441,15 +444,15 @@ func ResultEvents(action string, payload json.RawMessage) ([]Event, error) {
 			return nil, err
 		}
 		return userEvents(users), nil
-	case ActionGetChatsSummary:
+	case chatio.ActionGetChatsSummary:
 		_, ev, err := ParseChatsSummary(payload)
 		return ev, err
-	case ActionStartChat, ActionSendEvent:
-		p, err := ParseObject(payload)
+	case chatio.ActionStartChat, chatio.ActionSendEvent:
+		p, err := jsonobj.ParseObject(payload)
 		if err != nil {
 			return nil, err
 		}
-		if action == ActionSendEvent && !truthy(p.Raw("chat")) {
+		if action == chatio.ActionSendEvent && !truthy(p.Raw("chat")) {
 			return nil, nil
 		}
 		d, err := parseNewThreadData(p.Raw("chat"))
@@ -462,24 +465,24 @@ func ResultEvents(action string, payload json.RawMessage) ([]Event, error) {
 }
 
 // Success is the SDK's SUCCESS completion value.
-var Success = Object{{"success", rawTrue}}
+var Success = jsonobj.Object{{Key: "success", Value: rawTrue}}
 
 // ParseResult is parseResponse followed by handleResponse's choice of what
 // to resolve: the value the SDK method's promise resolves to.
 func ParseResult(action string, payload json.RawMessage) (any, error) {
 	switch action {
-	case ActionCloseThread, ActionSendSneakPeek, ActionUpdateChatProperties,
-		ActionUpdateChatThreadProperties, ActionUpdateCustomer:
+	case chatio.ActionCloseThread, chatio.ActionSendSneakPeek, chatio.ActionUpdateChatProperties,
+		chatio.ActionUpdateChatThreadProperties, chatio.ActionUpdateCustomer:
 		return Success, nil
-	case ActionGetChatThreads:
+	case chatio.ActionGetChatThreads:
 		return ParseChatThreads(payload)
-	case ActionGetChatThreadsSummary:
+	case chatio.ActionGetChatThreadsSummary:
 		return parseThreadsSummary(payload)
-	case ActionGetChatsSummary:
+	case chatio.ActionGetChatsSummary:
 		cs, _, err := ParseChatsSummary(payload)
 		return cs, err
-	case ActionSendEvent:
-		p, err := ParseObject(payload)
+	case chatio.ActionSendEvent:
+		p, err := jsonobj.ParseObject(payload)
 		if err != nil {
 			return nil, err
 		}
@@ -493,30 +496,30 @@ func ParseResult(action string, payload json.RawMessage) (any, error) {
 			}
 			return d.events[0], nil
 		}
-		e, err := ParseObject(p.Raw("event"))
+		e, err := jsonobj.ParseObject(p.Raw("event"))
 		if err != nil {
 			return nil, fmt.Errorf("event: %w", err)
 		}
 		return parseEvent(p.Raw("thread_id"), e), nil
-	case ActionStartChat:
+	case chatio.ActionStartChat:
 		return parseStartChat(payload)
-	case ActionUpdateLastSeenTimestamp:
-		p, err := ParseObject(payload)
+	case chatio.ActionUpdateLastSeenTimestamp:
+		p, err := jsonobj.ParseObject(payload)
 		if err != nil {
 			return nil, err
 		}
-		return Object{{"timestamp", msTimestamp(p.Raw("timestamp"))}}, nil
+		return jsonobj.Object{{Key: "timestamp", Value: msTimestamp(p.Raw("timestamp"))}}, nil
 	}
 	return rawOrNull(payload), nil
 }
 
 // payloadChat parses a result payload and its "chat" object.
-func payloadChat(payload json.RawMessage) (Object, error) {
-	p, err := ParseObject(payload)
+func payloadChat(payload json.RawMessage) (jsonobj.Object, error) {
+	p, err := jsonobj.ParseObject(payload)
 	if err != nil {
 		return nil, err
 	}
-	chat, err := ParseObject(p.Raw("chat"))
+	chat, err := jsonobj.ParseObject(p.Raw("chat"))
 	if err != nil {
 		return nil, fmt.Errorf("chat: %w", err)
 	}
@@ -525,7 +528,7 @@ func payloadChat(payload json.RawMessage) (Object, error) {
 
 // ParseChatThreads is parseGetChatThreadsResponse: the chat's threads sorted
 // by order, parsed.
-func ParseChatThreads(payload json.RawMessage) ([]Object, error) {
+func ParseChatThreads(payload json.RawMessage) ([]jsonobj.Object, error) {
 	chat, err := payloadChat(payload)
 	if err != nil {
 		return nil, err
@@ -536,7 +539,7 @@ func ParseChatThreads(payload json.RawMessage) ([]Object, error) {
 	}
 	sortByOrder(ws)
 	id := chat.Raw("id")
-	out := make([]Object, len(ws))
+	out := make([]jsonobj.Object, len(ws))
 	for i, w := range ws {
 		if out[i], err = parseThread(id, w); err != nil {
 			return nil, err
@@ -545,8 +548,8 @@ func ParseChatThreads(payload json.RawMessage) ([]Object, error) {
 	return out, nil
 }
 
-func parseThreadsSummary(payload json.RawMessage) (Object, error) {
-	p, err := ParseObject(payload)
+func parseThreadsSummary(payload json.RawMessage) (jsonobj.Object, error) {
+	p, err := jsonobj.ParseObject(payload)
 	if err != nil {
 		return nil, err
 	}
@@ -555,19 +558,19 @@ func parseThreadsSummary(payload json.RawMessage) (Object, error) {
 		return nil, fmt.Errorf("threads_summary: %w", err)
 	}
 	sortByOrder(ws)
-	list := make([]Object, len(ws))
+	list := make([]jsonobj.Object, len(ws))
 	for i, w := range ws {
-		list[i] = Object{{"id", w.Raw("id")}, {"order", w.Raw("order")}, {"totalEvents", w.Raw("events_count")}}
+		list[i] = jsonobj.Object{{Key: "id", Value: w.Raw("id")}, {Key: "order", Value: w.Raw("order")}, {Key: "totalEvents", Value: w.Raw("events_count")}}
 	}
-	return Object{{"threadsSummary", list}, {"totalThreads", p.Raw("total_threads")}}, nil
+	return jsonobj.Object{{Key: "threadsSummary", Value: list}, {Key: "totalThreads", Value: p.Raw("total_threads")}}, nil
 }
 
-func parseStartChat(payload json.RawMessage) (Object, error) {
+func parseStartChat(payload json.RawMessage) (jsonobj.Object, error) {
 	chat, err := payloadChat(payload)
 	if err != nil {
 		return nil, err
 	}
-	thread, err := ParseObject(chat.Raw("thread"))
+	thread, err := jsonobj.ParseObject(chat.Raw("thread"))
 	if err != nil {
 		return nil, fmt.Errorf("chat.thread: %w", err)
 	}
@@ -583,26 +586,26 @@ func parseStartChat(payload json.RawMessage) (Object, error) {
 	if !truthy(props) {
 		props = rawEmptyObject
 	}
-	return Object{
-		{"id", chat.Raw("id")},
-		{"users", ids},
-		{"threads", []json.RawMessage{rawOrNull(thread.Raw("id"))}},
-		{"properties", props},
+	return jsonobj.Object{
+		{Key: "id", Value: chat.Raw("id")},
+		{Key: "users", Value: ids},
+		{Key: "threads", Value: []json.RawMessage{rawOrNull(thread.Raw("id"))}},
+		{Key: "properties", Value: props},
 	}, nil
 }
 
 // ChatsSummary is what getChatsSummary resolves and what connected and
 // connection_restored carry.
 type ChatsSummary struct {
-	ChatsSummary []Object        `json:"chatsSummary"`
-	TotalChats   json.RawMessage `json:"totalChats,omitempty"`
+	ChatsSummary []jsonobj.Object `json:"chatsSummary"`
+	TotalChats   json.RawMessage  `json:"totalChats,omitempty"`
 }
 
 // ParseChatsSummary is parseGetChatsSummaryResponse: the summary and the
 // user_data events the SDK emits for every user of every chat.
 func ParseChatsSummary(payload json.RawMessage) (ChatsSummary, []Event, error) {
 	var cs ChatsSummary
-	p, err := ParseObject(payload)
+	p, err := jsonobj.ParseObject(payload)
 	if err != nil {
 		return cs, nil, err
 	}
@@ -612,7 +615,7 @@ func ParseChatsSummary(payload json.RawMessage) (ChatsSummary, []Event, error) {
 	}
 	cs.TotalChats = p.Raw("total_chats")
 	type keyed struct {
-		summary Object
+		summary jsonobj.Object
 		key     float64
 	}
 	list := make([]keyed, len(summaries))
@@ -628,7 +631,7 @@ func ParseChatsSummary(payload json.RawMessage) (ChatsSummary, []Event, error) {
 	// numericSortBy(({lastEvent, order}) => -1 * (lastEvent !== undefined
 	// ? lastEvent.timestamp : order)): newest first.
 	jsSort(list, func(a, b keyed) float64 { return a.key - b.key })
-	cs.ChatsSummary = make([]Object, len(list))
+	cs.ChatsSummary = make([]jsonobj.Object, len(list))
 	for i, k := range list {
 		cs.ChatsSummary[i] = k.summary
 	}
@@ -639,7 +642,7 @@ func ParseChatsSummary(payload json.RawMessage) (ChatsSummary, []Event, error) {
 // (-1 * (lastEvent.timestamp or order), null counting as 0, an infinite
 // timestamp as infinite although it prints null), and user_data events for
 // its users.
-func parseChatSummary(w Object) (Object, float64, []Event, error) {
+func parseChatSummary(w jsonobj.Object) (jsonobj.Object, float64, []Event, error) {
 	props := w.Raw("properties")
 	if props == nil {
 		props = rawEmptyObject
@@ -649,23 +652,23 @@ func parseChatSummary(w Object) (Object, float64, []Event, error) {
 		return nil, 0, nil, fmt.Errorf("chat summary users: %w", err)
 	}
 	ids := make([]json.RawMessage, len(wusers))
-	var sb objectBuilder
+	var sb jsonobj.Builder
 	events := make([]Event, len(wusers))
 	for i, u := range wusers {
 		ids[i] = rawOrNull(u.Raw("id"))
-		sb.set(jsString(u.Raw("id")), msTimestamp(u.Raw("last_seen_timestamp")))
+		sb.Set(jsString(u.Raw("id")), msTimestamp(u.Raw("last_seen_timestamp")))
 		events[i] = Event{EventUserData, parseUser(u)}
 	}
-	seen := sb.o
+	seen := sb.Object()
 	if seen == nil {
-		seen = Object{}
+		seen = jsonobj.Object{}
 	}
-	s := Object{
-		{"id", w.Raw("id")},
-		{"order", msTimestamp(w.Raw("order"))},
-		{"properties", props},
-		{"users", ids},
-		{"lastSeenTimestamps", seen},
+	s := jsonobj.Object{
+		{Key: "id", Value: w.Raw("id")},
+		{Key: "order", Value: msTimestamp(w.Raw("order"))},
+		{Key: "properties", Value: props},
+		{Key: "users", Value: ids},
+		{Key: "lastSeenTimestamps", Value: seen},
 	}
 	sortTS := w.Raw("order")
 	if lept := w.Raw("last_event_per_type"); truthy(lept) {
@@ -673,9 +676,9 @@ func parseChatSummary(w Object) (Object, float64, []Event, error) {
 		if err != nil {
 			return nil, 0, nil, err
 		}
-		s = append(s, Member{"lastEventsPerType", perType})
+		s = append(s, jsonobj.Member{Key: "lastEventsPerType", Value: perType})
 		if last != nil {
-			s = append(s, Member{"lastEvent", last})
+			s = append(s, jsonobj.Member{Key: "lastEvent", Value: last})
 			sortTS = lastTS
 		}
 	}
@@ -689,30 +692,30 @@ func parseChatSummary(w Object) (Object, float64, []Event, error) {
 // order, else by thread_order; both through JavaScript's subtraction), the
 // last one's event.type looked up in lastEventsPerType. It also returns the
 // winner's wire timestamp, the chats' sort key.
-func parseLastEvents(raw json.RawMessage) (perType Object, last Object, lastTS json.RawMessage, err error) {
+func parseLastEvents(raw json.RawMessage) (perType jsonobj.Object, last jsonobj.Object, lastTS json.RawMessage, err error) {
 	lept, err := lastEventsObject(raw)
 	if err != nil || len(lept) == 0 {
-		return Object{}, nil, nil, err
+		return jsonobj.Object{}, nil, nil, err
 	}
 	type entry struct {
 		threadID    json.RawMessage
 		threadOrder json.RawMessage
-		event       Object
+		event       jsonobj.Object
 	}
-	lept = jsKeyOrder(lept) // Object.keys order
-	perType = make(Object, 0, len(lept))
+	lept = lept.JSOrder() // Object.keys order
+	perType = make(jsonobj.Object, 0, len(lept))
 	wireTS := make(map[string]json.RawMessage, len(lept))
 	entries := make([]entry, 0, len(lept))
 	for _, m := range lept {
-		v, err := ParseObject(m.Value.(json.RawMessage))
+		v, err := jsonobj.ParseObject(m.Value.(json.RawMessage))
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("last_event_per_type.%s: %w", m.Key, err)
 		}
-		ev, err := ParseObject(v.Raw("event"))
+		ev, err := jsonobj.ParseObject(v.Raw("event"))
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("last_event_per_type.%s.event: %w", m.Key, err)
 		}
-		perType = append(perType, Member{m.Key, parseEvent(v.Raw("thread_id"), ev)})
+		perType = append(perType, jsonobj.Member{Key: m.Key, Value: parseEvent(v.Raw("thread_id"), ev)})
 		wireTS[m.Key] = ev.Raw("timestamp")
 		entries = append(entries, entry{v.Raw("thread_id"), v.Raw("thread_order"), ev})
 	}
@@ -725,30 +728,30 @@ func parseLastEvents(raw json.RawMessage) (perType Object, last Object, lastTS j
 	// lastEventsPerType[last.event.type]: the parsed event stored under the
 	// winner's type, which need not be the winner's own key.
 	key := jsString(entries[len(entries)-1].event.Raw("type"))
-	found, _ := perType.Get(key).(Object)
+	found, _ := perType.Get(key).(jsonobj.Object)
 	if found == nil {
 		return perType, nil, nil, nil // undefined: no lastEvent
 	}
-	return perType, append(Object(nil), found...), wireTS[key], nil // cloneDeep
+	return perType, append(jsonobj.Object(nil), found...), wireTS[key], nil // cloneDeep
 }
 
 // lastEventsObject is what Object.keys/mapValues see of a truthy
 // last_event_per_type: an object's members; an array's elements under
 // "0", "1", …; nothing for a number or true. Object.keys of a string gives
 // its characters, whose event is undefined: parseEvent throws.
-func lastEventsObject(raw json.RawMessage) (Object, error) {
+func lastEventsObject(raw json.RawMessage) (jsonobj.Object, error) {
 	raw = bytes.TrimSpace(raw)
 	switch raw[0] {
 	case '{':
-		return ParseObject(raw)
+		return jsonobj.ParseObject(raw)
 	case '[':
-		elems, err := ParseArray(raw)
+		elems, err := jsonobj.ParseArray(raw)
 		if err != nil {
 			return nil, err
 		}
-		o := make(Object, len(elems))
+		o := make(jsonobj.Object, len(elems))
 		for i, e := range elems {
-			o[i] = Member{strconv.Itoa(i), e}
+			o[i] = jsonobj.Member{Key: strconv.Itoa(i), Value: e}
 		}
 		return o, nil
 	case '"':

@@ -1,4 +1,4 @@
-package chatio
+package jsonobj
 
 import (
 	"bytes"
@@ -65,7 +65,10 @@ func decoderParseObject(raw json.RawMessage) (Object, error) {
 	return o, nil
 }
 
+// BenchmarkParseObject: an incoming_event payload, its keys interned as
+// package chatio interns the protocol's.
 func BenchmarkParseObject(b *testing.B) {
+	InternKeys("chat_id", "thread_id", "event", "id", "author_id", "timestamp", "type", "text", "order", "custom_id")
 	raw := json.RawMessage(`{"chat_id":"Q1W2E3R4T5","thread_id":"K9L8M7N6","event":{"id":"K9L8M7N6_3","author_id":"agent-1","timestamp":1712345678,"type":"message","text":"How can I help you today?","order":3,"custom_id":"x1"}}`)
 	b.ReportAllocs()
 	for range b.N {

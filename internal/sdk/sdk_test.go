@@ -1,4 +1,4 @@
-package chatio
+package sdk
 
 // Table tests for the conversion's edge cases. Each expected value is
 // derived by reading the SDK 0.9.1 source (lib/serverDataParser.js and
@@ -10,10 +10,11 @@ package chatio
 import (
 	"encoding/json"
 	"math"
-	"math/rand"
-	"sort"
 	"strings"
 	"testing"
+
+	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
+	"github.com/chatio-gateway/chatio-gateway/internal/jsonobj"
 )
 
 func marshalString(t *testing.T, v any) string {
@@ -210,11 +211,11 @@ func TestSDKPropertiesFalsy(t *testing.T) {
 			t.Errorf("thread properties %q: got %s, want %s", tc.wire, got, tc.thread)
 		}
 		start := `{"chat":{"id":"C","users":[],"thread":` + thread + props + `}}`
-		res, err := ParseResult(ActionStartChat, json.RawMessage(start))
+		res, err := ParseResult(chatio.ActionStartChat, json.RawMessage(start))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := marshalString(t, res.(Object).Get("properties")); got != tc.thread {
+		if got := marshalString(t, res.(jsonobj.Object).Get("properties")); got != tc.thread {
 			t.Errorf("start_chat properties %q: got %s, want %s", tc.wire, got, tc.thread)
 		}
 	}
@@ -264,7 +265,7 @@ func TestSDKLastEventSelection(t *testing.T) {
 			if s.Get("lastEventsPerType") == nil {
 				t.Fatalf("no lastEventsPerType in %s", marshalString(t, s))
 			}
-			last, _ := s.Get("lastEvent").(Object)
+			last, _ := s.Get("lastEvent").(jsonobj.Object)
 			switch {
 			case tc.wantID == "" && last != nil:
 				t.Errorf("lastEvent %s, want none", marshalString(t, last))
@@ -365,7 +366,7 @@ func TestSDKChatsSummaryUsers(t *testing.T) {
 		if u.Name != EventUserData {
 			t.Fatalf("event %s", u.Name)
 		}
-		ids = append(ids, marshalString(t, u.Data.(Object).Get("id")))
+		ids = append(ids, marshalString(t, u.Data.(jsonobj.Object).Get("id")))
 	}
 	if got := strings.Join(ids, " "); got != `"u1" "a1" "c" 1.5e3 "42" null "c"` {
 		t.Errorf("user_data ids: %s", got)
@@ -420,118 +421,12 @@ func TestSDKJSString(t *testing.T) {
 	}
 }
 
-// JSON.stringify writes own properties in OrdinaryOwnPropertyKeys order:
-// array indices (canonical integers below 2^32 - 1) ascending, then string
-// keys in creation order.
-func TestSDKObjectKeyOrder(t *testing.T) {
-	o := Object{
-		{"b", json.RawMessage("1")}, {"4294967295", json.RawMessage("2")}, {"10", json.RawMessage("3")},
-		{"a", json.RawMessage("4")}, {"2", json.RawMessage("5")}, {"-1", json.RawMessage("6")},
-		{"02", json.RawMessage("7")}, {"0", json.RawMessage("8")}, {"4294967294", json.RawMessage("9")},
-		{"gone", json.RawMessage(nil)},
-	}
-	want := `{"0":8,"2":5,"10":3,"4294967294":9,"b":1,"4294967295":2,"a":4,"-1":6,"02":7}`
-	if got := marshalString(t, o); got != want {
-		t.Errorf("got  %s\nwant %s", got, want)
-	}
-}
-
-// The sorts must be V8's own, comparison for comparison: with an order
-// that is NaN (absent, non-numeric), the comparator is inconsistent and
-// the result depends on the algorithm. The expected permutations below were
-// produced by node 20 (`[].concat(a).sort(cmp).map(o => o.i)`) with the
-// same inputs.
-func TestSDKSortMatchesV8(t *testing.T) {
-	type el struct {
-		i int
-		k json.RawMessage
-	}
-	// 100 elements, keys from an LCG (exact in float64 too), every 7th
-	// (i % 7 == 3) undefined.
-	seed := 42
-	a := make([]el, 100)
-	for i := range a {
-		seed = (seed * 16807) % 2147483647
-		a[i] = el{i: i, k: json.RawMessage(itoa(seed % 50))}
-		if i%7 == 3 {
-			a[i].k = nil
-		}
-	}
-	jsSort(a, func(x, y el) float64 { return jsToNumber(x.k) - jsToNumber(y.k) })
-	checkPerm(t, "NaN keys", a, func(e el) int { return e.i },
-		"8,22,5,6,37,44,25,46,43,27,29,2,7,14,19,34,23,12,13,26,33,16,1,35,4,39,0,3,9,10,28,20,18,48,21,47,32,30,15,11,17,24,31,40,36,38,42,41,45,71,86,54,91,92,72,93,97,76,81,64,88,56,77,82,85,62,84,90,96,58,83,89,95,70,98,53,60,61,51,65,50,52,57,68,78,79,67,75,74,55,59,69,63,49,66,73,80,87,94,99")
-
-	// 200 elements and a comparator that is no order at all (runs, merges
-	// and galloping all see it).
-	b := make([]int, 200)
-	for i := range b {
-		b[i] = i
-	}
-	jsSort(b, func(x, y int) float64 { return float64((x*31+y*17)%7 - 3) })
-	checkPerm(t, "arbitrary comparator", b, func(i int) int { return i },
-		"178,53,3,5,0,25,15,13,33,38,52,61,54,40,95,85,83,81,71,185,23,102,105,107,114,116,121,128,130,133,137,142,146,144,69,101,67,103,93,123,111,135,149,8,45,57,59,64,78,89,99,106,2,51,55,27,11,119,151,6,161,75,108,113,115,120,127,129,49,134,100,47,118,122,141,148,139,132,125,143,42,35,58,109,104,62,159,154,147,145,140,138,131,126,124,117,136,79,112,31,73,110,169,176,183,4,9,60,156,163,1,50,150,152,98,96,28,21,30,37,84,70,72,77,195,193,188,181,174,167,160,158,165,191,155,86,153,196,189,182,91,184,17,66,68,80,82,26,19,87,94,171,14,16,32,39,173,44,168,63,56,10,12,7,170,172,97,92,157,162,175,197,65,177,186,90,48,164,166,199,46,88,179,41,34,22,29,20,24,76,198,36,43,187,180,190,192,18,74,194")
-}
-
-// For a consistent comparator every stable sort agrees: jsSort must equal
-// sort.SliceStable on inputs shaped to exercise runs, merges and galloping.
-func TestSDKSortStable(t *testing.T) {
-	rng := rand.New(rand.NewSource(1))
-	type el struct{ k, i int }
-	for round := 0; round < 300; round++ {
-		n := rng.Intn(2000)
-		xs := make([]el, n)
-		for i := range xs {
-			switch round % 4 {
-			case 0:
-				xs[i].k = rng.Intn(10)
-			case 1:
-				xs[i].k = i + rng.Intn(3) // nearly ascending
-			case 2:
-				xs[i].k = n - i - rng.Intn(3) // nearly descending
-			default: // two interleaving ascending halves: long gallops
-				if i < n/2 {
-					xs[i].k = 2 * i
-				} else {
-					xs[i].k = 2*(i-n/2) + 1
-				}
-			}
-			xs[i].i = i
-		}
-		want := append([]el(nil), xs...)
-		sort.SliceStable(want, func(a, b int) bool { return want[a].k < want[b].k })
-		jsSort(xs, func(a, b el) float64 { return float64(a.k - b.k) })
-		for i := range xs {
-			if xs[i] != want[i] {
-				t.Fatalf("round %d (n %d): differs at %d", round, n, i)
-			}
-		}
-	}
-}
-
-func checkPerm[T any](t *testing.T, what string, xs []T, idx func(T) int, want string) {
-	t.Helper()
-	got := make([]string, len(xs))
-	for i, x := range xs {
-		got[i] = itoa(idx(x))
-	}
-	if g := strings.Join(got, ","); g != want {
-		t.Errorf("%s:\n got  %s\n want %s", what, g, want)
-	}
-}
-
-func itoa(i int) string { return string(mustJSONNumber(i)) }
-
-func mustJSONNumber(i int) []byte {
-	b, _ := json.Marshal(i)
-	return b
-}
-
 // incoming_chat_thread: user_data per user, thread_summary (totalEvents:
 // thread.events.length), then new_event per event in WIRE order
 // (parseNewThreadData maps thread.events unsorted). ResultPushEvents
 // keeps only the new_event part; a response frame has none.
 func TestSDKIncomingChatThread(t *testing.T) {
-	f := Frame{Action: PushIncomingChatThread, Type: TypePush, RequestID: json.RawMessage(`"r1"`), Payload: json.RawMessage(`{"chat":{
+	f := chatio.Frame{Action: chatio.PushIncomingChatThread, Type: chatio.TypePush, RequestID: json.RawMessage(`"r1"`), Payload: json.RawMessage(`{"chat":{
 		"id":"C","properties":null,
 		"users":[{"id":"a","type":"agent","name":"A","email":"e"}],
 		"thread":{"id":"T","active":true,"order":3,"user_ids":["a"],"events":[
@@ -558,19 +453,19 @@ func TestSDKIncomingChatThread(t *testing.T) {
 		t.Errorf("ResultPushEvents\n got  %s\n want %s", got, wantNew)
 	}
 	// send_event resolved with this push: response.events[0], wire order.
-	res, err := ParseResult(ActionSendEvent, f.Payload)
+	res, err := ParseResult(chatio.ActionSendEvent, f.Payload)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := string(res.(Object).Raw("id")); got != `"T_2"` {
+	if got := string(res.(jsonobj.Object).Raw("id")); got != `"T_2"` {
 		t.Errorf("send_event resolved %s, want the wire's first event", got)
 	}
 	// A new thread without events resolves events[0]: undefined (null).
 	empty := json.RawMessage(`{"chat":{"id":"C","users":[],"thread":{"id":"T","events":[]}}}`)
-	if res, err := ParseResult(ActionSendEvent, empty); err != nil || marshalString(t, res) != "null" {
+	if res, err := ParseResult(chatio.ActionSendEvent, empty); err != nil || marshalString(t, res) != "null" {
 		t.Errorf("send_event with an empty new thread: %v %v", res, err)
 	}
-	if ev, err := ResultPushEvents(Frame{Action: ActionSendEvent, Type: TypeResponse}); err != nil || ev != nil {
+	if ev, err := ResultPushEvents(chatio.Frame{Action: chatio.ActionSendEvent, Type: chatio.TypeResponse}); err != nil || ev != nil {
 		t.Errorf("ResultPushEvents of a response: %v %v", ev, err)
 	}
 }
@@ -580,21 +475,21 @@ func TestSDKIncomingChatThread(t *testing.T) {
 // is undefined, written null.
 func TestSDKPassThroughPushes(t *testing.T) {
 	for _, tc := range []struct {
-		f    Frame
+		f    chatio.Frame
 		want string
 	}{
-		{Frame{Action: PushCustomerDisconnected, Type: TypePush, Payload: json.RawMessage(`{"reason":"too_many_connections"}`)},
+		{chatio.Frame{Action: chatio.PushCustomerDisconnected, Type: chatio.TypePush, Payload: json.RawMessage(`{"reason":"too_many_connections"}`)},
 			`[{"Name":"disconnected","Data":{"reason":"too_many_connections"}}]`},
-		{Frame{Action: PushCustomerDisconnected, Type: TypePush}, `[{"Name":"disconnected","Data":null}]`},
-		{Frame{Action: "chat_transferred", Type: TypePush, Payload: json.RawMessage(`[1,2]`)}, `[{"Name":"chat_transferred","Data":[1,2]}]`},
-		{Frame{Action: PushCustomerUpdated, Type: TypePush, Payload: json.RawMessage(`{"customer":{}}`)}, `[{"Name":"customer_updated","Data":{"customer":{}}}]`},
-		{Frame{Action: PushIncomingTypingIndicator, Type: TypePush, Payload: json.RawMessage(`{"chat_id":"C","typing_indicator":{"author_id":"a","is_typing":"yes"}}`)},
+		{chatio.Frame{Action: chatio.PushCustomerDisconnected, Type: chatio.TypePush}, `[{"Name":"disconnected","Data":null}]`},
+		{chatio.Frame{Action: "chat_transferred", Type: chatio.TypePush, Payload: json.RawMessage(`[1,2]`)}, `[{"Name":"chat_transferred","Data":[1,2]}]`},
+		{chatio.Frame{Action: chatio.PushCustomerUpdated, Type: chatio.TypePush, Payload: json.RawMessage(`{"customer":{}}`)}, `[{"Name":"customer_updated","Data":{"customer":{}}}]`},
+		{chatio.Frame{Action: chatio.PushIncomingTypingIndicator, Type: chatio.TypePush, Payload: json.RawMessage(`{"chat_id":"C","typing_indicator":{"author_id":"a","is_typing":"yes"}}`)},
 			`[{"Name":"user_is_typing","Data":{"chat":"C","user":"a"}}]`},
-		{Frame{Action: PushIncomingTypingIndicator, Type: TypePush, Payload: json.RawMessage(`{"chat_id":"C","typing_indicator":{"author_id":"a","is_typing":0}}`)},
+		{chatio.Frame{Action: chatio.PushIncomingTypingIndicator, Type: chatio.TypePush, Payload: json.RawMessage(`{"chat_id":"C","typing_indicator":{"author_id":"a","is_typing":0}}`)},
 			`[{"Name":"user_stopped_typing","Data":{"chat":"C","user":"a"}}]`},
-		{Frame{Action: PushLastSeenTimestampUpdated, Type: TypePush, Payload: json.RawMessage(`{"chat_id":"C","user_id":"u","timestamp":"1"}`)},
+		{chatio.Frame{Action: chatio.PushLastSeenTimestampUpdated, Type: chatio.TypePush, Payload: json.RawMessage(`{"chat_id":"C","user_id":"u","timestamp":"1"}`)},
 			`[{"Name":"last_seen_timestamp_updated","Data":{"chat":"C","user":"u","timestamp":null}}]`},
-		{Frame{Action: PushThreadClosed, Type: TypePush, Payload: json.RawMessage(`{"chat_id":"C","thread_id":"T"}`)},
+		{chatio.Frame{Action: chatio.PushThreadClosed, Type: chatio.TypePush, Payload: json.RawMessage(`{"chat_id":"C","thread_id":"T"}`)},
 			`[{"Name":"thread_closed","Data":{"chat":"C"}}]`},
 	} {
 		evs, err := PushEvents(tc.f)
@@ -607,12 +502,12 @@ func TestSDKPassThroughPushes(t *testing.T) {
 	}
 	// Where the SDK throws (its handler dies, nothing is emitted), so does
 	// the conversion: an error, no events.
-	for _, f := range []Frame{
-		{Action: PushIncomingEvent, Type: TypePush, Payload: json.RawMessage(`{"chat_id":"C","thread_id":"T"}`)},
-		{Action: PushThreadClosed, Type: TypePush},
-		{Action: PushChatUsersUpdated, Type: TypePush, Payload: json.RawMessage(`{"chat_id":"C","updated_users":{"added":[]}}`)},
-		{Action: PushIncomingTypingIndicator, Type: TypePush, Payload: json.RawMessage(`{"chat_id":"C","typing_indicator":null}`)},
-		{Action: PushIncomingChatThread, Type: TypePush, Payload: json.RawMessage(`{"chat":{"id":"C","users":[],"thread":{"id":"T"}}}`)},
+	for _, f := range []chatio.Frame{
+		{Action: chatio.PushIncomingEvent, Type: chatio.TypePush, Payload: json.RawMessage(`{"chat_id":"C","thread_id":"T"}`)},
+		{Action: chatio.PushThreadClosed, Type: chatio.TypePush},
+		{Action: chatio.PushChatUsersUpdated, Type: chatio.TypePush, Payload: json.RawMessage(`{"chat_id":"C","updated_users":{"added":[]}}`)},
+		{Action: chatio.PushIncomingTypingIndicator, Type: chatio.TypePush, Payload: json.RawMessage(`{"chat_id":"C","typing_indicator":null}`)},
+		{Action: chatio.PushIncomingChatThread, Type: chatio.TypePush, Payload: json.RawMessage(`{"chat":{"id":"C","users":[],"thread":{"id":"T"}}}`)},
 	} {
 		if evs, err := PushEvents(f); err == nil {
 			t.Errorf("%s %s: no error, events %s", f.Action, f.Payload, marshalString(t, evs))
@@ -626,11 +521,11 @@ func TestSDKPassThroughPushes(t *testing.T) {
 // user_data either.
 func TestSDKResultEventsAfterParse(t *testing.T) {
 	bad := json.RawMessage(`{"chat":{"id":"C","users":[{"id":"a","type":"agent"}],"threads":[{"id":"T"}]}}`)
-	if evs, err := ResultEvents(ActionGetChatThreads, bad); err == nil {
+	if evs, err := ResultEvents(chatio.ActionGetChatThreads, bad); err == nil {
 		t.Errorf("threads without events: no error, events %s", marshalString(t, evs))
 	}
 	good := json.RawMessage(`{"chat":{"id":"C","users":[{"id":"a","type":"agent"}],"threads":[{"id":"T","events":[]}]}}`)
-	evs, err := ResultEvents(ActionGetChatThreads, good)
+	evs, err := ResultEvents(chatio.ActionGetChatThreads, good)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -648,12 +543,12 @@ func FuzzPushEvents(f *testing.F) {
 	f.Add([]byte(`{"action":"chat_users_updated","type":"push","payload":{"chat_id":"C","updated_users":{"added":[{"id":"a","type":"agent"}],"removed_ids":["b"]}}}`))
 	f.Add([]byte(`{"action":"x","type":"push"}`))
 	actions := []string{
-		ActionLogin, ActionGetChatsSummary, ActionGetChatThreads, ActionGetChatThreadsSummary,
-		ActionSendSneakPeek, ActionUpdateCustomer, ActionStartChat, ActionSendEvent, ActionCloseThread,
-		ActionUpdateChatProperties, ActionUpdateChatThreadProperties, ActionUpdateLastSeenTimestamp, "unknown",
+		chatio.ActionLogin, chatio.ActionGetChatsSummary, chatio.ActionGetChatThreads, chatio.ActionGetChatThreadsSummary,
+		chatio.ActionSendSneakPeek, chatio.ActionUpdateCustomer, chatio.ActionStartChat, chatio.ActionSendEvent, chatio.ActionCloseThread,
+		chatio.ActionUpdateChatProperties, chatio.ActionUpdateChatThreadProperties, chatio.ActionUpdateLastSeenTimestamp, "unknown",
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var fr Frame
+		var fr chatio.Frame
 		if json.Unmarshal(data, &fr) != nil {
 			return
 		}

@@ -1,4 +1,4 @@
-package chatio
+package jsonobj
 
 import (
 	"bytes"
@@ -10,12 +10,12 @@ import (
 	"unicode/utf8"
 )
 
-// FuzzCheckJSON checks CheckJSON against encoding/json: without limits it
+// FuzzCheck checks Check against encoding/json: without limits it
 // accepts exactly what json.Valid && utf8.Valid accept (json.Valid's
 // depth limit given as its own), and on a valid document each limit
 // refuses exactly when the document's depth or member count, as the
 // decoder's tokens show them, is above it.
-func FuzzCheckJSON(f *testing.F) {
+func FuzzCheck(f *testing.F) {
 	for _, seed := range []string{
 		``, ` `, `{}`, `[]`, `1`, `-0.5e+7`, `"x"`, `true`, `null`, ` {"a" : [1, {"b":null}] } `,
 		`{"a":1,"a":2}`, `[[[[]]]]`, `{"a":{"b":{"c":{}}}}`, `[{},{"x":[{}]}]`,
@@ -27,27 +27,27 @@ func FuzzCheckJSON(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		want := json.Valid(b) && utf8.Valid(b)
-		err := CheckJSON(b, JSONLimits{MaxDepth: 10000})
+		err := Check(b, Limits{MaxDepth: 10000})
 		if (err == nil) != want {
-			t.Fatalf("%q: CheckJSON %v, json.Valid && utf8.Valid %v", b, err, want)
+			t.Fatalf("%q: Check %v, json.Valid && utf8.Valid %v", b, err, want)
 		}
 		if err != nil {
-			if utf8.Valid(b) && err == ErrJSONUTF8 {
+			if utf8.Valid(b) && err == ErrUTF8 {
 				t.Fatalf("%q: %v on valid UTF-8", b, err)
 			}
 			return
 		}
 		depth, members := shapeOf(t, b)
-		if err := CheckJSON(b, JSONLimits{MaxDepth: depth, MaxMembers: members}); err != nil {
+		if err := Check(b, Limits{MaxDepth: depth, MaxMembers: members}); err != nil {
 			t.Fatalf("%q (depth %d, %d members): refused at its own shape: %v", b, depth, members, err)
 		}
 		if depth > 1 { // MaxDepth 0 is no limit
-			if err := CheckJSON(b, JSONLimits{MaxDepth: depth - 1}); err != ErrJSONDepth {
+			if err := Check(b, Limits{MaxDepth: depth - 1}); err != ErrDepth {
 				t.Fatalf("%q (depth %d): MaxDepth %d gives %v", b, depth, depth-1, err)
 			}
 		}
 		if members > 1 {
-			if err := CheckJSON(b, JSONLimits{MaxMembers: members - 1}); err != ErrJSONMembers {
+			if err := Check(b, Limits{MaxMembers: members - 1}); err != ErrMembers {
 				t.Fatalf("%q (%d members): MaxMembers %d gives %v", b, members, members-1, err)
 			}
 		}
@@ -87,9 +87,9 @@ func shapeOf(t *testing.T, b []byte) (depth, members int) {
 	}
 }
 
-// TestCheckJSONLimits: each limit refuses one past it and accepts it
+// TestCheckLimits: each limit refuses one past it and accepts it
 // exactly, with its own error; the first problem in byte order wins.
-func TestCheckJSONLimits(t *testing.T) {
+func TestCheckLimits(t *testing.T) {
 	nest := func(n int) []byte { // n levels of {"a":…}, then 1
 		return []byte(strings.Repeat(`{"a":`, n) + "1" + strings.Repeat("}", n))
 	}
@@ -106,51 +106,51 @@ func TestCheckJSONLimits(t *testing.T) {
 		b.WriteString("}")
 		return []byte(b.String())
 	}
-	lim := JSONLimits{MaxDepth: 64, MaxMembers: 10000}
+	lim := Limits{MaxDepth: 64, MaxMembers: 10000}
 	for _, c := range []struct {
 		name string
 		doc  []byte
 		want error
 	}{
 		{"64 objects", nest(64), nil},
-		{"65 objects", nest(65), ErrJSONDepth},
+		{"65 objects", nest(65), ErrDepth},
 		{"64 arrays", arrays(64), nil},
-		{"65 arrays", arrays(65), ErrJSONDepth},
-		{"65 levels, the last empty", []byte(strings.Repeat(`{"a":`, 64) + "{}" + strings.Repeat("}", 64)), ErrJSONDepth},
-		{"10,000 levels", nest(10000), ErrJSONDepth},
+		{"65 arrays", arrays(65), ErrDepth},
+		{"65 levels, the last empty", []byte(strings.Repeat(`{"a":`, 64) + "{}" + strings.Repeat("}", 64)), ErrDepth},
+		{"10,000 levels", nest(10000), ErrDepth},
 		{"10,000 members", keys(10000), nil},
-		{"10,001 members", keys(10001), ErrJSONMembers},
+		{"10,001 members", keys(10001), ErrMembers},
 		{"members at every depth count", []byte(`{"a":1,"b":{"c":[{"d":1}]}}`), nil},
 		{"duplicate keys count", []byte(`{"a":1,"a":2}`), nil},
 		{"array elements do not count", []byte("[" + strings.Repeat("0,", 20000) + "0]"), nil},
-		{"too deep before invalid", []byte(strings.Repeat("[", 65) + "x"), ErrJSONDepth},
-		{"invalid before too deep", []byte("[x" + strings.Repeat("[", 65)), ErrJSONSyntax},
-		{"invalid UTF-8 in a string", []byte("{\"a\":\"\xc3\"}"), ErrJSONUTF8},
-		{"invalid UTF-8 in a key", []byte("{\"\xff\":1}"), ErrJSONUTF8},
-		{"invalid UTF-8 outside strings", []byte("[\xff]"), ErrJSONSyntax},
-		{"trailing data", []byte(`{} {}`), ErrJSONSyntax},
-		{"empty", nil, ErrJSONSyntax},
+		{"too deep before invalid", []byte(strings.Repeat("[", 65) + "x"), ErrDepth},
+		{"invalid before too deep", []byte("[x" + strings.Repeat("[", 65)), ErrSyntax},
+		{"invalid UTF-8 in a string", []byte("{\"a\":\"\xc3\"}"), ErrUTF8},
+		{"invalid UTF-8 in a key", []byte("{\"\xff\":1}"), ErrUTF8},
+		{"invalid UTF-8 outside strings", []byte("[\xff]"), ErrSyntax},
+		{"trailing data", []byte(`{} {}`), ErrSyntax},
+		{"empty", nil, ErrSyntax},
 	} {
-		if err := CheckJSON(c.doc, lim); !errors.Is(err, c.want) || (c.want == nil) != (err == nil) {
+		if err := Check(c.doc, lim); !errors.Is(err, c.want) || (c.want == nil) != (err == nil) {
 			t.Errorf("%s: %v, want %v", c.name, err, c.want)
 		}
 	}
-	if err := CheckJSON([]byte(`{"a":1,"b":2}`), JSONLimits{MaxMembers: 1}); err != ErrJSONMembers {
+	if err := Check([]byte(`{"a":1,"b":2}`), Limits{MaxMembers: 1}); err != ErrMembers {
 		t.Errorf("2 members, max 1: %v", err)
 	}
-	if err := CheckJSON(nest(20000), JSONLimits{}); err != nil {
+	if err := Check(nest(20000), Limits{}); err != nil {
 		t.Errorf("no limit: %v", err)
 	}
 }
 
-// BenchmarkCheckJSON is the request body check on the same objects.
-func BenchmarkCheckJSON(b *testing.B) {
+// BenchmarkCheck is the request body check on the same objects.
+func BenchmarkCheck(b *testing.B) {
 	for _, n := range []int{1000, 10000, 87000} {
 		raw := wideObject(n)
 		b.Run(strconv.Itoa(n), func(b *testing.B) {
 			b.SetBytes(int64(len(raw)))
 			for b.Loop() {
-				if err := CheckJSON(raw, JSONLimits{}); err != nil {
+				if err := Check(raw, Limits{}); err != nil {
 					b.Fatal(err)
 				}
 			}

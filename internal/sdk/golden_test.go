@@ -1,4 +1,4 @@
-package chatio
+package sdk
 
 // Replays the SDK oracle's golden files (testdata/oracle/golden, made by
 // running the real SDK 0.9.1 on the scenarios in testdata/oracle) at the
@@ -38,6 +38,9 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
+	"github.com/chatio-gateway/chatio-gateway/internal/jsonobj"
 )
 
 const oracleDir = "../../testdata/oracle"
@@ -195,7 +198,7 @@ func TestGoldenOracle(t *testing.T) {
 // connected {chatsSummary, totalChats} (sideEffects.js, socket_connected).
 func replayConnect(t *testing.T, sc *oracleScenario, g *goldenOutput) {
 	t.Helper()
-	summary := findReply(t, sc.Login, ActionGetChatsSummary)
+	summary := findReply(t, sc.Login, chatio.ActionGetChatsSummary)
 	evs := []Event{{EventCustomerID, sc.CustomerID}}
 	evs = append(evs, summaryConnectEvents(t, summary, EventConnected)...)
 	compareEvents(t, "connect.events", g.Connect.Events, evs)
@@ -206,7 +209,7 @@ func replayConnect(t *testing.T, sc *oracleScenario, g *goldenOutput) {
 func summaryConnectEvents(t *testing.T, frames []json.RawMessage, name string) []Event {
 	t.Helper()
 	f := decodeFrame(t, frames[0])
-	if f.Type != TypeResponse || f.Success == nil || !*f.Success {
+	if f.Type != chatio.TypeResponse || f.Success == nil || !*f.Success {
 		t.Fatalf("get_chats_summary reply is not a successful response: %s", frames[0])
 	}
 	cs, users, err := ParseChatsSummary(f.Payload)
@@ -251,7 +254,7 @@ func replayPush(t *testing.T, st oracleStep, gs goldenStep) {
 	var evs []Event
 	for _, raw := range st.pushFrames(t) {
 		f := decodeFrame(t, raw)
-		if f.Type != TypePush || f.RequestID != nil {
+		if f.Type != chatio.TypePush || f.RequestID != nil {
 			continue
 		}
 		ev, err := PushEvents(f)
@@ -270,7 +273,7 @@ func replayPush(t *testing.T, st oracleStep, gs goldenStep) {
 func replayDrop(t *testing.T, st oracleStep, gs goldenStep) {
 	t.Helper()
 	evs := []Event{{EventConnectionLost, nil}}
-	evs = append(evs, summaryConnectEvents(t, findReply(t, st.Relogin, ActionGetChatsSummary), EventConnectionRestored)...)
+	evs = append(evs, summaryConnectEvents(t, findReply(t, st.Relogin, chatio.ActionGetChatsSummary), EventConnectionRestored)...)
 	compareEvents(t, "events", gs.Events, evs)
 }
 
@@ -292,7 +295,7 @@ func checkUnhandled(t *testing.T, st oracleStep, gs goldenStep) {
 	for _, l := range st.replyLists() {
 		for _, raw := range l {
 			f := decodeFrame(t, raw)
-			if f.Type == TypeResponse && (f.Success == nil || !*f.Success) {
+			if f.Type == chatio.TypeResponse && (f.Success == nil || !*f.Success) {
 				want = append(want, mustMarshal(t, mustRejection(t, f.Payload)))
 			}
 		}
@@ -364,7 +367,7 @@ type replayed struct {
 	resolved     json.RawMessage
 	rejected     json.RawMessage
 	events       []Event
-	resultPushes []Frame
+	resultPushes []chatio.Frame
 }
 
 // routeReply feeds a reply list to the conversion functions the way
@@ -400,7 +403,7 @@ func routeReply(t *testing.T, action string, frames []json.RawMessage) replayed 
 		f := decodeFrame(t, raw)
 		ours := string(f.RequestID) == `"$REQ"`
 		switch {
-		case f.Type == TypeResponse:
+		case f.Type == chatio.TypeResponse:
 			if !ours {
 				t.Fatalf("a response for another request: %s", raw)
 			}
@@ -409,11 +412,11 @@ func routeReply(t *testing.T, action string, frames []json.RawMessage) replayed 
 				r.rejected = mustMarshal(t, mustRejection(t, f.Payload))
 				continue
 			}
-			if IsDirect(f.Action) {
+			if chatio.IsDirect(f.Action) {
 				settle(f.Payload)
 			}
 		case isJSONString(f.RequestID):
-			if f.Action == PushCustomerUpdated {
+			if f.Action == chatio.PushCustomerUpdated {
 				continue
 			}
 			if !ours {
@@ -421,7 +424,7 @@ func routeReply(t *testing.T, action string, frames []json.RawMessage) replayed 
 			}
 			settle(f.Payload)
 			r.resultPushes = append(r.resultPushes, f)
-		case f.RequestID == nil && f.Type == TypePush:
+		case f.RequestID == nil && f.Type == chatio.TypePush:
 			ev, err := PushEvents(f)
 			if err != nil {
 				t.Fatalf("PushEvents(%s): %v", raw, err)
@@ -439,7 +442,7 @@ func routeReply(t *testing.T, action string, frames []json.RawMessage) replayed 
 // parsePush + handlePush make of the result push had it come without a
 // request id: PushEvents must give the same. API.md streams it to every
 // subscriber, less what the caller's SDK already emitted: ResultPushEvents.
-func checkResultPush(t *testing.T, i int, action string, f Frame, gp goldenResultPush) {
+func checkResultPush(t *testing.T, i int, action string, f chatio.Frame, gp goldenResultPush) {
 	t.Helper()
 	what := fmt.Sprintf("resultPushes[%d]", i)
 	if gp.Request == nil || *gp.Request != action || gp.Action != f.Action {
@@ -485,11 +488,11 @@ func checkResultPush(t *testing.T, i int, action string, f Frame, gp goldenResul
 // chats model (the oracle's lib/model.js), in the order asked for.
 func replayHistory(t *testing.T, sc *oracleScenario, gs goldenStep) {
 	t.Helper()
-	var value []Object
+	var value []jsonobj.Object
 	var evs []Event
 	loaded := false
 	for _, rq := range gs.Requests {
-		if rq.Action != ActionGetChatThreads {
+		if rq.Action != chatio.ActionGetChatThreads {
 			continue
 		}
 		loaded = true
@@ -498,7 +501,7 @@ func replayHistory(t *testing.T, sc *oracleScenario, gs goldenStep) {
 		if err != nil {
 			t.Fatalf("ParseChatThreads: %v", err)
 		}
-		users, err := ResultEvents(ActionGetChatThreads, payload)
+		users, err := ResultEvents(chatio.ActionGetChatThreads, payload)
 		if err != nil {
 			t.Fatalf("ResultEvents: %v", err)
 		}
@@ -517,7 +520,7 @@ func replayHistory(t *testing.T, sc *oracleScenario, gs goldenStep) {
 	mustUnmarshal(t, gs.Result.Resolved, &page)
 	if loaded {
 		if value == nil {
-			value = []Object{}
+			value = []jsonobj.Object{}
 		}
 		compareJSON(t, "result.resolved.value", page.Value, mustMarshal(t, value))
 	} else if page.Value != nil {
@@ -564,28 +567,28 @@ func modelThreads(t *testing.T, sc *oracleScenario, reqPayload json.RawMessage) 
 // error, in its order, after code (a wire "code" member would replace the
 // value but keep the first position). The HTTP layer maps failures the same
 // way (API.md's errors by code).
-func sdkRejection(payload json.RawMessage) (Object, error) {
-	p, err := ParseObject(payload)
+func sdkRejection(payload json.RawMessage) (jsonobj.Object, error) {
+	p, err := jsonobj.ParseObject(payload)
 	if err != nil {
 		return nil, fmt.Errorf("failed response payload: %w", err)
 	}
-	e, err := ParseObject(p.Raw("error"))
+	e, err := jsonobj.ParseObject(p.Raw("error"))
 	if err != nil {
 		// error.type of undefined or null throws in the SDK: the call
 		// never settles.
 		return nil, fmt.Errorf("failed response without error object: %w", err)
 	}
 	if string(e.Raw("type")) == `"authentication"` {
-		return Object{{"code", rawString("AUTHENTICATION")}, {"error", e.Raw("message")}}, nil
+		return jsonobj.Object{{Key: "code", Value: rawString("AUTHENTICATION")}, {Key: "error", Value: e.Raw("message")}}, nil
 	}
-	o := Object{{"code", rawString("REQUEST_FAILED")}}
+	o := jsonobj.Object{{Key: "code", Value: rawString("REQUEST_FAILED")}}
 	for _, m := range e {
 		o.Set(m.Key, m.Value)
 	}
 	return o, nil
 }
 
-func mustRejection(t *testing.T, payload json.RawMessage) Object {
+func mustRejection(t *testing.T, payload json.RawMessage) jsonobj.Object {
 	t.Helper()
 	o, err := sdkRejection(payload)
 	if err != nil {
@@ -782,9 +785,9 @@ func mustMarshal(t *testing.T, v any) json.RawMessage {
 	return b
 }
 
-func decodeFrame(t *testing.T, raw json.RawMessage) Frame {
+func decodeFrame(t *testing.T, raw json.RawMessage) chatio.Frame {
 	t.Helper()
-	var f Frame
+	var f chatio.Frame
 	mustUnmarshal(t, raw, &f)
 	return f
 }
@@ -792,4 +795,10 @@ func decodeFrame(t *testing.T, raw json.RawMessage) Frame {
 func isJSONString(r json.RawMessage) bool {
 	r = bytes.TrimSpace(r)
 	return len(r) > 0 && r[0] == '"'
+}
+
+// rawString is s as a JSON string.
+func rawString(s string) json.RawMessage {
+	b, _ := json.Marshal(s)
+	return b
 }

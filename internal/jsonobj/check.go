@@ -1,13 +1,13 @@
-package chatio
+package jsonobj
 
 import (
 	"errors"
 	"unicode/utf8"
 )
 
-// JSONLimits bound the shape of a JSON document that CheckJSON accepts.
+// Limits bound the shape of a JSON document that Check accepts.
 // A zero field is no limit.
-type JSONLimits struct {
+type Limits struct {
 	// MaxDepth is how many objects and arrays may be open at once: {} and
 	// [] are depth 1, {"a":{"b":[]}} depth 3, a scalar depth 0.
 	MaxDepth int
@@ -17,21 +17,21 @@ type JSONLimits struct {
 	MaxMembers int
 }
 
-// Why CheckJSON refuses a document. Only the first problem in the
+// Why Check refuses a document. Only the first problem in the
 // document's byte order is reported.
 var (
-	ErrJSONSyntax  = errors.New("not valid JSON")
-	ErrJSONUTF8    = errors.New("not valid UTF-8")
-	ErrJSONDepth   = errors.New("nested too deeply")
-	ErrJSONMembers = errors.New("too many object members")
+	ErrSyntax  = errors.New("not valid JSON")
+	ErrUTF8    = errors.New("not valid UTF-8")
+	ErrDepth   = errors.New("nested too deeply")
+	ErrMembers = errors.New("too many object members")
 )
 
-// CheckJSON reports whether b is exactly one JSON value (surrounding white
+// Check reports whether b is exactly one JSON value (surrounding white
 // space allowed) of valid UTF-8 within lim, in one pass over b: time
 // linear in len(b), memory in lim.MaxDepth (in len(b) without a depth
 // limit). It accepts what json.Valid(b) && utf8.Valid(b) accepts within
-// json.Valid's own depth limit of 10,000 (FuzzCheckJSON).
-func CheckJSON(b []byte, lim JSONLimits) error {
+// json.Valid's own depth limit of 10,000 (FuzzCheck).
+func Check(b []byte, lim Limits) error {
 	var stack []byte // the open containers, '{' or '['
 	if lim.MaxDepth > 0 {
 		stack = make([]byte, 0, min(lim.MaxDepth, 64))
@@ -41,12 +41,12 @@ func CheckJSON(b []byte, lim JSONLimits) error {
 	for {
 		// A value starts at b[i].
 		if i == len(b) {
-			return ErrJSONSyntax
+			return ErrSyntax
 		}
 		switch c := b[i]; c {
 		case '{', '[':
 			if lim.MaxDepth > 0 && len(stack) == lim.MaxDepth {
-				return ErrJSONDepth
+				return ErrDepth
 			}
 			i = skipSpace(b, i+1)
 			if i < len(b) && b[i] == c+2 { // '}' is '{'+2, ']' is '['+2
@@ -76,19 +76,19 @@ func CheckJSON(b []byte, lim JSONLimits) error {
 			i = checkNumber(b, i)
 		}
 		if i < 0 {
-			return ErrJSONSyntax
+			return ErrSyntax
 		}
 		// After a value: a separator, closers, or the end.
 		for {
 			i = skipSpace(b, i)
 			if len(stack) == 0 {
 				if i != len(b) {
-					return ErrJSONSyntax
+					return ErrSyntax
 				}
 				return nil
 			}
 			if i == len(b) {
-				return ErrJSONSyntax
+				return ErrSyntax
 			}
 			top := stack[len(stack)-1]
 			if b[i] == top+2 {
@@ -97,7 +97,7 @@ func CheckJSON(b []byte, lim JSONLimits) error {
 				continue
 			}
 			if b[i] != ',' {
-				return ErrJSONSyntax
+				return ErrSyntax
 			}
 			i = skipSpace(b, i+1)
 			if top == '{' {
@@ -116,11 +116,11 @@ func CheckJSON(b []byte, lim JSONLimits) error {
 // skipped).
 func checkKey(b []byte, i int, members *int, max int) (int, error) {
 	if i == len(b) || b[i] != '"' {
-		return 0, ErrJSONSyntax
+		return 0, ErrSyntax
 	}
 	*members++
 	if max > 0 && *members > max {
-		return 0, ErrJSONMembers
+		return 0, ErrMembers
 	}
 	i, err := checkString(b, i)
 	if err != nil {
@@ -128,7 +128,7 @@ func checkKey(b []byte, i int, members *int, max int) (int, error) {
 	}
 	i = skipSpace(b, i)
 	if i == len(b) || b[i] != ':' {
-		return 0, ErrJSONSyntax
+		return 0, ErrSyntax
 	}
 	return skipSpace(b, i+1), nil
 }
@@ -143,37 +143,37 @@ func checkString(b []byte, i int) (int, error) {
 			return i + 1, nil
 		case c == '\\':
 			if i+1 == len(b) {
-				return 0, ErrJSONSyntax
+				return 0, ErrSyntax
 			}
 			switch b[i+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				i += 2
 			case 'u':
 				if i+6 > len(b) {
-					return 0, ErrJSONSyntax
+					return 0, ErrSyntax
 				}
 				for _, h := range b[i+2 : i+6] {
 					if !isHex(h) {
-						return 0, ErrJSONSyntax
+						return 0, ErrSyntax
 					}
 				}
 				i += 6
 			default:
-				return 0, ErrJSONSyntax
+				return 0, ErrSyntax
 			}
 		case c < 0x20:
-			return 0, ErrJSONSyntax
+			return 0, ErrSyntax
 		case c < utf8.RuneSelf:
 			i++
 		default:
 			r, n := utf8.DecodeRune(b[i:])
 			if r == utf8.RuneError && n == 1 {
-				return 0, ErrJSONUTF8
+				return 0, ErrUTF8
 			}
 			i += n
 		}
 	}
-	return 0, ErrJSONSyntax
+	return 0, ErrSyntax
 }
 
 func isHex(c byte) bool {
