@@ -16,6 +16,7 @@ import (
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
+	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
 	"github.com/chatio-gateway/chatio-gateway/internal/sdk"
 )
 
@@ -53,7 +54,7 @@ func dialSim(t *testing.T, url, token string, mod func(*chatio.Config)) *chatio.
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
-	if want := chatiotest.CustomerIDForToken(token); login.CustomerID != want {
+	if want := chatiosim.CustomerIDForToken(token); login.CustomerID != want {
 		t.Fatalf("login customer_id %q, want %q", login.CustomerID, want)
 	}
 	items.Store(c, q)
@@ -144,10 +145,10 @@ func names(evs []sdk.Event) []string {
 }
 
 func TestSimEveryActionAndPush(t *testing.T) {
-	sim, url := chatiotest.Start(t, chatiotest.Config{})
+	sim, url := chatiotest.Start(t, chatiosim.Config{})
 	c := dialSim(t, url, "customer-a", nil)
 	other := dialSim(t, url, "customer-a", nil) // the customer's second socket
-	me := chatiotest.CustomerIDForToken("customer-a")
+	me := chatiosim.CustomerIDForToken("customer-a")
 
 	sum := call(t, c, chatio.ActionGetChatsSummary, map[string]any{"offset": 0, "limit": 10})
 	if sum["totalChats"] != float64(0) {
@@ -275,7 +276,7 @@ func TestSimEveryActionAndPush(t *testing.T) {
 }
 
 func TestSimErrors(t *testing.T) {
-	sim, url := chatiotest.Start(t, chatiotest.Config{RequestTimeout: 300 * time.Millisecond, MaxPending: 10})
+	sim, url := chatiotest.Start(t, chatiosim.Config{RequestTimeout: 300 * time.Millisecond, MaxPending: 10})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
@@ -333,7 +334,7 @@ func TestSimErrors(t *testing.T) {
 }
 
 func TestSimDropMidCall(t *testing.T) {
-	sim, url := chatiotest.Start(t, chatiotest.Config{})
+	sim, url := chatiotest.Start(t, chatiosim.Config{})
 	c := dialSim(t, url, "customer-drop", nil)
 	sim.SetLatency(2 * time.Second)
 	errc := make(chan error, 1)
@@ -358,7 +359,7 @@ func TestSimDropMidCall(t *testing.T) {
 }
 
 func TestSimKeepaliveFailure(t *testing.T) {
-	sim, url := chatiotest.Start(t, chatiotest.Config{})
+	sim, url := chatiotest.Start(t, chatiosim.Config{})
 	c := dialSim(t, url, "customer-stall", func(cfg *chatio.Config) {
 		cfg.PingInterval = 50 * time.Millisecond
 		cfg.PongTimeout = 150 * time.Millisecond
@@ -386,7 +387,7 @@ func TestSimKeepaliveFailure(t *testing.T) {
 // keepalive pings go on while the socket brings a steady flow of pushes.
 func TestSimBusySocketKeptAlive(t *testing.T) {
 	const idle = 300 * time.Millisecond
-	sim, url := chatiotest.Start(t, chatiotest.Config{IdleTimeout: idle})
+	sim, url := chatiotest.Start(t, chatiosim.Config{IdleTimeout: idle})
 	c := dialSim(t, url, "customer-busy", func(cfg *chatio.Config) {
 		cfg.PingInterval = idle / 3
 	})
@@ -410,7 +411,7 @@ func TestSimBusySocketKeptAlive(t *testing.T) {
 }
 
 func TestSimSendFile(t *testing.T) {
-	sim, url := chatiotest.Start(t, chatiotest.Config{})
+	sim, url := chatiotest.Start(t, chatiosim.Config{})
 	c := dialSim(t, url, "customer-file", nil)
 	chat := call(t, c, chatio.ActionStartChat, map[string]any{"routing_scope": map[string]any{"type": "license"}})
 	chatID := chat["id"].(string)

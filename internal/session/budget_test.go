@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
-	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
+	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
 	"github.com/chatio-gateway/chatio-gateway/internal/sdk"
 )
 
@@ -306,7 +306,7 @@ func TestSubscriberBytesBeyondTheChannel(t *testing.T) {
 func TestResumeFromEvictedIDGetsSnapshot(t *testing.T) {
 	cfg := fastConfig()
 	cfg.ReplayBufferBytes = 8 << 10
-	e := newEnv(t, cfg, chatiotest.Config{})
+	e := newEnv(t, cfg, chatiosim.Config{})
 	s := e.acquire(t, "tok-evicted")
 	chat := startChat(t, s)
 	ref := subscribe(t, s, "")

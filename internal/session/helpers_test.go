@@ -14,6 +14,7 @@ import (
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
+	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
 	"github.com/chatio-gateway/chatio-gateway/internal/jsonobj"
 	"github.com/chatio-gateway/chatio-gateway/internal/sdk"
 	"github.com/chatio-gateway/chatio-gateway/internal/testwait"
@@ -27,7 +28,7 @@ const waitLong = 5 * time.Second
 
 // testEnv is a simulator and a pool in front of it.
 type testEnv struct {
-	srv  *chatiotest.Server
+	srv  *chatiosim.Server
 	pool *Pool
 	reg  *prometheus.Registry
 }
@@ -44,7 +45,7 @@ func fastConfig() Config {
 	}
 }
 
-func newEnv(t *testing.T, cfg Config, sim chatiotest.Config) *testEnv {
+func newEnv(t *testing.T, cfg Config, sim chatiosim.Config) *testEnv {
 	t.Helper()
 	srv, url := chatiotest.Start(t, sim)
 	cfg.Upstream.URL = url

@@ -11,6 +11,7 @@ import (
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
+	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
 	"github.com/chatio-gateway/chatio-gateway/internal/sdk"
 )
 
@@ -30,7 +31,7 @@ type agentFrame struct {
 
 func captureAgentFrame(b *testing.B) agentFrame {
 	b.Helper()
-	sim, url := chatiotest.Start(b, chatiotest.Config{})
+	sim, url := chatiotest.Start(b, chatiosim.Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	items := make(chan chatio.StreamItem, 64)

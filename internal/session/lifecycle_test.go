@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
+	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
 	"github.com/chatio-gateway/chatio-gateway/internal/sdk"
 )
 
@@ -21,7 +21,7 @@ func sessionGoroutines() int {
 // the client's read loop, eviction on a timer. Only a reconnect has one,
 // until the session is connected again.
 func TestConnectedSessionRunsNoGoroutine(t *testing.T) {
-	e := newEnv(t, fastConfig(), chatiotest.Config{})
+	e := newEnv(t, fastConfig(), chatiosim.Config{})
 	s := e.acquire(t, "tok-lean")
 	chat := startChat(t, s)
 	sub := subscribe(t, s, "")
@@ -75,7 +75,7 @@ func TestUpstreamReadLoops(t *testing.T) {
 		t.Run(fmt.Sprint("loops=", tc.loops), func(t *testing.T) {
 			cfg := fastConfig()
 			cfg.ReadLoops = tc.loops
-			e := newEnv(t, cfg, chatiotest.Config{})
+			e := newEnv(t, cfg, chatiosim.Config{})
 			s := e.acquire(t, "tok-loops")
 			chat := startChat(t, s)
 			subscribe(t, s, "")

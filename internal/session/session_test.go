@@ -15,6 +15,7 @@ import (
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
+	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
 	"github.com/chatio-gateway/chatio-gateway/internal/sdk"
 )
 
@@ -26,7 +27,7 @@ func TestAcquireSharesOneCreation(t *testing.T) {
 		time.Sleep(20 * time.Millisecond) // widen the window for the others
 		return chatio.Dial(ctx, c)
 	}
-	e := newEnv(t, cfg, chatiotest.Config{})
+	e := newEnv(t, cfg, chatiosim.Config{})
 	const n = 20
 	got := make([]*Session, n)
 	var wg sync.WaitGroup
@@ -51,7 +52,7 @@ func TestAcquireSharesOneCreation(t *testing.T) {
 	if n := e.srv.OpenSockets(); n != 1 {
 		t.Fatalf("open sockets = %d, want 1", n)
 	}
-	if got[0].CustomerID() != chatiotest.CustomerIDForToken("tok-shared") {
+	if got[0].CustomerID() != chatiosim.CustomerIDForToken("tok-shared") {
 		t.Fatalf("customer id %q", got[0].CustomerID())
 	}
 	if st := got[0].Status(); st != StatusConnected {
@@ -63,7 +64,7 @@ func TestAcquireSharesOneCreation(t *testing.T) {
 }
 
 func TestSnapshotAndFanOut(t *testing.T) {
-	e := newEnv(t, fastConfig(), chatiotest.Config{})
+	e := newEnv(t, fastConfig(), chatiosim.Config{})
 	s := e.acquire(t, "tok-fan")
 	a := subscribe(t, s, "")
 	b := subscribe(t, s, "")
@@ -126,7 +127,7 @@ func names(ms []Message) []string {
 }
 
 func TestResumeWithLastEventID(t *testing.T) {
-	e := newEnv(t, fastConfig(), chatiotest.Config{})
+	e := newEnv(t, fastConfig(), chatiosim.Config{})
 	s := e.acquire(t, "tok-resume")
 	chat := startChat(t, s)
 	agent := e.srv.Agent("agent-1", "")
@@ -201,7 +202,7 @@ func TestResumeWithLastEventID(t *testing.T) {
 func TestStaleEventIDGetsSnapshot(t *testing.T) {
 	cfg := fastConfig()
 	cfg.ReplayBuffer = 4
-	e := newEnv(t, cfg, chatiotest.Config{})
+	e := newEnv(t, cfg, chatiosim.Config{})
 	s := e.acquire(t, "tok-stale")
 	chat := startChat(t, s)
 	ref := subscribe(t, s, "")
@@ -249,7 +250,7 @@ func TestStaleEventIDGetsSnapshot(t *testing.T) {
 func TestSlowSubscriberIsCut(t *testing.T) {
 	cfg := fastConfig()
 	cfg.SubscriberBuffer = 4
-	e := newEnv(t, cfg, chatiotest.Config{})
+	e := newEnv(t, cfg, chatiosim.Config{})
 	s := e.acquire(t, "tok-slow")
 	chat := startChat(t, s)
 	slow := subscribe(t, s, "")
@@ -301,7 +302,7 @@ func TestSlowSubscriberIsCut(t *testing.T) {
 }
 
 func TestReconnectFillsGap(t *testing.T) {
-	e := newEnv(t, fastConfig(), chatiotest.Config{})
+	e := newEnv(t, fastConfig(), chatiosim.Config{})
 	s := e.acquire(t, "tok-gap")
 	chat := startChat(t, s)
 	agent := e.srv.Agent("agent-1", "")
@@ -386,7 +387,7 @@ func TestReconnectFillsGap(t *testing.T) {
 }
 
 func TestDoWaitsForReconnect(t *testing.T) {
-	e := newEnv(t, fastConfig(), chatiotest.Config{})
+	e := newEnv(t, fastConfig(), chatiosim.Config{})
 	s := e.acquire(t, "tok-wait")
 	chat := startChat(t, s)
 	e.srv.RefuseConnections(200 * time.Millisecond)
@@ -411,11 +412,11 @@ func TestReloginRefusedEndsSession(t *testing.T) {
 	var revoked atomic.Bool
 	policy := func(tok string) (string, error) {
 		if revoked.Load() {
-			return "", chatiotest.ErrTokenExpired
+			return "", chatiosim.ErrTokenExpired
 		}
-		return chatiotest.AnyToken(tok)
+		return chatiosim.AnyToken(tok)
 	}
-	e := newEnv(t, fastConfig(), chatiotest.Config{Tokens: policy})
+	e := newEnv(t, fastConfig(), chatiosim.Config{Tokens: policy})
 	s := e.acquire(t, "tok-revoked")
 	sub := subscribe(t, s, "")
 	revoked.Store(true)
@@ -444,7 +445,7 @@ func TestReloginRefusedEndsSession(t *testing.T) {
 }
 
 func TestCustomerDisconnectedNoRetry(t *testing.T) {
-	e := newEnv(t, fastConfig(), chatiotest.Config{})
+	e := newEnv(t, fastConfig(), chatiosim.Config{})
 	s := e.acquire(t, "tok-kicked")
 	sub := subscribe(t, s, "")
 	e.srv.DisconnectCustomer(s.CustomerID(), "logged_out_remotely")
@@ -467,7 +468,7 @@ func TestCustomerDisconnectedNoRetry(t *testing.T) {
 func TestIdleEviction(t *testing.T) {
 	cfg := fastConfig()
 	cfg.IdleTimeout = 150 * time.Millisecond
-	e := newEnv(t, cfg, chatiotest.Config{})
+	e := newEnv(t, cfg, chatiosim.Config{})
 	s := e.acquire(t, "tok-idle")
 	busy := e.acquire(t, "tok-busy")
 	sub := subscribe(t, busy, "")
@@ -502,7 +503,7 @@ func TestIdleEviction(t *testing.T) {
 func TestMaxSessions(t *testing.T) {
 	cfg := fastConfig()
 	cfg.MaxSessions = 2
-	e := newEnv(t, cfg, chatiotest.Config{})
+	e := newEnv(t, cfg, chatiosim.Config{})
 	e.acquire(t, "a")
 	e.acquire(t, "b")
 	if _, err := e.pool.Acquire(ctxT(t), "c"); !errors.Is(err, ErrOverloaded) {
@@ -515,7 +516,7 @@ func TestLimits(t *testing.T) {
 	cfg := fastConfig()
 	cfg.MaxSubscribers = 1
 	cfg.MaxInFlight = 1
-	e := newEnv(t, cfg, chatiotest.Config{})
+	e := newEnv(t, cfg, chatiosim.Config{})
 	s := e.acquire(t, "tok-limits")
 	subscribe(t, s, "")
 	if _, err := s.Subscribe(ctxT(t), ""); !errors.Is(err, ErrTooManySubscribers) {
@@ -538,7 +539,7 @@ func TestLimits(t *testing.T) {
 }
 
 func TestSneakPeekThrottle(t *testing.T) {
-	e := newEnv(t, fastConfig(), chatiotest.Config{})
+	e := newEnv(t, fastConfig(), chatiosim.Config{})
 	s := e.acquire(t, "tok-peek")
 	chat := startChat(t, s)
 	acts, stop := e.srv.Watch(64)
@@ -592,7 +593,7 @@ func TestSneakPeekThrottle(t *testing.T) {
 }
 
 func TestSendRating(t *testing.T) {
-	e := newEnv(t, fastConfig(), chatiotest.Config{})
+	e := newEnv(t, fastConfig(), chatiosim.Config{})
 	s := e.acquire(t, "tok-rate")
 	chat := startChat(t, s)
 	res, err := s.SendRating(ctxT(t), chat, "good", "thanks")
@@ -626,7 +627,7 @@ func TestSendRating(t *testing.T) {
 }
 
 func TestDisconnect(t *testing.T) {
-	e := newEnv(t, fastConfig(), chatiotest.Config{})
+	e := newEnv(t, fastConfig(), chatiosim.Config{})
 	s := e.acquire(t, "tok-bye")
 	a := subscribe(t, s, "")
 	b := subscribe(t, s, "")
@@ -658,7 +659,7 @@ func TestShutdownLeavesNothing(t *testing.T) {
 	// gone by then, so every goroutine left would be ours.
 	ignore := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
-	srv, url := chatiotest.Start(t, chatiotest.Config{})
+	srv, url := chatiotest.Start(t, chatiosim.Config{})
 	cfg := fastConfig()
 	cfg.Upstream.URL, cfg.Upstream.License = url, 1
 	p := NewPool(cfg, nil, nil)
@@ -693,7 +694,7 @@ func TestShutdownLeavesNothing(t *testing.T) {
 }
 
 func TestUpstreamRequestsLikeTheSDK(t *testing.T) {
-	e := newEnv(t, fastConfig(), chatiotest.Config{})
+	e := newEnv(t, fastConfig(), chatiosim.Config{})
 	s := e.acquire(t, "tok-requests")
 	if n := e.srv.Stats().Requests; n != 2 {
 		t.Fatalf("creation sent %d requests, want 2 (login, get_chats_summary)", n)

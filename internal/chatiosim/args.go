@@ -1,4 +1,4 @@
-package chatiotest
+package chatiosim
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package chatiotest
+package chatiosim
 
 import (
 	"errors"
@@ -10,7 +10,7 @@ import (
 )
 
 func TestLoginOK(t *testing.T) {
-	s, base := Start(t, Config{})
+	s, base := start(t, Config{})
 	c := dial(t, base)
 	id := c.login("tok-1")
 	if id != CustomerIDForToken("tok-1") {
@@ -28,7 +28,7 @@ func TestLoginOK(t *testing.T) {
 }
 
 func TestLoginCustomerData(t *testing.T) {
-	s, base := Start(t, Config{})
+	s, base := start(t, Config{})
 	c := dial(t, base)
 	f := c.callOK("login", map[string]any{"token": "Bearer t", "customer": map[string]any{
 		"name": "Jonas Berg", "email": "jonas@example.org", "fields": map[string]any{"member_since": "2017"}}})
@@ -50,7 +50,7 @@ func TestLoginCustomerData(t *testing.T) {
 }
 
 func TestLoginBadToken(t *testing.T) {
-	_, base := Start(t, Config{Tokens: FixedTokens(map[string]string{"good": "cust-1"})})
+	_, base := start(t, Config{Tokens: FixedTokens(map[string]string{"good": "cust-1"})})
 	c := dial(t, base)
 	f := c.callErr("login", map[string]any{"token": "Bearer bad", "customer": map[string]any{}}, "authentication")
 	if f.errMessage() == "" {
@@ -62,14 +62,14 @@ func TestLoginBadToken(t *testing.T) {
 		t.Fatalf("id %q", id)
 	}
 
-	_, base2 := Start(t, Config{})
+	_, base2 := start(t, Config{})
 	d := dial(t, base2)
 	d.callErr("login", map[string]any{"token": "Bearer expired:abc"}, "authentication")
 	d.callErr("login", map[string]any{"token": "Bearer "}, "authentication")
 }
 
 func TestRequestsBeforeLogin(t *testing.T) {
-	_, base := Start(t, Config{})
+	_, base := start(t, Config{})
 	c := dial(t, base)
 	c.callOK("ping", nil)
 	c.callErr("get_chats_summary", nil, "authentication")
@@ -89,7 +89,7 @@ func TestRequestsBeforeLogin(t *testing.T) {
 }
 
 func TestLoginTimeout(t *testing.T) {
-	_, base := Start(t, Config{LoginTimeout: 150 * time.Millisecond})
+	_, base := start(t, Config{LoginTimeout: 150 * time.Millisecond})
 	c := dial(t, base)
 	start := time.Now()
 	err := c.closed()
@@ -111,7 +111,7 @@ func TestLoginTimeout(t *testing.T) {
 }
 
 func TestLicense(t *testing.T) {
-	_, base := Start(t, Config{Licenses: []int64{7}})
+	_, base := start(t, Config{Licenses: []int64{7}})
 	if _, err := dialRaw(t, strings.Replace(base, "/customer/v0.5", "/customer/v0.5", 1), 0); err == nil || !strings.Contains(err.Error(), "400") {
 		t.Fatalf("license 0: %v", err)
 	}
@@ -135,7 +135,7 @@ func TestLicense(t *testing.T) {
 }
 
 func TestIdleClose(t *testing.T) {
-	_, base := Start(t, Config{IdleTimeout: 200 * time.Millisecond})
+	_, base := start(t, Config{IdleTimeout: 200 * time.Millisecond})
 	silent := dial(t, base)
 	silent.login("a")
 	pinger := dial(t, base)

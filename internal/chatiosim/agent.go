@@ -1,4 +1,4 @@
-package chatiotest
+package chatiosim
 
 import (
 	"encoding/json"
@@ -12,11 +12,11 @@ import (
 
 // Errors of the agent API.
 var (
-	ErrChatNotFound   = errors.New("chatiotest: chat not found")
-	ErrThreadNotFound = errors.New("chatiotest: thread not found")
-	ErrNoActiveThread = errors.New("chatiotest: chat has no active thread")
-	ErrNotInChat      = errors.New("chatiotest: agent is not in the chat")
-	ErrBadEvent       = errors.New("chatiotest: invalid event")
+	ErrChatNotFound   = errors.New("chatiosim: chat not found")
+	ErrThreadNotFound = errors.New("chatiosim: thread not found")
+	ErrNoActiveThread = errors.New("chatiosim: chat has no active thread")
+	ErrNotInChat      = errors.New("chatiosim: agent is not in the chat")
+	ErrBadEvent       = errors.New("chatiosim: invalid event")
 )
 
 // Agent acts on chats as an agent would. Its pushes go to every open socket
@@ -290,7 +290,7 @@ func propsRaw(props map[string]any) (map[string]json.RawMessage, error) {
 	a := args{"properties": b}
 	m, e := parseProperties(a, "properties", true)
 	if e != nil {
-		return nil, errors.New("chatiotest: " + e.msg)
+		return nil, errors.New("chatiosim: " + e.msg)
 	}
 	return m, nil
 }

@@ -1,4 +1,4 @@
-package chatiotest
+package chatiosim
 
 import (
 	"bytes"
@@ -274,7 +274,7 @@ func (s *Server) addEvent(ch *chat, th *thread, author string, sp eventSpec) *ev
 func mustJSON(v any) json.RawMessage {
 	b, err := json.Marshal(v)
 	if err != nil {
-		panic("chatiotest: marshal: " + err.Error())
+		panic("chatiosim: marshal: " + err.Error())
 	}
 	return b
 }

@@ -1,4 +1,4 @@
-package chatiotest
+package chatiosim
 
 import (
 	"strings"
@@ -7,7 +7,7 @@ import (
 )
 
 func TestControlAPI(t *testing.T) {
-	s, base := Start(t, Config{})
+	s, base := start(t, Config{})
 	c := dial(t, base)
 	cust := c.login("tok")
 	chatID, threadID := c.newChat()

@@ -1,4 +1,4 @@
-package chatiotest
+package chatiosim
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 // pings while another customer is served; pushes still reach the stalled
 // one; turning it off answers what waited, in order.
 func TestStallCustomer(t *testing.T) {
-	s, base := Start(t, Config{RequestTimeout: 5 * time.Second})
+	s, base := start(t, Config{RequestTimeout: 5 * time.Second})
 	a, b := dial(t, base), dial(t, base)
 	idA := a.login("tok-a")
 	b.login("tok-b")
@@ -48,7 +48,7 @@ func TestStallCustomer(t *testing.T) {
 
 // TestInjectFrame: a raw frame reaches every socket of the customer only.
 func TestInjectFrame(t *testing.T) {
-	s, base := Start(t, Config{})
+	s, base := start(t, Config{})
 	a1, a2, b := dial(t, base), dial(t, base), dial(t, base)
 	id := a1.login("tok-a")
 	a2.login("tok-a")
@@ -70,7 +70,7 @@ func TestInjectFrame(t *testing.T) {
 // TestClientCloses counts sockets the client closed with a normal close
 // frame, not those it dropped or the server closed.
 func TestClientCloses(t *testing.T) {
-	s, base := Start(t, Config{})
+	s, base := start(t, Config{})
 	a, b, c := dial(t, base), dial(t, base), dial(t, base)
 	a.login("tok-a")
 	b.login("tok-b")

@@ -1,4 +1,4 @@
-package chatiotest
+package chatiosim
 
 import (
 	"encoding/json"
@@ -45,7 +45,7 @@ type incomingEvent struct {
 }
 
 func TestStartChatAndSendEvent(t *testing.T) {
-	s, base := Start(t, Config{})
+	s, base := start(t, Config{})
 	c := dial(t, base)
 	cust := c.login("tok")
 	other := dial(t, base) // a second socket of the same customer
@@ -136,7 +136,7 @@ func TestStartChatAndSendEvent(t *testing.T) {
 }
 
 func TestThreadsAndSummaries(t *testing.T) {
-	_, base := Start(t, Config{})
+	_, base := start(t, Config{})
 	c := dial(t, base)
 	cust := c.login("tok")
 	chatID, th1 := c.newChat()
@@ -241,7 +241,7 @@ func TestThreadsAndSummaries(t *testing.T) {
 }
 
 func TestPropertiesAndSeen(t *testing.T) {
-	s, base := Start(t, Config{})
+	s, base := start(t, Config{})
 	c := dial(t, base)
 	cust := c.login("tok")
 	other := dial(t, base)
@@ -294,7 +294,7 @@ func TestPropertiesAndSeen(t *testing.T) {
 func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
 
 func TestUpdateCustomerAndSneakPeek(t *testing.T) {
-	s, base := Start(t, Config{})
+	s, base := start(t, Config{})
 	c := dial(t, base)
 	cust := c.login("tok")
 	other := dial(t, base)
@@ -334,7 +334,7 @@ func TestUpdateCustomerAndSneakPeek(t *testing.T) {
 }
 
 func TestWatch(t *testing.T) {
-	s, base := Start(t, Config{})
+	s, base := start(t, Config{})
 	acts, cancel := s.Watch(16)
 	defer cancel()
 	c := dial(t, base)

@@ -1,4 +1,4 @@
-package chatiotest
+package chatiosim
 
 import (
 	"bytes"
@@ -6,15 +6,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/chatio-gateway/chatio-gateway/internal/testwait"
 	"github.com/coder/websocket"
 	"go.uber.org/goleak"
+
+	"github.com/chatio-gateway/chatio-gateway/internal/testwait"
 )
 
 func TestMain(m *testing.M) {
@@ -25,6 +28,29 @@ func TestMain(m *testing.M) {
 }
 
 const waitFor = 3 * time.Second
+
+// start runs a Server for a test on an httptest server listening on
+// 127.0.0.1 and returns it with its base URL, as chatiotest.Start does for
+// the other packages' tests (which this package's cannot import: it
+// imports this one).
+func start(tb testing.TB, cfg Config) (*Server, string) {
+	tb.Helper()
+	s := New(cfg)
+	ts := httptest.NewUnstartedServer(s)
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		s.Close()
+		tb.Fatalf("listen: %v", err)
+	}
+	_ = ts.Listener.Close()
+	ts.Listener = ln
+	ts.Start()
+	tb.Cleanup(func() {
+		s.Close()
+		ts.Close()
+	})
+	return s, "ws" + strings.TrimPrefix(ts.URL, "http") + "/customer/v0.5"
+}
 
 // frame is a server frame as a test sees it.
 type frame struct {

@@ -1,4 +1,4 @@
-package chatiotest
+package chatiosim
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 )
 
 func TestPendingLimitWithStall(t *testing.T) {
-	s, base := Start(t, Config{MaxPending: 10, RequestTimeout: 5 * time.Second})
+	s, base := start(t, Config{MaxPending: 10, RequestTimeout: 5 * time.Second})
 	c := dial(t, base)
 	c.login("tok")
 	s.Stall(true)
@@ -36,7 +36,7 @@ func TestPendingLimitWithStall(t *testing.T) {
 }
 
 func TestRequestTimeoutWhileStalled(t *testing.T) {
-	s, base := Start(t, Config{RequestTimeout: 200 * time.Millisecond})
+	s, base := start(t, Config{RequestTimeout: 200 * time.Millisecond})
 	c := dial(t, base)
 	c.login("tok")
 	s.Stall(true)
@@ -53,7 +53,7 @@ func TestRequestTimeoutWhileStalled(t *testing.T) {
 }
 
 func TestStallStopsPongs(t *testing.T) {
-	s, base := Start(t, Config{})
+	s, base := start(t, Config{})
 	c := dial(t, base)
 	c.login("tok")
 	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
@@ -71,7 +71,7 @@ func TestStallStopsPongs(t *testing.T) {
 }
 
 func TestLatency(t *testing.T) {
-	s, base := Start(t, Config{})
+	s, base := start(t, Config{})
 	c := dial(t, base)
 	c.login("tok")
 	s.SetLatency(150 * time.Millisecond)
@@ -99,7 +99,7 @@ func TestLatency(t *testing.T) {
 }
 
 func TestDisconnectCustomer(t *testing.T) {
-	s, base := Start(t, Config{})
+	s, base := start(t, Config{})
 	c := dial(t, base)
 	cust := c.login("tok")
 	d := dial(t, base)
@@ -125,7 +125,7 @@ func TestDisconnectCustomer(t *testing.T) {
 }
 
 func TestDropAllAndDropCustomer(t *testing.T) {
-	s, base := Start(t, Config{})
+	s, base := start(t, Config{})
 	a := dial(t, base)
 	custA := a.login("a")
 	b := dial(t, base)
@@ -156,7 +156,7 @@ func TestDropAllAndDropCustomer(t *testing.T) {
 }
 
 func TestRefuseConnections(t *testing.T) {
-	s, base := Start(t, Config{})
+	s, base := start(t, Config{})
 	s.RefuseConnections(200 * time.Millisecond)
 	if _, err := dialRaw(t, base, 1); err == nil || !strings.Contains(err.Error(), "503") {
 		t.Fatalf("dial during refusal: %v", err)
@@ -170,7 +170,7 @@ func TestRefuseConnections(t *testing.T) {
 }
 
 func TestSlowConsumerCut(t *testing.T) {
-	s, base := Start(t, Config{})
+	s, base := start(t, Config{})
 	c := dial(t, base)
 	cust := c.login("tok")
 	chatID, _ := c.newChat()

@@ -1,4 +1,4 @@
-package chatiotest
+package chatiosim
 
 import (
 	"bufio"
@@ -68,7 +68,7 @@ func TestMemoryPerSocket(t *testing.T) {
 		t.Skip("memory measurement skipped in -short mode")
 	}
 	const n = 2000
-	s, base := Start(t, Config{IdleTimeout: 5 * time.Minute, LoginTimeout: 5 * time.Minute})
+	s, base := start(t, Config{IdleTimeout: 5 * time.Minute, LoginTimeout: 5 * time.Minute})
 	before, sysBefore, gBefore := memNow()
 
 	cmd := exec.Command(os.Args[0], "-test.run=^$")

@@ -1,4 +1,4 @@
-package chatiotest
+package chatiosim
 
 import (
 	"encoding/json"
@@ -9,7 +9,7 @@ import (
 )
 
 func TestAgentAPI(t *testing.T) {
-	s, base := Start(t, Config{})
+	s, base := start(t, Config{})
 	c := dial(t, base)
 	cust := c.login("tok")
 	other := dial(t, base)
@@ -167,7 +167,7 @@ func TestAgentAPI(t *testing.T) {
 }
 
 func TestBot(t *testing.T) {
-	s, base := Start(t, Config{Bot: true, BotDelay: 20 * time.Millisecond})
+	s, base := start(t, Config{Bot: true, BotDelay: 20 * time.Millisecond})
 	c := dial(t, base)
 	c.callOK("login", map[string]any{"token": "Bearer tok", "customer": map[string]any{"name": "Jonas"}})
 	f := c.indirect("start_chat", map[string]any{}, "incoming_chat_thread")
@@ -209,7 +209,7 @@ func TestBot(t *testing.T) {
 }
 
 func TestBotStopsOnClose(t *testing.T) {
-	s, base := Start(t, Config{Bot: true, BotDelay: time.Hour})
+	s, base := start(t, Config{Bot: true, BotDelay: time.Hour})
 	c := dial(t, base)
 	c.login("tok")
 	c.newChat()

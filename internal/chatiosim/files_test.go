@@ -1,4 +1,4 @@
-package chatiotest
+package chatiosim
 
 import (
 	"bytes"
@@ -82,7 +82,7 @@ func pngBytes(t *testing.T, w, h int) []byte {
 }
 
 func TestSendFile(t *testing.T) {
-	s, base := Start(t, Config{})
+	s, base := start(t, Config{})
 	c := dial(t, base)
 	c.login("tok")
 	other := dial(t, base)
@@ -162,7 +162,7 @@ func (zeros) Read(p []byte) (int, error) {
 }
 
 func TestSendFileTooBig(t *testing.T) {
-	_, base := Start(t, Config{})
+	_, base := start(t, Config{})
 	c := dial(t, base)
 	c.login("tok")
 	chatID, _ := c.newChat()
