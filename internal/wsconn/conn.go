@@ -349,7 +349,7 @@ func (c *Conn) consume(data []byte, deliver func([]byte) bool) (bool, error) {
 	switch {
 	case len(data) == 0:
 		c.part = nil
-	case c.part != nil && len(c.part) > 0 && &data[0] == &c.part[len(c.part)-len(data)]:
+	case len(c.part) > 0 && &data[0] == &c.part[len(c.part)-len(data)]:
 		c.part = c.part[:copy(c.part, data)] // the rest of c.part itself
 	default:
 		c.part = append(c.part[:0], data...)
