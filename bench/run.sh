@@ -59,7 +59,7 @@ for s in "${steps[@]}"; do
 	bench)
 		echo "== go benchmarks"
 		go test -run '^$' -bench . -benchmem -count 6 \
-			./internal/session/ ./internal/httpapi/ ./internal/chatio/ | tee "$out/bench.txt"
+			./internal/session/ ./internal/httpapi/ ./internal/chatio/ ./internal/jsonobj/ ./internal/sdk/ ./internal/wsconn/ | tee "$out/bench.txt"
 		;;
 	*)
 		echo "unknown step $s (want h2, h1, direct-g, relay, bench)" >&2

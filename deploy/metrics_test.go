@@ -26,6 +26,7 @@ import (
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
+	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
 	"github.com/chatio-gateway/chatio-gateway/internal/httpapi"
 	"github.com/chatio-gateway/chatio-gateway/internal/session"
 )
@@ -91,7 +92,7 @@ func gatewayMetrics(t *testing.T) map[string]labelSet {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	rec := &recordingRegisterer{Registerer: reg}
 
-	_, upstream := chatiotest.Start(t, chatiotest.Config{Bot: true, BotDelay: 10 * time.Millisecond})
+	_, upstream := chatiotest.Start(t, chatiosim.Config{Bot: true, BotDelay: 10 * time.Millisecond})
 	pool := session.NewPool(session.Config{
 		Upstream:      chatio.Config{URL: upstream, License: 1, RequestTimeout: 5 * time.Second},
 		DialTimeout:   5 * time.Second,

@@ -1,5 +1,5 @@
 // Command chatio-sim runs the chat.io customer protocol v0.5 simulator
-// (package chatiotest) as a standalone server: the customer websocket, the
+// (package chatiosim) as a standalone server: the customer websocket, the
 // file upload, the demo agent bot and the /control/v1 API. See README.md.
 package main
 
@@ -20,7 +20,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
+	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
 )
 
 func main() {
@@ -65,7 +65,7 @@ func run(args []string) error {
 	}
 	defer func() { _ = log.Sync() }()
 
-	cfg := chatiotest.Config{
+	cfg := chatiosim.Config{
 		Bot:            *bot,
 		LoginTimeout:   *loginTimeout,
 		IdleTimeout:    *idleTimeout,
@@ -81,10 +81,10 @@ func run(args []string) error {
 		if err != nil {
 			return fmt.Errorf("-tokens: %w", err)
 		}
-		cfg.Tokens = chatiotest.FixedTokens(m)
+		cfg.Tokens = chatiosim.FixedTokens(m)
 	}
 
-	sim := chatiotest.New(cfg)
+	sim := chatiosim.New(cfg)
 	srv := &http.Server{Addr: *addr, Handler: sim, ReadHeaderTimeout: 10 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -140,7 +140,7 @@ func readTokens(path string) (map[string]string, error) {
 		}
 		switch len(fields) {
 		case 1:
-			m[fields[0]] = chatiotest.CustomerIDForToken(fields[0])
+			m[fields[0]] = chatiosim.CustomerIDForToken(fields[0])
 		case 2:
 			m[fields[0]] = fields[1]
 		default:

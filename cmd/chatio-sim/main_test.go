@@ -6,7 +6,7 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
+	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
 )
 
 func TestParseLicenses(t *testing.T) {
@@ -33,7 +33,7 @@ func TestReadTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{"alpha": "cust-a", "beta": chatiotest.CustomerIDForToken("beta")}
+	want := map[string]string{"alpha": "cust-a", "beta": chatiosim.CustomerIDForToken("beta")}
 	if !reflect.DeepEqual(m, want) {
 		t.Fatalf("%v", m)
 	}

@@ -26,7 +26,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
-	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
+	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
 	"github.com/chatio-gateway/chatio-gateway/internal/httpapi"
 	"github.com/chatio-gateway/chatio-gateway/internal/reclaim"
 	"github.com/chatio-gateway/chatio-gateway/internal/session"
@@ -314,7 +314,7 @@ func localURL(addr net.Addr) string {
 
 // embeddedSim is the in-process chat.io simulator.
 type embeddedSim struct {
-	sim *chatiotest.Server
+	sim *chatiosim.Server
 	srv *http.Server
 	url string
 }
@@ -324,7 +324,7 @@ func startSim(log *zap.Logger) (*embeddedSim, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded simulator: %w", err)
 	}
-	sim := chatiotest.New(chatiotest.Config{Bot: true, Logger: log})
+	sim := chatiosim.New(chatiosim.Config{Bot: true, Logger: log})
 	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	return &embeddedSim{sim: sim, srv: srv, url: "ws://" + ln.Addr().String() + "/customer/v0.5"}, nil

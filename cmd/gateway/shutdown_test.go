@@ -23,6 +23,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
+	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
 )
 
 // childEnv makes the test binary run the gateway itself (see TestMain):
@@ -66,7 +67,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 		grace     = 5 * time.Second
 		latency   = 600 * time.Millisecond
 	)
-	sim, upstream := chatiotest.Start(t, chatiotest.Config{})
+	sim, upstream := chatiotest.Start(t, chatiosim.Config{})
 	gw := startChild(t, upstream, grace)
 	base, stderr, exited := gw.base, gw.stderr, gw.exited
 
@@ -384,7 +385,7 @@ func TestSIGTERMUpload(t *testing.T) {
 		t.Skip("spawns a process")
 	}
 	const grace = 4 * time.Second
-	sim, simURL := chatiotest.Start(t, chatiotest.Config{})
+	sim, simURL := chatiotest.Start(t, chatiosim.Config{})
 	// The upstream as the gateway sees it: the simulator, telling when an
 	// upload reaches it.
 	uploading := make(chan struct{}, 1)

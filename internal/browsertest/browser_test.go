@@ -25,6 +25,7 @@ import (
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
+	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
 	"github.com/chatio-gateway/chatio-gateway/internal/httpapi"
 	"github.com/chatio-gateway/chatio-gateway/internal/session"
 	"github.com/chatio-gateway/chatio-gateway/web"
@@ -44,7 +45,7 @@ const (
 	botDelay   = 300 * time.Millisecond // the demo agent's typing time
 	refuseFor  = 1200 * time.Millisecond
 
-	botName     = chatiotest.BotName // "Ada (demo agent)"
+	botName     = chatiosim.BotName // "Ada (demo agent)"
 	qaAgentID   = "grace.qa@agents.chatio-sim.example"
 	qaAgentName = "Grace (QA agent)"
 )
@@ -95,7 +96,7 @@ func TestWidgetInBrowser(t *testing.T) {
 	a.shot("02-upload")
 
 	// ---- 3. the upstream goes away and comes back ----
-	chats := env.sim.Chats(chatiotest.CustomerIDForToken(tokenA))
+	chats := env.sim.Chats(chatiosim.CustomerIDForToken(tokenA))
 	if len(chats) != 1 {
 		t.Fatalf("the simulator has %d chats for the page's customer, want 1", len(chats))
 	}
@@ -140,7 +141,7 @@ func TestWidgetInBrowser(t *testing.T) {
 	c.waitFor("my cross-origin message to be confirmed", mineConfirmed(across))
 	c.waitFor("the answer through the cross-origin stream", fromAgent(botName, "You said: “"+across+"”"))
 	c.expectStreams(env.gw.URL, 1)
-	chats = env.sim.Chats(chatiotest.CustomerIDForToken(tokenB))
+	chats = env.sim.Chats(chatiosim.CustomerIDForToken(tokenB))
 	if len(chats) != 1 {
 		t.Fatalf("the simulator has %d chats for the cross-origin customer, want 1", len(chats))
 	}
@@ -174,7 +175,7 @@ func TestWidgetInBrowser(t *testing.T) {
 // ---- the gateway under test ----
 
 type env struct {
-	sim   *chatiotest.Server
+	sim   *chatiosim.Server
 	gw    *httptest.Server // the gateway: API, widget, docs
 	other *httptest.Server // the widget alone, on another origin
 }
@@ -183,7 +184,7 @@ type env struct {
 // it whose CORS admits the other server's origin, and the other server.
 func startEnv(t *testing.T) *env {
 	t.Helper()
-	sim, upstream := chatiotest.Start(t, chatiotest.Config{Bot: true, BotDelay: botDelay})
+	sim, upstream := chatiotest.Start(t, chatiosim.Config{Bot: true, BotDelay: botDelay})
 	otherLn := listen(t)
 	otherOrigin := "http://" + otherLn.Addr().String()
 

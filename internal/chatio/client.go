@@ -18,11 +18,14 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/chatio-gateway/chatio-gateway/internal/jsonobj"
 	"github.com/chatio-gateway/chatio-gateway/internal/netpoll"
+	"github.com/chatio-gateway/chatio-gateway/internal/wsconn"
 )
 
-// Config configures one upstream connection (one customer). The zero value of
-// every field but URL means the default given beside it.
+// Config configures one upstream connection (one customer). URL and OnItem
+// are required; the zero value of every other field means the default given
+// beside it.
 type Config struct {
 	URL            string        // base, e.g. "ws://127.0.0.1:8090/customer/v0.5"; socket = URL+"/rtm/ws?license_id=N"
 	License        int64         // the license id sent as license_id
@@ -33,19 +36,18 @@ type Config struct {
 	PongTimeout    time.Duration // 0 → 10s; no pong in time → socket closed, Err() wraps ErrTimeout; also bounds every write
 	RequestTimeout time.Duration // 0 → 15s; per call (slot wait included), on top of the caller's ctx; also bounds the handshake
 	MaxPending     int           // 0 → 10; calls beyond wait (ctx-aware) for a slot
-	StreamBuffer   int           // 0 → 1024; capacity of Stream()
 	ReadLimit      int64         // 0 → 4 MiB; max frame size in bytes
 	Logger         *zap.Logger   // nil → zap.NewNop(); the token is never logged
 	// OnIgnored, when set, is told of every frame the read loop ignores,
 	// with the Stats counter it lands in: "malformed", "unknown_id" or
 	// "dropped". Called on the read loop: it must not block.
 	OnIgnored func(reason string)
-	// OnItem, when set, takes every stream item on the read loop itself, in
-	// arrival order, instead of Stream (which then only closes at the end):
-	// no hand-off between goroutines on the way in. It must not block and
-	// must not wait for this client's calls (their answers come through this
-	// very read loop). An Emit()-result reaches it before its Call returns.
-	// Returning false ends the client with ErrStreamOverflow.
+	// OnItem (required) takes every stream item on the read loop itself,
+	// in arrival order: no hand-off between goroutines on the way in. It
+	// must not block and must not wait for this client's calls (their
+	// answers come through this very read loop). An Emit()-result reaches
+	// it before its Call returns. Returning false ends the client with
+	// ErrStreamOverflow.
 	OnItem func(StreamItem) bool
 	// OnDone, when set, is called once at the very end of the read loop,
 	// after Done is closed, Err is set and the socket is gone: a client
@@ -70,13 +72,12 @@ const (
 	DefaultPongTimeout    = 10 * time.Second
 	DefaultRequestTimeout = 15 * time.Second
 	DefaultMaxPending     = 10
-	DefaultStreamBuffer   = 1024
 	DefaultReadLimit      = 4 << 20
 )
 
 // closeTimeout bounds the normal close handshake of Close; after it the
 // socket is torn down without waiting for the peer's close frame.
-const closeTimeout = time.Second
+const closeTimeout = wsconn.CloseTimeout
 
 // withDefaults fills in every zero field (the one place defaults live).
 func (cfg Config) withDefaults() Config {
@@ -94,9 +95,6 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.MaxPending <= 0 {
 		cfg.MaxPending = DefaultMaxPending
-	}
-	if cfg.StreamBuffer <= 0 {
-		cfg.StreamBuffer = DefaultStreamBuffer
 	}
 	if cfg.ReadLimit <= 0 {
 		cfg.ReadLimit = DefaultReadLimit
@@ -145,7 +143,7 @@ func endpoints(base string, license int64) (socket, upload string, err error) {
 // Stats are the client's counters since Dial.
 type Stats struct {
 	FramesIn   uint64 // data frames read from the socket
-	Pushes     uint64 // pushes without request id delivered to Stream
+	Pushes     uint64 // pushes without request id handed to OnItem
 	UnknownIDs uint64 // responses/results for a request id not in flight (late, or not ours)
 	Malformed  uint64 // frames that are not JSON objects with an action (or a response without a string request_id)
 	Dropped    uint64 // frames ignored on purpose: customer_updated with request id, non-string request_id, neither push nor result
@@ -164,7 +162,7 @@ type callOptions struct {
 	emit bool
 }
 
-// Emit makes Call also put the result frame on Stream (ResultOf = the
+// Emit makes Call also hand the result frame to OnItem (ResultOf = the
 // action), in arrival order relative to pushes, before Call returns.
 func Emit() CallOption { return func(o *callOptions) { o.emit = true } }
 
@@ -185,7 +183,7 @@ type callResult struct {
 // every method is safe for concurrent use. See the package doc.
 type Client struct {
 	cfg       Config // immutable after Dial
-	conn      *wsConn
+	conn      *wsconn.Conn
 	uploadURL string
 
 	// ctx is the client's lifetime: cancel ends it and closes the socket,
@@ -195,11 +193,10 @@ type Client struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	sem    chan struct{}   // MaxPending slots; a call holds one from send to end
-	stream chan StreamItem // sent to by readLoop only; closed by it at its end
-	dying  chan struct{}   // closed by fail when the first cause is recorded
-	done   chan struct{}   // closed by readLoop at its very end, after err is set
-	err    error           // the final cause; written by readLoop before done is closed
+	sem   chan struct{} // MaxPending slots; a call holds one from send to end
+	dying chan struct{} // closed by fail when the first cause is recorded
+	done  chan struct{} // closed by readLoop at its very end, after err is set
+	err   error         // the final cause; written by readLoop before done is closed
 
 	nextID atomic.Uint64
 
@@ -237,6 +234,9 @@ func (c *Client) log(lvl zapcore.Level, msg string, fields ...zap.Field) {
 // A refused login with error type "authentication" returns *AuthError, any
 // other refusal *RequestError. ctx bounds the handshake and the login only.
 func Dial(ctx context.Context, cfg Config) (*Client, LoginResult, error) {
+	if cfg.OnItem == nil {
+		return nil, LoginResult{}, errNoOnItem
+	}
 	cfg = cfg.withDefaults()
 	socketURL, uploadURL, err := endpoints(cfg.URL, cfg.License)
 	if err != nil {
@@ -244,7 +244,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, LoginResult, error) {
 	}
 
 	dctx, dcancel := context.WithTimeout(ctx, cfg.RequestTimeout)
-	conn, err := dialWS(dctx, socketURL, cfg.HTTPClient, cfg.ReadLimit)
+	conn, err := wsconn.Dial(dctx, socketURL, cfg.HTTPClient, cfg.ReadLimit)
 	timedOut := errors.Is(dctx.Err(), context.DeadlineExceeded)
 	dcancel()
 	if err != nil {
@@ -262,7 +262,6 @@ func Dial(ctx context.Context, cfg Config) (*Client, LoginResult, error) {
 		conn:      conn,
 		uploadURL: uploadURL,
 		sem:       make(chan struct{}, cfg.MaxPending),
-		stream:    make(chan StreamItem, streamCap(cfg)),
 		dying:     make(chan struct{}),
 		done:      make(chan struct{}),
 	}
@@ -270,11 +269,11 @@ func Dial(ctx context.Context, cfg Config) (*Client, LoginResult, error) {
 	c.ctx = ctx
 	// Cancelling closes the socket, which ends a blocked read or write: in
 	// the canceller's goroutine (a context.AfterFunc would hold ≈ 0.5 KiB
-	// per client for the client's life). conn.close reads what startPolled
+	// per client for the client's life). conn.Close reads what startPolled
 	// sets: the reader and everyone else cancel only after it.
 	c.cancel = func() {
 		cancel()
-		_ = conn.close()
+		_ = conn.Close()
 	}
 	c.wg.Add(1) // the read side, until finish
 	if !c.startPolled() {
@@ -305,7 +304,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, LoginResult, error) {
 // request id for indirect ones (the ack's failure still fails the call).
 //
 // Errors: *AuthError, *RequestError, ErrConnectionLost (socket dropped while
-// in flight — also after a stall or a stream overflow, see Err for the cause),
+// in flight — also after a stall or a refused item, see Err for the cause),
 // *DisconnectedError (after customer_disconnected; wraps ErrConnectionLost),
 // ErrTimeout (RequestTimeout or the caller's deadline; also matches
 // context.DeadlineExceeded), ErrClosed, and the ctx error wrapped for
@@ -313,8 +312,8 @@ func Dial(ctx context.Context, cfg Config) (*Client, LoginResult, error) {
 // being written is not abandoned on cancellation (that would close the
 // socket); writes are bounded by PongTimeout.
 //
-// With Emit, the result is ALSO put on Stream (ResultOf set) before Call
-// returns, in arrival order relative to pushes.
+// With Emit, the result is ALSO handed to OnItem (ResultOf set) before
+// Call returns, in arrival order relative to pushes.
 func (c *Client) Call(ctx context.Context, action string, payload any, opts ...CallOption) (json.RawMessage, error) {
 	var o callOptions
 	for _, opt := range opts {
@@ -496,9 +495,9 @@ func (c *Client) fail(cause error) bool {
 }
 
 // write sends one frame with a write deadline. A failed write has closed the
-// socket (wsConn); the call fails with the client's cause.
+// socket (wsconn.Conn); the call fails with the client's cause.
 func (c *Client) write(b []byte) error {
-	err := c.conn.writeText(b, time.Now().Add(c.cfg.PongTimeout))
+	err := c.conn.WriteText(b, time.Now().Add(c.cfg.PongTimeout))
 	if err == nil {
 		return nil
 	}
@@ -520,7 +519,7 @@ func (c *Client) write(b []byte) error {
 func (c *Client) readLoop() {
 	var rerr error
 	for {
-		data, err := c.conn.read()
+		data, err := c.conn.Read()
 		if err != nil {
 			rerr = err
 			break
@@ -539,7 +538,7 @@ func (c *Client) startPolled() bool {
 	if c.cfg.Poller == nil {
 		return false
 	}
-	tc, ok := c.conn.pollable()
+	tc, ok := c.conn.Pollable()
 	if !ok {
 		return false
 	}
@@ -547,9 +546,9 @@ func (c *Client) startPolled() bool {
 	if err != nil {
 		return false
 	}
-	c.conn.setPolled(raw, c.spawn)
+	c.conn.SetPolled(raw, c.spawn)
 	if _, err := c.cfg.Poller.Add(tc, c.readable, c.pollEnded); err != nil {
-		c.conn.setPolled(nil, nil)
+		c.conn.SetPolled(nil, nil)
 		c.log(zapcore.DebugLevel, "upstream socket read by a goroutine", zap.Error(err))
 		return false
 	}
@@ -559,7 +558,7 @@ func (c *Client) startPolled() bool {
 // readable is the polled socket's read loop, one call at a time on the
 // poller's loop: what the socket has is read and routed; false ends it.
 func (c *Client) readable(r *netpoll.Reader) bool {
-	ok, err := c.conn.readSome(r, c.dispatch)
+	ok, err := c.conn.ReadSome(r, c.dispatch)
 	if !ok {
 		c.rerr = err
 	}
@@ -570,7 +569,7 @@ func (c *Client) readable(r *netpoll.Reader) bool {
 // wait for the socket, so the client is finished on a goroutine.
 func (c *Client) pollEnded() {
 	go func() {
-		c.conn.endPolled()
+		c.conn.EndPolled()
 		c.finish(c.rerr)
 	}()
 }
@@ -585,7 +584,7 @@ func (c *Client) spawn(f func()) {
 	}()
 }
 
-// finish ends the client after its read side: cause, socket, stream, done.
+// finish ends the client after its read side: cause, socket, done, OnDone.
 func (c *Client) finish(rerr error) {
 	defer c.wg.Done()
 	var loss error
@@ -598,7 +597,7 @@ func (c *Client) finish(rerr error) {
 	c.fail(loss) // no-op when Close, a stall or an overflow came first
 	c.cancel()
 	c.stopKeepalive()
-	_ = c.conn.close()
+	_ = c.conn.Close()
 
 	c.err = c.currentCause()
 	if errors.Is(c.err, ErrClosed) {
@@ -607,13 +606,12 @@ func (c *Client) finish(rerr error) {
 		c.log(zapcore.InfoLevel, "upstream connection ended", zap.Error(c.err))
 	}
 	close(c.done)
-	close(c.stream)
 	if c.cfg.OnDone != nil {
 		c.cfg.OnDone()
 	}
 }
 
-// dispatch routes one frame; false stops the read loop (stream overflow).
+// dispatch routes one frame; false stops the read loop (OnItem refused).
 // A push goes on to OnItem from here, on the read loop's stack, which
 // grows to hold the deepest path a frame takes and keeps that size until
 // a GC halves it: dispatch keeps its own frame small (the answers and the
@@ -631,7 +629,7 @@ func (c *Client) dispatch(data []byte) bool {
 			c.noteDisconnect(d.frame.Payload)
 		}
 		c.pushes.Add(1)
-		return c.toStream(StreamItem{Frame: d.frame})
+		return c.toItem(StreamItem{Frame: d.frame})
 	case classDropped:
 		c.droppedFrame(d.frame.Action, d.why)
 		return true
@@ -714,9 +712,9 @@ func (c *Client) unknown(action, id string) bool {
 	return true
 }
 
-// resolve delivers a result, first on Stream when the call asked for it.
+// resolve delivers a result, first to OnItem when the call asked for it.
 func (c *Client) resolve(p *pendingCall, f *Frame, r callResult) bool {
-	if p.emit && !c.toStream(StreamItem{Frame: *f, ResultOf: p.action}) {
+	if p.emit && !c.toItem(StreamItem{Frame: *f, ResultOf: p.action}) {
 		p.res <- callResult{err: callErr(c.currentCause())}
 		return false
 	}
@@ -724,46 +722,21 @@ func (c *Client) resolve(p *pendingCall, f *Frame, r callResult) bool {
 	return true
 }
 
-// streamCap is the capacity of Stream's channel: none when OnItem takes
-// the items (as the gateway's sessions do).
-func streamCap(cfg Config) int {
-	if cfg.OnItem != nil {
-		return 0
-	}
-	return cfg.StreamBuffer
-}
-
-// toStream hands an item to OnItem, or puts it on Stream without ever
-// blocking: when StreamBuffer items wait already, the client ends with
-// ErrStreamOverflow.
-func (c *Client) toStream(it StreamItem) bool {
-	if c.cfg.OnItem != nil {
-		if c.cfg.OnItem(it) {
-			return true
-		}
-		c.overflowed(false)
-		return false
-	}
-	select {
-	case c.stream <- it:
+// toItem hands an item to OnItem; when OnItem refuses it, the client ends
+// with ErrStreamOverflow.
+func (c *Client) toItem(it StreamItem) bool {
+	if c.cfg.OnItem(it) {
 		return true
-	default:
-		c.overflowed(true)
-		return false
 	}
+	c.overflowed()
+	return false
 }
 
-// overflowed ends the client because its stream's consumer cannot keep
-// up (onStream: Stream's buffer is full, else OnItem refused an item).
+// overflowed ends the client because OnItem cannot take more.
 //
 //go:noinline
-func (c *Client) overflowed(onStream bool) {
-	if !c.fail(ErrStreamOverflow) {
-		return
-	}
-	if onStream {
-		c.log(zapcore.InfoLevel, "stream consumer fell behind; closing upstream", zap.Int("buffer", c.cfg.StreamBuffer))
-	} else {
+func (c *Client) overflowed() {
+	if c.fail(ErrStreamOverflow) {
 		c.log(zapcore.InfoLevel, "stream consumer cannot take more; closing upstream")
 	}
 }
@@ -803,7 +776,7 @@ func (c *Client) ping() {
 	defer c.wg.Done()
 
 	pctx, cancel := context.WithTimeout(c.ctx, c.cfg.PongTimeout)
-	err := c.conn.ping(pctx)
+	err := c.conn.Ping(pctx)
 	stalled := errors.Is(pctx.Err(), context.DeadlineExceeded)
 	cancel()
 	if err == nil {
@@ -854,13 +827,6 @@ func (c *Client) stopKeepalive() {
 	c.kaMu.Unlock()
 }
 
-// Stream delivers every push without request id (type "push"), and every
-// Emit()-result, in arrival order, to ONE consumer. The read loop never
-// blocks on it: if the buffer is full the client closes the socket and
-// ends with ErrStreamOverflow. Closed after the read loop ends (Err is set
-// by then).
-func (c *Client) Stream() <-chan StreamItem { return c.stream }
-
 // Done is closed when the socket is gone.
 func (c *Client) Done() <-chan struct{} { return c.done }
 
@@ -897,7 +863,7 @@ func (c *Client) Close() error {
 		case <-c.done:
 		default:
 			// The peer's answering close frame ends the read loop.
-			if c.conn.closeNormal() == nil {
+			if c.conn.CloseNormal() == nil {
 				t := time.NewTimer(closeTimeout)
 				select {
 				case <-c.done:
@@ -917,7 +883,7 @@ func (c *Client) Close() error {
 type frameClass int
 
 const (
-	classPush     frameClass = iota + 1 // a push without request_id: to Stream
+	classPush     frameClass = iota + 1 // a push without request_id: to OnItem
 	classResponse                       // type "response" with a string request_id: ack, result or failure
 	classResult                         // any other frame with a string request_id: the result of that request
 	classDropped                        // ignored on purpose, as the SDK does
@@ -937,7 +903,7 @@ var errNoAction = errors.New("frame without action")
 // socketListener: a "response" is matched by its request id; a frame with a
 // string request id is a result, except customer_updated (dropped); a frame
 // whose request_id is present but not a string is dropped; a "push" without
-// request id goes to Stream; anything else is dropped. An error means the
+// request id goes to OnItem; anything else is dropped. An error means the
 // frame is malformed (not a JSON object of the wire shape, no action, or a
 // response without a string request id). Pure: no state, no I/O.
 func classify(data []byte) (decodedFrame, error) {
@@ -954,7 +920,7 @@ func classify(data []byte) (decodedFrame, error) {
 	isString := false
 	if hasID {
 		raw := bytes.TrimSpace(f.RequestID)
-		if s, ok := PlainString(raw); ok {
+		if s, ok := jsonobj.PlainString(raw); ok {
 			d.id, isString = string(s), true // the usual id: no escapes
 		} else if len(raw) > 0 && raw[0] == '"' && json.Unmarshal(raw, &d.id) == nil {
 			isString = true

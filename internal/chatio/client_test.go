@@ -215,9 +215,56 @@ func (p *peer) result(t *testing.T, req Frame, action, payload string) {
 	p.raw(t, fmt.Sprintf(`{"request_id":%s,"action":%q,"type":"push","payload":%s}`, req.RequestID, action, payload))
 }
 
-// dialFake dials the fake and answers the login; the client is closed at cleanup.
+// queueItems makes cfg's OnItem a consumer that queues the items on a
+// channel of capacity n and refuses one that does not fit (the client then
+// ends with ErrStreamOverflow), and its OnDone close the channel, before
+// calling the OnDone cfg had, once the client has ended.
+func queueItems(cfg *Config, n int) <-chan StreamItem {
+	q := make(chan StreamItem, n)
+	cfg.OnItem = func(it StreamItem) bool {
+		select {
+		case q <- it:
+			return true
+		default:
+			return false
+		}
+	}
+	next := cfg.OnDone
+	cfg.OnDone = func() {
+		close(q)
+		if next != nil {
+			next()
+		}
+	}
+	return q
+}
+
+// testQueue is the capacity of the queue dialFake gives a client whose
+// config has no OnItem.
+const testQueue = 1024
+
+// queues holds the item queue of each client dialFake gave one
+// (*Client → <-chan StreamItem).
+var queues sync.Map
+
+// stream is the queue of c's items (see dialFake).
+func stream(c *Client) <-chan StreamItem {
+	q, ok := queues.Load(c)
+	if !ok {
+		panic("stream: the client has an OnItem of the test's own")
+	}
+	return q.(<-chan StreamItem)
+}
+
+// dialFake dials the fake and answers the login; the client is closed at
+// cleanup. Without cfg.OnItem the client's items are queued (queueItems,
+// testQueue of them) for stream and itemOf.
 func dialFake(t *testing.T, f *fake, cfg Config) (*Client, *peer, Frame) {
 	t.Helper()
+	var q <-chan StreamItem
+	if cfg.OnItem == nil {
+		q = queueItems(&cfg, testQueue)
+	}
 	cfg.URL = f.url
 	if cfg.Poller == nil {
 		cfg.Poller = testPoller // set while TestPolled runs
@@ -252,7 +299,13 @@ func dialFake(t *testing.T, f *fake, cfg Config) (*Client, *peer, Frame) {
 	if d.err != nil {
 		t.Fatalf("Dial: %v", d.err)
 	}
-	t.Cleanup(func() { d.c.Close() })
+	if q != nil {
+		queues.Store(d.c, q)
+	}
+	t.Cleanup(func() {
+		d.c.Close()
+		queues.Delete(d.c)
+	})
 	return d.c, p, login
 }
 
@@ -285,7 +338,7 @@ func outOf(t *testing.T, ch <-chan callOut) callOut {
 func itemOf(t *testing.T, c *Client) StreamItem {
 	t.Helper()
 	select {
-	case it, ok := <-c.Stream():
+	case it, ok := <-stream(c):
 		if !ok {
 			t.Fatal("stream closed")
 		}
@@ -320,6 +373,9 @@ func jsonEq(t *testing.T, got json.RawMessage, want string) {
 }
 
 func bg() context.Context { return context.Background() }
+
+// ignoreItems is an OnItem that takes every item and does nothing with it.
+func ignoreItems(StreamItem) bool { return true }
 
 // --- login ----------------------------------------------------------------
 
@@ -356,7 +412,7 @@ func TestDialLoginResult(t *testing.T) {
 			f := newFake(t)
 			ch := make(chan LoginResult, 1)
 			go func() {
-				c, lr, err := Dial(bg(), Config{URL: f.url, License: testLicense, Token: testToken, HTTPClient: f.srv.Client()})
+				c, lr, err := Dial(bg(), Config{OnItem: ignoreItems, URL: f.url, License: testLicense, Token: testToken, HTTPClient: f.srv.Client()})
 				if err != nil {
 					t.Errorf("Dial: %v", err)
 				} else {
@@ -380,7 +436,7 @@ func TestDialLoginRefused(t *testing.T) {
 			f := newFake(t)
 			ch := make(chan error, 1)
 			go func() {
-				c, _, err := Dial(bg(), Config{URL: f.url, License: testLicense, Token: testToken, HTTPClient: f.srv.Client()})
+				c, _, err := Dial(bg(), Config{OnItem: ignoreItems, URL: f.url, License: testLicense, Token: testToken, HTTPClient: f.srv.Client()})
 				if c != nil {
 					t.Error("client returned with an error")
 				}
@@ -417,20 +473,20 @@ func TestDialLoginRefused(t *testing.T) {
 func TestDialFailures(t *testing.T) {
 	leakCheck(t)
 	f := newFake(t)
-	if _, _, err := Dial(bg(), Config{URL: "ftp://x/y"}); err == nil {
+	if _, _, err := Dial(bg(), Config{OnItem: ignoreItems, URL: "ftp://x/y"}); err == nil {
 		t.Error("ftp URL accepted")
 	}
-	_, _, err := Dial(bg(), Config{URL: "ws" + strings.TrimPrefix(f.srv.URL, "http") + "/nowhere", HTTPClient: f.srv.Client()})
+	_, _, err := Dial(bg(), Config{OnItem: ignoreItems, URL: "ws" + strings.TrimPrefix(f.srv.URL, "http") + "/nowhere", HTTPClient: f.srv.Client()})
 	if !errors.Is(err, ErrConnectionLost) {
 		t.Errorf("dial to a 404: %v", err)
 	}
 	hang := "ws" + strings.TrimPrefix(f.srv.URL, "http") + "/hang"
-	if _, _, err := Dial(bg(), Config{URL: hang, HTTPClient: f.srv.Client(), RequestTimeout: 50 * time.Millisecond}); !errors.Is(err, ErrTimeout) {
+	if _, _, err := Dial(bg(), Config{OnItem: ignoreItems, URL: hang, HTTPClient: f.srv.Client(), RequestTimeout: 50 * time.Millisecond}); !errors.Is(err, ErrTimeout) {
 		t.Errorf("handshake never answered: %v", err)
 	}
 	ctx, cancel := context.WithCancel(bg())
 	cancel()
-	if _, _, err := Dial(ctx, Config{URL: f.url, HTTPClient: f.srv.Client()}); !errors.Is(err, context.Canceled) {
+	if _, _, err := Dial(ctx, Config{OnItem: ignoreItems, URL: f.url, HTTPClient: f.srv.Client()}); !errors.Is(err, context.Canceled) {
 		t.Errorf("dial with a cancelled ctx: %v", err)
 	}
 }
@@ -545,7 +601,7 @@ func TestEmitOrdering(t *testing.T) {
 		t.Fatal(o.err)
 	}
 	// The result is on the stream before the call returned.
-	if n := len(c.Stream()); n != 2 {
+	if n := len(stream(c)); n != 2 {
 		t.Fatalf("stream holds %d items when the call returned, want 2", n)
 	}
 	p.push(t, PushIncomingTypingIndicator, `{"n":"B"}`)
@@ -787,7 +843,7 @@ func TestConnectionLost(t *testing.T) {
 	}
 	// The push that came first is still delivered, then the stream ends.
 	n := 0
-	for range c.Stream() {
+	for range stream(c) {
 		n++
 	}
 	if n != 1 {
@@ -838,7 +894,7 @@ func TestClose(t *testing.T) {
 	if _, err := c.SendFile(bg(), "C1", "", "a.txt", "text/plain", strings.NewReader("x")); !errors.Is(err, ErrClosed) {
 		t.Errorf("SendFile after Close: %v", err)
 	}
-	if _, ok := <-c.Stream(); ok {
+	if _, ok := <-stream(c); ok {
 		t.Error("stream open after Close")
 	}
 }
@@ -974,7 +1030,9 @@ func TestStreamOverflow(t *testing.T) {
 	leakCheck(t)
 	t.Run("pushes", func(t *testing.T) {
 		f := newFake(t)
-		c, p, _ := dialFake(t, f, Config{StreamBuffer: 2})
+		var cfg Config
+		q := queueItems(&cfg, 2)
+		c, p, _ := dialFake(t, f, cfg)
 		ch := goCall(c, bg(), ActionGetChatThreads, nil)
 		p.next(t)
 		for i := range 3 {
@@ -988,16 +1046,18 @@ func TestStreamOverflow(t *testing.T) {
 			t.Errorf("in-flight call: %v", o.err)
 		}
 		n := 0
-		for range c.Stream() {
+		for range q {
 			n++
 		}
 		if n != 2 {
-			t.Errorf("stream kept %d items, want 2", n)
+			t.Errorf("the queue kept %d items, want 2", n)
 		}
 	})
 	t.Run("emit", func(t *testing.T) {
 		f := newFake(t)
-		c, p, _ := dialFake(t, f, Config{StreamBuffer: 1})
+		var cfg Config
+		queueItems(&cfg, 1)
+		c, p, _ := dialFake(t, f, cfg)
 		ch := goCall(c, bg(), ActionGetChatThreads, nil, Emit())
 		req := p.next(t)
 		p.push(t, PushIncomingEvent, `{}`)
@@ -1041,7 +1101,7 @@ func TestConcurrentCalls(t *testing.T) {
 	streamDone := make(chan int)
 	go func() {
 		k := 0
-		for it := range c.Stream() {
+		for it := range stream(c) {
 			if it.ResultOf != "" {
 				k++
 			}

@@ -1,20 +1,22 @@
-// Package chatio speaks the chat.io customer protocol v0.5: the wire types,
-// a websocket client with one call per protocol action, the HTTP file upload,
-// and the conversion of wire objects into the shapes and events the official
-// JavaScript SDK (0.9.1) resolves and emits.
+// Package chatio is the client of the chat.io customer protocol v0.5: the
+// wire types, a Client that sends requests and matches their answers,
+// hands pushes on and keeps the socket alive, and the HTTP file upload.
 //
-// Concurrency: a Client owns one websocket (ws.go: gobwas/ws frames, no
-// buffer held while idle). Its reads are done by one reader for the
+// The websocket under a Client is internal/wsconn's; what the SDK makes of
+// the frames it delivers is internal/sdk's (the pure conversion), and the
+// JSON objects both work on are internal/jsonobj's.
+//
+// Concurrency: a Client owns one websocket, which one reader reads for the
 // client's whole life: a goroutine started by Dial, or, with
 // Config.Poller, an event loop of internal/netpoll that reads the socket
-// only when it has bytes (no goroutine waits while it is idle); writes are
-// serialised by wsConn. Every
-// exported Client method is safe for concurrent use. Pushes and
-// event-bearing results are delivered, in arrival order, to Config.OnItem
-// on the read loop itself, or else on one bounded channel (Client.Stream)
-// to a single consumer; see Client.Stream for what happens when that
-// consumer falls behind. Config.OnDone hears of the client's end.
-//
-// The conversion functions (sdk.go) are pure: they take wire payloads and
-// return values whose JSON encoding equals what the SDK produces.
+// only when it has bytes (no goroutine waits while it is idle). Every
+// exported Client method is safe for concurrent use; writes are
+// serialised by the websocket. Pushes and event-bearing results are
+// delivered, in arrival order, to Config.OnItem (required) on the read
+// loop itself; an item it refuses ends the client with ErrStreamOverflow.
+// Config.OnDone hears of the client's end, on the read loop too. The
+// keepalive runs on a timer; a ping's goroutine lives only while it waits
+// for its pong. Client.mu (the calls in flight and the cause of the end)
+// and Client.kaMu (the keepalive timer) are never held together, and no
+// callback runs under either.
 package chatio

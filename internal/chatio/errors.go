@@ -20,9 +20,11 @@ var (
 	ErrClosed = errors.New("chatio: client closed")
 	// ErrFileTooLarge: a file upload went past MaxFileSize while streaming.
 	ErrFileTooLarge = errors.New("chatio: The file is too big (max size is 10.00 MB).")
-	// ErrStreamOverflow: the consumer of Client.Stream fell behind by more
-	// than the stream buffer; the client closes its socket with it.
+	// ErrStreamOverflow: Config.OnItem refused an item (its consumer cannot
+	// take more); the client closes its socket with it.
 	ErrStreamOverflow = errors.New("chatio: push consumer fell behind")
+
+	errNoOnItem = errors.New("chatio: Config.OnItem is required")
 )
 
 // AuthError is an upstream "authentication" error. errors.Is(err,

@@ -10,9 +10,9 @@ import (
 	"github.com/coder/websocket"
 )
 
-// With OnItem the read loop hands each item over itself: in order, an
-// Emit()-result before its Call returns, nothing on Stream, and a refused
-// item ends the client with ErrStreamOverflow.
+// The read loop hands each item to OnItem itself: in order, an
+// Emit()-result before its Call returns, and a refused item ends the
+// client with ErrStreamOverflow.
 func TestOnItem(t *testing.T) {
 	leakCheck(t)
 
@@ -32,9 +32,6 @@ func TestOnItem(t *testing.T) {
 		}
 		f := newFake(t)
 		c, p, _ := dialFake(t, f, Config{OnItem: take})
-		if cap(c.Stream()) != 0 {
-			t.Errorf("Stream buffers %d items though OnItem takes them", cap(c.Stream()))
-		}
 		for i := range 3 {
 			p.push(t, PushIncomingEvent, fmt.Sprintf(`{"i":%d}`, i))
 		}
@@ -52,9 +49,6 @@ func TestOnItem(t *testing.T) {
 		if err := c.Close(); err != nil {
 			t.Fatal(err)
 		}
-		if _, ok := <-c.Stream(); ok {
-			t.Error("an item reached Stream")
-		}
 	})
 
 	t.Run("refused", func(t *testing.T) {
@@ -69,6 +63,99 @@ func TestOnItem(t *testing.T) {
 		}
 		if n != 2 {
 			t.Errorf("OnItem called %d times, want 2", n)
+		}
+	})
+
+	t.Run("no OnItem", func(t *testing.T) {
+		f := newFake(t)
+		_, _, err := Dial(bg(), Config{URL: f.url, License: testLicense, Token: testToken, HTTPClient: f.srv.Client()})
+		if !errors.Is(err, errNoOnItem) {
+			t.Fatalf("Dial without OnItem: %v", err)
+		}
+	})
+}
+
+// A consumer that queues items and refuses one when its queue is full (as
+// the session's inbox does) gets them all in order while they fit; one
+// more ends the client with ErrStreamOverflow and the queue keeps what it
+// took; Close never waits for the consumer.
+func TestOnItemQueue(t *testing.T) {
+	leakCheck(t)
+	const buffer = 13
+
+	t.Run("order", func(t *testing.T) {
+		f := newFake(t)
+		var cfg Config
+		q := queueItems(&cfg, buffer)
+		c, p, _ := dialFake(t, f, cfg)
+		for round := range 2 {
+			for i := range buffer {
+				p.push(t, PushIncomingEvent, fmt.Sprintf(`{"i":%d}`, round*buffer+i))
+			}
+			// A call's answer comes after the pushes: they are all queued.
+			ch := goCall(c, bg(), ActionPing, nil)
+			p.respond(t, p.next(t), `{}`)
+			if o := outOf(t, ch); o.err != nil {
+				t.Fatal(o.err)
+			}
+			for i := range buffer {
+				it := <-q
+				if want := fmt.Sprintf(`{"i":%d}`, round*buffer+i); string(it.Frame.Payload) != want {
+					t.Fatalf("item %d = %s, want %s", i, it.Frame.Payload, want)
+				}
+			}
+		}
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("overflow", func(t *testing.T) {
+		f := newFake(t)
+		var cfg Config
+		q := queueItems(&cfg, buffer)
+		c, p, _ := dialFake(t, f, cfg)
+		for i := range buffer + 1 {
+			p.push(t, PushIncomingEvent, fmt.Sprintf(`{"i":%d}`, i))
+		}
+		waitDone(t, c)
+		if !errors.Is(c.Err(), ErrStreamOverflow) {
+			t.Fatalf("Err = %v", c.Err())
+		}
+		n := 0
+		for it := range q {
+			if want := fmt.Sprintf(`{"i":%d}`, n); string(it.Frame.Payload) != want {
+				t.Fatalf("item %d = %s, want %s", n, it.Frame.Payload, want)
+			}
+			n++
+		}
+		if n != buffer {
+			t.Errorf("the queue kept %d items, want %d", n, buffer)
+		}
+	})
+
+	t.Run("close does not wait for the consumer", func(t *testing.T) {
+		f := newFake(t)
+		var cfg Config
+		q := queueItems(&cfg, buffer)
+		c, p, _ := dialFake(t, f, cfg)
+		for i := range buffer {
+			p.push(t, PushIncomingEvent, fmt.Sprintf(`{"i":%d}`, i))
+		}
+		ch := goCall(c, bg(), ActionPing, nil)
+		p.respond(t, p.next(t), `{}`)
+		if o := outOf(t, ch); o.err != nil {
+			t.Fatal(o.err)
+		}
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for range q {
+			n++
+		}
+		if n != buffer {
+			t.Errorf("the queue held %d items after Close, want %d", n, buffer)
 		}
 	})
 }

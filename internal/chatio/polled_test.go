@@ -51,7 +51,7 @@ func TestPolled(t *testing.T) {
 		{"CallTimeoutProbesStall", TestCallTimeoutProbesStall},
 		{"StallFailsCallsWithTimeout", TestStallFailsCallsWithTimeout},
 		{"OnIgnored", TestOnIgnored},
-		{"StreamBuffer", TestStreamBuffer},
+		{"OnItemQueue", TestOnItemQueue},
 	} {
 		t.Run(tc.name, tc.fn)
 	}

@@ -16,11 +16,35 @@ import (
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
+	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
+	"github.com/chatio-gateway/chatio-gateway/internal/sdk"
 )
 
+// items holds the item queue of each client dialSim dialed
+// (*chatio.Client → chan chatio.StreamItem, closed when the client ends).
+var items sync.Map
+
+// takeItems is an OnItem that queues the items on a channel of 1,024 and
+// refuses one that does not fit; done closes the channel.
+func takeItems() (q chan chatio.StreamItem, onItem func(chatio.StreamItem) bool, done func()) {
+	q = make(chan chatio.StreamItem, 1024)
+	onItem = func(it chatio.StreamItem) bool {
+		select {
+		case q <- it:
+			return true
+		default:
+			return false
+		}
+	}
+	return q, onItem, func() { close(q) }
+}
+
+// dialSim dials the simulator at url as token's customer; the client's
+// items are queued for nextEvents.
 func dialSim(t *testing.T, url, token string, mod func(*chatio.Config)) *chatio.Client {
 	t.Helper()
-	cfg := chatio.Config{URL: url, License: 1, Token: token}
+	q, onItem, done := takeItems()
+	cfg := chatio.Config{URL: url, License: 1, Token: token, OnItem: onItem, OnDone: done}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -30,10 +54,14 @@ func dialSim(t *testing.T, url, token string, mod func(*chatio.Config)) *chatio.
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
-	if want := chatiotest.CustomerIDForToken(token); login.CustomerID != want {
+	if want := chatiosim.CustomerIDForToken(token); login.CustomerID != want {
 		t.Fatalf("login customer_id %q, want %q", login.CustomerID, want)
 	}
-	t.Cleanup(func() { _ = c.Close() })
+	items.Store(c, q)
+	t.Cleanup(func() {
+		_ = c.Close()
+		items.Delete(c)
+	})
 	return c
 }
 
@@ -46,7 +74,7 @@ func call(t *testing.T, c *chatio.Client, action string, payload any) map[string
 	if err != nil {
 		t.Fatalf("%s: %v", action, err)
 	}
-	v, err := chatio.ParseResult(action, raw)
+	v, err := sdk.ParseResult(action, raw)
 	if err != nil {
 		t.Fatalf("%s: parse %s: %v", action, raw, err)
 	}
@@ -72,24 +100,25 @@ func asMap(t *testing.T, v any) map[string]any {
 
 // nextEvents reads stream items until events named want have all been seen
 // (in that order among the SDK events the items convert to).
-func nextEvents(t *testing.T, c *chatio.Client, want ...string) []chatio.Event {
+func nextEvents(t *testing.T, c *chatio.Client, want ...string) []sdk.Event {
 	t.Helper()
-	var got []chatio.Event
+	var got []sdk.Event
 	deadline := time.After(5 * time.Second)
+	q, _ := items.Load(c)
 	for i := 0; i < len(want); {
 		select {
-		case it, ok := <-c.Stream():
+		case it, ok := <-q.(chan chatio.StreamItem):
 			if !ok {
 				t.Fatalf("stream closed; waiting for %v, got %v", want[i:], names(got))
 			}
-			var evs []chatio.Event
+			var evs []sdk.Event
 			var err error
 			if it.ResultOf != "" {
-				evs, err = chatio.ResultEvents(it.ResultOf, it.Frame.Payload)
-				more, _ := chatio.ResultPushEvents(it.Frame)
+				evs, err = sdk.ResultEvents(it.ResultOf, it.Frame.Payload)
+				more, _ := sdk.ResultPushEvents(it.Frame)
 				evs = append(evs, more...)
 			} else {
-				evs, err = chatio.PushEvents(it.Frame)
+				evs, err = sdk.PushEvents(it.Frame)
 			}
 			if err != nil {
 				t.Fatalf("convert %s: %v", it.Frame.Action, err)
@@ -107,7 +136,7 @@ func nextEvents(t *testing.T, c *chatio.Client, want ...string) []chatio.Event {
 	return got
 }
 
-func names(evs []chatio.Event) []string {
+func names(evs []sdk.Event) []string {
 	var n []string
 	for _, e := range evs {
 		n = append(n, e.Name)
@@ -116,10 +145,10 @@ func names(evs []chatio.Event) []string {
 }
 
 func TestSimEveryActionAndPush(t *testing.T) {
-	sim, url := chatiotest.Start(t, chatiotest.Config{})
+	sim, url := chatiotest.Start(t, chatiosim.Config{})
 	c := dialSim(t, url, "customer-a", nil)
 	other := dialSim(t, url, "customer-a", nil) // the customer's second socket
-	me := chatiotest.CustomerIDForToken("customer-a")
+	me := chatiosim.CustomerIDForToken("customer-a")
 
 	sum := call(t, c, chatio.ActionGetChatsSummary, map[string]any{"offset": 0, "limit": 10})
 	if sum["totalChats"] != float64(0) {
@@ -134,17 +163,17 @@ func TestSimEveryActionAndPush(t *testing.T) {
 	if chatID == "" || len(chat["threads"].([]any)) != 1 {
 		t.Fatalf("start_chat resolved %v", chat)
 	}
-	nextEvents(t, c, chatio.EventUserData, chatio.EventThreadSummary)
+	nextEvents(t, c, sdk.EventUserData, sdk.EventThreadSummary)
 	// The other socket sees the new thread as a plain push.
-	nextEvents(t, other, chatio.EventUserData, chatio.EventThreadSummary)
+	nextEvents(t, other, sdk.EventUserData, sdk.EventThreadSummary)
 
 	ev := call(t, c, chatio.ActionSendEvent, map[string]any{"chat_id": chatID,
 		"event": map[string]any{"type": "message", "text": "hello", "custom_id": "c-1"}})
 	if ev["text"] != "hello" || ev["customId"] != "c-1" || ev["author"] != me || ev["type"] != "message" {
 		t.Fatalf("send_event resolved %v", ev)
 	}
-	nextEvents(t, c, chatio.EventNewEvent)
-	nextEvents(t, other, chatio.EventNewEvent)
+	nextEvents(t, c, sdk.EventNewEvent)
+	nextEvents(t, other, sdk.EventNewEvent)
 
 	custom := call(t, c, chatio.ActionSendEvent, map[string]any{"chat_id": chatID,
 		"event": map[string]any{"type": "rich_card", "title": "Plans"}})
@@ -165,16 +194,16 @@ func TestSimEveryActionAndPush(t *testing.T) {
 	if r := call(t, c, chatio.ActionUpdateChatProperties, map[string]any{"chat_id": chatID, "properties": map[string]any{"ns": map[string]any{"k": "v"}}}); r["success"] != true {
 		t.Fatalf("update_chat_properties %v", r)
 	}
-	nextEvents(t, other, chatio.EventChatPropertiesUpdated)
+	nextEvents(t, other, sdk.EventChatPropertiesUpdated)
 	threadID := chat["threads"].([]any)[0].(string)
 	if r := call(t, c, chatio.ActionUpdateChatThreadProperties, map[string]any{"chat_id": chatID, "thread_id": threadID, "properties": map[string]any{"rating": map[string]any{"score": 1}}}); r["success"] != true {
 		t.Fatalf("update_chat_thread_properties %v", r)
 	}
-	nextEvents(t, other, chatio.EventChatThreadPropertiesUpdate)
+	nextEvents(t, other, sdk.EventChatThreadPropertiesUpdate)
 	if r := call(t, c, chatio.ActionUpdateLastSeenTimestamp, map[string]any{"chat_id": chatID}); r["timestamp"] == nil {
 		t.Fatalf("update_last_seen_timestamp %v", r)
 	}
-	nextEvents(t, other, chatio.EventLastSeenTimestampUpdated)
+	nextEvents(t, other, sdk.EventLastSeenTimestampUpdated)
 
 	ts := call(t, c, chatio.ActionGetChatThreadsSummary, map[string]any{"chat_id": chatID, "offset": 0, "limit": 25})
 	if ts["totalThreads"] != float64(1) {
@@ -191,36 +220,36 @@ func TestSimEveryActionAndPush(t *testing.T) {
 	if err := agent.Join(chatID); err != nil {
 		t.Fatal(err)
 	}
-	nextEvents(t, c, chatio.EventUserData, chatio.EventUserJoinedChat)
+	nextEvents(t, c, sdk.EventUserData, sdk.EventUserJoinedChat)
 	_ = agent.Typing(chatID, true)
-	nextEvents(t, c, chatio.EventUserIsTyping)
+	nextEvents(t, c, sdk.EventUserIsTyping)
 	_ = agent.Typing(chatID, false)
-	nextEvents(t, c, chatio.EventUserStoppedTyping)
+	nextEvents(t, c, sdk.EventUserStoppedTyping)
 	if _, err := agent.SendMessage(chatID, "hi there"); err != nil {
 		t.Fatal(err)
 	}
-	nextEvents(t, c, chatio.EventNewEvent)
+	nextEvents(t, c, sdk.EventNewEvent)
 	if _, err := agent.SendImage(chatID, "https://cdn.example/a.png", "image/png", 64, 48); err != nil {
 		t.Fatal(err)
 	}
-	got := nextEvents(t, c, chatio.EventNewEvent)
+	got := nextEvents(t, c, sdk.EventNewEvent)
 	img := asMap(t, got[len(got)-1].Data)["event"].(map[string]any)
 	if img["type"] != "file" || img["width"] != float64(64) || img["contentType"] != "image/png" {
 		t.Fatalf("image event %v", img)
 	}
 	_ = agent.UpdateChatProperties(chatID, map[string]any{"ns": map[string]any{"agent": true}})
-	nextEvents(t, c, chatio.EventChatPropertiesUpdated)
+	nextEvents(t, c, sdk.EventChatPropertiesUpdated)
 	_ = agent.UpdateThreadProperties(chatID, "", map[string]any{"ns": map[string]any{"x": 1}})
-	nextEvents(t, c, chatio.EventChatThreadPropertiesUpdate)
+	nextEvents(t, c, sdk.EventChatThreadPropertiesUpdate)
 	_ = agent.MarkSeen(chatID, time.Now())
-	nextEvents(t, c, chatio.EventLastSeenTimestampUpdated)
+	nextEvents(t, c, sdk.EventLastSeenTimestampUpdated)
 	_ = agent.Leave(chatID)
-	nextEvents(t, c, chatio.EventUserLeftChat)
+	nextEvents(t, c, sdk.EventUserLeftChat)
 
 	if r := call(t, c, chatio.ActionCloseThread, map[string]any{"chat_id": chatID}); r["success"] != true {
 		t.Fatalf("close_thread %v", r)
 	}
-	nextEvents(t, other, chatio.EventThreadClosed)
+	nextEvents(t, other, sdk.EventThreadClosed)
 
 	// A message to a chat without an active thread starts a new one: the
 	// result is a new thread (user_data, thread_summary, new_event).
@@ -228,7 +257,7 @@ func TestSimEveryActionAndPush(t *testing.T) {
 	if ev2["text"] != "again" || ev2["thread"] == threadID {
 		t.Fatalf("new-thread send_event resolved %v", ev2)
 	}
-	nextEvents(t, other, chatio.EventUserData, chatio.EventThreadSummary, chatio.EventNewEvent)
+	nextEvents(t, other, sdk.EventUserData, sdk.EventThreadSummary, sdk.EventNewEvent)
 
 	sum = call(t, c, chatio.ActionGetChatsSummary, map[string]any{"offset": 0, "limit": 10})
 	cs := sum["chatsSummary"].([]any)
@@ -238,7 +267,7 @@ func TestSimEveryActionAndPush(t *testing.T) {
 
 	// customer_disconnected with a reason that forbids reconnecting.
 	sim.DisconnectCustomer(me, "logged_out_remotely")
-	nextEvents(t, c, chatio.EventDisconnected)
+	nextEvents(t, c, sdk.EventDisconnected)
 	<-c.Done()
 	var de *chatio.DisconnectedError
 	if !errors.As(c.Err(), &de) || de.Reason != "logged_out_remotely" || de.Retry {
@@ -247,12 +276,13 @@ func TestSimEveryActionAndPush(t *testing.T) {
 }
 
 func TestSimErrors(t *testing.T) {
-	sim, url := chatiotest.Start(t, chatiotest.Config{RequestTimeout: 300 * time.Millisecond, MaxPending: 10})
+	sim, url := chatiotest.Start(t, chatiosim.Config{RequestTimeout: 300 * time.Millisecond, MaxPending: 10})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
 	// authentication at login
-	_, _, err := chatio.Dial(ctx, chatio.Config{URL: url, License: 1, Token: "expired:abc"})
+	_, onItem, _ := takeItems()
+	_, _, err := chatio.Dial(ctx, chatio.Config{URL: url, License: 1, Token: "expired:abc", OnItem: onItem})
 	var ae *chatio.AuthError
 	if !errors.As(err, &ae) || !errors.Is(err, chatio.ErrAuthentication) {
 		t.Fatalf("expired token: %v", err)
@@ -304,7 +334,7 @@ func TestSimErrors(t *testing.T) {
 }
 
 func TestSimDropMidCall(t *testing.T) {
-	sim, url := chatiotest.Start(t, chatiotest.Config{})
+	sim, url := chatiotest.Start(t, chatiosim.Config{})
 	c := dialSim(t, url, "customer-drop", nil)
 	sim.SetLatency(2 * time.Second)
 	errc := make(chan error, 1)
@@ -329,7 +359,7 @@ func TestSimDropMidCall(t *testing.T) {
 }
 
 func TestSimKeepaliveFailure(t *testing.T) {
-	sim, url := chatiotest.Start(t, chatiotest.Config{})
+	sim, url := chatiotest.Start(t, chatiosim.Config{})
 	c := dialSim(t, url, "customer-stall", func(cfg *chatio.Config) {
 		cfg.PingInterval = 50 * time.Millisecond
 		cfg.PongTimeout = 150 * time.Millisecond
@@ -357,7 +387,7 @@ func TestSimKeepaliveFailure(t *testing.T) {
 // keepalive pings go on while the socket brings a steady flow of pushes.
 func TestSimBusySocketKeptAlive(t *testing.T) {
 	const idle = 300 * time.Millisecond
-	sim, url := chatiotest.Start(t, chatiotest.Config{IdleTimeout: idle})
+	sim, url := chatiotest.Start(t, chatiosim.Config{IdleTimeout: idle})
 	c := dialSim(t, url, "customer-busy", func(cfg *chatio.Config) {
 		cfg.PingInterval = idle / 3
 	})
@@ -381,11 +411,11 @@ func TestSimBusySocketKeptAlive(t *testing.T) {
 }
 
 func TestSimSendFile(t *testing.T) {
-	sim, url := chatiotest.Start(t, chatiotest.Config{})
+	sim, url := chatiotest.Start(t, chatiosim.Config{})
 	c := dialSim(t, url, "customer-file", nil)
 	chat := call(t, c, chatio.ActionStartChat, map[string]any{"routing_scope": map[string]any{"type": "license"}})
 	chatID := chat["id"].(string)
-	nextEvents(t, c, chatio.EventThreadSummary)
+	nextEvents(t, c, sdk.EventThreadSummary)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -400,7 +430,7 @@ func TestSimSendFile(t *testing.T) {
 		t.Fatalf("SendFile result %s", raw)
 	}
 	// The upload shows up as a file event on the socket.
-	got := nextEvents(t, c, chatio.EventNewEvent)
+	got := nextEvents(t, c, sdk.EventNewEvent)
 	fe := asMap(t, got[len(got)-1].Data)["event"].(map[string]any)
 	if fe["type"] != "file" || fe["url"] != res.URL || fe["customId"] != "f-1" {
 		t.Fatalf("file event %v (url %s)", fe, res.URL)

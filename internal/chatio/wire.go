@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"strings"
+
+	"github.com/chatio-gateway/chatio-gateway/internal/jsonobj"
 )
 
 // Frame is one JSON object on the socket, in either direction.
@@ -156,7 +158,7 @@ type WireChat struct {
 // UnmarshalFrame is json.Unmarshal(data, &f) for a Frame, and what the
 // client's read loop decodes each frame with. It is several times cheaper
 // on the frames the protocol sends (an object with the five lower-case
-// members, strings without escapes): those are split by scanObject;
+// members, strings without escapes): those are split by jsonobj's scanner;
 // anything else (other types, escapes, keys that only match
 // case-insensitively, not an object) goes to encoding/json. The result
 // and the error are always the decoder's (FuzzUnmarshalFrame).
@@ -172,12 +174,8 @@ func UnmarshalFrame(data []byte) (Frame, error) {
 // scanFrame is UnmarshalFrame's fast path; false when it cannot tell.
 func scanFrame(data []byte) (Frame, bool) {
 	var f Frame
-	i := skipSpace(data, 0) // JSON's white space only
-	if i == len(data) || data[i] != '{' || !json.Valid(data) {
-		return f, false
-	}
 	ok := true
-	scanMembers(bytes.Clone(data[i:]), func(k string, raw []byte) {
+	valid := jsonobj.EachMember(bytes.Clone(data), func(k string, raw json.RawMessage) {
 		if !ok {
 			return
 		}
@@ -205,7 +203,7 @@ func scanFrame(data []byte) (Frame, bool) {
 			ok = !isFrameKeyFold(k)
 		}
 	})
-	if !ok {
+	if !valid || !ok {
 		return Frame{}, false
 	}
 	return f, true
@@ -213,9 +211,9 @@ func scanFrame(data []byte) (Frame, bool) {
 
 // scanString stores a JSON string without escapes; false for anything
 // else (null too: the decoder leaves the field as an earlier duplicate
-// key set it, which scanObject has merged away).
+// key set it, which the scan does not track).
 func scanString(raw json.RawMessage, dst *string) bool {
-	s, ok := PlainString(raw)
+	s, ok := jsonobj.PlainString(raw)
 	if ok {
 		*dst = internWire(s)
 	}
@@ -244,6 +242,21 @@ var wireNames = func() map[string]string {
 	}
 	return m
 }()
+
+// memberNames are the member names of the protocol's objects: the JSON
+// scanner shares one string per name (jsonobj.InternKeys) instead of
+// copying each key it reads.
+var memberNames = []string{
+	"action", "active", "added", "agent", "author_id", "avatar", "chat", "chat_id", "chats_summary",
+	"content_type", "custom_id", "customer", "email", "event", "events", "events_count", "fields",
+	"height", "id", "is_typing", "last_event_per_type", "last_seen_timestamp", "name", "order",
+	"payload", "present", "properties", "reason", "recipients", "removed_ids", "request_id",
+	"routing_scope", "success", "text", "thread", "thread_id", "thread_order", "threads",
+	"threads_summary", "timestamp", "total_chats", "total_threads", "type", "typing_indicator",
+	"updated_users", "url", "user_id", "user_ids", "users", "width",
+}
+
+func init() { jsonobj.InternKeys(memberNames...) }
 
 func isFrameKeyFold(k string) bool {
 	for _, f := range [...]string{"request_id", "action", "type", "success", "payload"} {

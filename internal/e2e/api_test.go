@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
+	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
 	"github.com/chatio-gateway/chatio-gateway/internal/httpapi"
 	"github.com/chatio-gateway/chatio-gateway/internal/session"
 )
@@ -32,16 +33,16 @@ const apiWait = 5 * time.Second
 // apiEnv is a simulator and a gateway in front of it.
 type apiEnv struct {
 	t     *testing.T
-	sim   *chatiotest.Server
+	sim   *chatiosim.Server
 	gw    *gateway
 	c     *http.Client
 	ctx   context.Context
-	agent *chatiotest.Agent
+	agent *chatiosim.Agent
 }
 
 // apiStart serves a simulator (cfg; never the bot) and a gateway (o) for
 // the test.
-func apiStart(t *testing.T, cfg chatiotest.Config, o gatewayOptions) *apiEnv {
+func apiStart(t *testing.T, cfg chatiosim.Config, o gatewayOptions) *apiEnv {
 	t.Helper()
 	cfg.Bot = false
 	sim, wsURL := chatiotest.Start(t, cfg)
@@ -187,7 +188,7 @@ func (e *apiEnv) connect(token string) (*sseStream, sseMessage) {
 	e.t.Helper()
 	s := e.stream(token, "")
 	m := s.next(e.t, apiWait)
-	if want := mustMarshal(chatiotest.CustomerIDForToken(token)); m.Event != "customer_id" || m.Data != want {
+	if want := mustMarshal(chatiosim.CustomerIDForToken(token)); m.Event != "customer_id" || m.Data != want {
 		e.t.Fatalf("first event %s %s, want customer_id %s", m.Event, m.Data, want)
 	}
 	for {
@@ -346,9 +347,9 @@ func (e *apiEnv) upload(token, chat string, body []byte, formType string) apiAns
 // cause.
 func TestAPIEveryRoute(t *testing.T) {
 	t.Parallel()
-	e := apiStart(t, chatiotest.Config{}, gatewayOptions{})
+	e := apiStart(t, chatiosim.Config{}, gatewayOptions{})
 	const tok = "api-every-route"
-	cust := chatiotest.CustomerIDForToken(tok)
+	cust := chatiosim.CustomerIDForToken(tok)
 	s, _ := e.connect(tok)
 	names := map[string]bool{"customer_id": true, "connected": true}
 	read := func(stop func(sseMessage) bool) {
@@ -580,7 +581,7 @@ func TestAPIEveryRoute(t *testing.T) {
 // included (as new_event, on both).
 func TestAPITwoSubscribers(t *testing.T) {
 	t.Parallel()
-	e := apiStart(t, chatiotest.Config{}, gatewayOptions{})
+	e := apiStart(t, chatiosim.Config{}, gatewayOptions{})
 	const tok = "api-two-subscribers"
 	a, ca := e.connect(tok)
 	b, cb := e.connect(tok)
@@ -640,7 +641,7 @@ func TestAPITwoSubscribers(t *testing.T) {
 // order, once, and then live events.
 func TestAPIResume(t *testing.T) {
 	t.Parallel()
-	e := apiStart(t, chatiotest.Config{}, gatewayOptions{})
+	e := apiStart(t, chatiosim.Config{}, gatewayOptions{})
 	const tok = "api-resume"
 	ref, _ := e.connect(tok) // stays open: the reference
 	chat := e.startChat(tok, "start")
@@ -696,7 +697,7 @@ func TestAPIResume(t *testing.T) {
 // call on the other customer's chat answers 404 not_found.
 func TestAPIIsolation(t *testing.T) {
 	t.Parallel()
-	e := apiStart(t, chatiotest.Config{}, gatewayOptions{})
+	e := apiStart(t, chatiosim.Config{}, gatewayOptions{})
 	toks := [2]string{"api-iso-a", "api-iso-b"}
 	var streams [2]*sseStream
 	var chats [2]apiChat
@@ -727,7 +728,7 @@ func TestAPIIsolation(t *testing.T) {
 			}
 			_ = json.Unmarshal([]byte(m.Data), &d)
 			if strings.Contains(m.Data, other) || strings.Contains(m.Data, toks[1-i]) ||
-				strings.Contains(m.Data, chatiotest.CustomerIDForToken(toks[1-i])) {
+				strings.Contains(m.Data, chatiosim.CustomerIDForToken(toks[1-i])) {
 				t.Errorf("%s saw the other customer's %s: %s", tok, m.Event, m.Data)
 			}
 			if d.Chat != "" && d.Chat != chats[i].ID {
@@ -764,7 +765,7 @@ func TestAPIErrors(t *testing.T) {
 
 	t.Run("INVALID_ARGS", func(t *testing.T) {
 		t.Parallel()
-		e := apiStart(t, chatiotest.Config{MaxFileSize: 1024}, gatewayOptions{http: func(c *httpapi.Config) { c.MaxBodyBytes = 4096 }})
+		e := apiStart(t, chatiosim.Config{MaxFileSize: 1024}, gatewayOptions{http: func(c *httpapi.Config) { c.MaxBodyBytes = 4096 }})
 		const tok = "api-invalid-args"
 		chat := e.startChat(tok, "hi")
 		before := len(e.sim.Events(chat.ID))
@@ -815,7 +816,7 @@ func TestAPIErrors(t *testing.T) {
 
 	t.Run("AUTHENTICATION", func(t *testing.T) {
 		t.Parallel()
-		e := apiStart(t, chatiotest.Config{}, gatewayOptions{})
+		e := apiStart(t, chatiosim.Config{}, gatewayOptions{})
 		e.wantError(e.call("", "GET", "/v1/session", nil), http.StatusUnauthorized, httpapi.CodeAuthentication, "")
 		req, _ := http.NewRequestWithContext(e.ctx, "GET", e.gw.URL+"/v1/session", nil)
 		req.Header.Set("Authorization", "Basic dXNlcjpwYXNz")
@@ -836,7 +837,7 @@ func TestAPIErrors(t *testing.T) {
 
 	t.Run("REQUEST_FAILED", func(t *testing.T) {
 		t.Parallel()
-		e := apiStart(t, chatiotest.Config{}, gatewayOptions{})
+		e := apiStart(t, chatiosim.Config{}, gatewayOptions{})
 		const tok = "api-request-failed"
 		chat := e.startChat(tok, "hi")
 		// validation: the gateway forwards an empty text (as the SDK
@@ -856,7 +857,7 @@ func TestAPIErrors(t *testing.T) {
 
 	t.Run("CONNECTION_LOST", func(t *testing.T) {
 		t.Parallel()
-		e := apiStart(t, chatiotest.Config{}, gatewayOptions{session: func(c *session.Config) { c.ReconnectWait = 300 * time.Millisecond }})
+		e := apiStart(t, chatiosim.Config{}, gatewayOptions{session: func(c *session.Config) { c.ReconnectWait = 300 * time.Millisecond }})
 		const tok = "api-connection-lost"
 		e.ok(e.call(tok, "GET", "/v1/session", nil), http.StatusOK, nil)
 		e.sim.RefuseConnections(20 * time.Second)
@@ -909,7 +910,7 @@ func TestAPIErrors(t *testing.T) {
 
 	t.Run("TIMEOUT", func(t *testing.T) {
 		t.Parallel()
-		e := apiStart(t, chatiotest.Config{}, gatewayOptions{session: func(c *session.Config) { c.Upstream.RequestTimeout = 300 * time.Millisecond }})
+		e := apiStart(t, chatiosim.Config{}, gatewayOptions{session: func(c *session.Config) { c.Upstream.RequestTimeout = 300 * time.Millisecond }})
 		const tok = "api-timeout"
 		e.ok(e.call(tok, "GET", "/v1/session", nil), http.StatusOK, nil)
 		e.sim.Stall(true)
@@ -924,7 +925,7 @@ func TestAPIErrors(t *testing.T) {
 
 	t.Run("OVERLOADED", func(t *testing.T) {
 		t.Parallel()
-		e := apiStart(t, chatiotest.Config{}, gatewayOptions{session: func(c *session.Config) { c.MaxSessions = 1 }})
+		e := apiStart(t, chatiosim.Config{}, gatewayOptions{session: func(c *session.Config) { c.MaxSessions = 1 }})
 		e.ok(e.call("api-overloaded-1", "GET", "/v1/session", nil), http.StatusOK, nil)
 		e.wantError(e.call("api-overloaded-2", "GET", "/v1/session", nil), http.StatusServiceUnavailable, httpapi.CodeOverloaded, "")
 		e.wantError(e.call("api-overloaded-2", "GET", "/v1/events", nil), http.StatusServiceUnavailable, httpapi.CodeOverloaded, "")
@@ -937,7 +938,7 @@ func TestAPIErrors(t *testing.T) {
 // and comes back on the stream as new_event of type file.
 func TestAPIFileUpload(t *testing.T) {
 	t.Parallel()
-	e := apiStart(t, chatiotest.Config{}, gatewayOptions{})
+	e := apiStart(t, chatiosim.Config{}, gatewayOptions{})
 	const tok = "api-file"
 	s, _ := e.connect(tok)
 	chat := e.startChat(tok, "a file follows")
@@ -946,7 +947,7 @@ func TestAPIFileUpload(t *testing.T) {
 	var res struct{ URL string }
 	e.ok(e.upload(tok, chat.ID, body, form), http.StatusCreated, &res)
 
-	var file *chatiotest.Event
+	var file *chatiosim.Event
 	for _, ev := range e.sim.Events(chat.ID) {
 		if ev.Type == "file" {
 			file = &ev
@@ -955,7 +956,7 @@ func TestAPIFileUpload(t *testing.T) {
 	if file == nil {
 		t.Fatalf("the simulator has no file event: %+v", e.sim.Events(chat.ID))
 	}
-	if file.URL != res.URL || file.ContentType != "application/pdf" || file.AuthorID != chatiotest.CustomerIDForToken(tok) {
+	if file.URL != res.URL || file.ContentType != "application/pdf" || file.AuthorID != chatiosim.CustomerIDForToken(tok) {
 		t.Errorf("simulator event %+v, answer url %s", file, res.URL)
 	}
 	if !strings.Contains(string(file.Raw), `"upload-1"`) {
@@ -974,7 +975,7 @@ func TestAPIFileUpload(t *testing.T) {
 // the first page's request, in order.
 func TestAPIHistoryPaging(t *testing.T) {
 	t.Parallel()
-	e := apiStart(t, chatiotest.Config{}, gatewayOptions{})
+	e := apiStart(t, chatiosim.Config{}, gatewayOptions{})
 	const tok = "api-history"
 	chat := e.startChat(tok, "t1 e0")
 	// Four threads of 30 events (the SDK's page takes whole threads up to
@@ -1069,7 +1070,7 @@ func TestAPIHistoryPaging(t *testing.T) {
 func TestAPISneakPeekThrottle(t *testing.T) {
 	t.Parallel()
 	const interval = 400 * time.Millisecond
-	e := apiStart(t, chatiotest.Config{}, gatewayOptions{session: func(c *session.Config) { c.SneakPeekInterval = interval }})
+	e := apiStart(t, chatiosim.Config{}, gatewayOptions{session: func(c *session.Config) { c.SneakPeekInterval = interval }})
 	const tok = "api-sneak"
 	chats := [2]apiChat{e.startChat(tok, "one"), e.startChat(tok, "two")}
 	acts, stop := e.sim.Watch(256)

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
+	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
 	"github.com/chatio-gateway/chatio-gateway/internal/httpapi"
 )
 
@@ -591,7 +591,7 @@ func apiErrorOf(a apiAnswer) (code, typ string) {
 // (the event stream and tickets included); through the validating client.
 func TestAPISpecServerRateLimit(t *testing.T) {
 	t.Parallel()
-	e := apiStart(t, chatiotest.Config{}, gatewayOptions{http: func(c *httpapi.Config) {
+	e := apiStart(t, chatiosim.Config{}, gatewayOptions{http: func(c *httpapi.Config) {
 		c.RateLimit, c.RateBurst = 0.001, 1 // one request per token, then 429
 	}})
 	s := apiLoadSpec(t)
@@ -627,7 +627,7 @@ func TestAPISpecServerRateLimit(t *testing.T) {
 // included; a malformed X-Customer-Id is 400.
 func TestAPISpecServerEdges(t *testing.T) {
 	t.Parallel()
-	e := apiStart(t, chatiotest.Config{}, gatewayOptions{})
+	e := apiStart(t, chatiosim.Config{}, gatewayOptions{})
 
 	// No route, no method.
 	for _, c := range []struct {

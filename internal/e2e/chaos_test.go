@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
+	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
 	"github.com/chatio-gateway/chatio-gateway/internal/httpapi"
 	"github.com/chatio-gateway/chatio-gateway/internal/session"
 )
@@ -41,7 +42,7 @@ func TestChaos(t *testing.T) {
 		customerEvery = 900 * time.Millisecond
 		settleWithin  = 30 * time.Second
 	)
-	sim, url := chatiotest.Start(t, chatiotest.Config{RequestTimeout: 2 * time.Second})
+	sim, url := chatiotest.Start(t, chatiosim.Config{RequestTimeout: 2 * time.Second})
 	gw := startGatewayWith(t, url, 1, gatewayOptions{
 		session: func(c *session.Config) {
 			c.Upstream.PingInterval = 250 * time.Millisecond // a stall shows within ~0.5 s
@@ -70,7 +71,7 @@ func TestChaos(t *testing.T) {
 	cs := make([]*customer, customers)
 	for i := range cs {
 		c := &customer{token: fmt.Sprintf("chaos-%02d", i), required: map[string]bool{}}
-		c.id = chatiotest.CustomerIDForToken(c.token)
+		c.id = chatiosim.CustomerIDForToken(c.token)
 		c.chat = relStartChat(t, client, gw.URL, c.token)
 		for range streamsPer {
 			c.recs = append(c.recs, relRecord(t, client, gw.URL, c.token, true))

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
+	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
 	"github.com/chatio-gateway/chatio-gateway/internal/httpapi"
 )
 
@@ -20,7 +21,7 @@ import (
 // changes nothing.
 func TestIsolationUnderLoad(t *testing.T) {
 	const hammerFor = 3 * time.Second
-	sim, url := chatiotest.Start(t, chatiotest.Config{})
+	sim, url := chatiotest.Start(t, chatiosim.Config{})
 	gw := startGatewayWith(t, url, 1, gatewayOptions{
 		http: func(c *httpapi.Config) { c.RateLimit, c.RateBurst = 10000, 10000 },
 	})
@@ -31,7 +32,7 @@ func TestIsolationUnderLoad(t *testing.T) {
 	}
 	cs := [2]*cust{{token: "iso-alpha", secret: "alpha-secret"}, {token: "iso-bravo", secret: "bravo-secret"}}
 	for _, c := range cs {
-		c.id = chatiotest.CustomerIDForToken(c.token)
+		c.id = chatiosim.CustomerIDForToken(c.token)
 		c.chat = relStartChat(t, client, gw.URL, c.token)
 		for range 2 {
 			r := relRecord(t, client, gw.URL, c.token, true)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
+	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
 	"github.com/chatio-gateway/chatio-gateway/internal/httpapi"
 	"github.com/chatio-gateway/chatio-gateway/internal/session"
 	"github.com/chatio-gateway/chatio-gateway/internal/testwait"
@@ -34,7 +35,7 @@ func TestStuckSubscriber(t *testing.T) {
 		every    = 10 * time.Millisecond
 		padding  = 32 << 10
 	)
-	sim, url := chatiotest.Start(t, chatiotest.Config{})
+	sim, url := chatiotest.Start(t, chatiosim.Config{})
 	gw := startGatewayWith(t, url, 1, gatewayOptions{
 		session: func(c *session.Config) {
 			c.SubscriberBuffer = 64

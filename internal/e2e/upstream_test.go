@@ -11,6 +11,7 @@ import (
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
+	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
 	"github.com/chatio-gateway/chatio-gateway/internal/httpapi"
 	"github.com/chatio-gateway/chatio-gateway/internal/session"
 )
@@ -25,13 +26,13 @@ import (
 // next real event is delivered once. A frame over the read limit costs the
 // socket, not the session: it is redialed and the gap filled.
 func TestMalformedUpstreamFrames(t *testing.T) {
-	sim, url := chatiotest.Start(t, chatiotest.Config{})
+	sim, url := chatiotest.Start(t, chatiosim.Config{})
 	gw := startGatewayWith(t, url, 1, gatewayOptions{
 		session: func(c *session.Config) { c.Upstream.ReadLimit = 64 << 10 },
 	})
 	client := relClient(t)
 	const token = "malformed-frames"
-	id := chatiotest.CustomerIDForToken(token)
+	id := chatiosim.CustomerIDForToken(token)
 	chat := relStartChat(t, client, gw.URL, token)
 	rec := relRecord(t, client, gw.URL, token, false)
 	rec.waitFor(t, "connected", 10*time.Second, hasEvent("connected"))
@@ -131,11 +132,11 @@ func TestMalformedUpstreamFrames(t *testing.T) {
 // retry hint, no retry loop upstream), and the next call answers 401.
 func TestReloginRefused(t *testing.T) {
 	var revoked sync.Map
-	sim, url := chatiotest.Start(t, chatiotest.Config{Tokens: func(token string) (string, error) {
+	sim, url := chatiotest.Start(t, chatiosim.Config{Tokens: func(token string) (string, error) {
 		if _, ok := revoked.Load(token); ok {
-			return "", chatiotest.ErrTokenExpired
+			return "", chatiosim.ErrTokenExpired
 		}
-		return chatiotest.AnyToken(token)
+		return chatiosim.AnyToken(token)
 	}})
 	gw := startGatewayWith(t, url, 1, gatewayOptions{})
 	client := relClient(t)
@@ -146,7 +147,7 @@ func TestReloginRefused(t *testing.T) {
 		r.waitFor(t, "connected", 10*time.Second, hasEvent("connected"))
 	}
 	revoked.Store(token, true)
-	sim.DropCustomer(chatiotest.CustomerIDForToken(token))
+	sim.DropCustomer(chatiosim.CustomerIDForToken(token))
 	for _, r := range recs {
 		r.waitFor(t, "disconnected", 10*time.Second, hasEvent("disconnected"))
 		select {
@@ -191,7 +192,7 @@ func TestMassReconnectAgainstRefusingUpstream(t *testing.T) {
 	var inFlight, peak, attempts atomic.Int64
 	var mu sync.Mutex
 	var starts []time.Time
-	sim, url := chatiotest.Start(t, chatiotest.Config{})
+	sim, url := chatiotest.Start(t, chatiosim.Config{})
 	gw := startGatewayWith(t, url, 1, gatewayOptions{
 		session: func(c *session.Config) {
 			c.MaxConcurrentDials = maxDials
@@ -288,7 +289,7 @@ func TestStalledUpstream(t *testing.T) {
 		requestTimeout = 400 * time.Millisecond
 		pongTimeout    = 300 * time.Millisecond
 	)
-	sim, url := chatiotest.Start(t, chatiotest.Config{RequestTimeout: 3 * time.Second})
+	sim, url := chatiotest.Start(t, chatiosim.Config{RequestTimeout: 3 * time.Second})
 	gw := startGatewayWith(t, url, 1, gatewayOptions{
 		session: func(c *session.Config) {
 			c.Upstream.PingInterval = time.Minute // only the call's timeout can reveal the stall
@@ -299,7 +300,7 @@ func TestStalledUpstream(t *testing.T) {
 	})
 	client := relClient(t)
 	const token = "stalled"
-	id := chatiotest.CustomerIDForToken(token)
+	id := chatiosim.CustomerIDForToken(token)
 	chat := relStartChat(t, client, gw.URL, token)
 	rec := relRecord(t, client, gw.URL, token, false)
 	rec.waitFor(t, "connected", 10*time.Second, hasEvent("connected"))

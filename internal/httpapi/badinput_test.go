@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
+	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
 )
 
 // TestBadInputOfEveryKind sends every kind of bad input the issue lists
@@ -129,7 +129,7 @@ func TestBadInputOfEveryKind(t *testing.T) {
 	_ = thread
 
 	// nothing else reached the simulator; one customer, one session
-	if cs := e.sim.Chats(chatiotest.CustomerIDForToken("tok")); len(cs) != 1 {
+	if cs := e.sim.Chats(chatiosim.CustomerIDForToken("tok")); len(cs) != 1 {
 		t.Fatalf("chats %+v", cs)
 	}
 	if n := e.pool.Len(); n != 1 {

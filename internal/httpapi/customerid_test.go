@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
-	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
+	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
 )
 
 // loginWithoutID makes the upstream's login answer carry no customer id,
@@ -97,7 +97,7 @@ func TestCustomerIDAdoptedLater(t *testing.T) {
 // The upstream's own answer outranks the header.
 func TestCustomerIDLoginWins(t *testing.T) {
 	e := newEnv(t)
-	if id := e.sessionCustomerID("tok", "X-Customer-Id: not-me"); id != chatiotest.CustomerIDForToken("tok") {
+	if id := e.sessionCustomerID("tok", "X-Customer-Id: not-me"); id != chatiosim.CustomerIDForToken("tok") {
 		t.Fatalf("customerId %q, want the login's", id)
 	}
 }

@@ -14,7 +14,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
-	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
+	"github.com/chatio-gateway/chatio-gateway/internal/jsonobj"
 )
 
 // SDK pagination limits (index.js) and their reasons.
@@ -44,7 +44,7 @@ const (
 	maxBodyMembers = 10000
 )
 
-var bodyLimits = chatio.JSONLimits{MaxDepth: maxBodyDepth, MaxMembers: maxBodyMembers}
+var bodyLimits = jsonobj.Limits{MaxDepth: maxBodyDepth, MaxMembers: maxBodyMembers}
 
 // readBody reads a JSON request body (bounded by limitBody) and checks, in
 // one pass, that it is one valid JSON value of valid UTF-8 within
@@ -63,14 +63,14 @@ func readBody(r *http.Request) (json.RawMessage, error) {
 	if len(b) == 0 {
 		return nil, nil
 	}
-	switch err := chatio.CheckJSON(b, bodyLimits); err {
+	switch err := jsonobj.Check(b, bodyLimits); err {
 	case nil:
 		return b, nil
-	case chatio.ErrJSONDepth:
+	case jsonobj.ErrDepth:
 		return nil, invalidArgs("request body is nested too deeply (max " + strconv.Itoa(maxBodyDepth) + " levels of objects and arrays)")
-	case chatio.ErrJSONMembers:
+	case jsonobj.ErrMembers:
 		return nil, invalidArgs("request body has too many object members (max " + strconv.Itoa(maxBodyMembers) + " in all)")
-	case chatio.ErrJSONUTF8:
+	case jsonobj.ErrUTF8:
 		return nil, invalidArgs("request body is not valid UTF-8")
 	default:
 		return nil, invalidArgs("request body is not valid JSON")
@@ -79,7 +79,7 @@ func readBody(r *http.Request) (json.RawMessage, error) {
 
 // body is a request body that is a JSON object, its members in order.
 type body struct {
-	obj chatio.Object
+	obj jsonobj.Object
 }
 
 // objectBody reads a body that must be a JSON object; an empty body is {}
@@ -91,16 +91,16 @@ func objectBody(r *http.Request, emptyOK bool) (body, error) {
 	}
 	if raw == nil {
 		if emptyOK {
-			return body{obj: chatio.Object{}}, nil
+			return body{obj: jsonobj.Object{}}, nil
 		}
 		return body{}, invalidArgs("request body must be a JSON object")
 	}
 	if raw[0] != '{' {
 		return body{}, invalidArgs("request body must be a JSON object")
 	}
-	o := chatio.ParseValidObject(raw) // checked by readBody; raw is ours
+	o := jsonobj.ParseValidObject(raw) // checked by readBody; raw is ours
 	if o == nil {
-		o = chatio.Object{}
+		o = jsonobj.Object{}
 	}
 	return body{obj: o}, nil
 }

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
-	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
+	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
 	"github.com/chatio-gateway/chatio-gateway/internal/session"
 )
 
@@ -44,7 +44,7 @@ func TestMissingBearer(t *testing.T) {
 func TestUpstreamRefusesToken(t *testing.T) {
 	e := newEnv(t)
 	m := expect(t, e.do("GET", "/v1/session", "expired:abc", nil), 401, CodeAuthentication)
-	if m["message"] != chatiotest.ErrTokenExpired.Error() {
+	if m["message"] != chatiosim.ErrTokenExpired.Error() {
 		t.Fatalf("message %v", m["message"])
 	}
 	expect(t, e.do("POST", "/v1/tickets", "expired:abc", nil), 401, CodeAuthentication)
@@ -103,7 +103,7 @@ func TestInvalidArgs(t *testing.T) {
 		}
 	}
 	// none of it went upstream
-	if st := e.sim.Chats(chatiotest.CustomerIDForToken("tok")); len(st) != 1 || len(e.sim.Events(chat)) != 0 {
+	if st := e.sim.Chats(chatiosim.CustomerIDForToken("tok")); len(st) != 1 || len(e.sim.Events(chat)) != 0 {
 		t.Fatalf("bad input reached the simulator: %+v", st)
 	}
 }
@@ -295,7 +295,7 @@ func TestTickets(t *testing.T) {
 		t.Fatalf("ticket %s", r.body)
 	}
 	s := e.openStream("/v1/events?ticket="+ticket, "")
-	if c := s.event(); c.Event != "customer_id" || c.Data != `"`+chatiotest.CustomerIDForToken("tok")+`"` {
+	if c := s.event(); c.Event != "customer_id" || c.Data != `"`+chatiosim.CustomerIDForToken("tok")+`"` {
 		t.Fatalf("first event %+v", c)
 	}
 	// used once

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
+	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
 )
 
 // upstreamUpload is what the upstream read of one upload: the form's parts
@@ -30,7 +31,7 @@ type upstreamUpload struct {
 // uploadTap is the simulator behind a proxy that reads every upload as it
 // passes (recording it) on its way to the simulator.
 type uploadTap struct {
-	sim *chatiotest.Server
+	sim *chatiosim.Server
 	srv *httptest.Server
 
 	signalAt int           // file bytes after which fileSeen is closed
@@ -51,7 +52,7 @@ type uploadTap struct {
 // uploadTap.
 func newUploadEnv(t *testing.T, opts ...func(*envOptions)) (*env, *uploadTap) {
 	t.Helper()
-	sim, simURL := chatiotest.Start(t, chatiotest.Config{})
+	sim, simURL := chatiotest.Start(t, chatiosim.Config{})
 	_ = simURL
 	tap := &uploadTap{sim: sim, fileSeen: make(chan struct{}), signalAt: 64 << 10}
 	tap.srv = httptest.NewServer(tap)

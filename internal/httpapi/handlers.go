@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
+	"github.com/chatio-gateway/chatio-gateway/internal/jsonobj"
+	"github.com/chatio-gateway/chatio-gateway/internal/sdk"
 	"github.com/chatio-gateway/chatio-gateway/internal/session"
 )
 
@@ -55,7 +57,7 @@ func (s *Server) invoke(ctx context.Context, token, action string, payload any) 
 			if err != nil {
 				return err
 			}
-			result, err = chatio.ParseResult(action, raw)
+			result, err = sdk.ParseResult(action, raw)
 			if err != nil {
 				return &chatio.RequestError{Action: action, Type: "invalid_answer", Message: "chat.io sent an answer the gateway cannot read"}
 			}
@@ -165,7 +167,7 @@ func (s *Server) updateCustomer(r *http.Request, token string) (int, any, error)
 		return 0, nil, err
 	}
 	if fields != nil {
-		f, err := chatio.ParseObject(fields)
+		f, err := jsonobj.ParseObject(fields)
 		if err != nil {
 			return 0, nil, invalidArgs("fields must be an object")
 		}
@@ -175,7 +177,7 @@ func (s *Server) updateCustomer(r *http.Request, token string) (int, any, error)
 			}
 		}
 	}
-	res, err := s.invoke(r.Context(), token, chatio.ActionUpdateCustomer, chatio.Object{{Key: "customer", Value: b.obj}})
+	res, err := s.invoke(r.Context(), token, chatio.ActionUpdateCustomer, jsonobj.Object{{Key: "customer", Value: b.obj}})
 	return http.StatusOK, res, err
 }
 
@@ -213,12 +215,12 @@ func (s *Server) startChat(r *http.Request, token string) (int, any, error) {
 		// a scope, so the gateway refuses it rather than forwarding it.
 		return 0, nil, invalidArgs("scope must be an object")
 	}
-	payload := chatio.Object{{Key: "routing_scope", Value: scope}}
+	payload := jsonobj.Object{{Key: "routing_scope", Value: scope}}
 	if events != nil {
-		payload = append(payload, chatio.Member{Key: "events", Value: events})
+		payload = append(payload, jsonobj.Member{Key: "events", Value: events})
 	}
 	if properties != nil {
-		payload = append(payload, chatio.Member{Key: "properties", Value: properties})
+		payload = append(payload, jsonobj.Member{Key: "properties", Value: properties})
 	}
 	res, err := s.invoke(r.Context(), token, chatio.ActionStartChat, payload)
 	return http.StatusCreated, res, err
@@ -235,7 +237,7 @@ func (s *Server) getChatsSummary(r *http.Request, token string) (int, any, error
 		return 0, nil, err
 	}
 	res, err := s.invoke(r.Context(), token, chatio.ActionGetChatsSummary,
-		chatio.Object{{Key: "offset", Value: offset}, {Key: "limit", Value: limit}})
+		jsonobj.Object{{Key: "offset", Value: offset}, {Key: "limit", Value: limit}})
 	return http.StatusOK, res, err
 }
 
@@ -260,7 +262,7 @@ func (s *Server) getChatThreads(r *http.Request, token string) (int, any, error)
 		return 0, nil, invalidArgs("too many thread ids")
 	}
 	res, err := s.invoke(r.Context(), token, chatio.ActionGetChatThreads,
-		chatio.Object{{Key: "chat_id", Value: chat}, {Key: "thread_ids", Value: ids}})
+		jsonobj.Object{{Key: "chat_id", Value: chat}, {Key: "thread_ids", Value: ids}})
 	return http.StatusOK, res, err
 }
 
@@ -279,7 +281,7 @@ func (s *Server) getChatThreadsSummary(r *http.Request, token string) (int, any,
 		return 0, nil, err
 	}
 	res, err := s.invoke(r.Context(), token, chatio.ActionGetChatThreadsSummary,
-		chatio.Object{{Key: "chat_id", Value: chat}, {Key: "offset", Value: offset}, {Key: "limit", Value: limit}})
+		jsonobj.Object{{Key: "chat_id", Value: chat}, {Key: "offset", Value: offset}, {Key: "limit", Value: limit}})
 	return http.StatusOK, res, err
 }
 
@@ -308,7 +310,7 @@ func (s *Server) getChatHistory(r *http.Request, token string) (int, any, error)
 // sdkEvent is parseEvent (clientDataParsers.js): a message becomes
 // {text, type, custom_id?}; any other type is passed as given (customId
 // included) with custom_id added when customId is a string.
-func sdkEvent(b body) (chatio.Object, error) {
+func sdkEvent(b body) (jsonobj.Object, error) {
 	typ, err := b.reqString("type")
 	if err != nil {
 		return nil, err
@@ -324,7 +326,7 @@ func sdkEvent(b body) (chatio.Object, error) {
 	if v := b.get("customId"); jsonKind(v) == 's' {
 		hasCustomID = json.Unmarshal(v, &customID) == nil
 	}
-	var ev chatio.Object
+	var ev jsonobj.Object
 	if typ == "message" {
 		text, err := b.reqString("text")
 		if err != nil {
@@ -332,9 +334,9 @@ func sdkEvent(b body) (chatio.Object, error) {
 		}
 		// An empty text is the upstream's to refuse (validation), as with
 		// the SDK, which forwards it.
-		ev = chatio.Object{{Key: "text", Value: text}, {Key: "type", Value: "message"}}
+		ev = jsonobj.Object{{Key: "text", Value: text}, {Key: "type", Value: "message"}}
 	} else {
-		ev = append(chatio.Object{}, b.obj...)
+		ev = append(jsonobj.Object{}, b.obj...)
 	}
 	if hasCustomID {
 		ev.Set("custom_id", customID)
@@ -370,7 +372,7 @@ func (s *Server) postEvent(r *http.Request, token string, adjust func(*body)) (i
 		return 0, nil, err
 	}
 	res, err := s.invoke(r.Context(), token, chatio.ActionSendEvent,
-		chatio.Object{{Key: "chat_id", Value: chat}, {Key: "event", Value: ev}})
+		jsonobj.Object{{Key: "chat_id", Value: chat}, {Key: "event", Value: ev}})
 	return http.StatusCreated, res, err
 }
 
@@ -433,7 +435,7 @@ func (s *Server) closeThread(r *http.Request, token string) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	res, err := s.invoke(r.Context(), token, chatio.ActionCloseThread, chatio.Object{{Key: "chat_id", Value: chat}})
+	res, err := s.invoke(r.Context(), token, chatio.ActionCloseThread, jsonobj.Object{{Key: "chat_id", Value: chat}})
 	return http.StatusOK, res, err
 }
 
@@ -459,7 +461,7 @@ func (s *Server) updateChatProperties(r *http.Request, token string) (int, any, 
 		return 0, nil, err
 	}
 	res, err := s.invoke(r.Context(), token, chatio.ActionUpdateChatProperties,
-		chatio.Object{{Key: "chat_id", Value: chat}, {Key: "properties", Value: props}})
+		jsonobj.Object{{Key: "chat_id", Value: chat}, {Key: "properties", Value: props}})
 	return http.StatusOK, res, err
 }
 
@@ -477,7 +479,7 @@ func (s *Server) updateChatThreadProperties(r *http.Request, token string) (int,
 		return 0, nil, err
 	}
 	res, err := s.invoke(r.Context(), token, chatio.ActionUpdateChatThreadProperties,
-		chatio.Object{{Key: "chat_id", Value: chat}, {Key: "thread_id", Value: thread}, {Key: "properties", Value: props}})
+		jsonobj.Object{{Key: "chat_id", Value: chat}, {Key: "thread_id", Value: thread}, {Key: "properties", Value: props}})
 	return http.StatusOK, res, err
 }
 
@@ -498,6 +500,6 @@ func (s *Server) updateLastSeenTimestamp(r *http.Request, token string) (int, an
 	if _, err := b.optKind("timestamp", 'd'); err != nil {
 		return 0, nil, err
 	}
-	res, err := s.invoke(r.Context(), token, chatio.ActionUpdateLastSeenTimestamp, chatio.Object{{Key: "chat_id", Value: chat}})
+	res, err := s.invoke(r.Context(), token, chatio.ActionUpdateLastSeenTimestamp, jsonobj.Object{{Key: "chat_id", Value: chat}})
 	return http.StatusOK, res, err
 }

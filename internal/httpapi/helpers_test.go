@@ -22,6 +22,7 @@ import (
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
+	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
 	"github.com/chatio-gateway/chatio-gateway/internal/session"
 )
 
@@ -33,7 +34,7 @@ func TestMain(m *testing.M) {
 // HTTP server on 127.0.0.1.
 type env struct {
 	t      *testing.T
-	sim    *chatiotest.Server
+	sim    *chatiosim.Server
 	pool   *session.Pool
 	api    *Server
 	srv    *httptest.Server
@@ -45,7 +46,7 @@ type env struct {
 type envOptions struct {
 	cfg         Config
 	pool        session.Config
-	sim         chatiotest.Config
+	sim         chatiosim.Config
 	upstreamURL string // instead of the simulator's
 }
 
@@ -225,10 +226,10 @@ func (e *env) startChat(token string) (chat, thread string) {
 }
 
 // watch returns the simulator's activities of one action, as they come.
-func (e *env) watch(action string) func() chatiotest.Activity {
+func (e *env) watch(action string) func() chatiosim.Activity {
 	ch, cancel := e.sim.Watch(64)
 	e.t.Cleanup(cancel)
-	return func() chatiotest.Activity {
+	return func() chatiosim.Activity {
 		e.t.Helper()
 		timeout := time.After(5 * time.Second)
 		for {

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
+	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
 )
 
 // members returns n object members "k0":0,"k1":0,… (no braces).
@@ -36,7 +36,7 @@ func nestedProperties(n int) string {
 func TestBodyMemberLimit(t *testing.T) {
 	e := newEnv(t)
 	chat, _ := e.startChat("tok")
-	cust := chatiotest.CustomerIDForToken("tok")
+	cust := chatiosim.CustomerIDForToken("tok")
 
 	wide := "{" + members(87000) + "}"
 	if len(wide) > DefaultMaxBodyBytes {
@@ -77,7 +77,7 @@ func TestBodyMemberLimit(t *testing.T) {
 func TestBodyDepthLimit(t *testing.T) {
 	e := newEnv(t)
 	chat, _ := e.startChat("tok")
-	cust := chatiotest.CustomerIDForToken("tok")
+	cust := chatiosim.CustomerIDForToken("tok")
 	props := "/v1/chats/" + chat + "/properties"
 
 	refused := func(method, path, body string) {

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
+	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
 )
 
 func jsonEq(t *testing.T, got json.RawMessage, want string) {
@@ -193,7 +193,7 @@ func TestSendFile(t *testing.T) {
 func TestSession(t *testing.T) {
 	e := newEnv(t)
 	m := expect(t, e.do("GET", "/v1/session", "tok", nil), 200, "")
-	if m["customerId"] != chatiotest.CustomerIDForToken("tok") || m["status"] != "connected" {
+	if m["customerId"] != chatiosim.CustomerIDForToken("tok") || m["status"] != "connected" {
 		t.Fatalf("session %v", m)
 	}
 	s := e.openStream("/v1/events", "tok")

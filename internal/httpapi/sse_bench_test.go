@@ -17,6 +17,7 @@ import (
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
+	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
 	"github.com/chatio-gateway/chatio-gateway/internal/session"
 )
 
@@ -46,7 +47,7 @@ func BenchmarkAppendMessage(b *testing.B) {
 // trip of one event; B/op and allocs/op count everything in the process,
 // the simulator and the client included.
 func BenchmarkStreamPush(b *testing.B) {
-	sim, url := chatiotest.Start(b, chatiotest.Config{})
+	sim, url := chatiotest.Start(b, chatiosim.Config{})
 	pool := session.NewPool(session.Config{Upstream: chatio.Config{URL: url, License: 1}}, zap.NewNop(), nil)
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
+	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
 	"github.com/chatio-gateway/chatio-gateway/internal/session"
 )
 
@@ -33,7 +33,7 @@ func TestStreamSnapshotThenLive(t *testing.T) {
 		t.Fatalf("second line %+v, want : connected", m)
 	}
 	first := s.event()
-	if first.Event != "customer_id" || first.hasID || first.Data != `"`+chatiotest.CustomerIDForToken("tok")+`"` {
+	if first.Event != "customer_id" || first.hasID || first.Data != `"`+chatiosim.CustomerIDForToken("tok")+`"` {
 		t.Fatalf("first event %+v", first)
 	}
 	var connected sseMsg

@@ -15,6 +15,7 @@ import (
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
+	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
 	"github.com/chatio-gateway/chatio-gateway/internal/session"
 )
 
@@ -22,9 +23,9 @@ var testTicketKey = []byte("0123456789abcdef-shared-ticket-key")
 
 // replicas starts n gateways with their own session pools against one
 // simulator, sharing testTicketKey, each advertising its own address.
-func replicas(t *testing.T, n int) (*chatiotest.Server, []*env) {
+func replicas(t *testing.T, n int) (*chatiosim.Server, []*env) {
 	t.Helper()
-	sim, url := chatiotest.Start(t, chatiotest.Config{})
+	sim, url := chatiotest.Start(t, chatiosim.Config{})
 	out := make([]*env, n)
 	for i := range out {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -120,7 +121,7 @@ func TestTicketStreamOnAnotherReplica(t *testing.T) {
 	if v := r.header.Values("X-Request-Id"); len(v) != 1 {
 		t.Errorf("X-Request-Id %q", v)
 	}
-	if c := s.event(); c.Event != "customer_id" || c.Data != `"`+chatiotest.CustomerIDForToken("tok")+`"` {
+	if c := s.event(); c.Event != "customer_id" || c.Data != `"`+chatiosim.CustomerIDForToken("tok")+`"` {
 		t.Fatalf("first event %+v", c)
 	}
 	s.waitEvent("connected")
@@ -131,7 +132,7 @@ func TestTicketStreamOnAnotherReplica(t *testing.T) {
 			break
 		}
 	}
-	if n := sim.CustomerSockets(chatiotest.CustomerIDForToken("tok")); n != 1 {
+	if n := sim.CustomerSockets(chatiosim.CustomerIDForToken("tok")); n != 1 {
 		t.Fatalf("%d upstream sockets for the customer, want 1", n)
 	}
 

@@ -9,7 +9,7 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
+	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
 )
 
 // heldPerTicket is the heap the store holds per outstanding ticket when n
@@ -86,7 +86,7 @@ func TestTicketSharesSessionToken(t *testing.T) {
 
 	for i, it := range tickets {
 		s := e.openStream("/v1/events?ticket="+it.ticket, "")
-		if c := s.event(); c.Event != "customer_id" || c.Data != `"`+chatiotest.CustomerIDForToken(it.token)+`"` {
+		if c := s.event(); c.Event != "customer_id" || c.Data != `"`+chatiosim.CustomerIDForToken(it.token)+`"` {
 			t.Fatalf("ticket %d: first event %+v", i, c)
 		}
 		_, r := e.tryStream("/v1/events?ticket="+it.ticket, "")

@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
+	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
 )
 
 // Run executes a load run: for each mode, a fresh simulator in this process,
@@ -87,7 +87,7 @@ func raiseNoFile() uint64 {
 
 // sim is the chat.io simulator served on 127.0.0.1 in this process.
 type sim struct {
-	s   *chatiotest.Server
+	s   *chatiosim.Server
 	srv *http.Server
 	url string
 }
@@ -97,7 +97,7 @@ func startSim() (*sim, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := chatiotest.New(chatiotest.Config{})
+	s := chatiosim.New(chatiosim.Config{})
 	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	return &sim{s: s, srv: srv, url: "ws://" + ln.Addr().String() + "/customer/v0.5"}, nil
@@ -446,7 +446,7 @@ func runMode(ctx context.Context, cfg Config, mode string, nofile uint64) (_ *Mo
 // agentLoad has one agent send rate messages per second for d, round-robin
 // over the live sessions' chats; each text carries its send time. It counts
 // what was sent to each session and returns the total.
-func agentLoad(ctx context.Context, agent *chatiotest.Agent, chats []string, live []int, rate float64, d time.Duration, sent []int64, errs *errorCounts) int64 {
+func agentLoad(ctx context.Context, agent *chatiosim.Agent, chats []string, live []int, rate float64, d time.Duration, sent []int64, errs *errorCounts) int64 {
 	if rate <= 0 || len(live) == 0 {
 		return 0
 	}

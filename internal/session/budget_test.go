@@ -8,7 +8,8 @@ import (
 	"testing"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
-	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
+	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
+	"github.com/chatio-gateway/chatio-gateway/internal/sdk"
 )
 
 // The byte bounds of the replay rings and of the subscribers' queues.
@@ -305,7 +306,7 @@ func TestSubscriberBytesBeyondTheChannel(t *testing.T) {
 func TestResumeFromEvictedIDGetsSnapshot(t *testing.T) {
 	cfg := fastConfig()
 	cfg.ReplayBufferBytes = 8 << 10
-	e := newEnv(t, cfg, chatiotest.Config{})
+	e := newEnv(t, cfg, chatiosim.Config{})
 	s := e.acquire(t, "tok-evicted")
 	chat := startChat(t, s)
 	ref := subscribe(t, s, "")
@@ -350,7 +351,7 @@ func TestResumeFromEvictedIDGetsSnapshot(t *testing.T) {
 	for _, id := range []string{evicted[0], evicted[len(evicted)-1]} {
 		sub := subscribe(t, s, id)
 		snap := sub.Snapshot()
-		if len(snap) == 0 || snap[len(snap)-1].Name != chatio.EventConnected {
+		if len(snap) == 0 || snap[len(snap)-1].Name != sdk.EventConnected {
 			t.Fatalf("Last-Event-ID %s (evicted): no fresh snapshot: %v", id, names(snap))
 		}
 		if got := seqOf(t, snap[len(snap)-1]); got != cur {

@@ -13,7 +13,8 @@ import (
 // filled in by NewPool (see withDefaults); Validate rejects negative values.
 type Config struct {
 	// Upstream is the template for every session's client: URL, License,
-	// timeouts, HTTPClient. Token, Customer and Logger are set per session.
+	// timeouts, HTTPClient. Token, Customer, Logger, OnItem, OnDone and
+	// Poller are set per session.
 	Upstream chatio.Config
 
 	// MaxSessions caps the sessions (one per token) of the pool, counting

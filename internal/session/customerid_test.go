@@ -7,7 +7,8 @@ import (
 	"testing"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
-	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
+	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
+	"github.com/chatio-gateway/chatio-gateway/internal/sdk"
 )
 
 // quietLogin is a config whose upstream login answers no customer id, as
@@ -34,12 +35,12 @@ func acquireAs(t *testing.T, p *Pool, token, id string) *Session {
 // The order of trust: the login's id, then the creating call's, then the
 // customer of the first summary.
 func TestCustomerIDOrderOfTrust(t *testing.T) {
-	e := newEnv(t, fastConfig(), chatiotest.Config{})
-	if got := acquireAs(t, e.pool, "tok-login", "told").CustomerID(); got != chatiotest.CustomerIDForToken("tok-login") {
+	e := newEnv(t, fastConfig(), chatiosim.Config{})
+	if got := acquireAs(t, e.pool, "tok-login", "told").CustomerID(); got != chatiosim.CustomerIDForToken("tok-login") {
 		t.Fatalf("login's id lost to the caller's: %q", got)
 	}
 
-	q := newEnv(t, quietLogin(), chatiotest.Config{})
+	q := newEnv(t, quietLogin(), chatiosim.Config{})
 	if got := acquireAs(t, q.pool, "tok-told", "told").CustomerID(); got != "told" {
 		t.Fatalf("customer id %q, want the caller's", got)
 	}
@@ -50,7 +51,7 @@ func TestCustomerIDOrderOfTrust(t *testing.T) {
 	}
 	startChat(t, s)
 	s.Disconnect()
-	if got := acquireAs(t, q.pool, "tok-chats", "").CustomerID(); got != chatiotest.CustomerIDForToken("tok-chats") {
+	if got := acquireAs(t, q.pool, "tok-chats", "").CustomerID(); got != chatiosim.CustomerIDForToken("tok-chats") {
 		t.Fatalf("customer id %q, want the summary's", got)
 	}
 	q.acquire(t, "tok-chats").Disconnect()
@@ -62,7 +63,7 @@ func TestCustomerIDOrderOfTrust(t *testing.T) {
 // A session with no id at all adopts the first one a later call tells,
 // once: subscribers hear it as customer_id, in order with the log.
 func TestCustomerIDAdopted(t *testing.T) {
-	e := newEnv(t, quietLogin(), chatiotest.Config{})
+	e := newEnv(t, quietLogin(), chatiosim.Config{})
 	s := acquireAs(t, e.pool, "tok", "")
 	sub := subscribe(t, s, "")
 	if snap := sub.Snapshot(); string(snap[0].Data) != `""` {
@@ -72,7 +73,7 @@ func TestCustomerIDAdopted(t *testing.T) {
 		t.Fatalf("customer id %q, want late", s.CustomerID())
 	}
 	m := next(t, sub)
-	if m.Name != chatio.EventCustomerID || string(m.Data) != strconv.Quote("late") || m.ID == "" {
+	if m.Name != sdk.EventCustomerID || string(m.Data) != strconv.Quote("late") || m.ID == "" {
 		t.Fatalf("live %+v, want customer_id late with an id", m)
 	}
 	acquireAs(t, e.pool, "tok", "later")
@@ -80,8 +81,8 @@ func TestCustomerIDAdopted(t *testing.T) {
 		t.Fatalf("customer id changed to %q", got)
 	}
 	sendMessage(t, s, startChat(t, s), "x")
-	for _, m := range until(t, sub, chatio.EventNewEvent) {
-		if m.Name == chatio.EventCustomerID {
+	for _, m := range until(t, sub, sdk.EventNewEvent) {
+		if m.Name == sdk.EventCustomerID {
 			t.Fatalf("a second customer_id: %s", m.Data)
 		}
 	}
@@ -91,7 +92,7 @@ func TestCustomerIDAdopted(t *testing.T) {
 	}
 	seq := seqOf(t, m) - 1
 	r := subscribe(t, s, strconv.FormatUint(seq, 10))
-	if m := next(t, r); m.Name != chatio.EventCustomerID {
+	if m := next(t, r); m.Name != sdk.EventCustomerID {
 		t.Fatalf("resumed: %s first", m.Name)
 	}
 }
@@ -109,11 +110,11 @@ func TestLookup(t *testing.T) {
 		}
 		return chatio.Dial(ctx, c)
 	}
-	e := newEnv(t, cfg, chatiotest.Config{Tokens: func(tok string) (string, error) {
+	e := newEnv(t, cfg, chatiosim.Config{Tokens: func(tok string) (string, error) {
 		if tok == "tok-bad" {
-			return "", chatiotest.ErrTokenInvalid
+			return "", chatiosim.ErrTokenInvalid
 		}
-		return chatiotest.AnyToken(tok)
+		return chatiosim.AnyToken(tok)
 	}})
 	if s, err := e.pool.Lookup(ctxT(t), "tok-none"); s != nil || err != nil {
 		t.Fatalf("Lookup without a session: %v %v", s, err)

@@ -8,8 +8,11 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
 	"go.uber.org/zap"
+
+	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
+	"github.com/chatio-gateway/chatio-gateway/internal/jsonobj"
+	"github.com/chatio-gateway/chatio-gateway/internal/sdk"
 )
 
 // Gap filling. The upstream never re-sends pushes a dropped socket missed
@@ -91,14 +94,14 @@ func scanIncomingEvent(payload json.RawMessage) (*wireDelivery, bool) {
 	var chat, thread, id string
 	var order json.RawMessage
 	ok := true
-	valid := chatio.EachMember(payload, func(k string, v json.RawMessage) {
+	valid := jsonobj.EachMember(payload, func(k string, v json.RawMessage) {
 		switch k {
 		case "chat_id":
 			chat, ok = plainString(v, ok)
 		case "thread_id":
 			thread, ok = plainString(v, ok)
 		case "event":
-			isObject := chatio.EachMember(v, func(k string, v json.RawMessage) {
+			isObject := jsonobj.EachMember(v, func(k string, v json.RawMessage) {
 				switch k {
 				case "id":
 					id, ok = plainString(v, ok)
@@ -123,10 +126,10 @@ func scanIncomingEvent(payload json.RawMessage) (*wireDelivery, bool) {
 	return &wireDelivery{chat: chat, thread: thread, events: []wireEventRef{{id: id, order: o, hasOrder: has}}}, true
 }
 
-// plainString is chatio.PlainString as a string; ok false when v is not
+// plainString is jsonobj.PlainString as a string; ok false when v is not
 // plain, or when ok was false already.
 func plainString(v json.RawMessage, ok bool) (string, bool) {
-	s, plain := chatio.PlainString(v)
+	s, plain := jsonobj.PlainString(v)
 	if !ok || !plain {
 		return "", false
 	}
@@ -447,7 +450,7 @@ func (s *Session) fillChat(ctx context.Context, c *chatio.Client, chat string, t
 			Threads []wireThread `json:"threads"`
 		} `json:"chat"`
 	}
-	parsed, err := chatio.ParseChatThreads(raw)
+	parsed, err := sdk.ParseChatThreads(raw)
 	if err == nil {
 		err = json.Unmarshal(raw, &wire)
 	}
@@ -459,7 +462,7 @@ func (s *Session) fillChat(ctx context.Context, c *chatio.Client, chat string, t
 		wireByID[wt.ID] = wt
 	}
 
-	var evs []chatio.Event
+	var evs []sdk.Event
 	var newThreads bool
 	var steps []*wireDelivery
 	for _, th := range parsed { // sorted by order, oldest first
@@ -473,32 +476,32 @@ func (s *Session) fillChat(ctx context.Context, c *chatio.Client, chat string, t
 			refs = append(refs, e.ref())
 		}
 		sortRefs(refs) // the order of the parsed thread's events
-		byID := make(map[string]chatio.Object)
-		for _, pe := range chatio.ThreadEvents(th) {
+		byID := make(map[string]jsonobj.Object)
+		for _, pe := range sdk.ThreadEvents(th) {
 			byID[jsonString(pe.Raw("id"))] = pe
 		}
 		isLast := id == t.thread
 		d := &wireDelivery{chat: chat, thread: id}
 		d.threadOrder, d.hasOrder = wireNumber(wt.Order)
-		var threadEvs []chatio.Event
+		var threadEvs []sdk.Event
 		for _, r := range missedAfter(t, isLast, refs) {
 			pe, ok := byID[r.id]
 			if !ok {
 				continue
 			}
 			d.events = append(d.events, r)
-			threadEvs = append(threadEvs, chatio.Event{Name: chatio.EventNewEvent,
-				Data: chatio.Object{{Key: "chat", Value: th.Get("chat")}, {Key: "event", Value: pe}}})
+			threadEvs = append(threadEvs, sdk.Event{Name: sdk.EventNewEvent,
+				Data: jsonobj.Object{{Key: "chat", Value: th.Get("chat")}, {Key: "event", Value: pe}}})
 		}
 		if _, known := t.threads[id]; !known && !isLast {
 			newThreads = true
-			evs = append(evs, chatio.Event{Name: chatio.EventThreadSummary, Data: chatio.ThreadSummary(th)})
+			evs = append(evs, sdk.Event{Name: sdk.EventThreadSummary, Data: sdk.ThreadSummary(th)})
 		}
 		evs = append(evs, threadEvs...)
 		steps = append(steps, d)
 	}
 	if newThreads {
-		if users, err := chatio.ResultEvents(chatio.ActionGetChatThreads, raw); err == nil {
+		if users, err := sdk.ResultEvents(chatio.ActionGetChatThreads, raw); err == nil {
 			evs = append(users, evs...)
 		}
 	}

@@ -7,13 +7,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
-	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
-	"github.com/chatio-gateway/chatio-gateway/internal/testwait"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
+
+	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
+	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
+	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
+	"github.com/chatio-gateway/chatio-gateway/internal/jsonobj"
+	"github.com/chatio-gateway/chatio-gateway/internal/sdk"
+	"github.com/chatio-gateway/chatio-gateway/internal/testwait"
 )
 
 func TestMain(m *testing.M) {
@@ -24,7 +28,7 @@ const waitLong = 5 * time.Second
 
 // testEnv is a simulator and a pool in front of it.
 type testEnv struct {
-	srv  *chatiotest.Server
+	srv  *chatiosim.Server
 	pool *Pool
 	reg  *prometheus.Registry
 }
@@ -41,7 +45,7 @@ func fastConfig() Config {
 	}
 }
 
-func newEnv(t *testing.T, cfg Config, sim chatiotest.Config) *testEnv {
+func newEnv(t *testing.T, cfg Config, sim chatiosim.Config) *testEnv {
 	t.Helper()
 	srv, url := chatiotest.Start(t, sim)
 	cfg.Upstream.URL = url
@@ -113,11 +117,11 @@ func sendMessage(t *testing.T, s *Session, chat, text string) string {
 		if err != nil {
 			return err
 		}
-		ev, err := chatio.ParseResult(chatio.ActionSendEvent, raw)
+		ev, err := sdk.ParseResult(chatio.ActionSendEvent, raw)
 		if err != nil {
 			return err
 		}
-		id = jsonString(ev.(chatio.Object).Raw("id"))
+		id = jsonString(ev.(jsonobj.Object).Raw("id"))
 		return nil
 	})
 	if err != nil {
@@ -185,7 +189,7 @@ func waitClosed(t *testing.T, sub *Subscriber) []Message {
 // newEventID is the event id inside a new_event message ("" otherwise).
 func newEventID(t *testing.T, m Message) string {
 	t.Helper()
-	if m.Name != chatio.EventNewEvent {
+	if m.Name != sdk.EventNewEvent {
 		return ""
 	}
 	var d struct {

@@ -12,6 +12,8 @@ import (
 	"sort"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
+	"github.com/chatio-gateway/chatio-gateway/internal/jsonobj"
+	"github.com/chatio-gateway/chatio-gateway/internal/sdk"
 )
 
 // HistoryEventTarget is the SDK's HISTORY_EVENT_COUNT_TARGET: a page loads
@@ -69,7 +71,7 @@ func (s *Session) History(ctx context.Context, chatID, cursor string) (HistoryPa
 		cur = &c
 	}
 	var page HistoryPage
-	var evs []chatio.Event
+	var evs []sdk.Event
 	err := s.Do(ctx, func(ctx context.Context, c *chatio.Client) error {
 		var next historyCursor
 		var err error
@@ -105,7 +107,7 @@ type historyCursor struct {
 }
 
 // historyPage loads one page after cur (nil: the first page).
-func historyPage(ctx context.Context, c *chatio.Client, chat string, cur *historyCursor) (HistoryPage, historyCursor, []chatio.Event, error) {
+func historyPage(ctx context.Context, c *chatio.Client, chat string, cur *historyCursor) (HistoryPage, historyCursor, []sdk.Event, error) {
 	var next historyCursor
 	var batch []threadSum
 	switch {
@@ -139,9 +141,9 @@ func historyPage(ctx context.Context, c *chatio.Client, chat string, cur *histor
 		ids[i] = t.id
 	}
 	page := HistoryPage{Events: []any{}}
-	var evs []chatio.Event
+	var evs []sdk.Event
 	raw, err := c.Call(ctx, chatio.ActionGetChatThreads, map[string]any{"chat_id": chat, "thread_ids": ids})
-	var threads []chatio.Object
+	var threads []jsonobj.Object
 	switch {
 	case err != nil && len(ids) == 0 && isRequestError(err):
 		// The SDK asks for no thread of an empty chat; an upstream that
@@ -149,18 +151,18 @@ func historyPage(ctx context.Context, c *chatio.Client, chat string, cur *histor
 	case err != nil:
 		return HistoryPage{}, next, nil, err
 	default:
-		if threads, err = chatio.ParseChatThreads(raw); err != nil {
+		if threads, err = sdk.ParseChatThreads(raw); err != nil {
 			return HistoryPage{}, next, nil, &chatio.RequestError{Action: chatio.ActionGetChatThreads, Type: "invalid_answer", Message: err.Error()}
 		}
-		if evs, err = chatio.ResultEvents(chatio.ActionGetChatThreads, raw); err != nil {
+		if evs, err = sdk.ResultEvents(chatio.ActionGetChatThreads, raw); err != nil {
 			evs = nil
 		}
 	}
 	for _, th := range threads {
-		for _, e := range chatio.ThreadEvents(th) {
+		for _, e := range sdk.ThreadEvents(th) {
 			page.Events = append(page.Events, e)
 		}
-		evs = append(evs, chatio.Event{Name: chatio.EventThreadSummary, Data: chatio.ThreadSummary(th)})
+		evs = append(evs, sdk.Event{Name: sdk.EventThreadSummary, Data: sdk.ThreadSummary(th)})
 	}
 	// The oldest loaded thread bounds the next batch. Leftover entries
 	// carry no order: take it from the loaded threads themselves.

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
+	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
 )
 
 // fillThreads makes a chat with threads of the given sizes (agent messages;
@@ -57,7 +57,7 @@ func pageEvents(t *testing.T, p HistoryPage) []pageEvent {
 }
 
 func TestHistoryPaging(t *testing.T) {
-	e := newEnv(t, fastConfig(), chatiotest.Config{})
+	e := newEnv(t, fastConfig(), chatiosim.Config{})
 	s := e.acquire(t, "tok-history")
 	// Threads oldest → newest; the first holds start_chat's empty thread.
 	chat := fillThreads(t, e, s, 30, 30, 30, 30, 30)
@@ -129,7 +129,7 @@ func readAllPages(t *testing.T, s *Session, chat string, between func(i int)) []
 
 // checkOrder checks that the pages, newest first, hold want's events once,
 // in order.
-func checkOrder(t *testing.T, pages [][]pageEvent, want []chatiotest.Event) {
+func checkOrder(t *testing.T, pages [][]pageEvent, want []chatiosim.Event) {
 	t.Helper()
 	var got []string
 	for i := len(pages) - 1; i >= 0; i-- {
@@ -148,7 +148,7 @@ func checkOrder(t *testing.T, pages [][]pageEvent, want []chatiotest.Event) {
 }
 
 func TestHistoryManyThreads(t *testing.T) {
-	e := newEnv(t, fastConfig(), chatiotest.Config{})
+	e := newEnv(t, fastConfig(), chatiosim.Config{})
 	s := e.acquire(t, "tok-history-many")
 	sizes := make([]int, 28)
 	for i := range sizes {
@@ -187,7 +187,7 @@ func fillMore(t *testing.T, e *testEnv, chat string) {
 }
 
 func TestHistorySmallAndEmpty(t *testing.T) {
-	e := newEnv(t, fastConfig(), chatiotest.Config{})
+	e := newEnv(t, fastConfig(), chatiosim.Config{})
 	s := e.acquire(t, "tok-history-small")
 	chat := startChat(t, s)
 	p, err := s.History(ctxT(t), chat, "")
@@ -212,7 +212,7 @@ func TestHistorySmallAndEmpty(t *testing.T) {
 }
 
 func TestHistoryBadCursor(t *testing.T) {
-	e := newEnv(t, fastConfig(), chatiotest.Config{})
+	e := newEnv(t, fastConfig(), chatiosim.Config{})
 	s := e.acquire(t, "tok-history-bad")
 	chat := fillThreads(t, e, s, 40, 40, 40)
 	other := fillThreads(t, e, s, 1)

@@ -11,6 +11,8 @@ import (
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
+	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
+	"github.com/chatio-gateway/chatio-gateway/internal/sdk"
 )
 
 // The push hot path, upstream frame → SDK event → subscriber queue, and the
@@ -29,10 +31,18 @@ type agentFrame struct {
 
 func captureAgentFrame(b *testing.B) agentFrame {
 	b.Helper()
-	sim, url := chatiotest.Start(b, chatiotest.Config{})
+	sim, url := chatiotest.Start(b, chatiosim.Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, _, err := chatio.Dial(ctx, chatio.Config{URL: url, License: 1, Token: "bench"})
+	items := make(chan chatio.StreamItem, 64)
+	c, _, err := chatio.Dial(ctx, chatio.Config{URL: url, License: 1, Token: "bench", OnItem: func(it chatio.StreamItem) bool {
+		select {
+		case items <- it:
+			return true
+		default:
+			return false
+		}
+	}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -57,7 +67,13 @@ func captureAgentFrame(b *testing.B) agentFrame {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for it := range c.Stream() {
+	for {
+		var it chatio.StreamItem
+		select {
+		case it = <-items:
+		case <-ctx.Done():
+			b.Fatal("no incoming_event")
+		}
 		if it.Frame.Action != chatio.PushIncomingEvent {
 			continue
 		}
@@ -74,8 +90,6 @@ func captureAgentFrame(b *testing.B) agentFrame {
 		cut := i + len(needle) - 1 - len(id[bytes.LastIndexByte([]byte(id), '_')+1:])
 		return agentFrame{prefix: frame[:cut], suffix: frame[i+len(needle)-1:]}
 	}
-	b.Fatal("no incoming_event")
-	return agentFrame{}
 }
 
 // frame returns the frame of event n in buf.
@@ -111,7 +125,7 @@ func BenchmarkPushToSubscriber(b *testing.B) {
 			b.Fatal(err)
 		}
 		s.handleItem(chatio.StreamItem{Frame: f})
-		if m := <-sub.C(); m.Name != chatio.EventNewEvent {
+		if m := <-sub.C(); m.Name != sdk.EventNewEvent {
 			b.Fatalf("got %s", m.Name)
 		}
 	}
@@ -130,7 +144,7 @@ func BenchmarkFanout(b *testing.B) {
 				subs[i] = addSub(s)
 				defer subs[i].Close()
 			}
-			ev := chatio.Event{Name: chatio.EventNewEvent, Data: json.RawMessage(
+			ev := sdk.Event{Name: sdk.EventNewEvent, Data: json.RawMessage(
 				`{"chat":"Q1W2E3R4T5","event":{"id":"Q1W2E3R4T5_1","type":"message","text":"lg:1712345678123456789 How can I help you today?","timestamp":1712345678000,"author":"agent-1"}}`)}
 			b.ReportAllocs()
 			b.ResetTimer()

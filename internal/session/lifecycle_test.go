@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
-	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
+	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
+	"github.com/chatio-gateway/chatio-gateway/internal/sdk"
 )
 
 // sessionGoroutines counts the goroutines this package started that are
@@ -21,7 +21,7 @@ func sessionGoroutines() int {
 // the client's read loop, eviction on a timer. Only a reconnect has one,
 // until the session is connected again.
 func TestConnectedSessionRunsNoGoroutine(t *testing.T) {
-	e := newEnv(t, fastConfig(), chatiotest.Config{})
+	e := newEnv(t, fastConfig(), chatiosim.Config{})
 	s := e.acquire(t, "tok-lean")
 	chat := startChat(t, s)
 	sub := subscribe(t, s, "")
@@ -39,11 +39,11 @@ func TestConnectedSessionRunsNoGoroutine(t *testing.T) {
 	if e.srv.DropAll() != 1 {
 		t.Fatal("no socket dropped")
 	}
-	until(t, sub, chatio.EventConnectionLost)
+	until(t, sub, sdk.EventConnectionLost)
 	if n := sessionGoroutines(); n != 1 {
 		t.Errorf("%d session goroutines while reconnecting, want 1 (the recovery)", n)
 	}
-	until(t, sub, chatio.EventConnectionRestored)
+	until(t, sub, sdk.EventConnectionRestored)
 	eventually(t, "no session goroutine after the reconnect", func() bool { return sessionGoroutines() == 0 })
 	if s.Status() != StatusConnected {
 		t.Fatalf("status %s", s.Status())
@@ -75,7 +75,7 @@ func TestUpstreamReadLoops(t *testing.T) {
 		t.Run(fmt.Sprint("loops=", tc.loops), func(t *testing.T) {
 			cfg := fastConfig()
 			cfg.ReadLoops = tc.loops
-			e := newEnv(t, cfg, chatiotest.Config{})
+			e := newEnv(t, cfg, chatiosim.Config{})
 			s := e.acquire(t, "tok-loops")
 			chat := startChat(t, s)
 			subscribe(t, s, "")

@@ -10,10 +10,12 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
-	"github.com/chatio-gateway/chatio-gateway/internal/netpoll"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
+	"github.com/chatio-gateway/chatio-gateway/internal/netpoll"
+	"github.com/chatio-gateway/chatio-gateway/internal/sdk"
 )
 
 // Pool holds one Session per customer token (the license is the pool's).
@@ -218,7 +220,7 @@ func (p *Pool) open(token, customerID string) (*Session, *chatio.Client, error) 
 	// and each subscriber gets its own snapshot, so nothing is logged; the
 	// summary is kept for the first subscriber's snapshot.
 	s.tracker.seedFromSummary(payload)
-	if cs, users, err := chatio.ParseChatsSummary(payload); err == nil {
+	if cs, users, err := sdk.ParseChatsSummary(payload); err == nil {
 		if snap, err := newSummarySnap(cs, users); err == nil {
 			snap.seq = s.seq
 			s.snap = snap

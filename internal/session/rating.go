@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
+	"github.com/chatio-gateway/chatio-gateway/internal/jsonobj"
 )
 
 // SendRating rates a chat (POST /v1/chats/{chat}/rating): it stores
@@ -23,11 +24,11 @@ func (s *Session) SendRating(ctx context.Context, chatID, value, comment string)
 	default:
 		return nil, ErrBadRating
 	}
-	rating := chatio.Object{{Key: "score", Value: score}}
-	result := chatio.Object{{Key: "value", Value: value}}
+	rating := jsonobj.Object{{Key: "score", Value: score}}
+	result := jsonobj.Object{{Key: "value", Value: value}}
 	if comment != "" {
-		rating = append(rating, chatio.Member{Key: "comment", Value: comment})
-		result = append(result, chatio.Member{Key: "comment", Value: comment})
+		rating = append(rating, jsonobj.Member{Key: "comment", Value: comment})
+		result = append(result, jsonobj.Member{Key: "comment", Value: comment})
 	}
 	err := s.Do(ctx, func(ctx context.Context, c *chatio.Client) error {
 		raw, err := c.Call(ctx, chatio.ActionGetChatThreadsSummary, map[string]any{
@@ -51,7 +52,7 @@ func (s *Session) SendRating(ctx context.Context, chatID, value, comment string)
 		_, err = c.Call(ctx, chatio.ActionUpdateChatThreadProperties, map[string]any{
 			"chat_id":    chatID,
 			"thread_id":  p.ThreadsSummary[0].ID,
-			"properties": chatio.Object{{Key: "rating", Value: rating}},
+			"properties": jsonobj.Object{{Key: "rating", Value: rating}},
 		})
 		return err
 	})

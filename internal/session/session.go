@@ -13,8 +13,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
 	"go.uber.org/zap"
+
+	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
+	"github.com/chatio-gateway/chatio-gateway/internal/jsonobj"
+	"github.com/chatio-gateway/chatio-gateway/internal/sdk"
 )
 
 // Session statuses (GET /v1/session).
@@ -166,7 +169,7 @@ func (s *Session) adoptCustomerID(id string) {
 	}
 	current := s.snap != nil && s.snap.seq == s.seq
 	s.customerID = id
-	s.appendLocked(chatio.EventCustomerID, data, false)
+	s.appendLocked(sdk.EventCustomerID, data, false)
 	if current {
 		s.snap.seq = s.seq // the chats have not changed: still reusable
 	}
@@ -227,10 +230,7 @@ func (s *Session) dial(ctx context.Context) (*chatio.Client, chatio.LoginResult,
 			next(reason)
 		}
 	}
-	in := &inbox{s: s, limit: cfg.StreamBuffer}
-	if in.limit <= 0 {
-		in.limit = chatio.DefaultStreamBuffer
-	}
+	in := &inbox{s: s, limit: inboxLimit}
 	cfg.OnItem = in.take
 	cfg.OnDone = in.clientDone
 	c, login, err := s.cfg.Dial(ctx, cfg)
@@ -243,6 +243,9 @@ func (s *Session) dial(ctx context.Context) (*chatio.Client, chatio.LoginResult,
 	p.m.connects.Inc()
 	return c, login, nil
 }
+
+// inboxLimit is how many stream items an inbox holds until it is attached.
+const inboxLimit = 1024
 
 // inbox takes one client's stream items on the client's read loop (no
 // hand-off to another goroutine) and hears of its end (OnDone: no watcher
@@ -400,7 +403,7 @@ func (s *Session) Disconnect() {
 // reasonMessage is a gateway-made "disconnected" event.
 func reasonMessage(reason string) Message {
 	data, _ := json.Marshal(map[string]string{"reason": reason})
-	return Message{Name: chatio.EventDisconnected, Data: data}
+	return Message{Name: sdk.EventDisconnected, Data: data}
 }
 
 // stop ends the session once: under the pool's and the session's locks it
@@ -466,10 +469,10 @@ type encoded struct {
 // encodeJSON marshals v the way JSON.stringify would print it (no HTML
 // escaping), without a trailing newline.
 func encodeJSON(v any) ([]byte, error) {
-	// Most events are a chatio.Object: what the encoder would do with it
+	// Most events are a jsonobj.Object: what the encoder would do with it
 	// (MarshalJSON, then check and compact the output) without reflection
 	// or a second copy when the output is compact already.
-	if o, ok := v.(chatio.Object); ok {
+	if o, ok := v.(jsonobj.Object); ok {
 		if b, err := o.MarshalJSON(); err == nil && json.Valid(b) {
 			if !hasInsignificantSpace(b) {
 				return b, nil
@@ -511,13 +514,13 @@ func hasInsignificantSpace(b []byte) bool {
 // to every subscriber. Safe from any goroutine; events of one call stay
 // together and in order. It returns the sequence number of the last one
 // (0 when nothing was appended).
-func (s *Session) publish(evs ...chatio.Event) uint64 {
+func (s *Session) publish(evs ...sdk.Event) uint64 {
 	return s.publishWithSummary(nil, evs...)
 }
 
 // publishWithSummary is publish; with a non-nil snap it also makes snap the
 // session's summary as of the last event, in the same critical section.
-func (s *Session) publishWithSummary(snap *summarySnap, evs ...chatio.Event) uint64 {
+func (s *Session) publishWithSummary(snap *summarySnap, evs ...sdk.Event) uint64 {
 	if len(evs) == 0 {
 		return 0
 	}
@@ -568,7 +571,7 @@ func (s *Session) logSlowCut(n int) {
 }
 
 // newSummarySnap encodes a parsed summary for snapshots.
-func newSummarySnap(cs chatio.ChatsSummary, users []chatio.Event) (*summarySnap, error) {
+func newSummarySnap(cs sdk.ChatsSummary, users []sdk.Event) (*summarySnap, error) {
 	snap := &summarySnap{at: time.Now(), users: make([]Message, 0, len(users))}
 	for _, u := range users {
 		data, err := encodeJSON(u.Data)
@@ -874,16 +877,16 @@ func (s *Session) handleItem(it chatio.StreamItem) {
 }
 
 // itemEvents converts a push, or the result of a call, to the SDK's events.
-func itemEvents(it *chatio.StreamItem) ([]chatio.Event, error) {
+func itemEvents(it *chatio.StreamItem) ([]sdk.Event, error) {
 	if it.ResultOf == "" {
-		return chatio.PushEvents(it.Frame)
+		return sdk.PushEvents(it.Frame)
 	}
-	evs, err := chatio.ResultEvents(it.ResultOf, it.Frame.Payload)
+	evs, err := sdk.ResultEvents(it.ResultOf, it.Frame.Payload)
 	if err != nil {
 		return evs, err
 	}
 	// The customer's other tabs see what this call did.
-	more, err := chatio.ResultPushEvents(it.Frame)
+	more, err := sdk.ResultPushEvents(it.Frame)
 	return append(evs, more...), err
 }
 
@@ -941,7 +944,7 @@ func (s *Session) reconnect(old *chatio.Client) *chatio.Client {
 	cause := old.Err()
 	_ = old.Close()
 	s.log.Info("upstream connection lost", zap.Error(cause))
-	s.publish(chatio.Event{Name: chatio.EventConnectionLost})
+	s.publish(sdk.Event{Name: sdk.EventConnectionLost})
 
 	var de *chatio.DisconnectedError
 	if errors.As(cause, &de) && !de.Retry {
@@ -998,10 +1001,10 @@ func (s *Session) restore(ctx context.Context, c *chatio.Client) error {
 	if err := s.fillGaps(ctx, c, payload); err != nil {
 		return err
 	}
-	cs, users, err := chatio.ParseChatsSummary(payload)
+	cs, users, err := sdk.ParseChatsSummary(payload)
 	if err != nil {
 		s.log.Warn("get_chats_summary answer not parsable", zap.Error(err))
-		cs = chatio.ChatsSummary{ChatsSummary: []chatio.Object{}}
+		cs = sdk.ChatsSummary{ChatsSummary: []jsonobj.Object{}}
 		users = nil
 	}
 	s.tracker.seedFromSummary(payload)
@@ -1013,6 +1016,6 @@ func (s *Session) restore(ctx context.Context, c *chatio.Client) error {
 	// finds the session connected. Results of calls made on c from now on
 	// reach the log through c's stream, after connection_restored.
 	s.installClient(c)
-	s.publishWithSummary(snap, append(users, chatio.Event{Name: chatio.EventConnectionRestored, Data: cs})...)
+	s.publishWithSummary(snap, append(users, sdk.Event{Name: sdk.EventConnectionRestored, Data: cs})...)
 	return nil
 }

@@ -11,9 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
-	"go.uber.org/goleak"
+	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
+	"github.com/chatio-gateway/chatio-gateway/internal/sdk"
 )
 
 func TestAcquireSharesOneCreation(t *testing.T) {
@@ -24,7 +27,7 @@ func TestAcquireSharesOneCreation(t *testing.T) {
 		time.Sleep(20 * time.Millisecond) // widen the window for the others
 		return chatio.Dial(ctx, c)
 	}
-	e := newEnv(t, cfg, chatiotest.Config{})
+	e := newEnv(t, cfg, chatiosim.Config{})
 	const n = 20
 	got := make([]*Session, n)
 	var wg sync.WaitGroup
@@ -49,7 +52,7 @@ func TestAcquireSharesOneCreation(t *testing.T) {
 	if n := e.srv.OpenSockets(); n != 1 {
 		t.Fatalf("open sockets = %d, want 1", n)
 	}
-	if got[0].CustomerID() != chatiotest.CustomerIDForToken("tok-shared") {
+	if got[0].CustomerID() != chatiosim.CustomerIDForToken("tok-shared") {
 		t.Fatalf("customer id %q", got[0].CustomerID())
 	}
 	if st := got[0].Status(); st != StatusConnected {
@@ -61,13 +64,13 @@ func TestAcquireSharesOneCreation(t *testing.T) {
 }
 
 func TestSnapshotAndFanOut(t *testing.T) {
-	e := newEnv(t, fastConfig(), chatiotest.Config{})
+	e := newEnv(t, fastConfig(), chatiosim.Config{})
 	s := e.acquire(t, "tok-fan")
 	a := subscribe(t, s, "")
 	b := subscribe(t, s, "")
 
 	snap := a.Snapshot()
-	if len(snap) < 2 || snap[0].Name != chatio.EventCustomerID || snap[len(snap)-1].Name != chatio.EventConnected {
+	if len(snap) < 2 || snap[0].Name != sdk.EventCustomerID || snap[len(snap)-1].Name != sdk.EventConnected {
 		t.Fatalf("snapshot %v", names(snap))
 	}
 	if string(snap[0].Data) != strconv.Quote(s.CustomerID()) || snap[0].ID != "" {
@@ -124,7 +127,7 @@ func names(ms []Message) []string {
 }
 
 func TestResumeWithLastEventID(t *testing.T) {
-	e := newEnv(t, fastConfig(), chatiotest.Config{})
+	e := newEnv(t, fastConfig(), chatiosim.Config{})
 	s := e.acquire(t, "tok-resume")
 	chat := startChat(t, s)
 	agent := e.srv.Agent("agent-1", "")
@@ -141,7 +144,7 @@ func TestResumeWithLastEventID(t *testing.T) {
 	for n := 0; n < 3; {
 		m := next(t, first)
 		lastID = m.ID
-		if m.Name == chatio.EventNewEvent {
+		if m.Name == sdk.EventNewEvent {
 			n++
 		}
 	}
@@ -160,7 +163,7 @@ func TestResumeWithLastEventID(t *testing.T) {
 	for {
 		m := next(t, ref)
 		all = append(all, m)
-		if m.Name == chatio.EventNewEvent && len(all) > 0 && newEventID(t, m) == e.srv.Events(chat)[7].ID {
+		if m.Name == sdk.EventNewEvent && len(all) > 0 && newEventID(t, m) == e.srv.Events(chat)[7].ID {
 			break
 		}
 	}
@@ -199,7 +202,7 @@ func TestResumeWithLastEventID(t *testing.T) {
 func TestStaleEventIDGetsSnapshot(t *testing.T) {
 	cfg := fastConfig()
 	cfg.ReplayBuffer = 4
-	e := newEnv(t, cfg, chatiotest.Config{})
+	e := newEnv(t, cfg, chatiosim.Config{})
 	s := e.acquire(t, "tok-stale")
 	chat := startChat(t, s)
 	ref := subscribe(t, s, "")
@@ -211,7 +214,7 @@ func TestStaleEventIDGetsSnapshot(t *testing.T) {
 	}
 	var msgs []Message
 	for len(msgs) < 10 {
-		if m := next(t, ref); m.Name == chatio.EventUserIsTyping {
+		if m := next(t, ref); m.Name == sdk.EventUserIsTyping {
 			msgs = append(msgs, m)
 		}
 	}
@@ -219,7 +222,7 @@ func TestStaleEventIDGetsSnapshot(t *testing.T) {
 	for _, last := range []string{msgs[0].ID, "garbage", "-1", strconv.FormatUint(cur+100, 10)} {
 		sub := subscribe(t, s, last)
 		snap := sub.Snapshot()
-		if len(snap) == 0 || snap[len(snap)-1].Name != chatio.EventConnected {
+		if len(snap) == 0 || snap[len(snap)-1].Name != sdk.EventConnected {
 			t.Fatalf("last=%q: no fresh snapshot: %v", last, names(snap))
 		}
 		if got := seqOf(t, snap[len(snap)-1]); got != cur {
@@ -247,7 +250,7 @@ func TestStaleEventIDGetsSnapshot(t *testing.T) {
 func TestSlowSubscriberIsCut(t *testing.T) {
 	cfg := fastConfig()
 	cfg.SubscriberBuffer = 4
-	e := newEnv(t, cfg, chatiotest.Config{})
+	e := newEnv(t, cfg, chatiosim.Config{})
 	s := e.acquire(t, "tok-slow")
 	chat := startChat(t, s)
 	slow := subscribe(t, s, "")
@@ -259,7 +262,7 @@ func TestSlowSubscriberIsCut(t *testing.T) {
 	go func() {
 		got := 0
 		for m := range healthy.C() {
-			if m.Name == chatio.EventUserIsTyping {
+			if m.Name == sdk.EventUserIsTyping {
 				got++
 				if got == n {
 					break
@@ -299,7 +302,7 @@ func TestSlowSubscriberIsCut(t *testing.T) {
 }
 
 func TestReconnectFillsGap(t *testing.T) {
-	e := newEnv(t, fastConfig(), chatiotest.Config{})
+	e := newEnv(t, fastConfig(), chatiosim.Config{})
 	s := e.acquire(t, "tok-gap")
 	chat := startChat(t, s)
 	agent := e.srv.Agent("agent-1", "")
@@ -315,7 +318,7 @@ func TestReconnectFillsGap(t *testing.T) {
 	if e.srv.DropAll() != 1 {
 		t.Fatal("no socket dropped")
 	}
-	msgs := until(t, sub, chatio.EventConnectionLost)
+	msgs := until(t, sub, sdk.EventConnectionLost)
 	if string(msgs[len(msgs)-1].Data) != "null" {
 		t.Fatalf("connection_lost data %s", msgs[len(msgs)-1].Data)
 	}
@@ -336,14 +339,14 @@ func TestReconnectFillsGap(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	msgs = until(t, sub, chatio.EventConnectionRestored)
+	msgs = until(t, sub, sdk.EventConnectionRestored)
 	var got []string
 	sawSummary := false
 	for _, m := range msgs {
 		if id := newEventID(t, m); id != "" {
 			got = append(got, id)
 		}
-		if m.Name == chatio.EventThreadSummary {
+		if m.Name == sdk.EventThreadSummary {
 			sawSummary = true
 		}
 	}
@@ -384,7 +387,7 @@ func TestReconnectFillsGap(t *testing.T) {
 }
 
 func TestDoWaitsForReconnect(t *testing.T) {
-	e := newEnv(t, fastConfig(), chatiotest.Config{})
+	e := newEnv(t, fastConfig(), chatiosim.Config{})
 	s := e.acquire(t, "tok-wait")
 	chat := startChat(t, s)
 	e.srv.RefuseConnections(200 * time.Millisecond)
@@ -409,17 +412,17 @@ func TestReloginRefusedEndsSession(t *testing.T) {
 	var revoked atomic.Bool
 	policy := func(tok string) (string, error) {
 		if revoked.Load() {
-			return "", chatiotest.ErrTokenExpired
+			return "", chatiosim.ErrTokenExpired
 		}
-		return chatiotest.AnyToken(tok)
+		return chatiosim.AnyToken(tok)
 	}
-	e := newEnv(t, fastConfig(), chatiotest.Config{Tokens: policy})
+	e := newEnv(t, fastConfig(), chatiosim.Config{Tokens: policy})
 	s := e.acquire(t, "tok-revoked")
 	sub := subscribe(t, s, "")
 	revoked.Store(true)
 	e.srv.DropAll()
-	msgs := until(t, sub, chatio.EventDisconnected)
-	if msgs[0].Name != chatio.EventConnectionLost {
+	msgs := until(t, sub, sdk.EventDisconnected)
+	if msgs[0].Name != sdk.EventConnectionLost {
 		t.Fatalf("first %s", msgs[0].Name)
 	}
 	if d := string(msgs[len(msgs)-1].Data); d != `{"reason":"authentication"}` {
@@ -442,11 +445,11 @@ func TestReloginRefusedEndsSession(t *testing.T) {
 }
 
 func TestCustomerDisconnectedNoRetry(t *testing.T) {
-	e := newEnv(t, fastConfig(), chatiotest.Config{})
+	e := newEnv(t, fastConfig(), chatiosim.Config{})
 	s := e.acquire(t, "tok-kicked")
 	sub := subscribe(t, s, "")
 	e.srv.DisconnectCustomer(s.CustomerID(), "logged_out_remotely")
-	msgs := until(t, sub, chatio.EventDisconnected)
+	msgs := until(t, sub, sdk.EventDisconnected)
 	if d := string(msgs[len(msgs)-1].Data); d != `{"reason":"logged_out_remotely"}` {
 		t.Fatalf("disconnected data %s", d)
 	}
@@ -465,7 +468,7 @@ func TestCustomerDisconnectedNoRetry(t *testing.T) {
 func TestIdleEviction(t *testing.T) {
 	cfg := fastConfig()
 	cfg.IdleTimeout = 150 * time.Millisecond
-	e := newEnv(t, cfg, chatiotest.Config{})
+	e := newEnv(t, cfg, chatiosim.Config{})
 	s := e.acquire(t, "tok-idle")
 	busy := e.acquire(t, "tok-busy")
 	sub := subscribe(t, busy, "")
@@ -500,7 +503,7 @@ func TestIdleEviction(t *testing.T) {
 func TestMaxSessions(t *testing.T) {
 	cfg := fastConfig()
 	cfg.MaxSessions = 2
-	e := newEnv(t, cfg, chatiotest.Config{})
+	e := newEnv(t, cfg, chatiosim.Config{})
 	e.acquire(t, "a")
 	e.acquire(t, "b")
 	if _, err := e.pool.Acquire(ctxT(t), "c"); !errors.Is(err, ErrOverloaded) {
@@ -513,7 +516,7 @@ func TestLimits(t *testing.T) {
 	cfg := fastConfig()
 	cfg.MaxSubscribers = 1
 	cfg.MaxInFlight = 1
-	e := newEnv(t, cfg, chatiotest.Config{})
+	e := newEnv(t, cfg, chatiosim.Config{})
 	s := e.acquire(t, "tok-limits")
 	subscribe(t, s, "")
 	if _, err := s.Subscribe(ctxT(t), ""); !errors.Is(err, ErrTooManySubscribers) {
@@ -536,7 +539,7 @@ func TestLimits(t *testing.T) {
 }
 
 func TestSneakPeekThrottle(t *testing.T) {
-	e := newEnv(t, fastConfig(), chatiotest.Config{})
+	e := newEnv(t, fastConfig(), chatiosim.Config{})
 	s := e.acquire(t, "tok-peek")
 	chat := startChat(t, s)
 	acts, stop := e.srv.Watch(64)
@@ -590,7 +593,7 @@ func TestSneakPeekThrottle(t *testing.T) {
 }
 
 func TestSendRating(t *testing.T) {
-	e := newEnv(t, fastConfig(), chatiotest.Config{})
+	e := newEnv(t, fastConfig(), chatiosim.Config{})
 	s := e.acquire(t, "tok-rate")
 	chat := startChat(t, s)
 	res, err := s.SendRating(ctxT(t), chat, "good", "thanks")
@@ -624,14 +627,14 @@ func TestSendRating(t *testing.T) {
 }
 
 func TestDisconnect(t *testing.T) {
-	e := newEnv(t, fastConfig(), chatiotest.Config{})
+	e := newEnv(t, fastConfig(), chatiosim.Config{})
 	s := e.acquire(t, "tok-bye")
 	a := subscribe(t, s, "")
 	b := subscribe(t, s, "")
 	s.Disconnect()
 	for _, sub := range []*Subscriber{a, b} {
 		rest := waitClosed(t, sub)
-		if len(rest) == 0 || rest[len(rest)-1].Name != chatio.EventDisconnected {
+		if len(rest) == 0 || rest[len(rest)-1].Name != sdk.EventDisconnected {
 			t.Fatalf("no final disconnected: %v", names(rest))
 		}
 		if !errors.Is(sub.Err(), ErrSessionClosed) {
@@ -656,7 +659,7 @@ func TestShutdownLeavesNothing(t *testing.T) {
 	// gone by then, so every goroutine left would be ours.
 	ignore := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
-	srv, url := chatiotest.Start(t, chatiotest.Config{})
+	srv, url := chatiotest.Start(t, chatiosim.Config{})
 	cfg := fastConfig()
 	cfg.Upstream.URL, cfg.Upstream.License = url, 1
 	p := NewPool(cfg, nil, nil)
@@ -691,7 +694,7 @@ func TestShutdownLeavesNothing(t *testing.T) {
 }
 
 func TestUpstreamRequestsLikeTheSDK(t *testing.T) {
-	e := newEnv(t, fastConfig(), chatiotest.Config{})
+	e := newEnv(t, fastConfig(), chatiosim.Config{})
 	s := e.acquire(t, "tok-requests")
 	if n := e.srv.Stats().Requests; n != 2 {
 		t.Fatalf("creation sent %d requests, want 2 (login, get_chats_summary)", n)
@@ -725,7 +728,7 @@ func TestUpstreamRequestsLikeTheSDK(t *testing.T) {
 	// A reconnect that missed nothing costs login + get_chats_summary only.
 	before = e.srv.Stats().Requests
 	e.srv.DropAll()
-	until(t, a, chatio.EventConnectionRestored)
+	until(t, a, sdk.EventConnectionRestored)
 	if n := e.srv.Stats().Requests - before; n != 2 {
 		t.Fatalf("reconnect sent %d requests, want 2", n)
 	}

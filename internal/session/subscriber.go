@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
+	"github.com/chatio-gateway/chatio-gateway/internal/sdk"
 )
 
 // subChanCap is how many events a subscriber's channel itself buffers.
@@ -310,10 +311,10 @@ func (s *Session) subscribeFresh(ctx context.Context) (*Subscriber, error) {
 			payload, err = c.Call(ctx, chatio.ActionGetChatsSummary, nil)
 			return err
 		})
-		var cs chatio.ChatsSummary
-		var users []chatio.Event
+		var cs sdk.ChatsSummary
+		var users []sdk.Event
 		if err == nil {
-			cs, users, err = chatio.ParseChatsSummary(payload)
+			cs, users, err = sdk.ParseChatsSummary(payload)
 		}
 		if err == nil {
 			snap, err = newSummarySnap(cs, users)
@@ -326,9 +327,9 @@ func (s *Session) subscribeFresh(ctx context.Context) (*Subscriber, error) {
 	}
 	idData, _ := encodeJSON(customerID)
 	out := make([]Message, 0, len(snap.users)+2)
-	out = append(out, Message{Name: chatio.EventCustomerID, Data: idData})
+	out = append(out, Message{Name: sdk.EventCustomerID, Data: idData})
 	out = append(out, snap.users...)
-	out = append(out, Message{ID: strconv.FormatUint(n, 10), Name: chatio.EventConnected, Data: snap.connected})
+	out = append(out, Message{ID: strconv.FormatUint(n, 10), Name: sdk.EventConnected, Data: snap.connected})
 	sub.snapshot = out
 	return sub, nil
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
+	"github.com/chatio-gateway/chatio-gateway/internal/sdk"
 )
 
 // spillSession is a session without upstream whose subscribers queue
@@ -27,7 +28,7 @@ func addSub(s *Session) *Subscriber {
 
 func publishN(s *Session, from, n int) {
 	for i := from; i < from+n; i++ {
-		s.publish(chatio.Event{Name: "e", Data: i})
+		s.publish(sdk.Event{Name: "e", Data: i})
 	}
 }
 
@@ -112,7 +113,7 @@ func TestSubscriberSpill(t *testing.T) {
 			last = m
 			n++
 		}
-		if n != buffer+1 || last.Name != chatio.EventDisconnected {
+		if n != buffer+1 || last.Name != sdk.EventDisconnected {
 			t.Fatalf("read %d events, last %q; want %d, the final one last", n, last.Name, buffer+1)
 		}
 	})

@@ -5,14 +5,16 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
 )
 
-// Start runs a Server for a test on an httptest server listening on
-// 127.0.0.1 and returns it with its base URL,
+// Start runs a simulator (chatiosim.New(cfg)) for a test on an httptest
+// server listening on 127.0.0.1 and returns it with its base URL,
 // "ws://127.0.0.1:PORT/customer/v0.5". The test's Cleanup closes both.
-func Start(tb testing.TB, cfg Config) (*Server, string) {
+func Start(tb testing.TB, cfg chatiosim.Config) (*chatiosim.Server, string) {
 	tb.Helper()
-	s := New(cfg)
+	s := chatiosim.New(cfg)
 	ts := httptest.NewUnstartedServer(s)
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
