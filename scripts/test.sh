@@ -71,6 +71,11 @@ fi
 echo "== go vet"
 progress "go vet" go vet ./...
 
+# staticcheck is a tool of the module (go.mod's tool directive): go tool
+# builds the pinned version, fetching its module the first time.
+echo "== staticcheck (go tool staticcheck, pinned in go.mod)"
+progress "staticcheck" go tool staticcheck ./...
+
 # ---- browser test (internal/browsertest): Debian's headless Chromium ----
 if [ ! -x /usr/bin/chromium ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -20,10 +20,12 @@ import (
 // settings are the same as net/http's (MaxConcurrentStreams from
 // srv.HTTP2 applies too).
 func configureHTTP2(srv *http.Server, maxStreams int) error {
-	if err := http2.ConfigureServer(srv, &http2.Server{
-		MaxConcurrentStreams: uint32(maxStreams),
-		NewWriteScheduler:    func() http2.WriteScheduler { return http2.NewRandomWriteScheduler() },
-	}); err != nil {
+	// x/net/http2's server is deprecated in favour of net/http's own
+	// (Server.Protocols), which has no write scheduler to choose.
+	//lint:ignore SA1019 the random write scheduler (see above) exists only here
+	h2 := &http2.Server{MaxConcurrentStreams: uint32(maxStreams), NewWriteScheduler: func() http2.WriteScheduler { return http2.NewRandomWriteScheduler() }}
+	//lint:ignore SA1019 as above
+	if err := http2.ConfigureServer(srv, h2); err != nil {
 		return fmt.Errorf("http2: %w", err)
 	}
 	return nil

@@ -19,6 +19,7 @@ var (
 	// ErrClosed: the client was closed by its owner.
 	ErrClosed = errors.New("chatio: client closed")
 	// ErrFileTooLarge: a file upload went past MaxFileSize while streaming.
+	//lint:ignore ST1005 the text after the prefix is the SDK's own reason, to the letter
 	ErrFileTooLarge = errors.New("chatio: The file is too big (max size is 10.00 MB).")
 	// ErrStreamOverflow: Config.OnItem refused an item (its consumer cannot
 	// take more); the client closes its socket with it.

@@ -59,7 +59,9 @@ type TokenPolicy func(token string) (customerID string, err error)
 
 // Errors of the built-in token policies.
 var (
+	//lint:ignore ST1005 chat.io's own text, as its login refusal carries it
 	ErrTokenInvalid = errors.New("Invalid access token")
+	//lint:ignore ST1005 chat.io's own text, as its login refusal carries it
 	ErrTokenExpired = errors.New("Access token expired")
 )
 

@@ -594,8 +594,8 @@ func (c *apiStreamChecker) check(m sseMessage) {
 }
 
 // apiOpenStreamWith opens GET url through client (a validating one: each
-// message is checked as the stream is read) and starts reading it like
-// openStream.
+// message is checked as the stream is read) and starts reading it in its
+// own goroutine.
 func apiOpenStreamWith(t testing.TB, ctx context.Context, client *http.Client, url string, header http.Header) *sseStream {
 	t.Helper()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)

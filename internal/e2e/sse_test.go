@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -26,32 +25,6 @@ type sseStream struct {
 	resp *http.Response
 	msgs chan sseMessage
 	done chan struct{}
-}
-
-// openStream opens GET url with the given headers and starts reading.
-func openStream(t testing.TB, ctx context.Context, url string, header http.Header) *sseStream {
-	t.Helper()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header = header.Clone()
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("open stream: %v", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		t.Fatalf("open stream: status %d: %s", resp.StatusCode, b)
-	}
-	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
-		t.Fatalf("stream content type %q", ct)
-	}
-	s := &sseStream{resp: resp, msgs: make(chan sseMessage, 1024), done: make(chan struct{})}
-	go s.read()
-	t.Cleanup(s.Close)
-	return s
 }
 
 func (s *sseStream) read() {

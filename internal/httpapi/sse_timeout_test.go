@@ -44,6 +44,7 @@ func TestStreamWriteTimeout(t *testing.T) {
 			protocols.SetHTTP1(true)
 			protocols.SetUnencryptedHTTP2(true)
 			srv := &http.Server{Handler: e.api.Handler(), Protocols: &protocols}
+			//lint:ignore SA1019 the gateway serves HTTP/2 with x/net/http2's server (cmd/gateway/h2.go)
 			if err := http2.ConfigureServer(srv, &http2.Server{}); err != nil {
 				t.Fatal(err)
 			}

@@ -3,7 +3,6 @@ package session
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"testing"
 	"time"
 
@@ -217,8 +216,6 @@ func seqOf(t *testing.T, m Message) uint64 {
 	}
 	return id
 }
-
-func isErr(err, target error) bool { return errors.Is(err, target) }
 
 // metricValue reads a counter or gauge.
 func metricValue(c prometheus.Metric) float64 {
