@@ -313,14 +313,11 @@ func (e *Engine) notify(s State) {
 }
 
 // clusterSize estimates the number of servers in the cluster the
-// connection reached: the embedded server's own view, or the servers the
-// connection was told about.
+// connection reached: the servers the connection knows (the configured
+// ones and those the cluster's INFO announced).
 func (e *Engine) clusterSize() int {
-	if e.srv != nil {
-		if !e.srv.JetStreamIsClustered() {
-			return 1
-		}
-		return len(e.srv.JetStreamClusterPeers())
+	if e.srv != nil && !e.srv.JetStreamIsClustered() {
+		return 1
 	}
 	if e.nc.ConnectedClusterName() == "" {
 		return 1
@@ -555,4 +552,3 @@ func randomID() string {
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
-

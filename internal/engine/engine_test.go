@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/testwait"
 )
@@ -604,5 +605,70 @@ func TestHealth(t *testing.T) {
 	defer mu.Unlock()
 	if len(states) < 2 || states[0] != StateReconnecting || states[len(states)-1] != StateConnected {
 		t.Fatalf("states %v", states)
+	}
+}
+
+// sameShard returns two sids of one stream.
+func sameShard(t testing.TB, e *Engine) (SID, SID) {
+	a := sidOf("shard-a")
+	for i := range 1000 {
+		b := sidOf(fmt.Sprint("shard-b", i))
+		if b.shard(len(e.streams)) == a.shard(len(e.streams)) {
+			return a, b
+		}
+	}
+	t.Fatal("no two sids in one stream")
+	return "", ""
+}
+
+// TestEngineTruths pins what the design relies on in nats-server's
+// behaviour, so that an upgrade that changes it fails here.
+func TestEngineTruths(t *testing.T) {
+	e := embedded(t, nil)
+	ctx := ctxT(t, 20*time.Second)
+	a, b := sameShard(t, e)
+	sn, _ := e.names(a)
+
+	// Republish's Nats-Last-Sequence is the previous sequence of the same
+	// subject (stream.go loads the subject's last message before storing),
+	// not of the stream: a live reader can see its own customer's gaps.
+	ch := make(chan Live, 10)
+	sub, err := e.Subscribe(a, func(l Live) { ch <- l })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Stop()
+	a1, _ := e.Append(ctx, a, 0, "", []byte("a1"))
+	if _, err := e.Append(ctx, b, 0, "", []byte("b1")); err != nil {
+		t.Fatal(err)
+	}
+	a2, _ := e.Append(ctx, a, a1, "", []byte("a2"))
+	if l := <-ch; l.Seq != a1 || l.Prev != 0 || !l.HasPrev {
+		t.Fatalf("first live %+v", l)
+	}
+	if l := <-ch; l.Seq != a2 || l.Prev != a1 {
+		t.Fatalf("second live %+v, want prev %d (per subject)", l, a1)
+	}
+
+	// On a single server (not clustered), the expected-last-subject-
+	// sequence check runs before the duplicate check: a retried publish
+	// whose first attempt was stored is answered "wrong last sequence"
+	// (10071), not "duplicate". Append recognises its own message then.
+	m := &nats.Msg{Subject: sn.evPfx + string(a), Data: []byte("a3"), Header: nats.Header{}}
+	m.Header.Set(hdrMsgID, "raw-1")
+	m.Header.Set(hdrExpSubjSeq, fmt.Sprint(a2))
+	if _, err := e.publishOnce(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.publishOnce(ctx, m)
+	var ae *apiError
+	if !errors.As(err, &ae) || ae.ErrCode != 10071 {
+		t.Fatalf("retried publish: %v, want 10071", err)
+	}
+	// Without the expectation, the same retry is a duplicate.
+	m.Header.Del(hdrExpSubjSeq)
+	resp, err := e.nc.RequestMsgWithContext(ctx, m)
+	if err != nil || !strings.Contains(string(resp.Data), `"duplicate": true`) {
+		t.Fatalf("plain retry: %s %v", resp.Data, err)
 	}
 }
