@@ -229,7 +229,8 @@ const maxOwnAttempts = 8
 // or was partitioned), then fences the log: it appends an owner marker
 // after the customer's last event, so that any append of a previous owner
 // still in flight is refused (ErrFenced) from then on. When this node
-// already owns the session, Own only returns the record. Another live
+// already owns the session, Own returns the record (refreshed when older
+// than MaxAge/2: the owner calls Own at least that often). Another live
 // owner: ErrOwned (errors.Is), its node named in the message.
 func (e *Engine) Own(ctx context.Context, sid SID) (Ownership, error) {
 	if !sid.Valid() {
@@ -260,8 +261,17 @@ func (e *Engine) Own(ctx context.Context, sid SID) (Ownership, error) {
 		default:
 			rec := parseOwner(ent.Value())
 			if rec == mine {
+				rev := ent.Revision()
+				if time.Since(ent.Created()) > e.cfg.MaxAge/2 {
+					// Refresh the record before the bucket's MaxAge drops it.
+					if nrev, err := e.owner.Update(ctx, string(sid), ent.Value(), rev); err == nil {
+						rev = nrev
+					} else if isWrongLast(err) {
+						continue
+					}
+				}
 				seq, err := e.LastSeq(ctx, sid)
-				return Ownership{SID: sid, Node: mine.node, Epoch: mine.epoch, Revision: ent.Revision(), LastSeq: seq}, err
+				return Ownership{SID: sid, Node: mine.node, Epoch: mine.epoch, Revision: rev, LastSeq: seq}, err
 			}
 			alive, aerr := e.nodeAlive(ctx, rec)
 			if aerr != nil {
