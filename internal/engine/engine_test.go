@@ -260,7 +260,7 @@ func TestLiveGapDetection(t *testing.T) {
 	ch := make(chan Live, 100)
 	var mu sync.Mutex
 	dropped := map[uint64]bool{}
-	var dropNext int // drop the 3rd live event, and the 7th
+	var dropNext int // drop the 3rd live event, and the 7th (the marker is the 1st)
 	sub, err := e.Subscribe(sid, func(l Live) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -277,7 +277,12 @@ func TestLiveGapDetection(t *testing.T) {
 	defer sub.Stop()
 	cur := e.NewCursor(sid, 0)
 	var got []Event
-	var last uint64
+	// The first message is an owner marker: the cursor consumes it.
+	own, err := e.Own(ctx, sid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := own.LastSeq
 	for i := range 8 {
 		s, err := e.Append(ctx, sid, last, "", []byte(fmt.Sprint(i)))
 		if err != nil {
@@ -454,6 +459,41 @@ func TestLeaseExpiryTakeover(t *testing.T) {
 	}
 	if node, alive, err := b.Owner(ctx, sid); node != "" || alive || err != nil {
 		t.Fatalf("after Release: %q %v %v", node, alive, err)
+	}
+	if _, err := b.Own(ctx, sid); err != nil {
+		t.Fatalf("Own after Release: %v", err)
+	}
+}
+
+func TestAppendOwnedEpoch(t *testing.T) {
+	e := embedded(t, func(c *Config) { c.LeaseTTL = time.Second })
+	ctx := ctxT(t, 20*time.Second)
+	sid := sidOf("epoch")
+	own, err := e.Own(ctx, sid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1, err := e.AppendOwned(ctx, own, own.LastSeq, "", []byte("1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The lease is lost (renewals fail), then taken again under a new
+	// epoch: the old Ownership no longer appends; a new Own (which fences
+	// the log with a marker) does.
+	lost := e.LeaseLost()
+	e.lease.partitioned.Store(true)
+	<-lost
+	e.lease.partitioned.Store(false)
+	testwait.For(t, 5*time.Second, "a new lease", e.LeaseValid)
+	if _, err := e.AppendOwned(ctx, own, s1, "", []byte("2")); !errors.Is(err, ErrFenced) {
+		t.Fatalf("append under the old epoch: %v", err)
+	}
+	own2, err := e.Own(ctx, sid)
+	if err != nil || own2.Epoch == own.Epoch || own2.LastSeq <= s1 {
+		t.Fatalf("Own under the new epoch: %+v %v", own2, err)
+	}
+	if _, err := e.AppendOwned(ctx, own2, own2.LastSeq, "", []byte("2")); err != nil {
+		t.Fatal(err)
 	}
 }
 

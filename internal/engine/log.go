@@ -104,6 +104,17 @@ func (e *Engine) Append(ctx context.Context, sid SID, expectedLastSeq uint64, ms
 	return e.append(ctx, sid, expectedLastSeq, msgID, data, "")
 }
 
+// AppendOwned is Append for the holder of own: it is refused (ErrFenced)
+// when the node's lease is no longer the one own was taken under (the
+// lease was lost and taken again: the session may have another owner by
+// now, and what the caller read meanwhile must not reach the log).
+func (e *Engine) AppendOwned(ctx context.Context, own Ownership, expectedLastSeq uint64, msgID string, data []byte) (uint64, error) {
+	if own.Node != e.cfg.NodeID || own.Epoch != e.epoch() {
+		return 0, fmt.Errorf("%w (ownership of an earlier lease)", ErrFenced)
+	}
+	return e.Append(ctx, own.SID, expectedLastSeq, msgID, data)
+}
+
 func (e *Engine) append(ctx context.Context, sid SID, expected uint64, msgID string, data []byte, owner string) (uint64, error) {
 	sn, err := e.names(sid)
 	if err != nil {
@@ -137,6 +148,12 @@ func (e *Engine) append(ctx context.Context, sid SID, expected uint64, msgID str
 
 	back := 10 * time.Millisecond
 	for attempt := 0; ; attempt++ {
+		if attempt > 0 && !e.LeaseValid() {
+			// Retries stop with the lease; the first attempt may still
+			// have been stored (a reader then sees it: it was read while
+			// the lease held).
+			return 0, fmt.Errorf("%w (node lease lost while retrying)", ErrFenced)
+		}
 		seq, err := e.publishOnce(ctx, m)
 		if err == nil {
 			return seq, nil

@@ -184,6 +184,12 @@ func (l *leaseState) giveUp(ctx context.Context, e *Engine) {
 	_ = e.nodes.Delete(actx, e.cfg.NodeID, jetstream.LastRevision(rev))
 }
 
+func (e *Engine) epoch() string {
+	e.lease.mu.Lock()
+	defer e.lease.mu.Unlock()
+	return e.lease.epoch
+}
+
 // LeaseValid reports whether this node's lease is valid by the local
 // monotonic deadline (renewed recently enough that the server cannot have
 // expired it yet).
