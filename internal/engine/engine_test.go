@@ -14,6 +14,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"go.uber.org/goleak"
+
 	"github.com/chatio-gateway/chatio-gateway/internal/testwait"
 )
 
@@ -711,4 +713,34 @@ func TestEngineTruths(t *testing.T) {
 	if err != nil || !strings.Contains(string(resp.Data), `"duplicate": true`) {
 		t.Fatalf("plain retry: %s %v", resp.Data, err)
 	}
+}
+
+// TestCloseStopsEverything: after Close, none of the goroutines the
+// engine started (renewal, connection, subscriptions, embedded server)
+// is left.
+func TestCloseStopsEverything(t *testing.T) {
+	before := goleak.IgnoreCurrent()
+	ctx := ctxT(t, 20*time.Second)
+	e, err := Start(ctx, Config{DataDir: t.TempDir(), NodeID: "leak", ClusterKey: testKey(), LeaseTTL: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid := sidOf("leak")
+	own, err := e.Own(ctx, sid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Subscribe(sid, func(Live) {}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Serve(sid, func(r Request) { _ = r.Respond(nil) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.AppendOwned(ctx, own, own.LastSeq, "", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	goleak.VerifyNone(t, before)
 }
