@@ -33,7 +33,9 @@ type Config struct {
 	// (Once). At least 32 bytes; the same on every replica.
 	ClusterKey []byte
 	// LeaseTTL is how long the node lease lives without renewal (default
-	// 10s). It is renewed every LeaseTTL/3.
+	// 10s; the same on every replica: it is the cgw_nodes bucket's MaxAge).
+	// It is renewed every LeaseTTL/3; the local deadline is LeaseTTL minus
+	// a fifth after a renewal was sent.
 	LeaseTTL time.Duration
 	// Streams is the number of log streams the customers are spread over
 	// (default 4). It must not change for an existing store: a customer's

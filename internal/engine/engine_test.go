@@ -13,7 +13,6 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-
 	"go.uber.org/goleak"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/testwait"
