@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -340,6 +341,9 @@ func (e *Engine) setup(ctx context.Context) error {
 			e.replicas = 3
 		}
 	}
+	if err := e.checkStreamCount(ctx); err != nil {
+		return err
+	}
 	e.streams = make([]streamNames, cfg.Streams)
 	for i := range e.streams {
 		name := fmt.Sprintf("%s%d", streamPrefix, i)
@@ -366,6 +370,7 @@ func (e *Engine) setup(ctx context.Context) error {
 			DenyDelete:        true,
 			DenyPurge:         true,
 			AllowDirect:       true,
+			Metadata:          map[string]string{metaStreams: strconv.Itoa(cfg.Streams)},
 			RePublish: &jetstream.RePublish{
 				Source:      sn.evPfx + "*",
 				Destination: sn.livPfx + "{{wildcard(1)}}",
@@ -409,6 +414,34 @@ func (e *Engine) setup(ctx context.Context) error {
 		Storage:        jetstream.FileStorage, Replicas: e.replicas,
 	}); err != nil {
 		return err
+	}
+	return nil
+}
+
+// metaStreams is the stream metadata key that records Config.Streams.
+const metaStreams = "cgw_streams"
+
+// checkStreamCount refuses to start with a Streams other than the one the
+// existing log streams were created with: customers would be looked for
+// in other streams than their events are in.
+func (e *Engine) checkStreamCount(ctx context.Context) error {
+	var info *jetstream.StreamInfo
+	err := retryUnavailable(ctx, func(ctx context.Context) error {
+		s, err := e.js.Stream(ctx, streamPrefix+"0")
+		if err != nil {
+			return err
+		}
+		info = s.CachedInfo()
+		return nil
+	})
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("engine: stream %s0: %w", streamPrefix, err)
+	}
+	if n := info.Config.Metadata[metaStreams]; n != "" && n != strconv.Itoa(e.cfg.Streams) {
+		return fmt.Errorf("engine: the log has %s streams, Streams is %d: it must not change for an existing store", n, e.cfg.Streams)
 	}
 	return nil
 }

@@ -604,6 +604,14 @@ func TestRestartKeepsLog(t *testing.T) {
 	if _, err := e2.Append(ctx, sid, last, "3", []byte("3")); err != nil {
 		t.Fatal(err)
 	}
+	// Another stream count on the same store is refused.
+	if err := e2.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Streams = 8
+	if _, err := Start(ctx, cfg); err == nil || !strings.Contains(err.Error(), "must not change") {
+		t.Fatalf("Start with another Streams: %v", err)
+	}
 }
 
 func TestHealth(t *testing.T) {
