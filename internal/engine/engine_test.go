@@ -751,3 +751,55 @@ func TestCloseStopsEverything(t *testing.T) {
 	}
 	goleak.VerifyNone(t, before)
 }
+
+// TestOwnRace: two nodes claim the same sessions at once; each session
+// gets exactly one owner, and only the owner's appends reach the log.
+func TestOwnRace(t *testing.T) {
+	s := runServer(t)
+	a := startEngine(t, Config{URL: s.ClientURL(), NodeID: "a"})
+	b := startEngine(t, Config{URL: s.ClientURL(), NodeID: "b"})
+	ctx := ctxT(t, 30*time.Second)
+	const n = 20
+	type result struct {
+		own Ownership
+		err error
+	}
+	res := make([][2]result, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		sid := sidOf(fmt.Sprint("race-", i))
+		for j, e := range []*Engine{a, b} {
+			wg.Go(func() {
+				own, err := e.Own(ctx, sid)
+				if err == nil {
+					_, err = e.AppendOwned(ctx, own, own.LastSeq, "", []byte(e.NodeID()))
+				}
+				res[i][j] = result{own, err}
+			})
+		}
+	}
+	wg.Wait()
+	for i := range n {
+		sid := sidOf(fmt.Sprint("race-", i))
+		var winner string
+		for j, node := range []string{"a", "b"} {
+			switch err := res[i][j].err; {
+			case err == nil:
+				if winner != "" {
+					t.Fatalf("%d: two owners", i)
+				}
+				winner = node
+			case errors.Is(err, ErrOwned):
+			default:
+				t.Fatalf("%d %s: %v", i, node, err)
+			}
+		}
+		if node, alive, err := a.Owner(ctx, sid); node != winner || !alive || err != nil {
+			t.Fatalf("%d: winner %q, record %q %v %v", i, winner, node, alive, err)
+		}
+		p, err := a.Read(ctx, sid, 0, 0)
+		if err != nil || datas(p.Events) != winner {
+			t.Fatalf("%d: log %q, winner %q", i, datas(p.Events), winner)
+		}
+	}
+}
