@@ -113,6 +113,9 @@ func (l *leaseState) renewLoop(ctx context.Context, e *Engine) {
 		}
 		if !l.valid() {
 			l.lose()
+			// Nothing to watch until a new epoch: the ticker retries.
+			timer.Reset(l.ttl(e) / 3)
+			continue
 		}
 		timer.Reset(max(l.untilDeadline(), time.Millisecond))
 	}
