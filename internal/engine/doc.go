@@ -105,6 +105,7 @@
 // the engine. Readers skip markers (Read leaves them out of Events, a
 // Cursor consumes them); they occupy a sequence and a slot of the ring.
 // An owner also stops by itself: Append refuses while LeaseValid is false
+// (AppendOwned also when the Ownership was taken under an earlier epoch)
 // (the local monotonic deadline, LeaseTTL minus a fifth, counted from the
 // sending of the last successful renewal), and LeaseLost's channel closes
 // then, for the caller to close its upstream sockets.
@@ -126,8 +127,12 @@
 // a Read can miss the newest events on a lagging follower; LastSeq asks the
 // stream leader ($JS.API.STREAM.MSG.GET), and Cursor.CatchUp reads until
 // the leader's last sequence. Live events are also lost while the
-// connection reconnects (core subjects): after Config.OnState reports
-// StateConnected, callers CatchUp their cursors.
+// connection reconnects (core subjects), and when a stream leader dies
+// between storing an event and republishing it: the next event's
+// predecessor shows the gap, but a lost last event shows only to CatchUp.
+// So after Config.OnState reports StateConnected callers CatchUp their
+// cursors, and a caller that wants a bound on how late such an event can
+// be runs CatchUp periodically too (at its SSE heartbeat, say).
 //
 // Live before ack. The server queues the republished event before the
 // publisher's acknowledgement, so a subscriber may see an event before its

@@ -253,6 +253,7 @@ func (e *Engine) Own(ctx context.Context, sid SID) (Ownership, error) {
 	if !e.LeaseValid() {
 		return Ownership{}, fmt.Errorf("%w (node lease not valid)", ErrFenced)
 	}
+	back := 20 * time.Millisecond
 	for attempt := 0; attempt < maxOwnAttempts; attempt++ {
 		var rev uint64
 		ent, err := e.owner.Get(ctx, string(sid))
@@ -264,6 +265,10 @@ func (e *Engine) Own(ctx context.Context, sid SID) (Ownership, error) {
 			}
 		case err != nil:
 			if transient(err) {
+				if werr := backoff(ctx, &back); werr != nil {
+					return Ownership{}, fmt.Errorf("engine: owner record: %w", err)
+				}
+				attempt-- // waits for the engine count against ctx, not attempts
 				continue
 			}
 			return Ownership{}, fmt.Errorf("engine: owner record: %w", err)
@@ -296,6 +301,10 @@ func (e *Engine) Own(ctx context.Context, sid SID) (Ownership, error) {
 		}
 		if err != nil {
 			if transient(err) {
+				if werr := backoff(ctx, &back); werr != nil {
+					return Ownership{}, fmt.Errorf("engine: owner record: %w", err)
+				}
+				attempt--
 				continue
 			}
 			return Ownership{}, fmt.Errorf("engine: owner record: %w", err)
@@ -307,6 +316,18 @@ func (e *Engine) Own(ctx context.Context, sid SID) (Ownership, error) {
 		return Ownership{SID: sid, Node: mine.node, Epoch: mine.epoch, Revision: rev, LastSeq: seq}, nil
 	}
 	return Ownership{}, errors.New("engine: owner record: too many concurrent changes")
+}
+
+// backoff waits *back (then doubles it, up to 500ms), or returns ctx's
+// error.
+func backoff(ctx context.Context, back *time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(*back):
+	}
+	*back = min(*back*2, 500*time.Millisecond)
+	return nil
 }
 
 // fence appends the owner marker after the customer's last event, reading
