@@ -79,8 +79,9 @@ func runCluster(t testing.TB) []*server.Server {
 }
 
 // TestClusterR3LeaderLoss appends a customer's chain on a three-node
-// cluster and shuts its stream's leader down in the middle: appends pause
-// and resume, and the log holds every event once, in order.
+// cluster and shuts its stream's leader (the server the engine is
+// connected to) down in the middle: appends pause and resume, the log
+// holds every event once, in order, and so does a live reader's output.
 func TestClusterR3LeaderLoss(t *testing.T) {
 	if testing.Short() {
 		t.Skip("three servers")
@@ -101,20 +102,71 @@ func TestClusterR3LeaderLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	stream := e.streams[sid.shard(len(e.streams))].name
+	// A live reader follows the customer through the leader's loss: its
+	// cursor fills what the live path missed (a reconnect, a leader that
+	// died before republishing) and drops what it saw twice.
+	live := make(chan Live, 1000)
+	sub, err := e.Subscribe(sid, func(l Live) { live <- l })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Stop()
+	reader := e.NewCursor(sid, 0)
+	var delivered []Event
+	done := make(chan struct{})
+	readerErr := make(chan error, 1)
+	go func() {
+		defer close(readerErr)
+		for {
+			select {
+			case l := <-live:
+				evs, err := reader.Next(ctx, l)
+				if err != nil {
+					readerErr <- err
+					return
+				}
+				delivered = append(delivered, evs...)
+			case <-done:
+				evs, err := reader.CatchUp(ctx)
+				if err != nil {
+					readerErr <- err
+				}
+				delivered = append(delivered, evs...)
+				return
+			}
+		}
+	}()
+	// Make the server the engine is connected to the stream's leader, so
+	// that its loss is a leader election and a reconnect at once.
+	connected := e.Conn().ConnectedServerName()
+	var target *server.Server
+	for _, s := range srvs {
+		if s.Name() == connected {
+			target = s
+		}
+	}
+	if target == nil {
+		t.Fatalf("connected to %q, not one of the servers", connected)
+	}
+	testwait.For(t, 20*time.Second, "the connected server leads the stream", func() bool {
+		if target.JetStreamIsStreamLeader(server.DEFAULT_GLOBAL_ACCOUNT, stream) {
+			return true
+		}
+		req := fmt.Sprintf(`{"placement":{"preferred":%q}}`, connected)
+		_, _ = e.Conn().Request("$JS.API.STREAM.LEADER.STEPDOWN."+stream, []byte(req), time.Second)
+		time.Sleep(100 * time.Millisecond)
+		return target.JetStreamIsStreamLeader(server.DEFAULT_GLOBAL_ACCOUNT, stream)
+	})
 	const n = 60
 	last := own.LastSeq
 	var killed *server.Server
 	var pause time.Duration
 	for i := range n {
 		if i == n/2 {
-			for _, s := range srvs {
-				if s.JetStreamIsStreamLeader(server.DEFAULT_GLOBAL_ACCOUNT, stream) {
-					killed = s
-				}
+			if !target.JetStreamIsStreamLeader(server.DEFAULT_GLOBAL_ACCOUNT, stream) {
+				t.Fatal("the connected server lost the stream's leadership")
 			}
-			if killed == nil {
-				t.Fatal("no stream leader")
-			}
+			killed = target
 			killed.Shutdown()
 		}
 		t0 := time.Now()
@@ -127,7 +179,14 @@ func TestClusterR3LeaderLoss(t *testing.T) {
 		pause = max(pause, time.Since(t0))
 		last = s
 	}
-	t.Logf("longest append across the leader loss: %v", pause)
+	if e.Conn().Stats().Reconnects == 0 || e.Conn().ConnectedServerName() == connected {
+		t.Fatal("the engine did not reconnect to another server")
+	}
+	t.Logf("longest append across the leader loss and the reconnect: %v", pause)
+	close(done)
+	if err := <-readerErr; err != nil {
+		t.Fatalf("live reader: %v", err)
+	}
 	cur := e.NewCursor(sid, 0)
 	evs, err := cur.CatchUp(ctx)
 	if err != nil {
@@ -142,5 +201,8 @@ func TestClusterR3LeaderLoss(t *testing.T) {
 	}
 	if cur.Last() != last {
 		t.Fatalf("cursor at %d, last append %d", cur.Last(), last)
+	}
+	if got := datas(delivered); got != strings.Join(want, ",") {
+		t.Fatalf("live reader got %q", got)
 	}
 }
