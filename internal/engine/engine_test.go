@@ -642,18 +642,35 @@ func TestHealth(t *testing.T) {
 		t.Fatal("probe passed while the engine is down")
 	}
 	cancel()
+	// Calls answer within their context, not hang.
+	t0 := time.Now()
+	actx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	_, aerr := e.Append(actx, sidOf("down"), 0, "", []byte("x"))
+	_, rerr := e.Read(actx, sidOf("down"), 0, 0)
+	cancel()
+	if aerr == nil || rerr == nil || errors.Is(aerr, ErrFenced) || time.Since(t0) > 2*time.Second {
+		t.Fatalf("engine down: append %v, read %v after %v", aerr, rerr, time.Since(t0))
+	}
 	s2, err := server.NewServer(&o2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s2.Start()
 	t.Cleanup(func() { s2.Shutdown(); s2.WaitForShutdown() })
+	t1 := time.Now()
 	testwait.For(t, 10*time.Second, "reconnected", func() bool { return e.State() == StateConnected })
+	t.Logf("reconnected in %v", time.Since(t1))
 	testwait.For(t, 10*time.Second, "probe passes", func() bool { return e.Probe(ctx) == nil })
+	t.Logf("probe passes after %v", time.Since(t1))
 	mu.Lock()
-	defer mu.Unlock()
 	if len(states) < 2 || states[0] != StateReconnecting || states[len(states)-1] != StateConnected {
 		t.Fatalf("states %v", states)
+	}
+	mu.Unlock()
+	// Close while the engine is up (the cleanups would stop the server
+	// first, and Close would wait its bound to give the lease up).
+	if err := e.Close(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
 
