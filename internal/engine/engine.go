@@ -70,9 +70,6 @@ type Config struct {
 	// concurrently with itself) when the connection state changes. After a
 	// reconnect, live messages may have been missed: callers CatchUp.
 	OnState func(State)
-	// Server, when set and URL is empty, replaces the embedded server's
-	// options (tests use it to build clusters); JetStream is forced on.
-	Server *server.Options
 }
 
 // State is the engine connection's state.
@@ -151,7 +148,7 @@ func (c *Config) defaults() error {
 	if len(c.ClusterKey) < 32 {
 		return errors.New("engine: ClusterKey must be at least 32 bytes")
 	}
-	if c.URL == "" && c.DataDir == "" && c.Server == nil {
+	if c.URL == "" && c.DataDir == "" {
 		return errors.New("engine: DataDir is required for the embedded server")
 	}
 	if c.LeaseTTL <= 0 {
@@ -265,23 +262,17 @@ func (e *Engine) connect(ctx context.Context) error {
 	}
 	url := cfg.URL
 	if url == "" {
-		var o server.Options
-		if cfg.Server != nil {
-			o = *cfg.Server
-		} else {
-			if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-				return fmt.Errorf("engine: data dir: %w", err)
-			}
-			o = server.Options{
-				ServerName: cfg.NodeID,
-				StoreDir:   cfg.DataDir,
-				DontListen: true,
-			}
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return fmt.Errorf("engine: data dir: %w", err)
 		}
-		o.JetStream = true
-		o.NoSigs = true
-		o.NoLog = true
-		s, err := server.NewServer(&o)
+		s, err := server.NewServer(&server.Options{
+			ServerName: cfg.NodeID,
+			StoreDir:   cfg.DataDir,
+			JetStream:  true,
+			DontListen: true, // reached in process only
+			NoSigs:     true,
+			NoLog:      true,
+		})
 		if err != nil {
 			return fmt.Errorf("engine: embedded server: %w", err)
 		}
