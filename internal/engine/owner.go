@@ -311,6 +311,11 @@ func (e *Engine) Own(ctx context.Context, sid SID) (Ownership, error) {
 		}
 		seq, err := e.fence(ctx, sid, mine, rev)
 		if err != nil {
+			// Unfenced, the record must not stand (a later Own would take
+			// it as fenced already): give it back, best effort.
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.OpTimeout)
+			_ = e.owner.Delete(dctx, string(sid), jetstream.LastRevision(rev))
+			cancel()
 			return Ownership{}, err
 		}
 		return Ownership{SID: sid, Node: mine.node, Epoch: mine.epoch, Revision: rev, LastSeq: seq}, nil
