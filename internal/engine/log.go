@@ -164,7 +164,11 @@ func (e *Engine) append(ctx context.Context, sid SID, expected uint64, msgID str
 			// check runs before the duplicate check, so a retry of an
 			// append that was stored answers 10071 and not "duplicate":
 			// look whether the customer's last event is this one.
-			if seq, ok := e.lastIsMsgID(ctx, sn, sid, id); ok {
+			seq, ok, lerr := e.lastIsMsgID(ctx, sn, sid, id)
+			if lerr != nil {
+				return 0, fmt.Errorf("engine: append refused (%s), and the log's last event unknown: %w", ae.Description, lerr)
+			}
+			if ok {
 				return seq, nil
 			}
 			return 0, fmt.Errorf("%w (%s)", ErrFenced, ae.Description)
@@ -248,18 +252,23 @@ func (e *Engine) lastMsg(ctx context.Context, sn streamNames, sid SID) (*storedM
 	return out.Message, nil // nil: no message (10037)
 }
 
-func (e *Engine) lastIsMsgID(ctx context.Context, sn streamNames, sid SID, id string) (uint64, bool) {
+// lastIsMsgID reports whether the customer's last message carries the
+// message id id (and its sequence).
+func (e *Engine) lastIsMsgID(ctx context.Context, sn streamNames, sid SID, id string) (uint64, bool, error) {
 	m, err := e.lastMsg(ctx, sn, sid)
-	if err != nil || m == nil || len(m.Header) == 0 {
-		return 0, false
+	if err != nil {
+		return 0, false, err
+	}
+	if m == nil || len(m.Header) == 0 {
+		return 0, false, nil
 	}
 	// hdrs is the raw "NATS/1.0\r\nKey: value\r\n..." block.
 	for _, line := range strings.Split(string(m.Header), "\r\n") {
 		if v, ok := strings.CutPrefix(line, hdrMsgID+":"); ok && strings.TrimSpace(v) == id {
-			return m.Seq, true
+			return m.Seq, true, nil
 		}
 	}
-	return 0, false
+	return 0, false, nil
 }
 
 // LastSeq is the sequence of the customer's last event (owner markers
