@@ -4,6 +4,22 @@
 // by lease, requests to a session's owner and one-time ids, and knows
 // nothing of sessions or HTTP.
 //
+// # Use
+//
+// An owner (the replica holding a customer's upstream socket):
+// own := Own(sid), then AppendOwned(own, last, msgID, event) for each
+// upstream event, last being the previous append's sequence (first:
+// own.LastSeq); Serve(sid) answers the calls other replicas forward with
+// Request; on ErrFenced, or when LeaseLost's channel closes, it closes the
+// socket; Release(sid) when the session ends. Any replica: Request(sid),
+// and on ErrNoOwner, Own(sid) and open the socket. A stream reader:
+// Subscribe(sid) first (one per customer on this replica, fanned out to its
+// streams), then Read after the client's Last-Event-ID until !More (on
+// TooOld: a snapshot), then feed the live events to a Cursor started at the
+// last sequence read (Next drops what the Read already gave), and CatchUp
+// once, against the leader. An event's Seq is its SSE id. Stream tickets:
+// Once(ticket, ttl).
+//
 // # Concurrency contract
 //
 // The Engine owns one goroutine: the node lease's renewal loop, started by
