@@ -820,3 +820,86 @@ func TestOwnRace(t *testing.T) {
 		}
 	}
 }
+
+// TestResumeWhileAppending follows the reader's recipe while the owner
+// keeps appending: subscribe, read the log after the resume point, then
+// hand the live events to a Cursor; every event arrives once, in order.
+func TestResumeWhileAppending(t *testing.T) {
+	e := embedded(t, nil)
+	ctx := ctxT(t, 30*time.Second)
+	sid := sidOf("resume")
+	const n = 300
+	var mu sync.Mutex
+	var seqs []uint64
+	writerDone := make(chan error, 1)
+	go func() {
+		var last uint64
+		for i := range n {
+			s, err := e.Append(ctx, sid, last, fmt.Sprint(i), []byte(fmt.Sprint(i)))
+			if err != nil {
+				writerDone <- err
+				return
+			}
+			last = s
+			mu.Lock()
+			seqs = append(seqs, s)
+			mu.Unlock()
+		}
+		writerDone <- nil
+	}()
+	// The client saw up to the 20th event, then reconnected.
+	testwait.For(t, 10*time.Second, "20 events", func() bool { mu.Lock(); defer mu.Unlock(); return len(seqs) >= 20 })
+	mu.Lock()
+	resume := seqs[19]
+	mu.Unlock()
+
+	live := make(chan Live, n+10)
+	sub, err := e.Subscribe(sid, func(l Live) { live <- l })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Stop()
+	var got []Event
+	after := resume
+	for {
+		p, err := e.Read(ctx, sid, after, 37)
+		if err != nil || p.TooOld {
+			t.Fatalf("read: %+v %v", p, err)
+		}
+		got = append(got, p.Events...)
+		after = p.Last
+		if !p.More {
+			break
+		}
+	}
+	cur := e.NewCursor(sid, after)
+	if err := <-writerDone; err != nil {
+		t.Fatal(err)
+	}
+	last := seqs[n-1]
+	for cur.Last() < last {
+		select {
+		case l := <-live:
+			evs, err := cur.Next(ctx, l)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, evs...)
+		case <-time.After(2 * time.Second):
+			evs, err := cur.CatchUp(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("CatchUp at %d (last %d): %d events", cur.Last(), last, len(evs))
+			got = append(got, evs...)
+		}
+	}
+	if len(got) != n-20 {
+		t.Fatalf("got %d events, want %d", len(got), n-20)
+	}
+	for i, ev := range got {
+		if string(ev.Data) != fmt.Sprint(i+20) {
+			t.Fatalf("event %d is %q", i, ev.Data)
+		}
+	}
+}
