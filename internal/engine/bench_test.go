@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -150,4 +151,34 @@ func BenchmarkAppendR3(b *testing.B) {
 	}
 	b.StopTimer()
 	reportPercentiles(b, lat)
+}
+
+// BenchmarkAppendParallel: many customers appending at once (each
+// goroutine its own customers' chains), embedded, 4 streams: the
+// throughput one embedded engine gives.
+func BenchmarkAppendParallel(b *testing.B) {
+	e := embedded(b, nil)
+	ctx := context.Background()
+	var next atomic.Int64
+	data := make([]byte, 256)
+	b.SetParallelism(16)
+	b.ResetTimer()
+	t0 := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		g := next.Add(1)
+		lasts := map[SID]uint64{}
+		i := 0
+		for pb.Next() {
+			sid := sidOf(fmt.Sprint("par-", g, "-", i%8))
+			s, err := e.Append(ctx, sid, lasts[sid], "", data)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			lasts[sid] = s
+			i++
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/time.Since(t0).Seconds(), "appends/s")
 }
