@@ -401,10 +401,18 @@ func TestLeaseExpiryTakeover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Renewals outlive several TTLs.
-	time.Sleep(2 * ttl)
+	// Renewals keep the lease past its TTL: four renewals (a TTL and a
+	// third) later it is still valid.
+	a.lease.mu.Lock()
+	rev0 := a.lease.rev
+	a.lease.mu.Unlock()
+	testwait.For(t, 4*ttl, "four renewals", func() bool {
+		a.lease.mu.Lock()
+		defer a.lease.mu.Unlock()
+		return a.lease.rev >= rev0+4
+	})
 	if !a.LeaseValid() {
-		t.Fatal("lease not renewed")
+		t.Fatal("lease not valid after renewals")
 	}
 
 	// a stops renewing (paused, partitioned): its lease runs out, locally
