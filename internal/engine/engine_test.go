@@ -911,3 +911,126 @@ func TestResumeWhileAppending(t *testing.T) {
 		}
 	}
 }
+
+// TestNoWriteAfterTakeover: two nodes keep claiming one session and
+// appending to it while their lease renewals fail in turn. In the log,
+// every event is written by the owner named by the last owner marker
+// before it (nothing a node wrote reaches the log after another node took
+// over), and the chain of predecessors has no fork.
+func TestNoWriteAfterTakeover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("several lease TTLs")
+	}
+	s := runServer(t)
+	ttl := time.Second
+	a := startEngine(t, Config{URL: s.ClientURL(), NodeID: "a", LeaseTTL: ttl})
+	b := startEngine(t, Config{URL: s.ClientURL(), NodeID: "b", LeaseTTL: ttl})
+	ctx := ctxT(t, 60*time.Second)
+	sid := sidOf("takeovers")
+	stop := make(chan struct{})
+	errs := make(chan error, 2)
+	writer := func(e *Engine) {
+		for {
+			select {
+			case <-stop:
+				errs <- nil
+				return
+			default:
+			}
+			own, err := e.Own(ctx, sid)
+			if errors.Is(err, ErrOwned) || errors.Is(err, ErrFenced) {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			if err != nil {
+				errs <- err
+				return
+			}
+			last := own.LastSeq
+			for {
+				s, err := e.AppendOwned(ctx, own, last, "", []byte(e.NodeID()))
+				if errors.Is(err, ErrFenced) {
+					break
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+				last = s
+				select {
+				case <-stop:
+					errs <- nil
+					return
+				case <-time.After(2 * time.Millisecond):
+				}
+			}
+		}
+	}
+	go writer(a)
+	go writer(b)
+	// Renewals fail on the owner's side until the other node owns the
+	// session; twice each way.
+	for range 4 {
+		var cur, other *Engine
+		testwait.For(t, 10*ttl, "an owner", func() bool {
+			node, alive, err := a.Owner(ctx, sid)
+			if err != nil || !alive {
+				return false
+			}
+			cur, other = a, b
+			if node == "b" {
+				cur, other = b, a
+			}
+			return true
+		})
+		cur.lease.partitioned.Store(true)
+		testwait.For(t, 10*ttl, "a takeover", func() bool {
+			node, alive, _ := a.Owner(ctx, sid)
+			return alive && node == other.NodeID()
+		})
+		cur.lease.partitioned.Store(false)
+	}
+	close(stop)
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Walk the stream: markers set the owner; events must be the owner's.
+	sn, _ := a.names(sid)
+	st, err := a.js.Stream(ctx, sn.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lastSeq, err := a.LastSeq(ctx, sid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var owner string
+	var prev uint64
+	markers, events := 0, map[string]int{}
+	for seq := uint64(1); seq <= lastSeq; seq++ {
+		m, err := st.GetMsg(ctx, seq)
+		if err != nil || m.Subject != sn.evPfx+string(sid) {
+			continue
+		}
+		if p := m.Header.Get(hdrPrev); p != fmt.Sprint(prev) {
+			t.Fatalf("seq %d: predecessor %s, want %d (a fork)", seq, p, prev)
+		}
+		prev = seq
+		if o := m.Header.Get(hdrOwner); o != "" {
+			owner = o
+			markers++
+			continue
+		}
+		if string(m.Data) != owner {
+			t.Fatalf("seq %d written by %s after %s took over", seq, m.Data, owner)
+		}
+		events[owner]++
+	}
+	if markers < 5 || events["a"] == 0 || events["b"] == 0 {
+		t.Fatalf("%d markers, events %v", markers, events)
+	}
+	t.Logf("%d owner markers, events %v", markers, events)
+}
