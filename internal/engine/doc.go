@@ -1,0 +1,163 @@
+// Package engine is the gateway's cluster engine: it wraps NATS JetStream
+// (embedded in the process, or external) into a per-customer event log
+// with fenced appends, live delivery with gap filling, session ownership
+// by lease, requests to a session's owner and one-time ids, and knows
+// nothing of sessions or HTTP.
+//
+// # Use
+//
+// An owner (the replica holding a customer's upstream socket):
+// own := Own(sid), then AppendOwned(own, last, msgID, event) for each
+// upstream event, last being the previous append's sequence (first:
+// own.LastSeq); Serve(sid) answers the calls other replicas forward with
+// Request; on ErrFenced, or when LeaseLost's channel closes, it closes the
+// socket; Release(sid) when the session ends. Any replica: Request(sid),
+// and on ErrNoOwner, Own(sid) and open the socket. A stream reader:
+// Subscribe(sid) first (one per customer on this replica, fanned out to its
+// streams), then Read after the client's Last-Event-ID until !More (on
+// TooOld: a snapshot), then feed the live events to a Cursor started at the
+// last sequence read (Next drops what the Read already gave), and CatchUp
+// once, against the leader. An event's Seq is its SSE id. Stream tickets:
+// Once(ticket, ttl).
+//
+// # Concurrency contract
+//
+// The Engine owns one goroutine: the node lease's renewal loop, started by
+// Start and stopped by Close (which cancels it and waits for it). It also
+// owns what it started: the embedded nats-server (its goroutines end with
+// Shutdown in Close) and the NATS connection, whose goroutines (reader,
+// flusher, one per asynchronous subscription: Subscribe and Serve) end
+// when Close drains it. Close first deletes the node lease, so other nodes
+// may take this node's sessions over at once; callers Release their
+// sessions before. Close is idempotent and bounded by its context.
+//
+// Every Engine method is safe for concurrent use. A Subscribe or Serve
+// callback runs on its subscription's goroutine, one message at a time,
+// in order; it must not block for long (Subscribe's queue is bounded, and
+// what overflows is dropped, then filled in by a Cursor). A Cursor is not
+// safe for concurrent use: one goroutine per Cursor. Every engine round
+// trip is bounded by the caller's context, or by Config.OpTimeout when
+// that context has no deadline; transient engine errors (no responders
+// while a leader is elected, 10158/10163/10164, 503) are retried with
+// backoff within that bound.
+//
+// # Layout
+//
+//	CGW_EV_<n>          log streams, n = FNV-1a(sid) mod Streams
+//	  cgw.ev.<n>.<sid>    a customer's events (file storage, R = Replicas)
+//	cgw.live.<n>.<sid>  core subject each stored event is republished to
+//	cgw.op.<sid>        core request/reply subject of the session's owner
+//	KV cgw_nodes        key NodeID, value the node's epoch; MaxAge LeaseTTL
+//	KV cgw_owners       key sid, value "<node> <epoch>"; MaxAge MaxAge
+//	KV cgw_once         key HMAC(id), per-key TTL (1s..24h)
+//
+// A sid (CustomerKey) is the first 128 bits of HMAC-SHA256(ClusterKey,
+// license || 0 || token) in lowercase base32: 26 subject-safe characters.
+// Tokens never reach the engine (subjects, keys, payloads, headers), nor do
+// one-time ids (Once keys them with the cluster key too).
+//
+// # Why each engine feature
+//
+//   - File storage even when embedded: memory storage scans linearly on
+//     per-subject reads (CLUSTER.md: 38.9 ms against 0.42 ms).
+//   - One subject per customer, several streams: per-subject limits make
+//     the replay ring (MaxMsgsPerSubject), and each stream has its own
+//     leader, so no single stream is the cluster's ceiling.
+//   - MaxAge and MaxBytes bound the store; DenyDelete and DenyPurge keep
+//     "the events after S are all there" provable (only limits remove
+//     events, oldest first); a short Duplicates window (nats-server #8485).
+//   - Nats-Expected-Last-Subject-Sequence on every append: it chains a
+//     customer's events and fences writers (10071: ErrFenced).
+//     Nats-Msg-Id (prefixed by the sid: the duplicate window is per stream)
+//     makes a retried append store once.
+//   - RePublish to a core subject: live delivery with no consumer (a
+//     consumer costs milliseconds and a server object each); one core
+//     subscription per customer that has streams on this replica.
+//   - Direct batch get (next_by_subj, batch, max_bytes) for reads: no
+//     consumer either, bounded in count and bytes, in order.
+//   - KV with bucket MaxAge for the node lease and CAS (revision) updates
+//     for renewals and owner records; KV per-key TTL for one-time ids.
+//   - Core request/reply for calls to the owner: "no responders" comes back
+//     at once and means nobody owns the session (ErrNoOwner).
+//
+// # What the engine's code showed (and where the design changed)
+//
+// Gap detection. A republished event's Nats-Last-Sequence is the previous
+// sequence of the same subject (stream.go loads the subject's last message
+// before storing; 0 for the first), so a live reader sees its own
+// customer's gaps: Cursor.Next compares it with the last sequence it
+// delivered and reads the missing events from the log. But in a direct
+// get batch, Nats-Last-Sequence is the previous message of the batch, not
+// of the subject: it cannot tell whether events after S were trimmed. So
+// every append also carries Cgw-Prev, the customer's previous sequence,
+// made exact by the expected-last-subject-sequence rule, and Read reports
+// TooOld when the first event it finds does not name afterSeq as its
+// predecessor. That is exact when afterSeq itself was trimmed but its
+// successor kept (no snapshot needed), and conservative when a customer's
+// whole log aged out (a snapshot). A resume ahead of the log (a forged
+// Last-Event-ID) is the caller's to refuse: it signs its cursors.
+//
+// Lost acknowledgements. On a single, non-clustered server the
+// expected-last-subject-sequence check runs before the duplicate check
+// (stream.go, processJetStreamMsgWithBatch), so a retried append whose
+// first attempt was stored is answered 10071, not "duplicate"; a clustered
+// stream checks duplicates first (checkMsgHeadersPreClusteredProposal).
+// Append therefore resolves a 10071 by asking the stream leader for the
+// customer's last message: when it carries this append's Nats-Msg-Id, the
+// append succeeded and its sequence is returned. TestEngineTruths pins this.
+//
+// 10163. nats-server v2.15.3 no longer answers 10163 ("temporarily
+// unavailable"); a clustered stream answers 10164 (wrong last sequence,
+// without a sequence: another proposal for the subject is in flight) and
+// 10158 (the same message id is in flight). All three are retried; the
+// retry ends in success or in a definite 10071.
+//
+// Fencing needs a marker. The expected-sequence rule alone does not fence
+// a stale owner: if it wakes up and appends before the new owner's first
+// append, both expected the same last sequence, the stale append wins and
+// the rightful owner is refused. So Own, once it holds the owner record,
+// appends an empty owner marker (header Cgw-Owner) after the customer's
+// last event; from then on any append of a previous owner is refused by
+// the engine. Readers skip markers (Read leaves them out of Events, a
+// Cursor consumes them); they occupy a sequence and a slot of the ring.
+// An owner also stops by itself: Append refuses while LeaseValid is false
+// (AppendOwned also when the Ownership was taken under an earlier epoch)
+// (the local monotonic deadline, LeaseTTL minus a fifth, counted from the
+// sending of the last successful renewal), and LeaseLost's channel closes
+// then, for the caller to close its upstream sockets.
+//
+// Epochs, not revisions. The node lease's revision changes at every
+// renewal, so an owner record names the node and a random epoch taken
+// when the lease is (re)acquired; the owner is alive while cgw_nodes holds
+// that epoch for that node. A node that lost its lease takes a new epoch
+// by itself (its old records are then dead and taken over by CAS); a
+// restarted node replaces its previous incarnation's epoch at once (Put),
+// so NodeID must be unique per replica.
+//
+// Owner records age. cgw_owners has MaxAge = Config.MaxAge so that
+// forgotten sessions go; Own refreshes a record older than MaxAge/2, and
+// should a record expire under a live owner anyway, the next owner's
+// marker fences the old one (its next append is refused).
+//
+// Reads may lag. Direct gets are answered by any replica (AllowDirect), so
+// a Read can miss the newest events on a lagging follower; LastSeq asks the
+// stream leader ($JS.API.STREAM.MSG.GET), and Cursor.CatchUp reads until
+// the leader's last sequence. Live events are also lost while the
+// connection reconnects (core subjects), and when a stream leader dies
+// between storing an event and republishing it: the next event's
+// predecessor shows the gap, but a lost last event shows only to CatchUp.
+// So after Config.OnState reports StateConnected callers CatchUp their
+// cursors, and a caller that wants a bound on how late such an event can
+// be runs CatchUp periodically too (at its SSE heartbeat, say).
+//
+// Live before ack. The server queues the republished event before the
+// publisher's acknowledgement, so a subscriber may see an event before its
+// Append returns (BenchmarkAppendLive's p50 is below BenchmarkAppend's).
+//
+// Replicas. A client cannot read the engine cluster's size directly; the
+// default counts the servers the connection knows (configured URLs and
+// those the cluster announced) when connected to a named cluster.
+//
+// Streams must not change for an existing store: a customer's stream is
+// its sid's hash modulo Streams.
+package engine

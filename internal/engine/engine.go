@@ -1,0 +1,580 @@
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Config configures an Engine. Zero values take the defaults named on each
+// field; every bound has a default, so a zero Config (plus DataDir, NodeID
+// and ClusterKey) is a complete one.
+type Config struct {
+	// URL lists the NATS servers to connect to, comma-separated. Empty: the
+	// engine runs nats-server inside this process, listening on nothing.
+	URL string
+	// DataDir is where the embedded server keeps its JetStream store.
+	// Required when URL is empty; unused otherwise.
+	DataDir string
+	// NodeID names this replica; unique per replica. It is the key of the
+	// node lease and the owner named in session records.
+	NodeID string
+	// ClusterKey keys the customer ids (CustomerKey) and the one-time ids
+	// (Once). At least 32 bytes; the same on every replica.
+	ClusterKey []byte
+	// LeaseTTL is how long the node lease lives without renewal (default
+	// 10s; the same on every replica: it is the cgw_nodes bucket's MaxAge).
+	// It is renewed every LeaseTTL/3; the local deadline is LeaseTTL minus
+	// a fifth after a renewal was sent.
+	LeaseTTL time.Duration
+	// Streams is the number of log streams the customers are spread over
+	// (default 4). It must not change for an existing store: a customer's
+	// stream is its sid's hash modulo Streams.
+	Streams int
+	// Replicas is the replica count of the streams and buckets (default: 3
+	// when the server reports a cluster of three or more servers, else 1).
+	Replicas int
+	// MaxEventsPerCustomer is the replay ring: how many events the log keeps
+	// per customer (default 1000).
+	MaxEventsPerCustomer int64
+	// MaxAge is how long the log keeps an event (default 24h).
+	MaxAge time.Duration
+	// MaxBytes bounds each log stream in bytes (default 1 GiB); the oldest
+	// events go first.
+	MaxBytes int64
+	// MaxEventBytes bounds one event's payload (default 1 MiB).
+	MaxEventBytes int32
+	// Duplicates is the window in which a retried append with the same
+	// message id is recognised (default 2m; kept short, nats-server #8485).
+	Duplicates time.Duration
+	// ReadMaxBytes bounds the payload bytes of one Read (default 4 MiB).
+	ReadMaxBytes int
+	// OpTimeout bounds one engine round trip when the caller's context has
+	// no deadline (default 5s).
+	OpTimeout time.Duration
+	// ReconnectWait is the pause between reconnect attempts to an external
+	// server (default 500ms; attempts never stop).
+	ReconnectWait time.Duration
+	// OnState, when set, is called (on a nats.go goroutine, never
+	// concurrently with itself) when the connection state changes. After a
+	// reconnect, live messages may have been missed: callers CatchUp.
+	OnState func(State)
+}
+
+// State is the engine connection's state.
+type State string
+
+// Connection states reported by State and Config.OnState.
+const (
+	StateConnected    State = "connected"
+	StateReconnecting State = "reconnecting"
+	StateClosed       State = "closed"
+)
+
+// Errors the engine answers with.
+var (
+	// ErrFenced: the append was refused because another writer appended to
+	// the customer's log (the caller is no longer its owner), or this node's
+	// lease is no longer valid.
+	ErrFenced = errors.New("engine: fenced: not the owner of this customer's log any more")
+	// ErrNoOwner: nobody serves the session's operations subject.
+	ErrNoOwner = errors.New("engine: the session has no owner")
+	// ErrOwned: another live node owns the session.
+	ErrOwned = errors.New("engine: the session is owned by another node")
+	// ErrTooOld: the events after the given sequence are no longer all in
+	// the log; the caller sends a snapshot.
+	ErrTooOld = errors.New("engine: the log no longer holds every event after this sequence")
+	// ErrClosed: the Engine was closed.
+	ErrClosed = errors.New("engine: closed")
+)
+
+// Engine is the gateway's handle on NATS JetStream. Its methods are safe
+// for concurrent use.
+type Engine struct {
+	cfg   Config
+	srv   *server.Server // embedded server, nil when connected to URL
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	nodes jetstream.KeyValue
+	owner jetstream.KeyValue
+	once  jetstream.KeyValue
+
+	replicas int
+	streams  []streamNames
+
+	lease leaseState
+
+	stop    context.CancelFunc
+	wg      sync.WaitGroup
+	closed  atomic.Bool
+	closeMu sync.Mutex
+}
+
+type streamNames struct {
+	name   string // CGW_EV_<n>
+	evPfx  string // cgw.ev.<n>.
+	livPfx string // cgw.live.<n>.
+	direct string // $JS.API.DIRECT.GET.CGW_EV_<n>
+	msgGet string // $JS.API.STREAM.MSG.GET.CGW_EV_<n>
+}
+
+// Bucket and stream names.
+const (
+	bucketNodes  = "cgw_nodes"
+	bucketOwners = "cgw_owners"
+	bucketOnce   = "cgw_once"
+	streamPrefix = "CGW_EV_"
+	onceMaxTTL   = 24 * time.Hour
+)
+
+func (c *Config) defaults() error {
+	if c.NodeID == "" {
+		return errors.New("engine: NodeID is required")
+	}
+	if !validToken(c.NodeID) {
+		return fmt.Errorf("engine: NodeID %q: only letters, digits, '-' and '_'", c.NodeID)
+	}
+	if len(c.ClusterKey) < 32 {
+		return errors.New("engine: ClusterKey must be at least 32 bytes")
+	}
+	if c.URL == "" && c.DataDir == "" {
+		return errors.New("engine: DataDir is required for the embedded server")
+	}
+	if c.LeaseTTL <= 0 {
+		c.LeaseTTL = 10 * time.Second
+	}
+	if c.LeaseTTL < 300*time.Millisecond {
+		return errors.New("engine: LeaseTTL below 300ms")
+	}
+	if c.Streams <= 0 {
+		c.Streams = 4
+	}
+	if c.Streams > 1024 {
+		return errors.New("engine: more than 1024 streams")
+	}
+	if c.MaxEventsPerCustomer <= 0 {
+		c.MaxEventsPerCustomer = 1000
+	}
+	if c.MaxAge <= 0 {
+		c.MaxAge = 24 * time.Hour
+	}
+	if c.MaxBytes <= 0 {
+		c.MaxBytes = 1 << 30
+	}
+	if c.MaxEventBytes <= 0 {
+		c.MaxEventBytes = 1 << 20
+	}
+	if c.Duplicates <= 0 {
+		c.Duplicates = 2 * time.Minute
+	}
+	if c.Duplicates > c.MaxAge {
+		c.Duplicates = c.MaxAge
+	}
+	if c.ReadMaxBytes <= 0 {
+		c.ReadMaxBytes = 4 << 20
+	}
+	if c.OpTimeout <= 0 {
+		c.OpTimeout = 5 * time.Second
+	}
+	if c.ReconnectWait <= 0 {
+		c.ReconnectWait = 500 * time.Millisecond
+	}
+	return nil
+}
+
+// validToken reports whether s is one NATS subject token of safe
+// characters (it ends up in subjects and KV keys).
+func validToken(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// Start starts the embedded server (Config.URL empty) or connects to the
+// configured servers, makes sure the streams and buckets exist, takes the
+// node lease and starts renewing it. ctx bounds the start only.
+func Start(ctx context.Context, cfg Config) (*Engine, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	e := &Engine{cfg: cfg}
+	ok := false
+	defer func() {
+		if !ok {
+			e.shutdown()
+		}
+	}()
+	if err := e.connect(ctx); err != nil {
+		return nil, err
+	}
+	if err := e.setup(ctx); err != nil {
+		return nil, err
+	}
+	if err := e.lease.start(ctx, e); err != nil {
+		return nil, err
+	}
+	rctx, stop := context.WithCancel(context.Background())
+	e.stop = stop
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		e.lease.renewLoop(rctx, e)
+	}()
+	ok = true
+	return e, nil
+}
+
+func (e *Engine) connect(ctx context.Context) error {
+	cfg := &e.cfg
+	opts := []nats.Option{
+		nats.Name("chatio-gateway/" + cfg.NodeID),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(cfg.ReconnectWait),
+		nats.ReconnectJitter(cfg.ReconnectWait/4, cfg.ReconnectWait/4),
+		nats.PingInterval(2 * time.Second),
+		nats.MaxPingsOutstanding(2),
+		nats.Timeout(cfg.OpTimeout),
+		nats.RetryOnFailedConnect(false),
+		nats.DisconnectErrHandler(func(*nats.Conn, error) { e.notify(StateReconnecting) }),
+		nats.ReconnectHandler(func(*nats.Conn) { e.notify(StateConnected) }),
+		nats.ClosedHandler(func(*nats.Conn) { e.notify(StateClosed) }),
+		// Slow consumers are reported here; the live path's gap detection
+		// recovers what a dropped message carried.
+		nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}),
+	}
+	url := cfg.URL
+	if url == "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return fmt.Errorf("engine: data dir: %w", err)
+		}
+		s, err := server.NewServer(&server.Options{
+			ServerName: cfg.NodeID,
+			StoreDir:   cfg.DataDir,
+			JetStream:  true,
+			DontListen: true, // reached in process only
+			NoSigs:     true,
+			NoLog:      true,
+		})
+		if err != nil {
+			return fmt.Errorf("engine: embedded server: %w", err)
+		}
+		s.Start()
+		e.srv = s
+		wait := cfg.OpTimeout
+		if dl, ok := ctx.Deadline(); ok {
+			wait = time.Until(dl)
+		}
+		if !s.ReadyForConnections(wait) {
+			return errors.New("engine: embedded server did not start")
+		}
+		opts = append(opts, nats.InProcessServer(s))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return fmt.Errorf("engine: connect: %w", err)
+	}
+	e.nc = nc
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(cfg.OpTimeout))
+	if err != nil {
+		return fmt.Errorf("engine: jetstream: %w", err)
+	}
+	e.js = js
+	return nil
+}
+
+func (e *Engine) notify(s State) {
+	if f := e.cfg.OnState; f != nil {
+		f(s)
+	}
+}
+
+// clusterSize estimates the number of servers in the cluster the
+// connection reached: the servers the connection knows (the configured
+// ones and those the cluster's INFO announced).
+func (e *Engine) clusterSize() int {
+	if e.srv != nil && !e.srv.JetStreamIsClustered() {
+		return 1
+	}
+	if e.nc.ConnectedClusterName() == "" {
+		return 1
+	}
+	seen := map[string]bool{}
+	for _, u := range e.nc.Servers() {
+		seen[u] = true
+	}
+	return len(seen)
+}
+
+func (e *Engine) setup(ctx context.Context) error {
+	cfg := &e.cfg
+	e.replicas = cfg.Replicas
+	if e.replicas <= 0 {
+		e.replicas = 1
+		if e.clusterSize() >= 3 {
+			e.replicas = 3
+		}
+	}
+	if err := e.checkStreamCount(ctx); err != nil {
+		return err
+	}
+	e.streams = make([]streamNames, cfg.Streams)
+	for i := range e.streams {
+		name := fmt.Sprintf("%s%d", streamPrefix, i)
+		sn := streamNames{
+			name:   name,
+			evPfx:  fmt.Sprintf("cgw.ev.%d.", i),
+			livPfx: fmt.Sprintf("cgw.live.%d.", i),
+			direct: "$JS.API.DIRECT.GET." + name,
+			msgGet: "$JS.API.STREAM.MSG.GET." + name,
+		}
+		e.streams[i] = sn
+		sc := jetstream.StreamConfig{
+			Name:              name,
+			Subjects:          []string{sn.evPfx + "*"},
+			Storage:           jetstream.FileStorage,
+			Replicas:          e.replicas,
+			Retention:         jetstream.LimitsPolicy,
+			Discard:           jetstream.DiscardOld,
+			MaxMsgsPerSubject: cfg.MaxEventsPerCustomer,
+			MaxAge:            cfg.MaxAge,
+			MaxBytes:          cfg.MaxBytes,
+			MaxMsgSize:        cfg.MaxEventBytes + 4096,
+			Duplicates:        cfg.Duplicates,
+			DenyDelete:        true,
+			DenyPurge:         true,
+			AllowDirect:       true,
+			Metadata:          map[string]string{metaStreams: strconv.Itoa(cfg.Streams)},
+			RePublish: &jetstream.RePublish{
+				Source:      sn.evPfx + "*",
+				Destination: sn.livPfx + "{{wildcard(1)}}",
+			},
+		}
+		if err := retryUnavailable(ctx, func(ctx context.Context) error {
+			_, err := e.js.CreateOrUpdateStream(ctx, sc)
+			return err
+		}); err != nil {
+			return fmt.Errorf("engine: stream %s: %w", name, err)
+		}
+	}
+	var err error
+	kv := func(c jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+		var b jetstream.KeyValue
+		err := retryUnavailable(ctx, func(ctx context.Context) error {
+			var err error
+			b, err = e.js.CreateOrUpdateKeyValue(ctx, c)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("engine: bucket %s: %w", c.Bucket, err)
+		}
+		return b, nil
+	}
+	if e.nodes, err = kv(jetstream.KeyValueConfig{
+		Bucket: bucketNodes, History: 1, TTL: cfg.LeaseTTL,
+		Storage: jetstream.FileStorage, Replicas: e.replicas,
+	}); err != nil {
+		return err
+	}
+	if e.owner, err = kv(jetstream.KeyValueConfig{
+		Bucket: bucketOwners, History: 1, TTL: cfg.MaxAge,
+		Storage: jetstream.FileStorage, Replicas: e.replicas,
+	}); err != nil {
+		return err
+	}
+	if e.once, err = kv(jetstream.KeyValueConfig{
+		Bucket: bucketOnce, History: 1, TTL: onceMaxTTL,
+		LimitMarkerTTL: time.Second,
+		Storage:        jetstream.FileStorage, Replicas: e.replicas,
+	}); err != nil {
+		return err
+	}
+	return nil
+}
+
+// metaStreams is the stream metadata key that records Config.Streams.
+const metaStreams = "cgw_streams"
+
+// checkStreamCount refuses to start with a Streams other than the one the
+// existing log streams were created with: customers would be looked for
+// in other streams than their events are in.
+func (e *Engine) checkStreamCount(ctx context.Context) error {
+	var info *jetstream.StreamInfo
+	err := retryUnavailable(ctx, func(ctx context.Context) error {
+		s, err := e.js.Stream(ctx, streamPrefix+"0")
+		if err != nil {
+			return err
+		}
+		info = s.CachedInfo()
+		return nil
+	})
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("engine: stream %s0: %w", streamPrefix, err)
+	}
+	if n := info.Config.Metadata[metaStreams]; n != "" && n != strconv.Itoa(e.cfg.Streams) {
+		return fmt.Errorf("engine: the log has %s streams, Streams is %d: it must not change for an existing store", n, e.cfg.Streams)
+	}
+	return nil
+}
+
+// retryUnavailable runs f until it succeeds, fails with something other
+// than a transient cluster error, or ctx ends (then the last error).
+func retryUnavailable(ctx context.Context, f func(context.Context) error) error {
+	back := 20 * time.Millisecond
+	for {
+		err := f(ctx)
+		if err == nil || !transient(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(back):
+		}
+		back = min(back*2, 500*time.Millisecond)
+	}
+}
+
+// transient reports errors that a retry may cure: no responders (a stream
+// or meta leader being elected), timeouts, and the clustered CAS answers
+// "temporarily unavailable" (10163), "wrong last sequence" without a
+// sequence (10164: another proposal for the subject is in flight) and
+// "duplicate message id is in process" (10158).
+func transient(err error) bool {
+	if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) {
+		return true
+	}
+	var ae *jetstream.APIError
+	if errors.As(err, &ae) {
+		switch ae.ErrorCode {
+		case 10163, 10164, 10158, 10008 /* cluster not available */ :
+			return true
+		}
+		if ae.Code == 503 {
+			return true
+		}
+	}
+	return false
+}
+
+// opCtx bounds ctx by OpTimeout when it has no deadline.
+func (e *Engine) opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, e.cfg.OpTimeout)
+}
+
+// NodeID is this replica's node id.
+func (e *Engine) NodeID() string { return e.cfg.NodeID }
+
+// Replicas is the replica count the streams and buckets were created with.
+func (e *Engine) Replicas() int { return e.replicas }
+
+// Conn is the engine's NATS connection (for metrics and tests; do not
+// close it).
+func (e *Engine) Conn() *nats.Conn { return e.nc }
+
+// State is the connection's current state.
+func (e *Engine) State() State {
+	switch e.nc.Status() {
+	case nats.CONNECTED:
+		return StateConnected
+	case nats.CLOSED:
+		return StateClosed
+	default:
+		return StateReconnecting
+	}
+}
+
+// Ready reports, without a round trip, whether the engine is connected and
+// this node's lease is valid: what a caller checks before it answers.
+func (e *Engine) Ready() bool {
+	return !e.closed.Load() && e.nc.Status() == nats.CONNECTED && e.LeaseValid()
+}
+
+// Probe makes one JetStream round trip (account info), bounded by ctx and
+// OpTimeout: what /readyz asks.
+func (e *Engine) Probe(ctx context.Context) error {
+	if e.closed.Load() {
+		return ErrClosed
+	}
+	ctx, cancel := e.opCtx(ctx)
+	defer cancel()
+	_, err := e.js.AccountInfo(ctx)
+	return err
+}
+
+// Close gives up the node lease (so that other nodes may take this node's
+// sessions over at once), stops the renewal goroutine, drains the
+// connection and stops the embedded server. ctx bounds the whole.
+// Callers Release their sessions first. Close is idempotent.
+func (e *Engine) Close(ctx context.Context) error {
+	e.closeMu.Lock()
+	defer e.closeMu.Unlock()
+	if e.closed.Swap(true) {
+		return nil
+	}
+	if e.stop != nil {
+		e.stop()
+	}
+	e.wg.Wait()
+	e.lease.giveUp(ctx, e)
+	return e.shutdownCtx(ctx)
+}
+
+func (e *Engine) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = e.shutdownCtx(ctx)
+}
+
+func (e *Engine) shutdownCtx(ctx context.Context) error {
+	var err error
+	if e.nc != nil {
+		closed := make(chan struct{})
+		e.nc.SetClosedHandler(func(*nats.Conn) { close(closed); e.notify(StateClosed) })
+		if derr := e.nc.Drain(); derr != nil {
+			e.nc.Close()
+		} else {
+			select {
+			case <-closed:
+			case <-ctx.Done():
+				e.nc.Close()
+				err = ctx.Err()
+			}
+		}
+	}
+	if e.srv != nil {
+		e.srv.Shutdown()
+		e.srv.WaitForShutdown()
+	}
+	return err
+}
+
+func randomID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,373 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Event is one event of a customer's log. Seq is its stream sequence: it
+// rises per customer (not contiguously) and is the SSE id.
+type Event struct {
+	Seq  uint64
+	Data []byte
+}
+
+// Page is what Read returns.
+type Page struct {
+	// Events are the customer's events after the sequence asked for, in
+	// order (owner markers left out).
+	Events []Event
+	// Last is the highest sequence read (an owner marker's included): the
+	// afterSeq of the next Read. It is the afterSeq asked for when nothing
+	// was read.
+	Last uint64
+	// TooOld: the log no longer holds every event after the sequence asked
+	// for (the first event it holds was not appended right after it). The
+	// caller sends a snapshot instead of Events.
+	TooOld bool
+	// More: the read stopped at its count or byte bound; read again after
+	// Last.
+	More bool
+}
+
+// Headers the engine writes and reads.
+const (
+	hdrMsgID      = "Nats-Msg-Id"
+	hdrExpSubjSeq = "Nats-Expected-Last-Subject-Sequence"
+	hdrSeq        = "Nats-Sequence"
+	hdrLastSeq    = "Nats-Last-Sequence"
+	hdrNumPending = "Nats-Num-Pending"
+	// hdrPrev is the customer's previous sequence, which the append's
+	// expected-last-subject-sequence rule made exact. A direct get batch's
+	// Nats-Last-Sequence is the previous message of the batch, not of the
+	// subject, so reads need this header to see a trimmed gap.
+	hdrPrev = "Cgw-Prev"
+	// hdrOwner marks an owner marker: the empty event a new owner appends
+	// to fence the log (see Own). Readers skip it.
+	hdrOwner = "Cgw-Owner"
+)
+
+const (
+	maxMsgIDLen   = 200
+	defaultRead   = 256
+	maxReadEvents = 1024
+)
+
+func (e *Engine) names(sid SID) (streamNames, error) {
+	if !sid.Valid() {
+		return streamNames{}, fmt.Errorf("engine: invalid sid %q", sid)
+	}
+	return e.streams[sid.shard(len(e.streams))], nil
+}
+
+type pubAck struct {
+	Stream    string    `json:"stream"`
+	Seq       uint64    `json:"seq"`
+	Duplicate bool      `json:"duplicate,omitempty"`
+	Error     *apiError `json:"error,omitempty"`
+}
+
+type apiError struct {
+	Code        int    `json:"code"`
+	ErrCode     uint16 `json:"err_code"`
+	Description string `json:"description"`
+}
+
+func (a *apiError) Error() string {
+	return fmt.Sprintf("engine: %s (%d/%d)", a.Description, a.Code, a.ErrCode)
+}
+
+// Append appends data to the customer's log if the customer's last
+// sequence is expectedLastSeq (0: the log holds nothing for it), and
+// returns the event's sequence. msgID identifies the event for the
+// engine's duplicate window: an Append retried with the same msgID (by the
+// engine after a lost acknowledgement, or by the caller) stores it once
+// and answers the same sequence. Empty msgID: the engine makes one for its
+// own retries.
+//
+// ErrFenced (errors.Is): another writer appended after expectedLastSeq, so
+// the caller is not this customer's owner any more, or this node's lease
+// is not valid. Transient engine errors (leader elections, 10163/10164)
+// are retried until ctx ends.
+func (e *Engine) Append(ctx context.Context, sid SID, expectedLastSeq uint64, msgID string, data []byte) (uint64, error) {
+	if len(data) > int(e.cfg.MaxEventBytes) {
+		return 0, fmt.Errorf("engine: event of %d bytes, above %d", len(data), e.cfg.MaxEventBytes)
+	}
+	return e.append(ctx, sid, expectedLastSeq, msgID, data, "")
+}
+
+// AppendOwned is Append for the holder of own: it is refused (ErrFenced)
+// when the node's lease is no longer the one own was taken under (the
+// lease was lost and taken again: the session may have another owner by
+// now, and what the caller read meanwhile must not reach the log).
+func (e *Engine) AppendOwned(ctx context.Context, own Ownership, expectedLastSeq uint64, msgID string, data []byte) (uint64, error) {
+	if own.Node != e.cfg.NodeID || own.Epoch != e.epoch() {
+		return 0, fmt.Errorf("%w (ownership of an earlier lease)", ErrFenced)
+	}
+	return e.Append(ctx, own.SID, expectedLastSeq, msgID, data)
+}
+
+func (e *Engine) append(ctx context.Context, sid SID, expected uint64, msgID string, data []byte, owner string) (uint64, error) {
+	sn, err := e.names(sid)
+	if err != nil {
+		return 0, err
+	}
+	if e.closed.Load() {
+		return 0, ErrClosed
+	}
+	if !e.LeaseValid() {
+		return 0, fmt.Errorf("%w (node lease not valid)", ErrFenced)
+	}
+	if msgID == "" {
+		msgID = randomID()
+	} else if len(msgID) > maxMsgIDLen || strings.ContainsAny(msgID, "\r\n") {
+		return 0, errors.New("engine: msgID too long or not one line")
+	}
+	ctx, cancel := e.opCtx(ctx)
+	defer cancel()
+
+	exp := strconv.FormatUint(expected, 10)
+	id := string(sid) + ":" + msgID
+	h := nats.Header{
+		hdrMsgID:      []string{id},
+		hdrExpSubjSeq: []string{exp},
+		hdrPrev:       []string{exp},
+	}
+	if owner != "" {
+		h[hdrOwner] = []string{owner}
+	}
+	m := &nats.Msg{Subject: sn.evPfx + string(sid), Header: h, Data: data}
+
+	back := 10 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 && !e.LeaseValid() {
+			// Retries stop with the lease; the first attempt may still
+			// have been stored (a reader then sees it: it was read while
+			// the lease held).
+			return 0, fmt.Errorf("%w (node lease lost while retrying)", ErrFenced)
+		}
+		seq, err := e.publishOnce(ctx, m)
+		if err == nil {
+			return seq, nil
+		}
+		var ae *apiError
+		if errors.As(err, &ae) && ae.ErrCode == 10071 {
+			// Wrong last sequence. On a single server the expected-sequence
+			// check runs before the duplicate check, so a retry of an
+			// append that was stored answers 10071 and not "duplicate":
+			// look whether the customer's last event is this one.
+			seq, ok, lerr := e.lastIsMsgID(ctx, sn, sid, id)
+			if lerr != nil {
+				return 0, fmt.Errorf("engine: append refused (%s), and the log's last event unknown: %w", ae.Description, lerr)
+			}
+			if ok {
+				return seq, nil
+			}
+			return 0, fmt.Errorf("%w (%s)", ErrFenced, ae.Description)
+		}
+		if !transient(err) && !errors.Is(err, errAttemptTimeout) {
+			return 0, err
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("engine: append: %w (last: %v)", ctx.Err(), err)
+		case <-time.After(back):
+		}
+		back = min(back*2, 400*time.Millisecond)
+	}
+}
+
+var errAttemptTimeout = errors.New("engine: no acknowledgement in time")
+
+// publishOnce makes one publish attempt, bounded by a slice of ctx so that
+// a lost acknowledgement is retried before ctx ends.
+func (e *Engine) publishOnce(ctx context.Context, m *nats.Msg) (uint64, error) {
+	actx, cancel := context.WithTimeout(ctx, min(e.cfg.OpTimeout, 2*time.Second))
+	defer cancel()
+	resp, err := e.nc.RequestMsgWithContext(actx, m)
+	if err != nil {
+		if ctx.Err() == nil && actx.Err() != nil {
+			return 0, errAttemptTimeout
+		}
+		return 0, err
+	}
+	var ack pubAck
+	if err := json.Unmarshal(resp.Data, &ack); err != nil {
+		return 0, fmt.Errorf("engine: bad acknowledgement: %w", err)
+	}
+	if ack.Error != nil {
+		// Expose the code to transient() as a jetstream.APIError.
+		if ack.Error.ErrCode != 10071 {
+			return 0, &jetstream.APIError{Code: ack.Error.Code, ErrorCode: jetstream.ErrorCode(ack.Error.ErrCode), Description: ack.Error.Description}
+		}
+		return 0, ack.Error
+	}
+	if ack.Seq == 0 {
+		return 0, errors.New("engine: acknowledgement without a sequence")
+	}
+	return ack.Seq, nil
+}
+
+type storedMsg struct {
+	Subject string `json:"subject"`
+	Seq     uint64 `json:"seq"`
+	Header  []byte `json:"hdrs,omitempty"`
+}
+
+type msgGetResp struct {
+	Message *storedMsg `json:"message,omitempty"`
+	Error   *apiError  `json:"error,omitempty"`
+}
+
+// lastMsg asks the stream leader (not a direct get, which a lagging
+// follower may answer) for the customer's last message.
+func (e *Engine) lastMsg(ctx context.Context, sn streamNames, sid SID) (*storedMsg, error) {
+	req, _ := json.Marshal(map[string]string{"last_by_subj": sn.evPfx + string(sid)})
+	var out msgGetResp
+	err := retryUnavailable(ctx, func(ctx context.Context) error {
+		resp, err := e.nc.RequestWithContext(ctx, sn.msgGet, req)
+		if err != nil {
+			return err
+		}
+		out = msgGetResp{}
+		if err := json.Unmarshal(resp.Data, &out); err != nil {
+			return fmt.Errorf("engine: bad message get answer: %w", err)
+		}
+		if out.Error != nil && out.Error.ErrCode != 10037 {
+			return &jetstream.APIError{Code: out.Error.Code, ErrorCode: jetstream.ErrorCode(out.Error.ErrCode), Description: out.Error.Description}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out.Message, nil // nil: no message (10037)
+}
+
+// lastIsMsgID reports whether the customer's last message carries the
+// message id id (and its sequence).
+func (e *Engine) lastIsMsgID(ctx context.Context, sn streamNames, sid SID, id string) (uint64, bool, error) {
+	m, err := e.lastMsg(ctx, sn, sid)
+	if err != nil {
+		return 0, false, err
+	}
+	if m == nil || len(m.Header) == 0 {
+		return 0, false, nil
+	}
+	// hdrs is the raw "NATS/1.0\r\nKey: value\r\n..." block.
+	for _, line := range strings.Split(string(m.Header), "\r\n") {
+		if v, ok := strings.CutPrefix(line, hdrMsgID+":"); ok && strings.TrimSpace(v) == id {
+			return m.Seq, true, nil
+		}
+	}
+	return 0, false, nil
+}
+
+// LastSeq is the sequence of the customer's last event (owner markers
+// included; 0 when the log holds none), as the stream leader knows it.
+func (e *Engine) LastSeq(ctx context.Context, sid SID) (uint64, error) {
+	sn, err := e.names(sid)
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := e.opCtx(ctx)
+	defer cancel()
+	m, err := e.lastMsg(ctx, sn, sid)
+	if err != nil {
+		return 0, fmt.Errorf("engine: last sequence: %w", err)
+	}
+	if m == nil {
+		return 0, nil
+	}
+	return m.Seq, nil
+}
+
+type directReq struct {
+	Seq      uint64 `json:"seq"`
+	NextFor  string `json:"next_by_subj"`
+	Batch    int    `json:"batch"`
+	MaxBytes int    `json:"max_bytes"`
+}
+
+// Read returns up to max (default 256, at most 1024) of the customer's
+// events after afterSeq, in order, bounded by ReadMaxBytes too, with a
+// direct batch get (no consumer). Page.TooOld says that the log no longer
+// holds every event after afterSeq. A direct get may be answered by a
+// follower that lags: Read can miss the newest events (Cursor.CatchUp
+// checks against the leader).
+func (e *Engine) Read(ctx context.Context, sid SID, afterSeq uint64, max int) (Page, error) {
+	sn, err := e.names(sid)
+	if err != nil {
+		return Page{}, err
+	}
+	if max <= 0 {
+		max = defaultRead
+	}
+	max = min(max, maxReadEvents)
+	ctx, cancel := e.opCtx(ctx)
+	defer cancel()
+	body, _ := json.Marshal(directReq{Seq: afterSeq + 1, NextFor: sn.evPfx + string(sid), Batch: max, MaxBytes: e.cfg.ReadMaxBytes})
+	var p Page
+	err = retryUnavailable(ctx, func(ctx context.Context) error {
+		var err error
+		p, err = e.readOnce(ctx, sn, body, afterSeq)
+		return err
+	})
+	return p, err
+}
+
+func (e *Engine) readOnce(ctx context.Context, sn streamNames, body []byte, afterSeq uint64) (Page, error) {
+	p := Page{Last: afterSeq}
+	inbox := e.nc.NewRespInbox()
+	sub, err := e.nc.SubscribeSync(inbox)
+	if err != nil {
+		return p, err
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	_ = sub.SetPendingLimits(maxReadEvents+2, e.cfg.ReadMaxBytes+int(e.cfg.MaxEventBytes)+1<<20)
+	if err := e.nc.PublishRequest(sn.direct, inbox, body); err != nil {
+		return p, err
+	}
+	first := true
+	for {
+		m, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			return p, fmt.Errorf("engine: read: %w", err)
+		}
+		if st := m.Header.Get("Status"); st != "" {
+			switch st {
+			case "204": // end of batch
+				np, _ := strconv.ParseUint(m.Header.Get(hdrNumPending), 10, 64)
+				p.More = np > 0
+				return p, nil
+			case "404": // nothing after afterSeq
+				return p, nil
+			case "503":
+				return p, nats.ErrNoResponders
+			default:
+				return p, fmt.Errorf("engine: read: status %s %s", st, m.Header.Get("Description"))
+			}
+		}
+		seq, err := strconv.ParseUint(m.Header.Get(hdrSeq), 10, 64)
+		if err != nil || seq <= p.Last {
+			return p, fmt.Errorf("engine: read: bad sequence %q", m.Header.Get(hdrSeq))
+		}
+		if first {
+			first = false
+			prev, err := strconv.ParseUint(m.Header.Get(hdrPrev), 10, 64)
+			p.TooOld = err != nil || prev != afterSeq
+		}
+		p.Last = seq
+		if m.Header.Get(hdrOwner) == "" {
+			p.Events = append(p.Events, Event{Seq: seq, Data: m.Data})
+		}
+	}
+}
