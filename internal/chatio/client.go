@@ -615,7 +615,7 @@ func (c *Client) finish(rerr error) {
 // A push goes on to OnItem from here, on the read loop's stack, which
 // grows to hold the deepest path a frame takes and keeps that size until
 // a GC halves it: dispatch keeps its own frame small (the answers and the
-// logging sit in functions of their own; 1,024 → 424 bytes).
+// logging sit in functions of their own).
 func (c *Client) dispatch(data []byte) bool {
 	c.framesIn.Add(1)
 	d, err := classify(data)

@@ -11,23 +11,20 @@ import (
 // Parking: where an event stream's goroutine waits.
 //
 // An open stream's goroutine spends its life waiting for the stream's next
-// event, and thousands are open at once. Waiting in the events handler, it
-// was parked 3.9 KiB deep over h2c (x/net/http2, the router, the
-// middlewares, the handler), which kept its stack at 8 KiB: Go halves a
-// stack at GC only while less than a quarter of it, guard of 800 bytes
-// included, is in use, so below ≈ 1.2 KiB for 8 KiB. So the stream waits
+// event, and thousands are open at once. Go halves a goroutine's stack at
+// GC only while less than a quarter of it (guard included) is in use, so a
+// stream waiting deep in the router (the HTTP/2 server, the router, the
+// middlewares, the handler) would keep an 8 KiB stack. So the stream waits
 // at the top of the goroutine instead. The events handler does what can
 // refuse the stream (authentication, limits, ticket, subscription) in the
 // router, as any handler, then leaves the stream in the request's park and
-// returns; ServeHTTP serves it once the router has returned. Parked there,
-// 1,136 bytes deep over h2c, its stack is halved to 4 KiB: x/net/http2
-// and net/http take 480 bytes, ServeHTTP 48, park.serve 32,
-// streamer.serve 240, the runtime's select 336. That leaves 112 bytes:
-// mind the frames of these three functions (go build -gcflags=-S, the
-// $N-M after TEXT; N+8 is the frame), TestParkedStreamStackHalved fails
-// when the stack is no longer halved. Over HTTP/1.1 net/http alone takes
-// 1.2 KiB: parked 1.9 KiB deep the stack is halved from 16 KiB to 8, not
-// further.
+// returns; ServeHTTP serves it once the router has returned. The contract:
+// parked, an idle stream's stack over h2c is halved to 4 KiB (over
+// HTTP/1.1, where net/http's own frames are deeper, to 8 KiB), and
+// TestParkedStreamStackHalved fails when it is not. So ServeHTTP,
+// park.serve and streamer.serve keep small frames (go build -gcflags=-S
+// shows them: the $N-M after TEXT, N+8 is the frame); bench/RESULTS.md
+// has the measured depths.
 //
 // The middlewares' work after the handler must then wait for the stream's
 // end, not the handler's return: observe's access log and metrics (with
