@@ -410,9 +410,7 @@ type wireThreadSummary struct {
 }
 
 func (s *Session) fillChat(ctx context.Context, c *chatio.Client, chat string, t *chatTrack) error {
-	raw, err := c.Call(ctx, chatio.ActionGetChatThreadsSummary, map[string]any{
-		"chat_id": chat, "offset": 0, "limit": gapSummaryLimit,
-	})
+	raw, err := c.GetChatThreadsSummary(ctx, chat, 0, gapSummaryLimit)
 	if err != nil {
 		return err
 	}
@@ -441,7 +439,7 @@ func (s *Session) fillChat(ctx context.Context, c *chatio.Client, chat string, t
 	if len(ids) == 0 {
 		return nil
 	}
-	raw, err = c.Call(ctx, chatio.ActionGetChatThreads, map[string]any{"chat_id": chat, "thread_ids": ids})
+	raw, err = c.GetChatThreads(ctx, chat, ids)
 	if err != nil {
 		return err
 	}
