@@ -12,6 +12,7 @@ import (
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
 	"github.com/chatio-gateway/chatio-gateway/internal/jsonobj"
+	"github.com/chatio-gateway/chatio-gateway/internal/op"
 	"github.com/chatio-gateway/chatio-gateway/internal/sdk"
 )
 
@@ -34,9 +35,10 @@ type HistoryPage struct {
 	Cursor string `json:"cursor,omitempty"`
 }
 
-// History returns one page of a chat's history (GET
+// GetChatHistory returns one page of a chat's history (GET
 // /v1/chats/{chat}/history[?cursor=C]): what one next() of the SDK's
-// getChatHistory iterator resolves, newest page first.
+// getChatHistory iterator resolves, newest page first; a.Cursor "" is the
+// newest page.
 //
 // Pages are the SDK's (chatHistory.js): thread summaries are read in
 // batches of 25, newest first; each page takes, from the newest end of what
@@ -60,7 +62,8 @@ type HistoryPage struct {
 //
 // Errors: ErrBadCursor (malformed, forged, another chat's or another
 // token's cursor), the errors of Do, upstream errors.
-func (s *Session) History(ctx context.Context, chatID, cursor string) (HistoryPage, error) {
+func (s *Session) GetChatHistory(ctx context.Context, a op.GetChatHistory) (HistoryPage, error) {
+	chatID, cursor := a.ChatID, a.Cursor
 	var cur *historyCursor
 	if cursor != "" {
 		c, ok := s.decodeCursor(chatID, cursor)

@@ -16,6 +16,7 @@ import (
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
 	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
+	"github.com/chatio-gateway/chatio-gateway/internal/op"
 	"github.com/chatio-gateway/chatio-gateway/internal/sdk"
 )
 
@@ -545,9 +546,9 @@ func TestSneakPeekThrottle(t *testing.T) {
 	acts, stop := e.srv.Watch(64)
 	defer stop()
 	start := time.Now()
-	s.SetSneakPeek(chat, "h")
-	s.SetSneakPeek(chat, "he")
-	s.SetSneakPeek(chat, "hel")
+	s.SetSneakPeek(op.SetSneakPeek{ChatID: chat, Text: "h"})
+	s.SetSneakPeek(op.SetSneakPeek{ChatID: chat, Text: "he"})
+	s.SetSneakPeek(op.SetSneakPeek{ChatID: chat, Text: "hel"})
 	type sent struct {
 		text string
 		at   time.Duration
@@ -585,7 +586,7 @@ func TestSneakPeekThrottle(t *testing.T) {
 	case <-time.After(300 * time.Millisecond):
 	}
 	// After a quiet interval the next call is leading again.
-	s.SetSneakPeek(chat, "hello")
+	s.SetSneakPeek(op.SetSneakPeek{ChatID: chat, Text: "hello"})
 	eventually(t, "leading send", func() bool {
 		ci, _ := e.srv.Chat(chat)
 		return ci.SneakPeek == "hello"
@@ -596,7 +597,7 @@ func TestSendRating(t *testing.T) {
 	e := newEnv(t, fastConfig(), chatiosim.Config{})
 	s := e.acquire(t, "tok-rate")
 	chat := startChat(t, s)
-	res, err := s.SendRating(ctxT(t), chat, "good", "thanks")
+	res, err := s.SendRating(ctxT(t), op.SendRating{ChatID: chat, Value: "good", Comment: "thanks"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -610,18 +611,18 @@ func TestSendRating(t *testing.T) {
 	if err := json.Unmarshal([]byte(props), &p); err != nil || p["rating"]["score"] != float64(1) || p["rating"]["comment"] != "thanks" {
 		t.Fatalf("thread properties %s", props)
 	}
-	res, err = s.SendRating(ctxT(t), chat, "bad", "")
+	res, err = s.SendRating(ctxT(t), op.SendRating{ChatID: chat, Value: "bad", Comment: ""})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := json.Marshal(res); string(b) != `{"value":"bad"}` {
 		t.Fatalf("result %s", b)
 	}
-	if _, err := s.SendRating(ctxT(t), chat, "meh", ""); !errors.Is(err, ErrBadRating) {
+	if _, err := s.SendRating(ctxT(t), op.SendRating{ChatID: chat, Value: "meh", Comment: ""}); !errors.Is(err, ErrBadRating) {
 		t.Fatal(err)
 	}
 	var re *chatio.RequestError
-	if _, err := s.SendRating(ctxT(t), "no-such-chat", "good", ""); !errors.As(err, &re) || re.Type != chatio.ErrTypeNotFound {
+	if _, err := s.SendRating(ctxT(t), op.SendRating{ChatID: "no-such-chat", Value: "good", Comment: ""}); !errors.As(err, &re) || re.Type != chatio.ErrTypeNotFound {
 		t.Fatalf("unknown chat: %v", err)
 	}
 }
@@ -673,7 +674,7 @@ func TestShutdownLeavesNothing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s.SetSneakPeek("x", "y")
+		s.SetSneakPeek(op.SetSneakPeek{ChatID: "x", Text: "y"})
 		subs = append(subs, sub)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
