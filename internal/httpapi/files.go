@@ -77,7 +77,7 @@ func (s *Server) sendFile(w http.ResponseWriter, r *http.Request) {
 		}
 
 		var res json.RawMessage
-		err = s.call(ctx, token, op.MethodSendFile, func(sess *session.Session) error {
+		err = s.call(ctx, token, op.MethodSendFile, func(ctx context.Context, sess *session.Session) error {
 			var err error
 			res, err = sess.SendFile(ctx, chat, form)
 			return err

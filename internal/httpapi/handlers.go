@@ -35,43 +35,26 @@ func (s *Server) withSession(ctx context.Context, token string, fn func(*session
 			return err
 		}
 		err = fn(sess)
-		if retryOnFreshSession(ctx, attempt, err) {
+		if attempt == 0 && errors.Is(err, session.ErrSessionClosed) && ctx.Err() == nil {
 			continue
 		}
 		return err
 	}
-}
-
-// retryOnFreshSession: attempt's error says the session ended before
-// anything was sent, and a fresh one is worth one more attempt.
-func retryOnFreshSession(ctx context.Context, attempt int, err error) bool {
-	return attempt == 0 && errors.Is(err, session.ErrSessionClosed) && ctx.Err() == nil
 }
 
 // call carries out one SDK method on the token's session with fn (the
 // session's method for it, with arguments that passed their Validate), as
-// withSession does, and records the attempt that counts under the
-// method's name (op.Method*): its outcome (of the error outcome makes of
-// fn's, when outcome is not nil) and how long the session took, waiting
-// for a live upstream included.
-func (s *Server) call(ctx context.Context, token, method string, fn func(*session.Session) error, outcome func(error) error) error {
-	for attempt := 0; ; attempt++ {
-		sess, err := s.acquire(ctx, token)
-		if err != nil {
-			return err
-		}
-		start := time.Now()
-		err = fn(sess)
-		if retryOnFreshSession(ctx, attempt, err) {
-			continue
-		}
-		counted := err
+// withSession does, and records its upstream part (session.CallTrace)
+// under the method's name (op.Method*): its outcome (what outcome makes of
+// its error, when outcome is not nil) and duration.
+func (s *Server) call(ctx context.Context, token, method string, fn func(context.Context, *session.Session) error, outcome func(error) error) error {
+	ctx = session.WithCallTrace(ctx, &session.CallTrace{Done: func(start time.Time, err error) {
 		if outcome != nil {
-			counted = outcome(err)
+			err = outcome(err)
 		}
-		s.m.observeCall(method, start, counted)
-		return err
-	}
+		s.m.observeCall(method, start, err)
+	}})
+	return s.withSession(ctx, token, func(sess *session.Session) error { return fn(ctx, sess) })
 }
 
 // sdkCall validates a (an *op.ArgError, 400, before any session is
@@ -82,8 +65,8 @@ func sdkCall[A op.Args, R any](s *Server, r *http.Request, token string, a A, fn
 		return nil, err
 	}
 	var res any
-	err := s.call(r.Context(), token, a.Method(), func(sess *session.Session) error {
-		v, err := fn(sess, r.Context(), a)
+	err := s.call(r.Context(), token, a.Method(), func(ctx context.Context, sess *session.Session) error {
+		v, err := fn(sess, ctx, a)
 		res = v
 		return err
 	}, nil)

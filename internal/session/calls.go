@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
 	"github.com/chatio-gateway/chatio-gateway/internal/jsonobj"
@@ -19,12 +20,39 @@ import (
 // of an SDK method proper is made with chatio.Emit, so that its result
 // reaches the session's subscribers as the SDK emits it.
 
+// CallTrace hears how an SDK call's upstream part went, for metrics (as
+// net/http/httptrace, it rides on the call's context: WithCallTrace).
+type CallTrace struct {
+	// Done is called at most once per call, with when its upstream part
+	// began and its error: for most methods the one request, once Do has
+	// a live upstream (a call refused before that is not reported); for
+	// GetChatHistory and SendRating, which make several, the whole method,
+	// Do's wait included.
+	Done func(start time.Time, err error)
+}
+
+type callTraceKey struct{}
+
+// WithCallTrace returns ctx carrying t for the SDK calls made with it.
+func WithCallTrace(ctx context.Context, t *CallTrace) context.Context {
+	return context.WithValue(ctx, callTraceKey{}, t)
+}
+
+// traceDone reports to ctx's CallTrace, if any.
+func traceDone(ctx context.Context, start time.Time, err error) {
+	if t, _ := ctx.Value(callTraceKey{}).(*CallTrace); t != nil && t.Done != nil {
+		t.Done(start, err)
+	}
+}
+
 // sdkCall carries out one SDK method whose result comes from one request
 // of action: send (with Emit), then what the SDK resolves (sdk.ParseResult).
 func (s *Session) sdkCall(ctx context.Context, action string, send func(ctx context.Context, c *chatio.Client) (json.RawMessage, error)) (any, error) {
 	var result any
 	err := s.Do(ctx, func(ctx context.Context, c *chatio.Client) error {
+		start := time.Now()
 		raw, err := send(ctx, c)
+		traceDone(ctx, start, err)
 		if err != nil {
 			return err
 		}
@@ -129,7 +157,9 @@ func (s *Session) UpdateLastSeenTimestamp(ctx context.Context, a op.UpdateLastSe
 func (s *Session) SendFile(ctx context.Context, chatID string, form chatio.FileForm) (json.RawMessage, error) {
 	var res json.RawMessage
 	err := s.Do(ctx, func(ctx context.Context, c *chatio.Client) error {
+		start := time.Now()
 		raw, err := c.SendFileForm(ctx, chatID, form)
+		traceDone(ctx, start, err)
 		if err != nil {
 			return err
 		}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"math"
 	"sort"
+	"time"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
 	"github.com/chatio-gateway/chatio-gateway/internal/jsonobj"
@@ -62,7 +63,9 @@ type HistoryPage struct {
 //
 // Errors: ErrBadCursor (malformed, forged, another chat's or another
 // token's cursor), the errors of Do, upstream errors.
-func (s *Session) GetChatHistory(ctx context.Context, a op.GetChatHistory) (HistoryPage, error) {
+func (s *Session) GetChatHistory(ctx context.Context, a op.GetChatHistory) (_ HistoryPage, err error) {
+	start := time.Now()
+	defer func() { traceDone(ctx, start, err) }()
 	chatID, cursor := a.ChatID, a.Cursor
 	var cur *historyCursor
 	if cursor != "" {
@@ -74,7 +77,7 @@ func (s *Session) GetChatHistory(ctx context.Context, a op.GetChatHistory) (Hist
 	}
 	var page HistoryPage
 	var evs []sdk.Event
-	err := s.Do(ctx, func(ctx context.Context, c *chatio.Client) error {
+	err = s.Do(ctx, func(ctx context.Context, c *chatio.Client) error {
 		var next historyCursor
 		var err error
 		page, next, evs, err = historyPage(ctx, c, chatID, cur)

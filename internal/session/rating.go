@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"time"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
 	"github.com/chatio-gateway/chatio-gateway/internal/jsonobj"
@@ -15,7 +16,9 @@ import (
 // neither "good" nor "bad" has no score: ErrBadRating (op.SendRating's
 // Validate refuses it first). A chat without threads fails with a
 // *chatio.RequestError of type not_found.
-func (s *Session) SendRating(ctx context.Context, a op.SendRating) (any, error) {
+func (s *Session) SendRating(ctx context.Context, a op.SendRating) (res any, err error) {
+	start := time.Now()
+	defer func() { traceDone(ctx, start, err) }()
 	score, err := a.Score()
 	if err != nil {
 		return nil, err
