@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -167,12 +166,9 @@ func queryInt(q url.Values, name string, def int) (int, error) {
 		return 0, invalidArgs(name + " is given more than once")
 	}
 	v := vs[0]
-	n, err := strconv.ParseInt(v, 10, 64)
+	n, err := strconv.ParseInt(v, 10, 0)
 	if err != nil || strings.HasPrefix(v, "+") {
 		return 0, invalidArgs(name + " must be an integer ≥ 0")
-	}
-	if n > math.MaxInt || n < math.MinInt {
-		return 0, invalidArgs(name + " is too large")
 	}
 	return int(n), nil
 }
