@@ -185,3 +185,38 @@ func TestCallRawValues(t *testing.T) {
 		t.Errorf("second encoding %s, want %s", b2, b)
 	}
 }
+
+// FuzzCall: whatever a Call's JSON holds, decoding it and validating what
+// decoded never panics, refuses with an *ArgError only, and a valid call
+// round-trips.
+func FuzzCall(f *testing.F) {
+	for _, a := range calls {
+		b, _ := json.Marshal(Call{Args: a})
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var c Call
+		if json.Unmarshal(data, &c) != nil {
+			return
+		}
+		if err := c.Validate(); err != nil {
+			var ae *ArgError
+			if !errors.As(err, &ae) || ae.Message == "" {
+				t.Fatalf("%s: refused with %T %v", data, err, err)
+			}
+			return
+		}
+		b, err := json.Marshal(c)
+		if err != nil {
+			t.Fatalf("%s: %v", data, err)
+		}
+		var again Call
+		if err := json.Unmarshal(b, &again); err != nil {
+			t.Fatalf("%s: %v", b, err)
+		}
+		b2, _ := json.Marshal(again)
+		if string(b2) != string(b) {
+			t.Fatalf("%s → %s", b, b2)
+		}
+	})
+}
