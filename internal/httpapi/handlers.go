@@ -48,13 +48,13 @@ func (s *Server) withSession(ctx context.Context, token string, fn func(*session
 // under the method's name (op.Method*): its outcome (what outcome makes of
 // its error, when outcome is not nil) and duration.
 func (s *Server) call(ctx context.Context, token, method string, fn func(context.Context, *session.Session) error, outcome func(error) error) error {
-	ctx = session.WithCallTrace(ctx, &session.CallTrace{Done: func(start time.Time, err error) {
+	traced := session.WithCallTrace(ctx, &session.CallTrace{Done: func(start time.Time, err error) {
 		if outcome != nil {
 			err = outcome(err)
 		}
 		s.m.observeCall(method, start, err)
 	}})
-	return s.withSession(ctx, token, func(sess *session.Session) error { return fn(ctx, sess) })
+	return s.withSession(ctx, token, func(sess *session.Session) error { return fn(traced, sess) })
 }
 
 // sdkCall validates a (an *op.ArgError, 400, before any session is
