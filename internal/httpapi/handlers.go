@@ -318,7 +318,7 @@ func (s *Server) setSneakPeek(r *http.Request, token string) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	sess.SetSneakPeek(a)
+	sess.SetSneakPeek(a.ChatID, a.Text)
 	return http.StatusAccepted, struct{}{}, nil
 }
 

@@ -201,7 +201,7 @@ func (s *Session) Run(ctx context.Context, call op.Call) (json.RawMessage, error
 	case op.SendRating:
 		res, err = s.SendRating(ctx, a)
 	case op.SetSneakPeek:
-		s.SetSneakPeek(a)
+		s.SetSneakPeek(a.ChatID, a.Text)
 		res = struct{}{}
 	case op.CloseThread:
 		res, err = s.CloseThread(ctx, a)

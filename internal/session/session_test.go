@@ -546,9 +546,9 @@ func TestSneakPeekThrottle(t *testing.T) {
 	acts, stop := e.srv.Watch(64)
 	defer stop()
 	start := time.Now()
-	s.SetSneakPeek(op.SetSneakPeek{ChatID: chat, Text: "h"})
-	s.SetSneakPeek(op.SetSneakPeek{ChatID: chat, Text: "he"})
-	s.SetSneakPeek(op.SetSneakPeek{ChatID: chat, Text: "hel"})
+	s.SetSneakPeek(chat, "h")
+	s.SetSneakPeek(chat, "he")
+	s.SetSneakPeek(chat, "hel")
 	type sent struct {
 		text string
 		at   time.Duration
@@ -586,7 +586,7 @@ func TestSneakPeekThrottle(t *testing.T) {
 	case <-time.After(300 * time.Millisecond):
 	}
 	// After a quiet interval the next call is leading again.
-	s.SetSneakPeek(op.SetSneakPeek{ChatID: chat, Text: "hello"})
+	s.SetSneakPeek(chat, "hello")
 	eventually(t, "leading send", func() bool {
 		ci, _ := e.srv.Chat(chat)
 		return ci.SneakPeek == "hello"
@@ -674,7 +674,7 @@ func TestShutdownLeavesNothing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s.SetSneakPeek(op.SetSneakPeek{ChatID: "x", Text: "y"})
+		s.SetSneakPeek("x", "y")
 		subs = append(subs, sub)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

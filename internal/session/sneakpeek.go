@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
-	"github.com/chatio-gateway/chatio-gateway/internal/op"
 	"go.uber.org/zap"
 )
 
@@ -28,8 +27,7 @@ type sneakState struct {
 // only logged. At most maxSneakChats chats are tracked; beyond, a call for a
 // new chat is dropped. (The SDK also skips chats that are not active; the
 // gateway leaves that to the upstream.)
-func (s *Session) SetSneakPeek(a op.SetSneakPeek) {
-	chatID, text := a.ChatID, a.Text
+func (s *Session) SetSneakPeek(chatID, text string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
