@@ -2,6 +2,11 @@
 // wire types, a Client that sends requests and matches their answers,
 // hands pushes on and keeps the socket alive, and the HTTP file upload.
 //
+// Each protocol action the gateway sends has a typed method (actions.go:
+// StartChat, SendEvent, GetChatThreads, ...) that writes its payload: the
+// payload's member names are written here and nowhere else in the
+// gateway. Call, the generic request under them, is for tests and tools.
+//
 // The websocket under a Client is internal/wsconn's; what the SDK makes of
 // the frames it delivers is internal/sdk's (the pure conversion), and the
 // JSON objects both work on are internal/jsonobj's.

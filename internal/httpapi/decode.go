@@ -5,30 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"math"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/jsonobj"
 )
-
-// SDK pagination limits (index.js) and their reasons.
-const (
-	chatsMaxLimit   = 25
-	threadsMaxLimit = 1000
-	maxIDLen        = 128
-	maxThreadIDs    = 1000
-	maxCursorLen    = 1024
-)
-
-func limitTooHigh(max int) string {
-	return "Specified limit is too high (max " + strconv.Itoa(max) + ")."
-}
 
 // The shape a JSON request body may have (README, "Limits"). The SDK's
 // bodies are a few levels deep (properties are namespace → name → value)
@@ -77,8 +62,10 @@ func readBody(r *http.Request) (json.RawMessage, error) {
 	}
 }
 
-// body is a request body that is a JSON object, its members in order.
+// body is a request body that is a JSON object: as read (raw) and its
+// members in order (obj).
 type body struct {
+	raw json.RawMessage
 	obj jsonobj.Object
 }
 
@@ -91,7 +78,7 @@ func objectBody(r *http.Request, emptyOK bool) (body, error) {
 	}
 	if raw == nil {
 		if emptyOK {
-			return body{obj: jsonobj.Object{}}, nil
+			return body{raw: json.RawMessage("{}"), obj: jsonobj.Object{}}, nil
 		}
 		return body{}, invalidArgs("request body must be a JSON object")
 	}
@@ -102,7 +89,7 @@ func objectBody(r *http.Request, emptyOK bool) (body, error) {
 	if o == nil {
 		o = jsonobj.Object{}
 	}
-	return body{obj: o}, nil
+	return body{raw: raw, obj: o}, nil
 }
 
 // get returns the raw value of key; nil when absent.
@@ -155,86 +142,22 @@ func (b body) reqString(key string) (string, error) {
 	return s, nil
 }
 
-// optKind checks that key, when present, holds a JSON value of kind k
-// ('o' object, 'a' array, 'd' number) or null; it returns the raw value.
-// A null is returned as is: the SDK forwards a present null upstream
-// (parseStartChatData: properties !== undefined).
-func (b body) optKind(key string, k byte) (json.RawMessage, error) {
-	v := b.get(key)
-	if v == nil || string(v) == "null" {
-		return v, nil
-	}
-	if jsonKind(v) != k {
-		return nil, invalidArgs(key + " must be " + kindName(k))
-	}
-	return v, nil
-}
-
-func kindName(k byte) string {
-	switch k {
-	case 'o':
-		return "an object"
-	case 'a':
-		return "an array"
-	case 'd':
-		return "a number"
-	case 's':
-		return "a string"
-	}
-	return "a value"
-}
-
-// arrayOfObjects checks that raw is an array whose elements are objects.
-func arrayOfObjects(key string, raw json.RawMessage) error {
-	var elems []json.RawMessage
-	if err := json.Unmarshal(raw, &elems); err != nil {
-		return invalidArgs(key + " must be an array")
-	}
-	for i, e := range elems {
-		if jsonKind(bytes.TrimSpace(e)) != 'o' {
-			return invalidArgs(key + "[" + strconv.Itoa(i) + "] must be an object")
-		}
-	}
-	return nil
-}
-
 // ---- path and query ----
 
-// pathID returns the path parameter name, unescaped and checked: non-empty,
-// at most 128 bytes, valid UTF-8, no control characters.
-func pathID(r *http.Request, name string) (string, error) {
-	raw := chi.URLParam(r, name)
-	v, err := url.PathUnescape(raw)
+// pathParam returns the path parameter name, unescaped. What an id may
+// be is op.CheckID's to say.
+func pathParam(r *http.Request, name string) (string, error) {
+	v, err := url.PathUnescape(chi.URLParam(r, name))
 	if err != nil {
 		return "", invalidArgs(name + " id is not a valid path segment")
 	}
-	if err := checkID(name, v); err != nil {
-		return "", err
-	}
 	return v, nil
 }
 
-func checkID(name, v string) error {
-	if v == "" {
-		return invalidArgs(name + " id must not be empty")
-	}
-	if len(v) > maxIDLen {
-		return invalidArgs(name + " id is too long (max " + strconv.Itoa(maxIDLen) + " bytes)")
-	}
-	if !utf8.ValidString(v) {
-		return invalidArgs(name + " id is not valid UTF-8")
-	}
-	for _, c := range v {
-		if c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0) {
-			return invalidArgs(name + " id must not contain control characters")
-		}
-	}
-	return nil
-}
-
-// queryInt returns the query parameter name as an integer ≥ 0 (def when
-// absent); above max → the SDK's INVALID_ARGS reason.
-func queryInt(q url.Values, name string, def, max int) (int, error) {
+// queryInt returns the query parameter name as an integer (def when
+// absent): one value, decimal digits with an optional minus sign. Its
+// range is the arguments' Validate's to check.
+func queryInt(q url.Values, name string, def int) (int, error) {
 	vs, ok := q[name]
 	if !ok || len(vs) == 0 {
 		return def, nil
@@ -243,15 +166,9 @@ func queryInt(q url.Values, name string, def, max int) (int, error) {
 		return 0, invalidArgs(name + " is given more than once")
 	}
 	v := vs[0]
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 0 || strings.HasPrefix(v, "+") {
+	n, err := strconv.ParseInt(v, 10, 0)
+	if err != nil || strings.HasPrefix(v, "+") {
 		return 0, invalidArgs(name + " must be an integer ≥ 0")
-	}
-	if max > 0 && n > int64(max) {
-		return 0, invalidArgs(limitTooHigh(max))
-	}
-	if n > math.MaxInt32 {
-		return 0, invalidArgs(name + " is too large")
 	}
 	return int(n), nil
 }

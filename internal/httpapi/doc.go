@@ -10,11 +10,14 @@
 // Every /v1 call carries "Authorization: Bearer <token>" (the event stream
 // may carry a single-use ticket instead) and takes one token from that
 // access token's rate-limit bucket (429 REQUEST_FAILED too_many_requests
-// with Retry-After when empty; ratelimit.go). A handler validates its input
-// before anything goes upstream (bad input → 400 INVALID_ARGS, never
-// forwarded), acquires the token's session from the pool, runs the SDK
-// method through Session.Do and answers with exactly what the SDK method's
-// promise resolves to. Every error goes through one function, writeError,
+// with Retry-After when empty; ratelimit.go). A handler decodes the
+// request into the SDK method's arguments (internal/op) and runs their
+// Validate, once, before it acquires the token's session (bad input → 400
+// INVALID_ARGS, never forwarded and never opening a session); then it calls
+// the session's method for it and answers with exactly what the SDK
+// method's promise resolves to. The package knows the SDK's shapes and
+// the error families, never the upstream's wire (no payload member or
+// action name): the metrics name calls as op names them. Every error goes through one function, writeError,
 // which maps error families to the contract's codes and statuses; a 500
 // carries no internal detail.
 //

@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
+	"github.com/chatio-gateway/chatio-gateway/internal/op"
 	"github.com/chatio-gateway/chatio-gateway/internal/session"
 	"go.uber.org/zap"
 )
@@ -83,6 +84,7 @@ func classify(r *http.Request, err error) (status int, body errorBody, retry boo
 	var (
 		rl  *rateLimitedError
 		ae  *apiError
+		arg *op.ArgError
 		au  *chatio.AuthError
 		re  *chatio.RequestError
 		mbe *http.MaxBytesError
@@ -94,6 +96,8 @@ func classify(r *http.Request, err error) (status int, body errorBody, retry boo
 			Message: "too many requests for this access token; retry later"}, true
 	case errors.As(err, &ae):
 		return ae.status, errorBody{Code: ae.code, Message: ae.message}, ae.status == http.StatusServiceUnavailable
+	case errors.As(err, &arg):
+		return http.StatusBadRequest, errorBody{Code: CodeInvalidArgs, Message: arg.Message}, false
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge, errorBody{Code: CodeInvalidArgs,
 			Message: "request body too large (max " + strconv.FormatInt(mbe.Limit, 10) + " bytes)"}, false
@@ -126,8 +130,6 @@ func classify(r *http.Request, err error) (status int, body errorBody, retry boo
 		return st, errorBody{Code: CodeRequestFailed, Message: msg, Type: re.Type}, st == http.StatusTooManyRequests
 	case errors.Is(err, session.ErrBadCursor):
 		return http.StatusBadRequest, errorBody{Code: CodeInvalidArgs, Message: "invalid history cursor"}, false
-	case errors.Is(err, session.ErrBadRating):
-		return http.StatusBadRequest, errorBody{Code: CodeInvalidArgs, Message: `value must be "good" or "bad"`}, false
 	case errors.Is(err, session.ErrOverloaded), errors.Is(err, session.ErrTooManySubscribers):
 		return http.StatusServiceUnavailable, errorBody{Code: CodeOverloaded, Message: "too many requests or streams for this session or gateway; retry later"}, true
 	case errors.Is(err, session.ErrDraining):

@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
+	"github.com/chatio-gateway/chatio-gateway/internal/op"
 	"github.com/chatio-gateway/chatio-gateway/internal/session"
 )
 
@@ -56,8 +57,11 @@ var errUploadsStopped = errors.New("httpapi: uploads stopped for shutdown")
 // upstream with the file and comes back on the file's event.
 func (s *Server) sendFile(w http.ResponseWriter, r *http.Request) {
 	s.rest(func(r *http.Request, token string) (int, any, error) {
-		chat, err := pathID(r, "chat")
+		chat, err := pathParam(r, "chat")
 		if err != nil {
+			return 0, nil, err
+		}
+		if err := op.CheckID("chat", chat); err != nil {
 			return 0, nil, err
 		}
 		bodyLimit := s.cfg.MaxFileBytes + fileBodyOverhead
@@ -72,22 +76,12 @@ func (s *Server) sendFile(w http.ResponseWriter, r *http.Request) {
 			return 0, nil, s.uploadError(ctx, nil, err)
 		}
 
-		var res any
-		err = s.withSession(ctx, token, func(sess *session.Session) error {
-			return sess.Do(ctx, func(ctx context.Context, c *chatio.Client) error {
-				start := time.Now()
-				raw, err := c.SendFileForm(ctx, chat, form)
-				s.m.observeCall("send_file", start, form.outcome(ctx, err))
-				if err != nil {
-					return err
-				}
-				res = json.RawMessage(raw)
-				if len(raw) == 0 {
-					res = json.RawMessage("null")
-				}
-				return nil
-			})
-		})
+		var res json.RawMessage
+		err = s.call(ctx, token, op.MethodSendFile, func(ctx context.Context, sess *session.Session) error {
+			var err error
+			res, err = sess.SendFile(ctx, chat, form)
+			return err
+		}, func(err error) error { return form.outcome(ctx, err) })
 		if err != nil {
 			return 0, nil, s.uploadError(ctx, form, err)
 		}

@@ -12,6 +12,9 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
+	"github.com/chatio-gateway/chatio-gateway/internal/op"
 )
 
 // Fuzz tests of the request decoders: everything a client controls goes
@@ -27,7 +30,8 @@ func refusal(t *testing.T, err error) {
 	t.Helper()
 	var ae *apiError
 	var mbe *http.MaxBytesError
-	if !errors.As(err, &ae) && !errors.As(err, &mbe) {
+	var arg *op.ArgError
+	if !errors.As(err, &ae) && !errors.As(err, &mbe) && !errors.As(err, &arg) {
 		t.Fatalf("refused with %T %v: would be a 500", err, err)
 	}
 	status, body, _ := classify(httptest.NewRequest("GET", "/", nil), err)
@@ -45,7 +49,8 @@ func bodyRequest(data []byte, limit int64) *http.Request {
 }
 
 // FuzzRequestBody: the JSON body decoders (readBody, objectBody, the
-// typed getters, sdkEvent, propertiesBody, arrayOfObjects).
+// typed getters, propertiesBody) and the checks of what they read (op's
+// Validate, chatio.WireEvent).
 func FuzzRequestBody(f *testing.F) {
 	f.Add([]byte(`{"type":"message","text":"hi","customId":"c1"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -64,22 +69,18 @@ func FuzzRequestBody(f *testing.F) {
 					t.Fatalf("%s: invalid UTF-8 %q", key, s)
 				}
 			}
-			for _, k := range []byte{'o', 'a', 'd'} {
-				if v, err := b.optKind("events", k); err != nil {
-					refusal(t, err)
-				} else if v != nil && !json.Valid(v) {
-					t.Fatalf("optKind returned invalid JSON %q", v)
+			for _, key := range []string{"events", "scope", "properties"} {
+				if v := b.get(key); v != nil && !json.Valid(v) {
+					t.Fatalf("%s: invalid JSON %q", key, v)
 				}
 			}
-			if v := b.get("events"); v != nil && jsonKind(v) == 'a' {
-				if err := arrayOfObjects("events", v); err != nil {
-					refusal(t, err)
-				}
+			if err := (op.StartChat{Scope: b.get("scope"), Events: b.get("events"), Properties: b.get("properties")}).Validate(); err != nil {
+				refusal(t, err)
 			}
-			ev, err := sdkEvent(b)
-			if err != nil {
+			if err := (op.SendEvent{ChatID: "c", Event: b.raw}).Validate(); err != nil {
 				refusal(t, err)
 			} else {
+				ev := chatio.WireEvent(b.obj)
 				out, err := json.Marshal(ev)
 				if err != nil || !json.Valid(out) {
 					t.Fatalf("accepted event does not encode: %v", err)
@@ -110,11 +111,11 @@ func FuzzPathID(f *testing.F) {
 		if err != nil {
 			return // pathID refuses it: invalidArgs
 		}
-		if err := checkID("chat", v); err != nil {
+		if err := op.CheckID("chat", v); err != nil {
 			refusal(t, err)
 			return
 		}
-		if v == "" || len(v) > maxIDLen || !utf8.ValidString(v) {
+		if v == "" || len(v) > op.MaxIDLen || !utf8.ValidString(v) {
 			t.Fatalf("accepted id %q", v)
 		}
 		for _, c := range v {
@@ -139,8 +140,18 @@ func FuzzQuery(f *testing.F) {
 		for _, p := range []struct {
 			name string
 			max  int
-		}{{"limit", chatsMaxLimit}, {"offset", 0}, {"limit", threadsMaxLimit}} {
-			n, err := queryInt(q, p.name, 7, p.max)
+		}{{"limit", op.MaxChatsLimit}, {"offset", 0}, {"limit", op.MaxThreadsLimit}} {
+			n, err := queryInt(q, p.name, 7)
+			if err == nil {
+				switch {
+				case p.name == "offset":
+					err = op.GetChatsSummary{Offset: n}.Validate()
+				case p.max == op.MaxChatsLimit:
+					err = op.GetChatsSummary{Limit: n}.Validate()
+				default:
+					err = op.GetChatThreadsSummary{ChatID: "c", Limit: n}.Validate()
+				}
+			}
 			if err != nil {
 				refusal(t, err)
 				continue
@@ -154,7 +165,7 @@ func FuzzQuery(f *testing.F) {
 		}
 		for _, v := range q["ids"] {
 			for id := range strings.SplitSeq(v, ",") {
-				if err := checkID("thread", id); err != nil {
+				if err := op.CheckID("thread", id); err != nil {
 					refusal(t, err)
 				}
 			}

@@ -8,9 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
-	"github.com/chatio-gateway/chatio-gateway/internal/jsonobj"
-	"github.com/chatio-gateway/chatio-gateway/internal/sdk"
+	"github.com/chatio-gateway/chatio-gateway/internal/op"
 	"github.com/chatio-gateway/chatio-gateway/internal/session"
 )
 
@@ -44,27 +42,35 @@ func (s *Server) withSession(ctx context.Context, token string, fn func(*session
 	}
 }
 
-// invoke carries out one SDK method upstream: the action's request with
-// payload (its result also goes to the session's stream, as the SDK emits
-// it), and returns what the SDK method resolves to.
-func (s *Server) invoke(ctx context.Context, token, action string, payload any) (any, error) {
-	var result any
-	err := s.withSession(ctx, token, func(sess *session.Session) error {
-		return sess.Do(ctx, func(ctx context.Context, c *chatio.Client) error {
-			start := time.Now()
-			raw, err := c.Call(ctx, action, payload, chatio.Emit())
-			s.m.observeCall(action, start, err)
-			if err != nil {
-				return err
-			}
-			result, err = sdk.ParseResult(action, raw)
-			if err != nil {
-				return &chatio.RequestError{Action: action, Type: "invalid_answer", Message: "chat.io sent an answer the gateway cannot read"}
-			}
-			return nil
-		})
-	})
-	return result, err
+// call carries out one SDK method on the token's session with fn (the
+// session's method for it, with arguments that passed their Validate), as
+// withSession does, and records its upstream part (session.CallTrace)
+// under the method's name (op.Method*): its outcome (what outcome makes of
+// its error, when outcome is not nil) and duration.
+func (s *Server) call(ctx context.Context, token, method string, fn func(context.Context, *session.Session) error, outcome func(error) error) error {
+	traced := session.WithCallTrace(ctx, &session.CallTrace{Done: func(start time.Time, err error) {
+		if outcome != nil {
+			err = outcome(err)
+		}
+		s.m.observeCall(method, start, err)
+	}})
+	return s.withSession(ctx, token, func(sess *session.Session) error { return fn(traced, sess) })
+}
+
+// sdkCall validates a (an *op.ArgError, 400, before any session is
+// acquired) and carries it out with fn, as call does: what the SDK method
+// resolves to.
+func sdkCall[A op.Args, R any](s *Server, r *http.Request, token string, a A, fn func(*session.Session, context.Context, A) (R, error)) (any, error) {
+	if err := a.Validate(); err != nil {
+		return nil, err
+	}
+	var res any
+	err := s.call(r.Context(), token, a.Method(), func(ctx context.Context, sess *session.Session) error {
+		v, err := fn(sess, ctx, a)
+		res = v
+		return err
+	}, nil)
+	return res, err
 }
 
 // restFunc is the shape of every REST handler: parse and check the input
@@ -145,218 +151,110 @@ func (s *Server) deleteSession(r *http.Request, token string) (int, any, error) 
 	if sess != nil {
 		start := time.Now()
 		sess.Disconnect()
-		s.m.observeCall("disconnect", start, nil)
+		s.m.observeCall(op.MethodDisconnect, start, nil)
 	}
 	return http.StatusNoContent, nil, nil
 }
 
-// updateCustomer: updateCustomer({name?, email?, fields?}) → update_customer
-// {customer: <the object as given>}.
+// updateCustomer: updateCustomer({name?, email?, fields?}), the object
+// as given.
 func (s *Server) updateCustomer(r *http.Request, token string) (int, any, error) {
 	b, err := objectBody(r, false)
 	if err != nil {
 		return 0, nil, err
 	}
-	for _, k := range []string{"name", "email"} {
-		if _, _, err := b.optString(k); err != nil {
-			return 0, nil, err
-		}
-	}
-	fields, err := b.optKind("fields", 'o')
-	if err != nil {
-		return 0, nil, err
-	}
-	if fields != nil {
-		f, err := jsonobj.ParseObject(fields)
-		if err != nil {
-			return 0, nil, invalidArgs("fields must be an object")
-		}
-		for _, m := range f {
-			if jsonKind(m.Value.(json.RawMessage)) != 's' {
-				return 0, nil, invalidArgs("fields." + m.Key + " must be a string")
-			}
-		}
-	}
-	res, err := s.invoke(r.Context(), token, chatio.ActionUpdateCustomer, jsonobj.Object{{Key: "customer", Value: b.obj}})
+	res, err := sdkCall(s, r, token, op.UpdateCustomer{Customer: b.raw}, (*session.Session).UpdateCustomer)
 	return http.StatusOK, res, err
 }
 
 // ---- chats ----
 
-// startChat: parseStartChatData: {routing_scope: scope or {"type":"license"},
-// events?, properties?}.
+// startChat: startChat({scope?, events?, properties?}).
 func (s *Server) startChat(r *http.Request, token string) (int, any, error) {
 	b, err := objectBody(r, true)
 	if err != nil {
 		return 0, nil, err
 	}
-	events, err := b.optKind("events", 'a')
-	if err != nil {
-		return 0, nil, err
-	}
-	if events != nil && string(events) != "null" {
-		if err := arrayOfObjects("events", events); err != nil {
-			return 0, nil, err
-		}
-	}
-	properties, err := b.optKind("properties", 'o')
-	if err != nil {
-		return 0, nil, err
-	}
-	scope, err := b.optKind("scope", 'o')
-	if err != nil {
-		return 0, nil, err
-	}
-	switch {
-	case scope == nil:
-		scope = json.RawMessage(`{"type":"license"}`)
-	case string(scope) == "null":
-		// The SDK would send routing_scope: null; no routing works without
-		// a scope, so the gateway refuses it rather than forwarding it.
-		return 0, nil, invalidArgs("scope must be an object")
-	}
-	payload := jsonobj.Object{{Key: "routing_scope", Value: scope}}
-	if events != nil {
-		payload = append(payload, jsonobj.Member{Key: "events", Value: events})
-	}
-	if properties != nil {
-		payload = append(payload, jsonobj.Member{Key: "properties", Value: properties})
-	}
-	res, err := s.invoke(r.Context(), token, chatio.ActionStartChat, payload)
+	a := op.StartChat{Scope: b.get("scope"), Events: b.get("events"), Properties: b.get("properties")}
+	res, err := sdkCall(s, r, token, a, (*session.Session).StartChat)
 	return http.StatusCreated, res, err
 }
 
 func (s *Server) getChatsSummary(r *http.Request, token string) (int, any, error) {
 	q := r.URL.Query()
-	offset, err := queryInt(q, "offset", 0, 0)
+	offset, err := queryInt(q, "offset", 0)
 	if err != nil {
 		return 0, nil, err
 	}
-	limit, err := queryInt(q, "limit", 10, chatsMaxLimit)
+	limit, err := queryInt(q, "limit", op.DefaultChatsLimit)
 	if err != nil {
 		return 0, nil, err
 	}
-	res, err := s.invoke(r.Context(), token, chatio.ActionGetChatsSummary,
-		jsonobj.Object{{Key: "offset", Value: offset}, {Key: "limit", Value: limit}})
+	res, err := sdkCall(s, r, token, op.GetChatsSummary{Offset: offset, Limit: limit}, (*session.Session).GetChatsSummary)
 	return http.StatusOK, res, err
 }
 
+// getChatThreads: the ids query parameter holds thread ids, comma-separated
+// (and may be given more than once).
 func (s *Server) getChatThreads(r *http.Request, token string) (int, any, error) {
-	chat, err := pathID(r, "chat")
+	chat, err := pathParam(r, "chat")
 	if err != nil {
 		return 0, nil, err
 	}
-	var ids []string
+	a := op.GetChatThreads{ChatID: chat}
 	for _, v := range r.URL.Query()["ids"] {
 		for id := range strings.SplitSeq(v, ",") {
-			if err := checkID("thread", id); err != nil {
-				return 0, nil, err
-			}
-			ids = append(ids, id)
+			a.ThreadIDs = append(a.ThreadIDs, id)
 		}
 	}
-	if len(ids) == 0 {
-		return 0, nil, invalidArgs("ids is required: thread ids, comma-separated")
-	}
-	if len(ids) > maxThreadIDs {
-		return 0, nil, invalidArgs("too many thread ids")
-	}
-	res, err := s.invoke(r.Context(), token, chatio.ActionGetChatThreads,
-		jsonobj.Object{{Key: "chat_id", Value: chat}, {Key: "thread_ids", Value: ids}})
+	res, err := sdkCall(s, r, token, a, (*session.Session).GetChatThreads)
 	return http.StatusOK, res, err
 }
 
 func (s *Server) getChatThreadsSummary(r *http.Request, token string) (int, any, error) {
-	chat, err := pathID(r, "chat")
+	chat, err := pathParam(r, "chat")
 	if err != nil {
 		return 0, nil, err
 	}
 	q := r.URL.Query()
-	offset, err := queryInt(q, "offset", 0, 0)
+	offset, err := queryInt(q, "offset", 0)
 	if err != nil {
 		return 0, nil, err
 	}
-	limit, err := queryInt(q, "limit", 25, threadsMaxLimit)
+	limit, err := queryInt(q, "limit", op.DefaultThreadsLimit)
 	if err != nil {
 		return 0, nil, err
 	}
-	res, err := s.invoke(r.Context(), token, chatio.ActionGetChatThreadsSummary,
-		jsonobj.Object{{Key: "chat_id", Value: chat}, {Key: "offset", Value: offset}, {Key: "limit", Value: limit}})
+	a := op.GetChatThreadsSummary{ChatID: chat, Offset: offset, Limit: limit}
+	res, err := sdkCall(s, r, token, a, (*session.Session).GetChatThreadsSummary)
 	return http.StatusOK, res, err
 }
 
 func (s *Server) getChatHistory(r *http.Request, token string) (int, any, error) {
-	chat, err := pathID(r, "chat")
+	chat, err := pathParam(r, "chat")
 	if err != nil {
 		return 0, nil, err
 	}
-	cursor := r.URL.Query().Get("cursor")
-	if len(cursor) > maxCursorLen || !printableASCII(cursor) && cursor != "" {
-		return 0, nil, invalidArgs("invalid history cursor")
-	}
-	var page session.HistoryPage
-	err = s.withSession(r.Context(), token, func(sess *session.Session) error {
-		start := time.Now()
-		var err error
-		page, err = sess.History(r.Context(), chat, cursor)
-		s.m.observeCall("get_chat_history", start, err)
-		return err
-	})
-	return http.StatusOK, page, err
+	a := op.GetChatHistory{ChatID: chat, Cursor: r.URL.Query().Get("cursor")}
+	res, err := sdkCall(s, r, token, a, (*session.Session).GetChatHistory)
+	return http.StatusOK, res, err
 }
 
 // ---- events ----
 
-// sdkEvent is parseEvent (clientDataParsers.js): a message becomes
-// {text, type, custom_id?}; any other type is passed as given (customId
-// included) with custom_id added when customId is a string.
-func sdkEvent(b body) (jsonobj.Object, error) {
-	typ, err := b.reqString("type")
-	if err != nil {
-		return nil, err
-	}
-	if typ == "" {
-		return nil, invalidArgs("type must not be empty")
-	}
-	// customId is used only when it is a string; any other value is left
-	// out of custom_id, as clientDataParsers.parseEvent does (typeof
-	// event.customId === 'string').
-	var customID string
-	hasCustomID := false
-	if v := b.get("customId"); jsonKind(v) == 's' {
-		hasCustomID = json.Unmarshal(v, &customID) == nil
-	}
-	var ev jsonobj.Object
-	if typ == "message" {
-		text, err := b.reqString("text")
-		if err != nil {
-			return nil, err
-		}
-		// An empty text is the upstream's to refuse (validation), as with
-		// the SDK, which forwards it.
-		ev = jsonobj.Object{{Key: "text", Value: text}, {Key: "type", Value: "message"}}
-	} else {
-		ev = append(jsonobj.Object{}, b.obj...)
-	}
-	if hasCustomID {
-		ev.Set("custom_id", customID)
-	}
-	return ev, nil
-}
-
 func (s *Server) sendEvent(r *http.Request, token string) (int, any, error) {
-	return s.postEvent(r, token, nil)
+	return s.postEvent(r, token, false)
 }
 
 // sendMessage is sendEvent(chat, {...message, type: "message"}).
 func (s *Server) sendMessage(r *http.Request, token string) (int, any, error) {
-	return s.postEvent(r, token, func(b *body) { b.obj.Set("type", json.RawMessage(`"message"`)) })
+	return s.postEvent(r, token, true)
 }
 
-// postEvent sends the body as the event of send_event, after adjust (if
-// any) has had its say on the body.
-func (s *Server) postEvent(r *http.Request, token string, adjust func(*body)) (int, any, error) {
-	chat, err := pathID(r, "chat")
+// postEvent sends the body as the event of sendEvent; a message's type is
+// "message" whatever the body says.
+func (s *Server) postEvent(r *http.Request, token string, message bool) (int, any, error) {
+	chat, err := pathParam(r, "chat")
 	if err != nil {
 		return 0, nil, err
 	}
@@ -364,20 +262,19 @@ func (s *Server) postEvent(r *http.Request, token string, adjust func(*body)) (i
 	if err != nil {
 		return 0, nil, err
 	}
-	if adjust != nil {
-		adjust(&b)
+	event := b.raw
+	if message {
+		b.obj.Set("type", json.RawMessage(`"message"`))
+		if event, err = json.Marshal(b.obj); err != nil {
+			return 0, nil, err
+		}
 	}
-	ev, err := sdkEvent(b)
-	if err != nil {
-		return 0, nil, err
-	}
-	res, err := s.invoke(r.Context(), token, chatio.ActionSendEvent,
-		jsonobj.Object{{Key: "chat_id", Value: chat}, {Key: "event", Value: ev}})
+	res, err := sdkCall(s, r, token, op.SendEvent{ChatID: chat, Event: event}, (*session.Session).SendEvent)
 	return http.StatusCreated, res, err
 }
 
 func (s *Server) sendRating(r *http.Request, token string) (int, any, error) {
-	chat, err := pathID(r, "chat")
+	chat, err := pathParam(r, "chat")
 	if err != nil {
 		return 0, nil, err
 	}
@@ -389,28 +286,19 @@ func (s *Server) sendRating(r *http.Request, token string) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	if value != "good" && value != "bad" {
-		return 0, nil, invalidArgs(`value must be "good" or "bad"`)
-	}
 	comment, _, err := b.optString("comment")
 	if err != nil {
 		return 0, nil, err
 	}
-	var res any
-	err = s.withSession(r.Context(), token, func(sess *session.Session) error {
-		start := time.Now()
-		var err error
-		res, err = sess.SendRating(r.Context(), chat, value, comment)
-		s.m.observeCall("send_rating", start, err)
-		return err
-	})
+	a := op.SendRating{ChatID: chat, Value: value, Comment: comment}
+	res, err := sdkCall(s, r, token, a, (*session.Session).SendRating)
 	return http.StatusOK, res, err
 }
 
 // setSneakPeek answers 202 at once: the session throttles the upstream
 // send_sneak_peek (at most one per chat per interval, the latest text wins).
 func (s *Server) setSneakPeek(r *http.Request, token string) (int, any, error) {
-	chat, err := pathID(r, "chat")
+	chat, err := pathParam(r, "chat")
 	if err != nil {
 		return 0, nil, err
 	}
@@ -422,20 +310,24 @@ func (s *Server) setSneakPeek(r *http.Request, token string) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	a := op.SetSneakPeek{ChatID: chat, Text: text}
+	if err := a.Validate(); err != nil {
+		return 0, nil, err
+	}
 	sess, err := s.acquire(r.Context(), token)
 	if err != nil {
 		return 0, nil, err
 	}
-	sess.SetSneakPeek(chat, text)
+	sess.SetSneakPeek(a.ChatID, a.Text)
 	return http.StatusAccepted, struct{}{}, nil
 }
 
 func (s *Server) closeThread(r *http.Request, token string) (int, any, error) {
-	chat, err := pathID(r, "chat")
+	chat, err := pathParam(r, "chat")
 	if err != nil {
 		return 0, nil, err
 	}
-	res, err := s.invoke(r.Context(), token, chatio.ActionCloseThread, jsonobj.Object{{Key: "chat_id", Value: chat}})
+	res, err := sdkCall(s, r, token, op.CloseThread{ChatID: chat}, (*session.Session).CloseThread)
 	return http.StatusOK, res, err
 }
 
@@ -452,7 +344,7 @@ func propertiesBody(r *http.Request) (json.RawMessage, error) {
 }
 
 func (s *Server) updateChatProperties(r *http.Request, token string) (int, any, error) {
-	chat, err := pathID(r, "chat")
+	chat, err := pathParam(r, "chat")
 	if err != nil {
 		return 0, nil, err
 	}
@@ -460,17 +352,17 @@ func (s *Server) updateChatProperties(r *http.Request, token string) (int, any, 
 	if err != nil {
 		return 0, nil, err
 	}
-	res, err := s.invoke(r.Context(), token, chatio.ActionUpdateChatProperties,
-		jsonobj.Object{{Key: "chat_id", Value: chat}, {Key: "properties", Value: props}})
+	a := op.UpdateChatProperties{ChatID: chat, Properties: props}
+	res, err := sdkCall(s, r, token, a, (*session.Session).UpdateChatProperties)
 	return http.StatusOK, res, err
 }
 
 func (s *Server) updateChatThreadProperties(r *http.Request, token string) (int, any, error) {
-	chat, err := pathID(r, "chat")
+	chat, err := pathParam(r, "chat")
 	if err != nil {
 		return 0, nil, err
 	}
-	thread, err := pathID(r, "thread")
+	thread, err := pathParam(r, "thread")
 	if err != nil {
 		return 0, nil, err
 	}
@@ -478,18 +370,15 @@ func (s *Server) updateChatThreadProperties(r *http.Request, token string) (int,
 	if err != nil {
 		return 0, nil, err
 	}
-	res, err := s.invoke(r.Context(), token, chatio.ActionUpdateChatThreadProperties,
-		jsonobj.Object{{Key: "chat_id", Value: chat}, {Key: "thread_id", Value: thread}, {Key: "properties", Value: props}})
+	a := op.UpdateChatThreadProperties{ChatID: chat, ThreadID: thread, Properties: props}
+	res, err := sdkCall(s, r, token, a, (*session.Session).UpdateChatThreadProperties)
 	return http.StatusOK, res, err
 }
 
-// updateLastSeenTimestamp follows the SDK 0.9.1 output exactly: its
-// parseUpdateLastSeenTimestampData tests `data.timestamp === 'number'`
-// (always false), so the timestamp is never sent and the payload is only
-// {chat_id}; the upstream then uses its current time. The body's timestamp
-// is still checked (a number, in ms) so that bad input is refused.
+// updateLastSeenTimestamp: the body's timestamp (a number, in ms) is
+// checked but, as with the SDK 0.9.1, never sent (op.UpdateLastSeenTimestamp).
 func (s *Server) updateLastSeenTimestamp(r *http.Request, token string) (int, any, error) {
-	chat, err := pathID(r, "chat")
+	chat, err := pathParam(r, "chat")
 	if err != nil {
 		return 0, nil, err
 	}
@@ -497,9 +386,7 @@ func (s *Server) updateLastSeenTimestamp(r *http.Request, token string) (int, an
 	if err != nil {
 		return 0, nil, err
 	}
-	if _, err := b.optKind("timestamp", 'd'); err != nil {
-		return 0, nil, err
-	}
-	res, err := s.invoke(r.Context(), token, chatio.ActionUpdateLastSeenTimestamp, jsonobj.Object{{Key: "chat_id", Value: chat}})
+	a := op.UpdateLastSeenTimestamp{ChatID: chat, Timestamp: b.get("timestamp")}
+	res, err := sdkCall(s, r, token, a, (*session.Session).UpdateLastSeenTimestamp)
 	return http.StatusOK, res, err
 }

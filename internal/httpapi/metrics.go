@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
+	"github.com/chatio-gateway/chatio-gateway/internal/op"
 	"github.com/chatio-gateway/chatio-gateway/internal/promreg"
 	"github.com/chatio-gateway/chatio-gateway/internal/session"
 )
@@ -68,7 +69,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	// appears at its first increment hides that increment from rate() and
 	// increase(), and an alert on it never fires for a first occurrence.
 	for _, a := range upstreamActions {
-		if a == "disconnect" { // carried out locally: it never fails
+		if a == op.MethodDisconnect { // carried out locally: it never fails
 			m.upstream.WithLabelValues(a, "ok")
 			continue
 		}
@@ -89,13 +90,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 // "Metrics"). A value used elsewhere in the package must be listed here.
 var (
 	// upstreamActions: the action label of the upstream calls, one per SDK
-	// method a REST call carries out (observeCall).
+	// method a REST call carries out (call), named as op names it.
 	upstreamActions = []string{
-		chatio.ActionStartChat, chatio.ActionGetChatsSummary, chatio.ActionGetChatThreads,
-		chatio.ActionGetChatThreadsSummary, "get_chat_history", chatio.ActionSendEvent, "send_file",
-		"send_rating", chatio.ActionCloseThread, chatio.ActionUpdateChatProperties,
-		chatio.ActionUpdateChatThreadProperties, chatio.ActionUpdateCustomer,
-		chatio.ActionUpdateLastSeenTimestamp, "disconnect",
+		op.MethodStartChat, op.MethodGetChatsSummary, op.MethodGetChatThreads,
+		op.MethodGetChatThreadsSummary, op.MethodGetChatHistory, op.MethodSendEvent, op.MethodSendFile,
+		op.MethodSendRating, op.MethodCloseThread, op.MethodUpdateChatProperties,
+		op.MethodUpdateChatThreadProperties, op.MethodUpdateCustomer,
+		op.MethodUpdateLastSeenTimestamp, op.MethodDisconnect,
 	}
 	// callOutcomes: every value outcome returns.
 	callOutcomes = []string{"ok", "authentication", "request_failed", "timeout", "canceled",

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
+	"github.com/chatio-gateway/chatio-gateway/internal/jsonobj"
 	"github.com/chatio-gateway/chatio-gateway/internal/netpoll"
 )
 
@@ -91,7 +92,7 @@ func (f *directFleet) openOne(ctx context.Context, i int) {
 	go f.watch(c)
 
 	t0 = time.Now()
-	raw, err := c.Call(ctx, chatio.ActionStartChat, json.RawMessage(`{"routing_scope":{"type":"license"}}`))
+	raw, err := c.StartChat(ctx, nil, nil, nil)
 	if err != nil {
 		f.errs.inc("start_chat: " + errKind(err))
 		return
@@ -134,9 +135,8 @@ func (f *directFleet) sendMessage(ctx context.Context, i int, n int) error {
 	if c == nil || f.chats[i] == "" {
 		return errors.New("no session")
 	}
-	payload := json.RawMessage(`{"chat_id":` + strconv.Quote(f.chats[i]) +
-		`,"event":{"type":"message","text":"` + customerPrefix + strconv.Itoa(n) + `"}}`)
-	_, err := c.Call(ctx, chatio.ActionSendEvent, payload)
+	event := jsonobj.Object{{Key: "type", Value: "message"}, {Key: "text", Value: customerPrefix + strconv.Itoa(n)}}
+	_, err := c.SendEvent(ctx, f.chats[i], event)
 	return err
 }
 

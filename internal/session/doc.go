@@ -16,6 +16,25 @@
 // customer with a reason that forbids reconnecting. An ended session has
 // left the pool; the next Acquire creates a fresh one.
 //
+// # Calls
+//
+// A session carries out the SDK's calls on its socket: one method per SDK
+// call, internal/op's arguments in (valid: their Validate has passed) and
+// the value the SDK method resolves to out — StartChat, GetChatsSummary,
+// GetChatThreads, GetChatThreadsSummary, GetChatHistory (one page),
+// SendEvent, SendRating, SetSneakPeek (throttled, fire and forget),
+// CloseThread, UpdateChatProperties, UpdateChatThreadProperties,
+// UpdateCustomer, UpdateLastSeenTimestamp, Disconnect; and SendFile, the
+// one call that is not a value: its form streams upstream as it is read.
+// Each runs on Do (the in-flight limit, the wait for a live upstream) and
+// sends its requests through chatio's typed methods; an SDK method's
+// request is made with chatio.Emit, so that its result also reaches the
+// subscribers as the SDK emits it. Run takes the call as an op.Call (one
+// that came from another replica), validates it, dispatches it and returns
+// the value as JSON; EncodeError and DecodeError carry its error across
+// JSON so that errors.Is and errors.As answer on the receiving side as on
+// this one.
+//
 // # Events
 //
 // Every SDK event of a session gets a strictly rising uint64 sequence number

@@ -1,6 +1,10 @@
 package session
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/chatio-gateway/chatio-gateway/internal/op"
+)
 
 // Errors for the HTTP layer to branch on with errors.Is.
 var (
@@ -21,6 +25,7 @@ var (
 	// ErrSlowSubscriber: a subscriber fell SubscriberBuffer events behind
 	// and was cut off; it can resume with its last event id.
 	ErrSlowSubscriber = errors.New("session: subscriber too slow")
-	// ErrBadRating: SendRating's value is neither "good" nor "bad".
-	ErrBadRating = errors.New(`session: rating value must be "good" or "bad"`)
+	// ErrBadRating: SendRating's value is neither "good" nor "bad" (it is
+	// op.ErrBadRating, an *op.ArgError).
+	ErrBadRating = op.ErrBadRating
 )

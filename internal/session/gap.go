@@ -404,26 +404,17 @@ func (s *Session) fillGaps(ctx context.Context, c *chatio.Client, summary json.R
 	return nil
 }
 
-type wireThreadSummary struct {
-	ID    string          `json:"id"`
-	Order json.RawMessage `json:"order"`
-}
-
 func (s *Session) fillChat(ctx context.Context, c *chatio.Client, chat string, t *chatTrack) error {
-	raw, err := c.Call(ctx, chatio.ActionGetChatThreadsSummary, map[string]any{
-		"chat_id": chat, "offset": 0, "limit": gapSummaryLimit,
-	})
+	raw, err := c.GetChatThreadsSummary(ctx, chat, 0, gapSummaryLimit)
 	if err != nil {
 		return err
 	}
-	var sum struct {
-		ThreadsSummary []wireThreadSummary `json:"threads_summary"`
-	}
-	if err := json.Unmarshal(raw, &sum); err != nil {
-		return &chatio.RequestError{Action: chatio.ActionGetChatThreadsSummary, Type: "invalid_answer", Message: err.Error()}
+	sum, err := chatio.ParseThreadsSummary(raw)
+	if err != nil {
+		return err
 	}
 	lastOrder, known := t.threads[t.thread]
-	for _, ts := range sum.ThreadsSummary {
+	for _, ts := range sum.Threads {
 		if ts.ID == t.thread {
 			lastOrder, known = wireNumber(ts.Order)
 		}
@@ -433,7 +424,7 @@ func (s *Session) fillChat(ctx context.Context, c *chatio.Client, chat string, t
 		return nil
 	}
 	var ids []string
-	for _, ts := range sum.ThreadsSummary {
+	for _, ts := range sum.Threads {
 		if o, ok := wireNumber(ts.Order); ok && o >= lastOrder {
 			ids = append(ids, ts.ID)
 		}
@@ -441,7 +432,7 @@ func (s *Session) fillChat(ctx context.Context, c *chatio.Client, chat string, t
 	if len(ids) == 0 {
 		return nil
 	}
-	raw, err = c.Call(ctx, chatio.ActionGetChatThreads, map[string]any{"chat_id": chat, "thread_ids": ids})
+	raw, err = c.GetChatThreads(ctx, chat, ids)
 	if err != nil {
 		return err
 	}

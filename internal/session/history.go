@@ -6,13 +6,14 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"math"
 	"sort"
+	"time"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
 	"github.com/chatio-gateway/chatio-gateway/internal/jsonobj"
+	"github.com/chatio-gateway/chatio-gateway/internal/op"
 	"github.com/chatio-gateway/chatio-gateway/internal/sdk"
 )
 
@@ -35,9 +36,10 @@ type HistoryPage struct {
 	Cursor string `json:"cursor,omitempty"`
 }
 
-// History returns one page of a chat's history (GET
+// GetChatHistory returns one page of a chat's history (GET
 // /v1/chats/{chat}/history[?cursor=C]): what one next() of the SDK's
-// getChatHistory iterator resolves, newest page first.
+// getChatHistory iterator resolves, newest page first; a.Cursor "" is the
+// newest page.
 //
 // Pages are the SDK's (chatHistory.js): thread summaries are read in
 // batches of 25, newest first; each page takes, from the newest end of what
@@ -61,7 +63,10 @@ type HistoryPage struct {
 //
 // Errors: ErrBadCursor (malformed, forged, another chat's or another
 // token's cursor), the errors of Do, upstream errors.
-func (s *Session) History(ctx context.Context, chatID, cursor string) (HistoryPage, error) {
+func (s *Session) GetChatHistory(ctx context.Context, a op.GetChatHistory) (_ HistoryPage, err error) {
+	start := time.Now()
+	defer func() { traceDone(ctx, start, err) }()
+	chatID, cursor := a.ChatID, a.Cursor
 	var cur *historyCursor
 	if cursor != "" {
 		c, ok := s.decodeCursor(chatID, cursor)
@@ -72,7 +77,7 @@ func (s *Session) History(ctx context.Context, chatID, cursor string) (HistoryPa
 	}
 	var page HistoryPage
 	var evs []sdk.Event
-	err := s.Do(ctx, func(ctx context.Context, c *chatio.Client) error {
+	err = s.Do(ctx, func(ctx context.Context, c *chatio.Client) error {
 		var next historyCursor
 		var err error
 		page, next, evs, err = historyPage(ctx, c, chatID, cur)
@@ -142,7 +147,7 @@ func historyPage(ctx context.Context, c *chatio.Client, chat string, cur *histor
 	}
 	page := HistoryPage{Events: []any{}}
 	var evs []sdk.Event
-	raw, err := c.Call(ctx, chatio.ActionGetChatThreads, map[string]any{"chat_id": chat, "thread_ids": ids})
+	raw, err := c.GetChatThreads(ctx, chat, ids)
 	var threads []jsonobj.Object
 	switch {
 	case err != nil && len(ids) == 0 && isRequestError(err):
@@ -152,7 +157,7 @@ func historyPage(ctx context.Context, c *chatio.Client, chat string, cur *histor
 		return HistoryPage{}, next, nil, err
 	default:
 		if threads, err = sdk.ParseChatThreads(raw); err != nil {
-			return HistoryPage{}, next, nil, &chatio.RequestError{Action: chatio.ActionGetChatThreads, Type: "invalid_answer", Message: err.Error()}
+			return HistoryPage{}, next, nil, &chatio.RequestError{Action: chatio.ActionGetChatThreads, Type: chatio.ErrTypeInvalidAnswer, Message: err.Error()}
 		}
 		if evs, err = sdk.ResultEvents(chatio.ActionGetChatThreads, raw); err != nil {
 			evs = nil
@@ -168,7 +173,7 @@ func historyPage(ctx context.Context, c *chatio.Client, chat string, cur *histor
 	// carry no order: take it from the loaded threads themselves.
 	oldest := math.Inf(1)
 	for _, th := range threads {
-		if o, ok := wireNumber(th.Raw("order")); ok {
+		if o, ok := chatio.ThreadOrder(th); ok {
 			oldest = min(oldest, o)
 		}
 	}
@@ -208,31 +213,22 @@ func splitSummary(batch []threadSum) (leftover, targeted []threadSum) {
 // readThreadsSummary reads one batch of thread summaries at offset (0 =
 // newest), sorted oldest first as the SDK sorts them, with the total.
 func readThreadsSummary(ctx context.Context, c *chatio.Client, chat string, offset int) ([]threadSum, int, error) {
-	raw, err := c.Call(ctx, chatio.ActionGetChatThreadsSummary, map[string]any{
-		"chat_id": chat, "offset": offset, "limit": historyBatch,
-	})
+	raw, err := c.GetChatThreadsSummary(ctx, chat, offset, historyBatch)
 	if err != nil {
 		return nil, 0, err
 	}
-	var p struct {
-		ThreadsSummary []struct {
-			ID          string          `json:"id"`
-			Order       json.RawMessage `json:"order"`
-			EventsCount json.RawMessage `json:"events_count"`
-		} `json:"threads_summary"`
-		TotalThreads json.RawMessage `json:"total_threads"`
+	p, err := chatio.ParseThreadsSummary(raw)
+	if err != nil {
+		return nil, 0, err
 	}
-	if err := json.Unmarshal(raw, &p); err != nil {
-		return nil, 0, &chatio.RequestError{Action: chatio.ActionGetChatThreadsSummary, Type: "invalid_answer", Message: err.Error()}
-	}
-	out := make([]threadSum, 0, len(p.ThreadsSummary))
-	for _, t := range p.ThreadsSummary {
+	out := make([]threadSum, 0, len(p.Threads))
+	for _, t := range p.Threads {
 		o, _ := wireNumber(t.Order)
 		n, _ := wireNumber(t.EventsCount)
 		out = append(out, threadSum{t.ID, o, int(n)})
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].order < out[j].order })
-	total, _ := wireNumber(p.TotalThreads)
+	total, _ := wireNumber(p.Total)
 	return out, int(total), nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
+	"github.com/chatio-gateway/chatio-gateway/internal/op"
 )
 
 // fillThreads makes a chat with threads of the given sizes (agent messages;
@@ -104,7 +105,7 @@ func readAllPages(t *testing.T, s *Session, chat string, between func(i int)) []
 		if i > 40 {
 			t.Fatal("too many pages")
 		}
-		p, err := s.History(ctxT(t), chat, cursor)
+		p, err := s.GetChatHistory(ctxT(t), op.GetChatHistory{ChatID: chat, Cursor: cursor})
 		if err != nil {
 			t.Fatalf("page %d: %v", i, err)
 		}
@@ -190,7 +191,7 @@ func TestHistorySmallAndEmpty(t *testing.T) {
 	e := newEnv(t, fastConfig(), chatiosim.Config{})
 	s := e.acquire(t, "tok-history-small")
 	chat := startChat(t, s)
-	p, err := s.History(ctxT(t), chat, "")
+	p, err := s.GetChatHistory(ctxT(t), op.GetChatHistory{ChatID: chat, Cursor: ""})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +203,7 @@ func TestHistorySmallAndEmpty(t *testing.T) {
 		t.Fatalf("json %s", b)
 	}
 	chat2 := fillThreads(t, e, s, 3, 4)
-	p, err = s.History(ctxT(t), chat2, "")
+	p, err = s.GetChatHistory(ctxT(t), op.GetChatHistory{ChatID: chat2, Cursor: ""})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +217,7 @@ func TestHistoryBadCursor(t *testing.T) {
 	s := e.acquire(t, "tok-history-bad")
 	chat := fillThreads(t, e, s, 40, 40, 40)
 	other := fillThreads(t, e, s, 1)
-	p, err := s.History(ctxT(t), chat, "")
+	p, err := s.GetChatHistory(ctxT(t), op.GetChatHistory{ChatID: chat, Cursor: ""})
 	if err != nil || p.Cursor == "" {
 		t.Fatalf("first page: %v %+v", err, p.Done)
 	}
@@ -234,7 +235,7 @@ func TestHistoryBadCursor(t *testing.T) {
 		if name == "other-chat" {
 			target = other
 		}
-		if _, err := s.History(ctxT(t), target, c); !errors.Is(err, ErrBadCursor) {
+		if _, err := s.GetChatHistory(ctxT(t), op.GetChatHistory{ChatID: target, Cursor: c}); !errors.Is(err, ErrBadCursor) {
 			t.Fatalf("%s: %v", name, err)
 		}
 	}
@@ -242,7 +243,7 @@ func TestHistoryBadCursor(t *testing.T) {
 	// not asked: the cursor is bound to the token.
 	thief := e.acquire(t, "tok-history-thief")
 	before := e.srv.Stats().Requests
-	if _, err := thief.History(ctxT(t), chat, p.Cursor); !errors.Is(err, ErrBadCursor) {
+	if _, err := thief.GetChatHistory(ctxT(t), op.GetChatHistory{ChatID: chat, Cursor: p.Cursor}); !errors.Is(err, ErrBadCursor) {
 		t.Fatalf("another token's replay: %v, want ErrBadCursor", err)
 	}
 	if n := e.srv.Stats().Requests - before; n != 0 {
@@ -262,11 +263,11 @@ func TestHistoryBadCursor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pa, err := s1.History(ctxT(t), chat, "")
+	pa, err := s1.GetChatHistory(ctxT(t), op.GetChatHistory{ChatID: chat, Cursor: ""})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pb, err := s2.History(ctxT(t), chat, pa.Cursor)
+	pb, err := s2.GetChatHistory(ctxT(t), op.GetChatHistory{ChatID: chat, Cursor: pa.Cursor})
 	if err != nil || len(pb.Events) != 40 || !pb.Done {
 		t.Fatalf("cursor across replicas: %v, %d events", err, len(pb.Events))
 	}

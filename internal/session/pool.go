@@ -210,7 +210,7 @@ func (p *Pool) open(token, customerID string) (*Session, *chatio.Client, error) 
 		s.cancel()
 		return nil, nil, err
 	}
-	payload, err := c.Call(ctx, chatio.ActionGetChatsSummary, nil) // no payload, as the SDK sends it
+	payload, err := c.GetLatestChatsSummary(ctx) // no payload, as the SDK sends it
 	if err != nil {
 		s.cancel()
 		p.m.dialFailures.WithLabelValues(dialReason(err)).Inc()

@@ -2,58 +2,44 @@ package session
 
 import (
 	"context"
-	"encoding/json"
+	"time"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
 	"github.com/chatio-gateway/chatio-gateway/internal/jsonobj"
+	"github.com/chatio-gateway/chatio-gateway/internal/op"
 )
 
 // SendRating rates a chat (POST /v1/chats/{chat}/rating): it stores
 // properties {rating: {score: 1|0, comment}} on the chat's newest thread
 // with update_chat_thread_properties, as later LiveChat SDKs do, and
-// resolves {value, comment} (comment only when given). value is "good" (1)
-// or "bad" (0), else ErrBadRating. A chat without threads fails with a
+// resolves {value, comment} (comment only when given). A value that is
+// neither "good" nor "bad" has no score: ErrBadRating (op.SendRating's
+// Validate refuses it first). A chat without threads fails with a
 // *chatio.RequestError of type not_found.
-func (s *Session) SendRating(ctx context.Context, chatID, value, comment string) (any, error) {
-	var score int
-	switch value {
-	case "good":
-		score = 1
-	case "bad":
-		score = 0
-	default:
-		return nil, ErrBadRating
+func (s *Session) SendRating(ctx context.Context, a op.SendRating) (res any, err error) {
+	start := time.Now()
+	defer func() { traceDone(ctx, start, err) }()
+	score, err := a.Score()
+	if err != nil {
+		return nil, err
 	}
-	rating := jsonobj.Object{{Key: "score", Value: score}}
-	result := jsonobj.Object{{Key: "value", Value: value}}
-	if comment != "" {
-		rating = append(rating, jsonobj.Member{Key: "comment", Value: comment})
-		result = append(result, jsonobj.Member{Key: "comment", Value: comment})
+	result := jsonobj.Object{{Key: "value", Value: a.Value}}
+	if a.Comment != "" {
+		result = append(result, jsonobj.Member{Key: "comment", Value: a.Comment})
 	}
-	err := s.Do(ctx, func(ctx context.Context, c *chatio.Client) error {
-		raw, err := c.Call(ctx, chatio.ActionGetChatThreadsSummary, map[string]any{
-			"chat_id": chatID, "offset": 0, "limit": 1,
-		})
+	err = s.Do(ctx, func(ctx context.Context, c *chatio.Client) error {
+		raw, err := c.GetChatThreadsSummary(ctx, a.ChatID, 0, 1)
 		if err != nil {
 			return err
 		}
-		var p struct {
-			ThreadsSummary []struct {
-				ID    string          `json:"id"`
-				Order json.RawMessage `json:"order"`
-			} `json:"threads_summary"`
+		p, err := chatio.ParseThreadsSummary(raw)
+		if err != nil {
+			return err
 		}
-		if err := json.Unmarshal(raw, &p); err != nil {
-			return &chatio.RequestError{Action: chatio.ActionGetChatThreadsSummary, Type: "invalid_answer", Message: err.Error()}
-		}
-		if len(p.ThreadsSummary) == 0 || p.ThreadsSummary[0].ID == "" {
+		if len(p.Threads) == 0 || p.Threads[0].ID == "" {
 			return &chatio.RequestError{Action: chatio.ActionUpdateChatThreadProperties, Type: chatio.ErrTypeNotFound, Message: "the chat has no thread to rate"}
 		}
-		_, err = c.Call(ctx, chatio.ActionUpdateChatThreadProperties, map[string]any{
-			"chat_id":    chatID,
-			"thread_id":  p.ThreadsSummary[0].ID,
-			"properties": jsonobj.Object{{Key: "rating", Value: rating}},
-		})
+		_, err = c.UpdateChatThreadProperties(ctx, a.ChatID, p.Threads[0].ID, chatio.RatingProperties(score, a.Comment))
 		return err
 	})
 	if err != nil {

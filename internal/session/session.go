@@ -994,7 +994,7 @@ func (s *Session) reconnect(old *chatio.Client) *chatio.Client {
 // new_event), then emits what the SDK emits for the summary: user_data…,
 // connection_restored.
 func (s *Session) restore(ctx context.Context, c *chatio.Client) error {
-	payload, err := c.Call(ctx, chatio.ActionGetChatsSummary, nil)
+	payload, err := c.GetLatestChatsSummary(ctx)
 	if err != nil {
 		return err
 	}

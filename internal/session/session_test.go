@@ -16,6 +16,7 @@ import (
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
 	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
+	"github.com/chatio-gateway/chatio-gateway/internal/op"
 	"github.com/chatio-gateway/chatio-gateway/internal/sdk"
 )
 
@@ -596,7 +597,7 @@ func TestSendRating(t *testing.T) {
 	e := newEnv(t, fastConfig(), chatiosim.Config{})
 	s := e.acquire(t, "tok-rate")
 	chat := startChat(t, s)
-	res, err := s.SendRating(ctxT(t), chat, "good", "thanks")
+	res, err := s.SendRating(ctxT(t), op.SendRating{ChatID: chat, Value: "good", Comment: "thanks"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -610,18 +611,18 @@ func TestSendRating(t *testing.T) {
 	if err := json.Unmarshal([]byte(props), &p); err != nil || p["rating"]["score"] != float64(1) || p["rating"]["comment"] != "thanks" {
 		t.Fatalf("thread properties %s", props)
 	}
-	res, err = s.SendRating(ctxT(t), chat, "bad", "")
+	res, err = s.SendRating(ctxT(t), op.SendRating{ChatID: chat, Value: "bad", Comment: ""})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := json.Marshal(res); string(b) != `{"value":"bad"}` {
 		t.Fatalf("result %s", b)
 	}
-	if _, err := s.SendRating(ctxT(t), chat, "meh", ""); !errors.Is(err, ErrBadRating) {
+	if _, err := s.SendRating(ctxT(t), op.SendRating{ChatID: chat, Value: "meh", Comment: ""}); !errors.Is(err, ErrBadRating) {
 		t.Fatal(err)
 	}
 	var re *chatio.RequestError
-	if _, err := s.SendRating(ctxT(t), "no-such-chat", "good", ""); !errors.As(err, &re) || re.Type != chatio.ErrTypeNotFound {
+	if _, err := s.SendRating(ctxT(t), op.SendRating{ChatID: "no-such-chat", Value: "good", Comment: ""}); !errors.As(err, &re) || re.Type != chatio.ErrTypeNotFound {
 		t.Fatalf("unknown chat: %v", err)
 	}
 }

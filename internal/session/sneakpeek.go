@@ -91,9 +91,7 @@ func (s *Session) sendSneakLocked(chatID, text string) {
 	go func() {
 		defer s.wg.Done()
 		err := s.Do(s.ctx, func(ctx context.Context, c *chatio.Client) error {
-			_, err := c.Call(ctx, chatio.ActionSendSneakPeek, map[string]any{
-				"chat_id": chatID, "sneak_peek_text": text,
-			})
+			_, err := c.SendSneakPeek(ctx, chatID, text)
 			return err
 		})
 		if err != nil && s.ctx.Err() == nil {

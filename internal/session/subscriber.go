@@ -308,7 +308,7 @@ func (s *Session) subscribeFresh(ctx context.Context) (*Subscriber, error) {
 		var payload json.RawMessage
 		err := s.Do(ctx, func(ctx context.Context, c *chatio.Client) error {
 			var err error
-			payload, err = c.Call(ctx, chatio.ActionGetChatsSummary, nil)
+			payload, err = c.GetLatestChatsSummary(ctx)
 			return err
 		})
 		var cs sdk.ChatsSummary
