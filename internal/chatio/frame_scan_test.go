@@ -1,10 +1,12 @@
 package chatio
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"reflect"
 	"testing"
+	"unicode/utf8"
 )
 
 // FuzzUnmarshalFrame checks UnmarshalFrame against encoding/json on any
@@ -52,6 +54,59 @@ func FuzzUnmarshalFrame(f *testing.F) {
 		}
 		if !reflect.DeepEqual(norm(got), norm(want)) {
 			t.Fatalf("%q:\n got %s\nwant %s", data, norm(got), norm(want))
+		}
+	})
+}
+
+// FuzzDecodeFrameBytes holds DecodeFrame, the read loop's one-pass
+// decoder, to encoding/json as FuzzUnmarshalFrame holds UnmarshalFrame,
+// and a Checked frame to its promise: its raw members are valid, compact
+// JSON (json.Compact leaves them as they are).
+func FuzzDecodeFrameBytes(f *testing.F) {
+	for _, s := range []string{
+		`{"action":"incoming_event","type":"push","payload":{"chat_id":"C"}}`,
+		`{"request_id":"7","action":"login","type":"response","success":true,"payload":{}}`,
+		`{"request_id":7,"action":"send_event","type":"push","success":null,"payload":null}`,
+		` {"action" : "a" , "type":"push"} `,
+		`{"action":"a","payload":{"b": 1}}`,
+		`{"Action":"a","TYPE":"push"}`,
+		`{"action":"a\u0062","type":"p\"ush"}`,
+		`{"action":"a","action":"b","success":true,"success":false}`,
+		`{"action":5,"action":"b","type":"push"}`,
+		"{\"action\":\"a\",\"payload\":\"\xff\"}",
+		"{\"action\":\"\xff\"}",
+		`{"action":"a"`, `[]`, `null`, ``,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		orig := bytes.Clone(data)
+		got, err := DecodeFrame(data)
+		var want Frame
+		werr := json.Unmarshal(data, &want)
+		if (err == nil) != (werr == nil) {
+			t.Fatalf("%q: error %v, decoder's %v", data, err, werr)
+		}
+		if !bytes.Equal(data, orig) {
+			t.Fatalf("%q: DecodeFrame changed its input", orig)
+		}
+		if err != nil {
+			return
+		}
+		if !reflect.DeepEqual(norm(got), norm(want)) {
+			t.Fatalf("%q:\n got %s\nwant %s", data, norm(got), norm(want))
+		}
+		if !got.Checked {
+			return
+		}
+		for _, raw := range []json.RawMessage{got.RequestID, got.Payload} {
+			if raw == nil {
+				continue
+			}
+			var buf bytes.Buffer
+			if json.Compact(&buf, raw) != nil || !bytes.Equal(buf.Bytes(), raw) || !utf8.Valid(raw) {
+				t.Fatalf("%q: Checked, but %q is not valid compact UTF-8 JSON", data, raw)
+			}
 		}
 	})
 }
