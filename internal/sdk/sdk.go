@@ -282,13 +282,17 @@ func (d *newThreadData) summaryEvents() []Event {
 
 // PushEvents is handlePush(parsePush(push)): the events the SDK emits for a
 // push that carries no request id.
+//
+// The payload of a Checked frame is neither validated nor copied again:
+// its events are slices of the frame, and an incoming_event's data comes
+// back as a jsonobj.Checked, which encodes without validation.
 func PushEvents(f chatio.Frame) ([]Event, error) {
-	return pushEvents(f.Action, f.Payload)
+	return pushEvents(f.Action, f.Payload, f.Checked)
 }
 
-func pushEvents(action string, payload json.RawMessage) ([]Event, error) {
+func pushEvents(action string, payload json.RawMessage, checked bool) ([]Event, error) {
 	if action == chatio.PushIncomingEvent {
-		return incomingEvent(payload)
+		return incomingEvent(payload, checked)
 	}
 	switch action {
 	case chatio.PushChatPropertiesUpdated, chatio.PushChatThreadPropertiesUpdated,
@@ -339,17 +343,30 @@ func rawOrNull(r json.RawMessage) json.RawMessage {
 
 // incomingEvent is pushEvents of an incoming_event payload: most pushes,
 // kept apart from the other kinds so that its frames on the read loop's
-// stack stay small.
-func incomingEvent(payload json.RawMessage) ([]Event, error) {
-	p, err := parsePayload(chatio.PushIncomingEvent, payload)
-	if err != nil {
-		return nil, err
+// stack stay small. A checked payload (valid, compact: chatio.Frame's
+// Checked) is split where it lies, and every value of the event's data is
+// then a slice of it, a constant or a number json.Marshal wrote: the data
+// is a jsonobj.Checked.
+func incomingEvent(payload json.RawMessage, checked bool) ([]Event, error) {
+	var p jsonobj.Object
+	if checked && len(payload) > 0 && payload[0] == '{' {
+		p = jsonobj.ParseValidObject(payload)
+	} else {
+		var err error
+		if p, err = parsePayload(chatio.PushIncomingEvent, payload); err != nil {
+			return nil, err
+		}
+		checked = false
 	}
 	e, err := jsonobj.ParseMember(p.Raw("event"))
 	if err != nil {
 		return nil, fmt.Errorf("%s event: %w", chatio.PushIncomingEvent, err)
 	}
-	return []Event{{EventNewEvent, jsonobj.Object{{Key: "chat", Value: p.RawValue("chat_id")}, {Key: "event", Value: parseEvent(p.Raw("thread_id"), e)}}}}, nil
+	data := jsonobj.Object{{Key: "chat", Value: p.RawValue("chat_id")}, {Key: "event", Value: parseEvent(p.Raw("thread_id"), e)}}
+	if checked {
+		return []Event{{EventNewEvent, jsonobj.Checked(data)}}, nil
+	}
+	return []Event{{EventNewEvent, data}}, nil
 }
 
 func objectPushEvents(action string, p jsonobj.Object) ([]Event, error) {
@@ -414,7 +431,7 @@ func ResultPushEvents(f chatio.Frame) ([]Event, error) {
 	if f.Type != chatio.TypePush {
 		return nil, nil
 	}
-	all, err := pushEvents(f.Action, f.Payload)
+	all, err := pushEvents(f.Action, f.Payload, f.Checked)
 	if err != nil {
 		return nil, err
 	}
