@@ -780,5 +780,8 @@ func lastEventsObject(raw json.RawMessage) (jsonobj.Object, error) {
 // isJSString reports whether r is the JSON string s (v === s).
 func isJSString(r json.RawMessage, s string) bool {
 	r = bytes.TrimSpace(r)
+	if plain, ok := jsonobj.PlainString(r); ok { // its value is its bytes: no decoder
+		return string(plain) == s
+	}
 	return len(r) > 0 && r[0] == '"' && jsString(r) == s
 }
