@@ -286,9 +286,10 @@ func EachMember(raw json.RawMessage, fn func(key string, val json.RawMessage)) b
 	return true
 }
 
-// EachValidMember is EachMember for raw that is known valid: a document
-// CheckCompact (or Check) accepted, or a member value cut from one. It is
-// not validated again. False, and no call, when raw is not an object.
+// EachValidMember is EachMember for raw that is known to be valid JSON (a
+// document that Check, CheckCompact or json.Valid accepted, or a member
+// value cut from one): it is not validated again. False, and no call,
+// when raw is not an object.
 func EachValidMember(raw json.RawMessage, fn func(key string, val json.RawMessage)) bool {
 	i := skipSpace(raw, 0)
 	if i == len(raw) || raw[i] != '{' {
