@@ -248,11 +248,11 @@ type newThreadData struct {
 }
 
 func parseNewThreadData(chatRaw json.RawMessage) (*newThreadData, error) {
-	chat, err := jsonobj.ParseObject(chatRaw)
+	chat, err := jsonobj.ParseMember(chatRaw) // a member of a parsed payload: valid already
 	if err != nil {
 		return nil, fmt.Errorf("chat: %w", err)
 	}
-	tw, err := jsonobj.ParseObject(chat.Raw("thread"))
+	tw, err := jsonobj.ParseMember(chat.Raw("thread"))
 	if err != nil {
 		return nil, fmt.Errorf("chat.thread: %w", err)
 	}
@@ -284,27 +284,50 @@ func (d *newThreadData) summaryEvents() []Event {
 // push that carries no request id.
 //
 // The payload of a Checked frame is neither validated nor copied again:
-// its events are slices of the frame, and an incoming_event's data comes
-// back as a jsonobj.Checked, which encodes without validation.
+// its events are slices of the frame, and their object data come back as
+// jsonobj.Checked, which encodes without validation.
 func PushEvents(f chatio.Frame) ([]Event, error) {
 	return pushEvents(f.Action, f.Payload, f.Checked)
 }
 
+// pushEvents is PushEvents; checked: the payload is a Checked frame's.
 func pushEvents(action string, payload json.RawMessage, checked bool) ([]Event, error) {
+	var evs []Event
+	var err error
 	if action == chatio.PushIncomingEvent {
-		return incomingEvent(payload, checked)
+		evs, err = incomingEvent(payload, checked)
+	} else {
+		evs, err = otherPushEvents(action, payload, checked)
 	}
+	if checked && err == nil {
+		vouch(evs)
+	}
+	return evs, err
+}
+
+// vouch makes the object data of events converted from a checked payload
+// jsonobj.Checked: every value in them is a slice of that payload (valid,
+// compact JSON), a constant, or written by strconv or json.Marshal.
+func vouch(evs []Event) {
+	for i := range evs {
+		if o, ok := evs[i].Data.(jsonobj.Object); ok {
+			evs[i].Data = jsonobj.Checked(o)
+		}
+	}
+}
+
+func otherPushEvents(action string, payload json.RawMessage, checked bool) ([]Event, error) {
 	switch action {
 	case chatio.PushChatPropertiesUpdated, chatio.PushChatThreadPropertiesUpdated,
 		chatio.PushLastSeenTimestampUpdated, chatio.PushThreadClosed,
 		chatio.PushChatUsersUpdated, chatio.PushIncomingTypingIndicator:
-		p, err := parsePayload(action, payload)
+		p, err := parsePayload(action, payload, checked)
 		if err != nil {
 			return nil, err
 		}
 		return objectPushEvents(action, p)
 	case chatio.PushIncomingChatThread:
-		p, err := parsePayload(action, payload)
+		p, err := parsePayload(action, payload, checked)
 		if err != nil {
 			return nil, err
 		}
@@ -325,8 +348,12 @@ func pushEvents(action string, payload json.RawMessage, checked bool) ([]Event, 
 }
 
 // parsePayload is ParseObject of a push's payload, its error naming the
-// push.
-func parsePayload(action string, payload json.RawMessage) (jsonobj.Object, error) {
+// push; a checked payload (a Checked frame's) is split where it lies,
+// neither validated nor copied.
+func parsePayload(action string, payload json.RawMessage, checked bool) (jsonobj.Object, error) {
+	if checked && len(payload) > 0 && payload[0] == '{' {
+		return jsonobj.ParseValidObject(payload), nil
+	}
 	p, err := jsonobj.ParseObject(payload)
 	if err != nil {
 		return nil, fmt.Errorf("%s payload: %w", action, err)
@@ -343,30 +370,17 @@ func rawOrNull(r json.RawMessage) json.RawMessage {
 
 // incomingEvent is pushEvents of an incoming_event payload: most pushes,
 // kept apart from the other kinds so that its frames on the read loop's
-// stack stay small. A checked payload (valid, compact: chatio.Frame's
-// Checked) is split where it lies, and every value of the event's data is
-// then a slice of it, a constant or a number json.Marshal wrote: the data
-// is a jsonobj.Checked.
+// stack stay small.
 func incomingEvent(payload json.RawMessage, checked bool) ([]Event, error) {
-	var p jsonobj.Object
-	if checked && len(payload) > 0 && payload[0] == '{' {
-		p = jsonobj.ParseValidObject(payload)
-	} else {
-		var err error
-		if p, err = parsePayload(chatio.PushIncomingEvent, payload); err != nil {
-			return nil, err
-		}
-		checked = false
+	p, err := parsePayload(chatio.PushIncomingEvent, payload, checked)
+	if err != nil {
+		return nil, err
 	}
 	e, err := jsonobj.ParseMember(p.Raw("event"))
 	if err != nil {
 		return nil, fmt.Errorf("%s event: %w", chatio.PushIncomingEvent, err)
 	}
-	data := jsonobj.Object{{Key: "chat", Value: p.RawValue("chat_id")}, {Key: "event", Value: parseEvent(p.Raw("thread_id"), e)}}
-	if checked {
-		return []Event{{EventNewEvent, jsonobj.Checked(data)}}, nil
-	}
-	return []Event{{EventNewEvent, data}}, nil
+	return []Event{{EventNewEvent, jsonobj.Object{{Key: "chat", Value: p.RawValue("chat_id")}, {Key: "event", Value: parseEvent(p.Raw("thread_id"), e)}}}}, nil
 }
 
 func objectPushEvents(action string, p jsonobj.Object) ([]Event, error) {
