@@ -462,6 +462,22 @@ func ResultPushEvents(f chatio.Frame) ([]Event, error) {
 // arrives: user_data for get_chat_threads and get_chats_summary, user_data
 // and thread_summary for start_chat and a send_event that started a thread.
 func ResultEvents(action string, payload json.RawMessage) ([]Event, error) {
+	return resultEvents(action, payload, false)
+}
+
+// ResultFrameEvents is ResultEvents of f's payload, f being the result of
+// action: the payload of a Checked frame is split where it lies, and the
+// object data of the events come back as jsonobj.Checked.
+func ResultFrameEvents(action string, f chatio.Frame) ([]Event, error) {
+	evs, err := resultEvents(action, f.Payload, f.Checked)
+	if f.Checked && err == nil {
+		vouch(evs)
+	}
+	return evs, err
+}
+
+// resultEvents is ResultEvents; checked: the payload is a Checked frame's.
+func resultEvents(action string, payload json.RawMessage, checked bool) ([]Event, error) {
 	switch action {
 	case chatio.ActionGetChatThreads:
 		// parseGetChatThreadsResponse parses the threads before the users:
@@ -479,9 +495,14 @@ func ResultEvents(action string, payload json.RawMessage) ([]Event, error) {
 		_, ev, err := ParseChatsSummary(payload)
 		return ev, err
 	case chatio.ActionStartChat, chatio.ActionSendEvent:
-		p, err := jsonobj.ParseObject(payload)
-		if err != nil {
-			return nil, err
+		var p jsonobj.Object
+		if checked && len(payload) > 0 && payload[0] == '{' {
+			p = jsonobj.ParseValidObject(payload)
+		} else {
+			var err error
+			if p, err = jsonobj.ParseObject(payload); err != nil {
+				return nil, err
+			}
 		}
 		if action == chatio.ActionSendEvent && !truthy(p.Raw("chat")) {
 			return nil, nil

@@ -609,5 +609,10 @@ func FuzzPushEvents(f *testing.F) {
 		evs, err = ResultPushEvents(dfr)
 		wevs, werr = ResultPushEvents(fr)
 		same("ResultPushEvents", evs, err, wevs, werr)
+		for _, a := range actions {
+			evs, err = ResultFrameEvents(a, dfr)
+			wevs, werr = ResultEvents(a, fr.Payload)
+			same("ResultFrameEvents "+a, evs, err, wevs, werr)
+		}
 	})
 }

@@ -889,7 +889,7 @@ func itemEvents(it *chatio.StreamItem) ([]sdk.Event, error) {
 	if it.ResultOf == "" {
 		return sdk.PushEvents(it.Frame)
 	}
-	evs, err := sdk.ResultEvents(it.ResultOf, it.Frame.Payload)
+	evs, err := sdk.ResultFrameEvents(it.ResultOf, it.Frame)
 	if err != nil {
 		return evs, err
 	}
