@@ -70,3 +70,33 @@ func FuzzCheckCompact(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseValidArray holds ParseValidArray, on valid JSON, to ParseArray
+// (encoding/json): the same elements, and an array exactly when ParseArray
+// gives a non-nil one.
+func FuzzParseValidArray(f *testing.F) {
+	for _, seed := range []string{`[]`, `[ ]`, `[1]`, `[1,"a",{"b":[2,3]},null]`, `[ 1 , [ ] , { } ]`, `["]",",","\"]"]`, `null`, `{}`, `"x"`, `[[[]]]`} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		if !json.Valid(raw) || len(raw) == 0 || raw[0] != '[' && raw[0] != '{' && raw[0] != 'n' && raw[0] != '"' {
+			return
+		}
+		got, ok := ParseValidArray(raw)
+		want, err := ParseArray(raw)
+		if ok != (err == nil && want != nil) {
+			t.Fatalf("%q: ParseValidArray %v, ParseArray %q %v", raw, ok, want, err)
+		}
+		if !ok {
+			return
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%q: %d elements, ParseArray %d", raw, len(got), len(want))
+		}
+		for i := range got {
+			if !bytes.Equal(got[i], want[i]) {
+				t.Fatalf("%q: element %d %q, ParseArray %q", raw, i, got[i], want[i])
+			}
+		}
+	})
+}

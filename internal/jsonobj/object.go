@@ -477,6 +477,31 @@ func ParseArray(raw json.RawMessage) ([]json.RawMessage, error) {
 	return a, nil
 }
 
+// ParseValidArray is ParseArray for raw that is known to be valid JSON
+// (a member value of an Object this package parsed, say) and starts with
+// '[': its elements are slices of raw, neither validated nor copied (nor
+// trimmed: a valid document's elements carry no space of their own once
+// cut). False when raw is not an array (ParseArray then says why).
+func ParseValidArray(raw json.RawMessage) ([]json.RawMessage, bool) {
+	if len(raw) == 0 || raw[0] != '[' {
+		return nil, false
+	}
+	a := []json.RawMessage{}
+	i := skipSpace(raw, 1)
+	if raw[i] == ']' {
+		return a, true
+	}
+	for {
+		ve := endOfValue(raw, i)
+		a = append(a, raw[i:ve:ve])
+		i = skipSpace(raw, ve)
+		if raw[i] == ']' {
+			return a, true
+		}
+		i = skipSpace(raw, i+1) // past ','
+	}
+}
+
 // isArrayIndex: the keys JavaScript orders first, ascending (canonical
 // decimal integers below 2^32 - 1).
 func isArrayIndex(k string) (uint64, bool) {

@@ -199,20 +199,27 @@ func parseUser(w jsonobj.Object) jsonobj.Object {
 	return o
 }
 
+// parseObjects parses raw, a member value of a parsed object (valid JSON
+// already: split where it lies, not validated again), as an array of
+// objects.
 func parseObjects(raw json.RawMessage) ([]jsonobj.Object, error) {
 	if raw == nil {
 		return nil, fmt.Errorf("missing array")
 	}
-	elems, err := jsonobj.ParseArray(raw)
-	if err != nil {
-		return nil, err
-	}
-	if elems == nil {
-		return nil, fmt.Errorf("null array")
+	elems, ok := jsonobj.ParseValidArray(raw)
+	if !ok { // not an array: the decoder says what it is
+		var err error
+		if elems, err = jsonobj.ParseArray(raw); err != nil {
+			return nil, err
+		}
+		if elems == nil {
+			return nil, fmt.Errorf("null array")
+		}
 	}
 	out := make([]jsonobj.Object, len(elems))
 	for i, e := range elems {
-		if out[i], err = jsonobj.ParseObject(e); err != nil {
+		var err error
+		if out[i], err = jsonobj.ParseMember(e); err != nil {
 			return nil, err
 		}
 	}
