@@ -420,8 +420,8 @@ func objectPushEvents(action string, p jsonobj.Object) ([]Event, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s added: %w", action, err)
 		}
-		removed, err := jsonobj.ParseArray(uu.Raw("removed_ids"))
-		if err != nil || removed == nil {
+		removed, ok := jsonobj.ParseValidArray(uu.Raw("removed_ids")) // a member of a parsed object: valid
+		if !ok {
 			return nil, fmt.Errorf("%s removed_ids: not an array", action)
 		}
 		ev := make([]Event, 0, 2*len(added)+len(removed))
