@@ -387,7 +387,11 @@ func incomingEvent(payload json.RawMessage, checked bool) ([]Event, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s event: %w", chatio.PushIncomingEvent, err)
 	}
-	return []Event{{EventNewEvent, jsonobj.Object{{Key: "chat", Value: p.RawValue("chat_id")}, {Key: "event", Value: parseEvent(p.Raw("thread_id"), e)}}}}, nil
+	data := jsonobj.Object{{Key: "chat", Value: p.RawValue("chat_id")}, {Key: "event", Value: parseEvent(p.Raw("thread_id"), e)}}
+	if checked { // vouched at once: boxed once
+		return []Event{{EventNewEvent, jsonobj.Checked(data)}}, nil
+	}
+	return []Event{{EventNewEvent, data}}, nil
 }
 
 func objectPushEvents(action string, p jsonobj.Object) ([]Event, error) {
