@@ -185,7 +185,7 @@ func UnmarshalFrame(data []byte) (Frame, error) {
 var frameLimits = jsonobj.Limits{MaxDepth: 10000}
 
 // DecodeFrame is what the client's read loop decodes each frame with:
-// UnmarshalFrame's result and error (FuzzUnmarshalFrame), in one pass that
+// UnmarshalFrame's result and error (FuzzDecodeFrameBytes), in one pass that
 // validates data (jsonobj.CheckCompact) and copies nothing. The Frame's
 // raw members are slices of data, which must stay unchanged while the
 // Frame is in use: the read loop's data is the message wsconn read, a
