@@ -909,7 +909,7 @@ var errNoAction = errors.New("frame without action")
 func classify(data []byte) (decodedFrame, error) {
 	var d decodedFrame
 	var err error
-	if d.frame, err = UnmarshalFrame(data); err != nil {
+	if d.frame, err = DecodeFrame(data); err != nil {
 		return decodedFrame{}, err
 	}
 	f := &d.frame

@@ -24,4 +24,10 @@
 // for its pong. Client.mu (the calls in flight and the cause of the end)
 // and Client.kaMu (the keepalive timer) are never held together, and no
 // callback runs under either.
+//
+// Buffers: each message the read loop gets from wsconn is a buffer of its
+// own, which nothing reuses. DecodeFrame validates it in one pass and cuts
+// the frame's members out of it without a copy, so the StreamItems and
+// call results made from a frame share that one buffer and may outlive
+// the read; nobody writes into it.
 package chatio

@@ -22,6 +22,13 @@ type Frame struct {
 	Type      string          `json:"type,omitempty"`
 	Success   *bool           `json:"success,omitempty"`
 	Payload   json.RawMessage `json:"payload,omitempty"`
+
+	// Checked is set by DecodeFrame (the read loop's decoder) when the
+	// whole frame passed jsonobj.CheckCompact as compact: RequestID and
+	// Payload are then valid, compact JSON of valid UTF-8, which the
+	// conversion neither validates nor compacts again. Never encoded;
+	// whoever sets it by hand vouches for the same.
+	Checked bool `json:"-"`
 }
 
 // Frame types.
@@ -155,27 +162,58 @@ type WireChat struct {
 	Properties json.RawMessage `json:"properties,omitempty"`
 }
 
-// UnmarshalFrame is json.Unmarshal(data, &f) for a Frame, and what the
-// client's read loop decodes each frame with. It is several times cheaper
-// on the frames the protocol sends (an object with the five lower-case
-// members, strings without escapes): those are split by jsonobj's scanner;
-// anything else (other types, escapes, keys that only match
-// case-insensitively, not an object) goes to encoding/json. The result
-// and the error are always the decoder's (FuzzUnmarshalFrame).
+// UnmarshalFrame is json.Unmarshal(data, &f) for a Frame: the result and
+// the error are always the decoder's (FuzzUnmarshalFrame), and the Frame's
+// raw members are copies. It is several times cheaper on the frames the
+// protocol sends (an object with the five lower-case members, strings
+// without escapes): those are split by jsonobj's scanner; anything else
+// (other types, escapes, keys that only match case-insensitively, not an
+// object) goes to encoding/json.
 func UnmarshalFrame(data []byte) (Frame, error) {
-	if f, ok := scanFrame(data); ok {
-		return f, nil
+	if json.Valid(data) {
+		if f, ok := scanFrame(bytes.Clone(data)); ok {
+			return f, nil
+		}
 	}
 	var f Frame
 	err := json.Unmarshal(data, &f)
 	return f, err
 }
 
-// scanFrame is UnmarshalFrame's fast path; false when it cannot tell.
+// frameLimits: what DecodeFrame's one pass accepts is what json.Valid
+// does (its own depth limit), of valid UTF-8.
+var frameLimits = jsonobj.Limits{MaxDepth: 10000}
+
+// DecodeFrame is what the client's read loop decodes each frame with:
+// UnmarshalFrame's result and error (FuzzDecodeFrameBytes), in one pass that
+// validates data (jsonobj.CheckCompact) and copies nothing. The Frame's
+// raw members are slices of data, which must stay unchanged while the
+// Frame is in use: the read loop's data is the message wsconn read, a
+// buffer of its own that nothing reuses, so a Frame (and every item and
+// call result cut from it) may outlive the read. A compact frame comes
+// back Checked. A frame the pass refuses (not JSON, or not UTF-8, which
+// the decoder tolerates), or one the scan cannot tell, is UnmarshalFrame's.
+func DecodeFrame(data []byte) (Frame, error) {
+	compact, err := jsonobj.CheckCompact(data, frameLimits)
+	if err != nil {
+		return UnmarshalFrame(data)
+	}
+	if f, ok := scanFrame(data); ok {
+		f.Checked = compact
+		return f, nil
+	}
+	var f Frame
+	err = json.Unmarshal(data, &f)
+	return f, err
+}
+
+// scanFrame is the scanner's decoding of data, a valid JSON document;
+// false when it is not an object, or when the scan cannot tell what the
+// decoder would make of it. The raw members are slices of data.
 func scanFrame(data []byte) (Frame, bool) {
 	var f Frame
 	ok := true
-	valid := jsonobj.EachMember(bytes.Clone(data), func(k string, raw json.RawMessage) {
+	isObject := jsonobj.EachValidMember(data, func(k string, raw json.RawMessage) {
 		if !ok {
 			return
 		}
@@ -203,7 +241,7 @@ func scanFrame(data []byte) (Frame, bool) {
 			ok = !isFrameKeyFold(k)
 		}
 	})
-	if !valid || !ok {
+	if !isObject || !ok {
 		return Frame{}, false
 	}
 	return f, true

@@ -29,42 +29,56 @@ var (
 // Check reports whether b is exactly one JSON value (surrounding white
 // space allowed) of valid UTF-8 within lim, in one pass over b: time
 // linear in len(b), memory in lim.MaxDepth (in len(b) without a depth
-// limit). It accepts what json.Valid(b) && utf8.Valid(b) accepts within
-// json.Valid's own depth limit of 10,000 (FuzzCheck).
+// limit; nothing allocated up to depth 64). It accepts what
+// json.Valid(b) && utf8.Valid(b) accepts within json.Valid's own depth
+// limit of 10,000 (FuzzCheck).
 func Check(b []byte, lim Limits) error {
-	var stack []byte // the open containers, '{' or '['
-	if lim.MaxDepth > 0 {
-		stack = make([]byte, 0, min(lim.MaxDepth, 64))
-	}
+	_, err := check(b, lim)
+	return err
+}
+
+// CheckCompact is Check that also reports, from the same pass, whether b
+// is compact: no white space at all outside its strings, which is what
+// json.Compact would leave unchanged. Every value inside a compact document
+// Check accepts is itself valid, compact JSON of valid UTF-8: the scanner
+// may cut it out (EachValidMember, ParseValidObject) and an encoder append
+// it (Checked) without validating or compacting it again.
+func CheckCompact(b []byte, lim Limits) (compact bool, err error) {
+	spaced, err := check(b, lim)
+	return err == nil && !spaced, err
+}
+
+// check is Check; spaced reports white space skipped outside strings.
+func check(b []byte, lim Limits) (spaced bool, err error) {
+	var small [64]byte
+	stack := small[:0] // the open containers, '{' or '['
 	members := 0
-	i := skipSpace(b, 0)
+	i := skipSpaceNoting(b, 0, &spaced)
 	for {
 		// A value starts at b[i].
 		if i == len(b) {
-			return ErrSyntax
+			return spaced, ErrSyntax
 		}
 		switch c := b[i]; c {
 		case '{', '[':
 			if lim.MaxDepth > 0 && len(stack) == lim.MaxDepth {
-				return ErrDepth
+				return spaced, ErrDepth
 			}
-			i = skipSpace(b, i+1)
+			i = skipSpaceNoting(b, i+1, &spaced)
 			if i < len(b) && b[i] == c+2 { // '}' is '{'+2, ']' is '['+2
 				i++
 				break // an empty container is a value
 			}
 			stack = append(stack, c)
 			if c == '{' {
-				var err error
-				if i, err = checkKey(b, i, &members, lim.MaxMembers); err != nil {
-					return err
+				if i, err = checkKey(b, i, &members, lim.MaxMembers, &spaced); err != nil {
+					return spaced, err
 				}
 			}
 			continue // its first value
 		case '"':
-			var err error
 			if i, err = checkString(b, i); err != nil {
-				return err
+				return spaced, err
 			}
 		case 't':
 			i = checkLiteral(b, i, "true")
@@ -76,19 +90,19 @@ func Check(b []byte, lim Limits) error {
 			i = checkNumber(b, i)
 		}
 		if i < 0 {
-			return ErrSyntax
+			return spaced, ErrSyntax
 		}
 		// After a value: a separator, closers, or the end.
 		for {
-			i = skipSpace(b, i)
+			i = skipSpaceNoting(b, i, &spaced)
 			if len(stack) == 0 {
 				if i != len(b) {
-					return ErrSyntax
+					return spaced, ErrSyntax
 				}
-				return nil
+				return spaced, nil
 			}
 			if i == len(b) {
-				return ErrSyntax
+				return spaced, ErrSyntax
 			}
 			top := stack[len(stack)-1]
 			if b[i] == top+2 {
@@ -97,13 +111,12 @@ func Check(b []byte, lim Limits) error {
 				continue
 			}
 			if b[i] != ',' {
-				return ErrSyntax
+				return spaced, ErrSyntax
 			}
-			i = skipSpace(b, i+1)
+			i = skipSpaceNoting(b, i+1, &spaced)
 			if top == '{' {
-				var err error
-				if i, err = checkKey(b, i, &members, lim.MaxMembers); err != nil {
-					return err
+				if i, err = checkKey(b, i, &members, lim.MaxMembers, &spaced); err != nil {
+					return spaced, err
 				}
 			}
 			break
@@ -111,10 +124,19 @@ func Check(b []byte, lim Limits) error {
 	}
 }
 
+// skipSpaceNoting is skipSpace, setting *spaced when it skips anything.
+func skipSpaceNoting(b []byte, i int, spaced *bool) int {
+	j := skipSpace(b, i)
+	if j != i {
+		*spaced = true
+	}
+	return j
+}
+
 // checkKey checks the member key at b[i] and its colon, counting the
 // member; it returns the index of the member's value (white space
 // skipped).
-func checkKey(b []byte, i int, members *int, max int) (int, error) {
+func checkKey(b []byte, i int, members *int, max int, spaced *bool) (int, error) {
 	if i == len(b) || b[i] != '"' {
 		return 0, ErrSyntax
 	}
@@ -126,11 +148,11 @@ func checkKey(b []byte, i int, members *int, max int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	i = skipSpace(b, i)
+	i = skipSpaceNoting(b, i, spaced)
 	if i == len(b) || b[i] != ':' {
 		return 0, ErrSyntax
 	}
-	return skipSpace(b, i+1), nil
+	return skipSpaceNoting(b, i+1, spaced), nil
 }
 
 // checkString checks the JSON string starting at b[i] == '"' and returns

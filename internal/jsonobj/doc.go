@@ -4,6 +4,13 @@
 // without a decoder, and Check validates a whole document in one pass
 // within limits of depth and size.
 //
+// One pass per byte: CheckCompact validates a document and says whether
+// it is compact; what is cut from an accepted document is valid already,
+// so EachValidMember and ParseValidObject split it without validating it
+// again, and a Checked object (values vouched valid and compact) encodes
+// without the validation and compaction encoding/json gives every raw
+// value.
+//
 // It knows nothing of chat.io: the protocol's member names reach it only
 // through InternKeys (package chatio gives them at init), so that the
 // scanner shares one string per name instead of copying each key.
@@ -13,7 +20,7 @@
 // which InternKeys replaces whole (an atomic pointer) and every scan reads
 // without a lock. An Object and a Builder are not safe for concurrent
 // mutation; an Object nobody changes may be read and encoded by any
-// number of goroutines. Values returned by ParseValidObject and EachMember
-// are slices of the caller's buffer: the caller keeps it unchanged while
-// they are in use.
+// number of goroutines. Values returned by ParseValidObject, EachMember
+// and EachValidMember are slices of the caller's buffer: the caller keeps
+// it unchanged while they are in use.
 package jsonobj

@@ -198,6 +198,24 @@ func appendValue(buf []byte, v any) ([]byte, error) {
 	}
 }
 
+// Checked is an Object whose raw values are all known to be valid,
+// compact JSON: cut from a document that CheckCompact found compact, or
+// written by this package or by encoding/json. Its encoding needs neither
+// the validation nor the compaction that encoding/json gives every
+// json.RawMessage (and the output of every MarshalJSON): AppendJSON writes
+// it in one pass, and what it writes is what json.Marshal would.
+// Whoever makes a Checked vouches for its values.
+type Checked Object
+
+// AppendJSON appends c's encoding (Object.MarshalJSON's) to buf; the
+// error is json.Marshal's on a value of another type that it refuses.
+func (c Checked) AppendJSON(buf []byte) ([]byte, error) {
+	return Object(c).appendJSON(buf)
+}
+
+// MarshalJSON is Object.MarshalJSON.
+func (c Checked) MarshalJSON() ([]byte, error) { return Object(c).MarshalJSON() }
+
 var errNotObject = errors.New("not a JSON object")
 
 // ParseObject decodes a JSON object keeping its member order. A key given
@@ -262,6 +280,19 @@ func ParseMember(raw json.RawMessage) (Object, error) {
 func EachMember(raw json.RawMessage, fn func(key string, val json.RawMessage)) bool {
 	i := skipSpace(raw, 0)
 	if i == len(raw) || raw[i] != '{' || !json.Valid(raw) {
+		return false
+	}
+	scanMembers(raw[i:], func(k string, v []byte) { fn(k, v) })
+	return true
+}
+
+// EachValidMember is EachMember for raw that is known to be valid JSON (a
+// document that Check, CheckCompact or json.Valid accepted, or a member
+// value cut from one): it is not validated again. False, and no call,
+// when raw is not an object.
+func EachValidMember(raw json.RawMessage, fn func(key string, val json.RawMessage)) bool {
+	i := skipSpace(raw, 0)
+	if i == len(raw) || raw[i] != '{' {
 		return false
 	}
 	scanMembers(raw[i:], func(k string, v []byte) { fn(k, v) })
@@ -444,6 +475,31 @@ func ParseArray(raw json.RawMessage) ([]json.RawMessage, error) {
 		a = []json.RawMessage{}
 	}
 	return a, nil
+}
+
+// ParseValidArray is ParseArray for raw that is known to be valid JSON
+// (a member value of an Object this package parsed, say) and starts with
+// '[': its elements are slices of raw, neither validated nor copied (nor
+// trimmed: a valid document's elements carry no space of their own once
+// cut). False when raw is not an array (ParseArray then says why).
+func ParseValidArray(raw json.RawMessage) ([]json.RawMessage, bool) {
+	if len(raw) == 0 || raw[0] != '[' {
+		return nil, false
+	}
+	a := []json.RawMessage{}
+	i := skipSpace(raw, 1)
+	if raw[i] == ']' {
+		return a, true
+	}
+	for {
+		ve := endOfValue(raw, i)
+		a = append(a, raw[i:ve:ve])
+		i = skipSpace(raw, ve)
+		if raw[i] == ']' {
+			return a, true
+		}
+		i = skipSpace(raw, i+1) // past ','
+	}
 }
 
 // isArrayIndex: the keys JavaScript orders first, ascending (canonical

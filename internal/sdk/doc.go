@@ -14,5 +14,7 @@
 // Concurrency: every function is pure, with no state of its own: it may
 // be called from any goroutine. The values it returns may share the bytes
 // of its input (a payload passed through is returned as is), which the
-// caller must not change while they are in use.
+// caller must not change while they are in use. The payload of a
+// chatio.Frame that is Checked is neither validated nor copied again, and
+// the object data of its events come back as jsonobj.Checked.
 package sdk

@@ -256,6 +256,11 @@ func msTimestamp(r json.RawMessage) json.RawMessage {
 	if f == 0 {
 		return json.RawMessage("0")
 	}
+	if a := math.Abs(f); a >= 1e-6 && a < 1e21 {
+		// What json.Marshal writes for such a float (its 'f' range), in
+		// one call without the encoder.
+		return strconv.AppendFloat(make([]byte, 0, 24), f, 'f', -1, 64)
+	}
 	b, err := json.Marshal(f) // same shortest form JavaScript prints
 	if err != nil {
 		return json.RawMessage("null")

@@ -199,20 +199,27 @@ func parseUser(w jsonobj.Object) jsonobj.Object {
 	return o
 }
 
+// parseObjects parses raw, a member value of a parsed object (valid JSON
+// already: split where it lies, not validated again), as an array of
+// objects.
 func parseObjects(raw json.RawMessage) ([]jsonobj.Object, error) {
 	if raw == nil {
 		return nil, fmt.Errorf("missing array")
 	}
-	elems, err := jsonobj.ParseArray(raw)
-	if err != nil {
-		return nil, err
-	}
-	if elems == nil {
-		return nil, fmt.Errorf("null array")
+	elems, ok := jsonobj.ParseValidArray(raw)
+	if !ok { // not an array: the decoder says what it is
+		var err error
+		if elems, err = jsonobj.ParseArray(raw); err != nil {
+			return nil, err
+		}
+		if elems == nil {
+			return nil, fmt.Errorf("null array")
+		}
 	}
 	out := make([]jsonobj.Object, len(elems))
 	for i, e := range elems {
-		if out[i], err = jsonobj.ParseObject(e); err != nil {
+		var err error
+		if out[i], err = jsonobj.ParseMember(e); err != nil {
 			return nil, err
 		}
 	}
@@ -248,11 +255,11 @@ type newThreadData struct {
 }
 
 func parseNewThreadData(chatRaw json.RawMessage) (*newThreadData, error) {
-	chat, err := jsonobj.ParseObject(chatRaw)
+	chat, err := jsonobj.ParseMember(chatRaw) // a member of a parsed payload: valid already
 	if err != nil {
 		return nil, fmt.Errorf("chat: %w", err)
 	}
-	tw, err := jsonobj.ParseObject(chat.Raw("thread"))
+	tw, err := jsonobj.ParseMember(chat.Raw("thread"))
 	if err != nil {
 		return nil, fmt.Errorf("chat.thread: %w", err)
 	}
@@ -282,25 +289,52 @@ func (d *newThreadData) summaryEvents() []Event {
 
 // PushEvents is handlePush(parsePush(push)): the events the SDK emits for a
 // push that carries no request id.
+//
+// The payload of a Checked frame is neither validated nor copied again:
+// its events are slices of the frame, and their object data come back as
+// jsonobj.Checked, which encodes without validation.
 func PushEvents(f chatio.Frame) ([]Event, error) {
-	return pushEvents(f.Action, f.Payload)
+	return pushEvents(f.Action, f.Payload, f.Checked)
 }
 
-func pushEvents(action string, payload json.RawMessage) ([]Event, error) {
+// pushEvents is PushEvents; checked: the payload is a Checked frame's.
+func pushEvents(action string, payload json.RawMessage, checked bool) ([]Event, error) {
+	var evs []Event
+	var err error
 	if action == chatio.PushIncomingEvent {
-		return incomingEvent(payload)
+		evs, err = incomingEvent(payload, checked)
+	} else {
+		evs, err = otherPushEvents(action, payload, checked)
 	}
+	if checked && err == nil {
+		vouch(evs)
+	}
+	return evs, err
+}
+
+// vouch makes the object data of events converted from a checked payload
+// jsonobj.Checked: every value in them is a slice of that payload (valid,
+// compact JSON), a constant, or written by strconv or json.Marshal.
+func vouch(evs []Event) {
+	for i := range evs {
+		if o, ok := evs[i].Data.(jsonobj.Object); ok {
+			evs[i].Data = jsonobj.Checked(o)
+		}
+	}
+}
+
+func otherPushEvents(action string, payload json.RawMessage, checked bool) ([]Event, error) {
 	switch action {
 	case chatio.PushChatPropertiesUpdated, chatio.PushChatThreadPropertiesUpdated,
 		chatio.PushLastSeenTimestampUpdated, chatio.PushThreadClosed,
 		chatio.PushChatUsersUpdated, chatio.PushIncomingTypingIndicator:
-		p, err := parsePayload(action, payload)
+		p, err := parsePayload(action, payload, checked)
 		if err != nil {
 			return nil, err
 		}
 		return objectPushEvents(action, p)
 	case chatio.PushIncomingChatThread:
-		p, err := parsePayload(action, payload)
+		p, err := parsePayload(action, payload, checked)
 		if err != nil {
 			return nil, err
 		}
@@ -321,8 +355,12 @@ func pushEvents(action string, payload json.RawMessage) ([]Event, error) {
 }
 
 // parsePayload is ParseObject of a push's payload, its error naming the
-// push.
-func parsePayload(action string, payload json.RawMessage) (jsonobj.Object, error) {
+// push; a checked payload (a Checked frame's) is split where it lies,
+// neither validated nor copied.
+func parsePayload(action string, payload json.RawMessage, checked bool) (jsonobj.Object, error) {
+	if checked && len(payload) > 0 && payload[0] == '{' {
+		return jsonobj.ParseValidObject(payload), nil
+	}
 	p, err := jsonobj.ParseObject(payload)
 	if err != nil {
 		return nil, fmt.Errorf("%s payload: %w", action, err)
@@ -340,8 +378,8 @@ func rawOrNull(r json.RawMessage) json.RawMessage {
 // incomingEvent is pushEvents of an incoming_event payload: most pushes,
 // kept apart from the other kinds so that its frames on the read loop's
 // stack stay small.
-func incomingEvent(payload json.RawMessage) ([]Event, error) {
-	p, err := parsePayload(chatio.PushIncomingEvent, payload)
+func incomingEvent(payload json.RawMessage, checked bool) ([]Event, error) {
+	p, err := parsePayload(chatio.PushIncomingEvent, payload, checked)
 	if err != nil {
 		return nil, err
 	}
@@ -349,7 +387,11 @@ func incomingEvent(payload json.RawMessage) ([]Event, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s event: %w", chatio.PushIncomingEvent, err)
 	}
-	return []Event{{EventNewEvent, jsonobj.Object{{Key: "chat", Value: p.RawValue("chat_id")}, {Key: "event", Value: parseEvent(p.Raw("thread_id"), e)}}}}, nil
+	data := jsonobj.Object{{Key: "chat", Value: p.RawValue("chat_id")}, {Key: "event", Value: parseEvent(p.Raw("thread_id"), e)}}
+	if checked { // vouched at once: boxed once
+		return []Event{{EventNewEvent, jsonobj.Checked(data)}}, nil
+	}
+	return []Event{{EventNewEvent, data}}, nil
 }
 
 func objectPushEvents(action string, p jsonobj.Object) ([]Event, error) {
@@ -382,8 +424,8 @@ func objectPushEvents(action string, p jsonobj.Object) ([]Event, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s added: %w", action, err)
 		}
-		removed, err := jsonobj.ParseArray(uu.Raw("removed_ids"))
-		if err != nil || removed == nil {
+		removed, ok := jsonobj.ParseValidArray(uu.Raw("removed_ids")) // a member of a parsed object: valid
+		if !ok {
 			return nil, fmt.Errorf("%s removed_ids: not an array", action)
 		}
 		ev := make([]Event, 0, 2*len(added)+len(removed))
@@ -414,7 +456,7 @@ func ResultPushEvents(f chatio.Frame) ([]Event, error) {
 	if f.Type != chatio.TypePush {
 		return nil, nil
 	}
-	all, err := pushEvents(f.Action, f.Payload)
+	all, err := pushEvents(f.Action, f.Payload, f.Checked)
 	if err != nil {
 		return nil, err
 	}
@@ -431,6 +473,22 @@ func ResultPushEvents(f chatio.Frame) ([]Event, error) {
 // arrives: user_data for get_chat_threads and get_chats_summary, user_data
 // and thread_summary for start_chat and a send_event that started a thread.
 func ResultEvents(action string, payload json.RawMessage) ([]Event, error) {
+	return resultEvents(action, payload, false)
+}
+
+// ResultFrameEvents is ResultEvents of f's payload, f being the result of
+// action: the payload of a Checked frame is split where it lies, and the
+// object data of the events come back as jsonobj.Checked.
+func ResultFrameEvents(action string, f chatio.Frame) ([]Event, error) {
+	evs, err := resultEvents(action, f.Payload, f.Checked)
+	if f.Checked && err == nil {
+		vouch(evs)
+	}
+	return evs, err
+}
+
+// resultEvents is ResultEvents; checked: the payload is a Checked frame's.
+func resultEvents(action string, payload json.RawMessage, checked bool) ([]Event, error) {
 	switch action {
 	case chatio.ActionGetChatThreads:
 		// parseGetChatThreadsResponse parses the threads before the users:
@@ -448,9 +506,14 @@ func ResultEvents(action string, payload json.RawMessage) ([]Event, error) {
 		_, ev, err := ParseChatsSummary(payload)
 		return ev, err
 	case chatio.ActionStartChat, chatio.ActionSendEvent:
-		p, err := jsonobj.ParseObject(payload)
-		if err != nil {
-			return nil, err
+		var p jsonobj.Object
+		if checked && len(payload) > 0 && payload[0] == '{' {
+			p = jsonobj.ParseValidObject(payload)
+		} else {
+			var err error
+			if p, err = jsonobj.ParseObject(payload); err != nil {
+				return nil, err
+			}
 		}
 		if action == chatio.ActionSendEvent && !truthy(p.Raw("chat")) {
 			return nil, nil
@@ -763,5 +826,8 @@ func lastEventsObject(raw json.RawMessage) (jsonobj.Object, error) {
 // isJSString reports whether r is the JSON string s (v === s).
 func isJSString(r json.RawMessage, s string) bool {
 	r = bytes.TrimSpace(r)
+	if plain, ok := jsonobj.PlainString(r); ok { // its value is its bytes: no decoder
+		return string(plain) == s
+	}
 	return len(r) > 0 && r[0] == '"' && jsString(r) == s
 }

@@ -8,6 +8,7 @@ package sdk
 // writes it.
 
 import (
+	"bytes"
 	"encoding/json"
 	"math"
 	"strings"
@@ -583,6 +584,35 @@ func FuzzPushEvents(f *testing.F) {
 		if cs, evs, err := ParseChatsSummary(fr.Payload); err == nil {
 			check("ParseChatsSummary", cs)
 			checkEvents("ParseChatsSummary", evs)
+		}
+		// The read loop's frame (chatio.DecodeFrame: slices of data, Checked
+		// when compact) converts to what the decoder's frame converts to.
+		dfr, err := chatio.DecodeFrame(data)
+		if err != nil {
+			t.Fatalf("%q: DecodeFrame %v, the decoder none", data, err)
+		}
+		same := func(what string, evs []Event, err error, wevs []Event, werr error) {
+			if (err == nil) != (werr == nil) || len(evs) != len(wevs) {
+				t.Fatalf("%s of %q (checked %v): %d events (%v), %d from the decoder's frame (%v)", what, data, dfr.Checked, len(evs), err, len(wevs), werr)
+			}
+			for i := range evs {
+				g, gerr := json.Marshal([2]any{evs[i].Name, evs[i].Data})
+				w, werr := json.Marshal([2]any{wevs[i].Name, wevs[i].Data})
+				if (gerr == nil) != (werr == nil) || !bytes.Equal(g, w) {
+					t.Fatalf("%s of %q (checked %v): %s (%v), from the decoder's frame %s (%v)", what, data, dfr.Checked, g, gerr, w, werr)
+				}
+			}
+		}
+		evs, err := PushEvents(dfr)
+		wevs, werr := PushEvents(fr)
+		same("PushEvents", evs, err, wevs, werr)
+		evs, err = ResultPushEvents(dfr)
+		wevs, werr = ResultPushEvents(fr)
+		same("ResultPushEvents", evs, err, wevs, werr)
+		for _, a := range actions {
+			evs, err = ResultFrameEvents(a, dfr)
+			wevs, werr = ResultEvents(a, fr.Payload)
+			same("ResultFrameEvents "+a, evs, err, wevs, werr)
 		}
 	})
 }

@@ -40,7 +40,10 @@
 // Every SDK event of a session gets a strictly rising uint64 sequence number
 // (its SSE id), starting at a time-derived base so that ids of an earlier
 // incarnation are older than anything buffered. Each event is JSON-encoded
-// once, kept in a ring of the last events for Last-Event-ID resumption, and
+// once (a push from a frame the client checked, chatio.Frame.Checked, is
+// validated nowhere after the client's one pass: the gap tracker and the
+// conversion split it as it lies, and its data is written without
+// validation), kept in a ring of the last events for Last-Event-ID resumption, and
 // offered to every subscriber without blocking: a subscriber whose queue
 // holds SubscriberBuffer events, or would hold more than
 // SubscriberBufferBytes of event data, is cut off with ErrSlowSubscriber;

@@ -76,7 +76,7 @@ type wireThread struct {
 // when the payload is not as expected.
 func parseWireDelivery(f chatio.Frame) *wireDelivery {
 	if f.Action == chatio.PushIncomingEvent {
-		if d, ok := scanIncomingEvent(f.Payload); ok {
+		if d, ok := scanIncomingEventOf(f.Payload, f.Checked); ok {
 			return d
 		}
 	}
@@ -89,19 +89,26 @@ func parseWireDelivery(f chatio.Frame) *wireDelivery {
 // object. False when it cannot tell (the decoder then decides: keys that
 // only match case-insensitively, escapes, null, wrong types).
 // FuzzWireDelivery holds it to the decoder. It costs a push a fifth of
-// the decoder's allocations, and a shallow stack on the read loop.
+// the decoder's allocations, and a shallow stack on the read loop. The
+// payload is validated once; the event inside it is not validated again.
 func scanIncomingEvent(payload json.RawMessage) (*wireDelivery, bool) {
+	return scanIncomingEventOf(payload, false)
+}
+
+// scanIncomingEventOf is scanIncomingEvent; checked: the payload is a
+// chatio.Frame's that is Checked, valid already and not validated again.
+func scanIncomingEventOf(payload json.RawMessage, checked bool) (*wireDelivery, bool) {
 	var chat, thread, id string
 	var order json.RawMessage
 	ok := true
-	valid := jsonobj.EachMember(payload, func(k string, v json.RawMessage) {
+	member := func(k string, v json.RawMessage) {
 		switch k {
 		case "chat_id":
 			chat, ok = plainString(v, ok)
 		case "thread_id":
 			thread, ok = plainString(v, ok)
 		case "event":
-			isObject := jsonobj.EachMember(v, func(k string, v json.RawMessage) {
+			isObject := jsonobj.EachValidMember(v, func(k string, v json.RawMessage) { // a member of a valid payload
 				switch k {
 				case "id":
 					id, ok = plainString(v, ok)
@@ -115,7 +122,13 @@ func scanIncomingEvent(payload json.RawMessage) (*wireDelivery, bool) {
 		default:
 			ok = ok && !strings.EqualFold(k, "chat_id") && !strings.EqualFold(k, "thread_id") && !strings.EqualFold(k, "event")
 		}
-	})
+	}
+	var valid bool
+	if checked {
+		valid = jsonobj.EachValidMember(payload, member)
+	} else {
+		valid = jsonobj.EachMember(payload, member)
+	}
 	if !valid || !ok {
 		return nil, false
 	}

@@ -120,7 +120,7 @@ func BenchmarkPushToSubscriber(b *testing.B) {
 	b.ResetTimer()
 	for n := range b.N {
 		buf = af.frame(buf, n+2)
-		f, err := chatio.UnmarshalFrame(buf) // as the client's read loop decodes it
+		f, err := chatio.DecodeFrame(buf) // as the client's read loop decodes it
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -469,7 +469,15 @@ type encoded struct {
 // encodeJSON marshals v the way JSON.stringify would print it (no HTML
 // escaping), without a trailing newline.
 func encodeJSON(v any) ([]byte, error) {
-	// Most events are a jsonobj.Object: what the encoder would do with it
+	// The data of a push from a checked frame (sdk.PushEvents) holds only
+	// valid, compact values: written in one pass, nothing validated again.
+	if c, ok := v.(jsonobj.Checked); ok {
+		if b, err := c.AppendJSON(make([]byte, 0, 64*len(c)+2)); err == nil {
+			return b, nil
+		}
+		// An error: let the encoder report it as it always has.
+	}
+	// Most other events are a jsonobj.Object: what the encoder would do with it
 	// (MarshalJSON, then check and compact the output) without reflection
 	// or a second copy when the output is compact already.
 	if o, ok := v.(jsonobj.Object); ok {
@@ -881,7 +889,7 @@ func itemEvents(it *chatio.StreamItem) ([]sdk.Event, error) {
 	if it.ResultOf == "" {
 		return sdk.PushEvents(it.Frame)
 	}
-	evs, err := sdk.ResultEvents(it.ResultOf, it.Frame.Payload)
+	evs, err := sdk.ResultFrameEvents(it.ResultOf, it.Frame)
 	if err != nil {
 		return evs, err
 	}
