@@ -52,8 +52,6 @@ type config struct {
 	BodyTimeout      time.Duration `envconfig:"GATEWAY_BODY_TIMEOUT" default:"10s" desc:"time a JSON request body may take to arrive after its headers; beyond: 408 TIMEOUT"`
 	UploadBodyTO     time.Duration `envconfig:"GATEWAY_UPLOAD_BODY_TIMEOUT" default:"2m" desc:"time a file upload's body (POST /v1/chats/{chat}/files) may take to arrive after its headers; beyond: 408 TIMEOUT"`
 	CursorKey        string        `envconfig:"GATEWAY_CURSOR_KEY" desc:"hex HMAC key (≥16 bytes) signing history cursors; replicas behind one balancer must share it; empty: random per process"`
-	AdvertiseAddr    string        `envconfig:"GATEWAY_ADVERTISE_ADDR" desc:"host:port at which the other replicas reach this one (e.g. $(POD_IP):8080); set: ?ticket= streams that reach another replica are proxied here; empty: one replica"`
-	TicketKey        string        `envconfig:"GATEWAY_TICKET_KEY" desc:"hex HMAC key (≥16 bytes) signing stream tickets; replicas must share it; required with GATEWAY_ADVERTISE_ADDR; empty: random per process"`
 
 	// The byte bounds of the event buffers (their events' data, as JSON).
 	ReplayBufferBytes     int   `envconfig:"GATEWAY_REPLAY_BUFFER_BYTES" default:"1048576" desc:"bytes of events kept per session for Last-Event-ID resumption, besides GATEWAY_REPLAY_BUFFER (oldest dropped first); a larger event is delivered but not kept"`
@@ -155,19 +153,6 @@ func (c config) validate() error {
 			errs = append(errs, errors.New("GATEWAY_CURSOR_KEY must be hex, at least 16 bytes (32 hex digits)"))
 		}
 	}
-	if c.TicketKey != "" {
-		if k, err := hex.DecodeString(c.TicketKey); err != nil || len(k) < 16 {
-			errs = append(errs, errors.New("GATEWAY_TICKET_KEY must be hex, at least 16 bytes (32 hex digits)"))
-		}
-	}
-	if c.AdvertiseAddr != "" {
-		if host, port, err := net.SplitHostPort(c.AdvertiseAddr); err != nil || host == "" || port == "" {
-			errs = append(errs, fmt.Errorf("GATEWAY_ADVERTISE_ADDR %q: want host:port", c.AdvertiseAddr))
-		}
-		if c.TicketKey == "" {
-			errs = append(errs, errors.New("GATEWAY_ADVERTISE_ADDR needs GATEWAY_TICKET_KEY, shared by the replicas"))
-		}
-	}
 	if c.PProf {
 		if _, _, err := net.SplitHostPort(c.PProfAddr); err != nil {
 			errs = append(errs, fmt.Errorf("GATEWAY_PPROF_ADDR %q: %w", c.PProfAddr, err))
@@ -179,12 +164,6 @@ func (c config) validate() error {
 // cursorKey is the decoded GATEWAY_CURSOR_KEY (nil: random).
 func (c config) cursorKey() []byte {
 	k, _ := hex.DecodeString(c.CursorKey)
-	return k
-}
-
-// ticketKey is the decoded GATEWAY_TICKET_KEY (nil: random).
-func (c config) ticketKey() []byte {
-	k, _ := hex.DecodeString(c.TicketKey)
 	return k
 }
 

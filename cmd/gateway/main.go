@@ -164,8 +164,6 @@ func serve(ctx context.Context, cfg config, log *zap.Logger, stdout io.Writer, o
 		MaxBodyBytes:      cfg.MaxBodyBytes,
 		HeartbeatInterval: cfg.Heartbeat,
 		TicketTTL:         cfg.TicketTTL,
-		AdvertiseAddr:     cfg.AdvertiseAddr,
-		TicketKey:         cfg.ticketKey(),
 		MaxStreams:        cfg.MaxStreams,
 		WriteTimeout:      cfg.StreamWriteTO,
 		RetryHint:         cfg.RetryHint,

@@ -76,18 +76,6 @@ func TestConfigFromEnv(t *testing.T) {
 	if c.Embedded() || c.ChatioLicense != 4711 || len(c.CORSOrigins) != 2 || c.Heartbeat != 5*time.Second || len(c.cursorKey()) != 16 {
 		t.Fatalf("config %+v", c)
 	}
-	t.Run("advertised", func(t *testing.T) {
-		t.Setenv("GATEWAY_ADVERTISE_ADDR", "10.0.0.1:8080")
-		t.Setenv("GATEWAY_TICKET_KEY", strings.Repeat("cd", 16))
-		c, err := loadConfig()
-		if err != nil || c.AdvertiseAddr != "10.0.0.1:8080" || len(c.ticketKey()) != 16 {
-			t.Fatalf("config %+v: %v", c, err)
-		}
-		t.Setenv("GATEWAY_ADVERTISE_ADDR", "10.0.0.1")
-		if _, err := loadConfig(); err == nil {
-			t.Fatal("GATEWAY_ADVERTISE_ADDR without port accepted")
-		}
-	})
 
 	for k, v := range map[string]string{
 		"CHATIO_URL":             "ftp://x",
@@ -99,8 +87,6 @@ func TestConfigFromEnv(t *testing.T) {
 		"GATEWAY_RATE_LIMIT":     "-1",
 		"GATEWAY_MAX_FILE_BYTES": "20000000",
 		"GATEWAY_RECONNECT_MIN":  "1m",
-		"GATEWAY_TICKET_KEY":     "abcd",          // too short
-		"GATEWAY_ADVERTISE_ADDR": "10.0.0.1:8080", // without GATEWAY_TICKET_KEY
 	} {
 		t.Run(k, func(t *testing.T) {
 			old := os.Getenv(k)
