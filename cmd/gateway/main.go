@@ -352,10 +352,11 @@ func serve(ctx context.Context, cfg config, log *zap.Logger, stdout io.Writer, o
 	return runErr
 }
 
-// closeEngine closes the engine within d (at least a second): it gives up
-// this replica's lease, so that others may take its sessions over at once.
+// closeEngine closes the engine within d: it gives up this replica's
+// lease, so that others may take its sessions over at once, and drains
+// its connection (cut when d is over).
 func closeEngine(e *engine.Engine, d time.Duration, log *zap.Logger) {
-	ctx, cancel := context.WithTimeout(context.Background(), max(d, time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), max(d, 100*time.Millisecond))
 	defer cancel()
 	if err := e.Close(ctx); err != nil {
 		log.Warn("engine close incomplete", zap.Error(err))
