@@ -19,6 +19,8 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/chatio-gateway/chatio-gateway/internal/httpapi"
 )
 
 // embedded is the CHATIO_URL value that starts the in-process simulator.
@@ -49,7 +51,7 @@ type config struct {
 	ReplayBuffer     int           `envconfig:"GATEWAY_REPLAY_BUFFER" default:"512" desc:"events kept per session for Last-Event-ID resumption"`
 	SubscriberBuffer int           `envconfig:"GATEWAY_SUBSCRIBER_BUFFER" default:"256" desc:"events queued per stream before a slow client is cut off (it resumes with Last-Event-ID)"`
 	Heartbeat        time.Duration `envconfig:"GATEWAY_HEARTBEAT" default:"15s" desc:"comment heartbeat on an idle event stream"`
-	TicketTTL        time.Duration `envconfig:"GATEWAY_TICKET_TTL" default:"60s" desc:"lifetime of a stream ticket (POST /v1/tickets)"`
+	TicketTTL        time.Duration `envconfig:"GATEWAY_TICKET_TTL" default:"60s" desc:"lifetime of a stream ticket (POST /v1/tickets), at most 1h"`
 	MaxStreams       int           `envconfig:"GATEWAY_MAX_STREAMS" default:"10000" desc:"open event streams per process; beyond: 503 OVERLOADED"`
 	MaxBodyBytes     int64         `envconfig:"GATEWAY_MAX_BODY_BYTES" default:"1048576" desc:"largest JSON request body, bytes; beyond: 413 (files: 10 MiB, fixed)"`
 	StreamWriteTO    time.Duration `envconfig:"GATEWAY_STREAM_WRITE_TIMEOUT" default:"10s" desc:"deadline of each event-stream write; a client that stops reading is cut off"`
@@ -158,6 +160,9 @@ func (c config) validate() error {
 	}
 	if c.RateLimit < 0 || c.RateLimit != c.RateLimit {
 		errs = append(errs, errors.New("GATEWAY_RATE_LIMIT must not be negative"))
+	}
+	if c.TicketTTL > httpapi.MaxTicketTTL {
+		errs = append(errs, errors.New("GATEWAY_TICKET_TTL must be at most 1h"))
 	}
 	if c.MaxFileBytes > 10<<20 {
 		errs = append(errs, errors.New("GATEWAY_MAX_FILE_BYTES must be at most 10485760 (chat.io's limit)"))

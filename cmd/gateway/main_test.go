@@ -120,6 +120,7 @@ func TestConfigFromEnv(t *testing.T) {
 		"GATEWAY_STREAM_REPLICAS": "7",
 		"GATEWAY_LOG_STREAMS":     "0",
 		"GATEWAY_LOG_MAX_AGE":     "0s",
+		"GATEWAY_TICKET_TTL":      "2h",
 		"GATEWAY_ADDR":            "nohostport",
 		"GATEWAY_RATE_LIMIT":      "-1",
 		"GATEWAY_MAX_FILE_BYTES":  "20000000",

@@ -28,7 +28,8 @@ type Config struct {
 	// HeartbeatInterval: a comment line is written to an idle stream this
 	// long after its last write. 0 → 15s.
 	HeartbeatInterval time.Duration
-	// TicketTTL is the lifetime of a stream ticket. 0 → 60s.
+	// TicketTTL is the lifetime of a stream ticket. 0 → 60s; at most
+	// MaxTicketTTL (the engine remembers a used ticket for a day at most).
 	TicketTTL time.Duration
 	// TicketKey is the AES-256-GCM key sealing stream tickets
 	// (TicketKeyLen bytes), the same on every replica so that any replica
@@ -82,6 +83,7 @@ const (
 	DefaultMaxBodyBytes      = 1 << 20
 	DefaultHeartbeatInterval = 15 * time.Second
 	DefaultTicketTTL         = 60 * time.Second
+	MaxTicketTTL             = time.Hour
 	DefaultMaxStreams        = 10000
 	DefaultWriteTimeout      = 10 * time.Second
 	DefaultRetryHint         = 3 * time.Second
@@ -156,6 +158,9 @@ func (c Config) Validate() error {
 		c.RetryHint < 0 || c.RequestTimeout < 0 || c.UploadTimeout < 0 ||
 		c.BodyTimeout < 0 || c.UploadBodyTimeout < 0 {
 		errs = append(errs, errors.New("httpapi: durations must not be negative"))
+	}
+	if c.TicketTTL > MaxTicketTTL {
+		errs = append(errs, fmt.Errorf("httpapi: TicketTTL above %v", MaxTicketTTL))
 	}
 	if len(c.TicketKey) != 0 && len(c.TicketKey) != TicketKeyLen {
 		errs = append(errs, fmt.Errorf("httpapi: TicketKey must be %d bytes", TicketKeyLen))
