@@ -168,3 +168,86 @@ func metrics(t *testing.T, c *http.Client, base string) string {
 	b, _ := io.ReadAll(res.Body)
 	return string(b)
 }
+
+// TestEmbeddedRestartSameDataDir: a gateway restarted on the same
+// GATEWAY_DATA_DIR (no GATEWAY_CLUSTER_KEY) keeps its generated key and its
+// engine's store: a ticket issued before the restart opens a stream after
+// it, and one used before it stays used.
+func TestEmbeddedRestartSameDataDir(t *testing.T) {
+	cleanEnv(t)
+	t.Setenv("GATEWAY_ADDR", "127.0.0.1:0")
+	t.Setenv("GATEWAY_LOG_LEVEL", "error")
+	t.Setenv("GATEWAY_SHUTDOWN_GRACE", "3s")
+	t.Setenv("GATEWAY_DATA_DIR", t.TempDir())
+	client := &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second}
+	defer client.CloseIdleConnections()
+
+	// start runs the gateway until the returned stop is called.
+	start := func() (base string, stop func()) {
+		ctx, cancel := context.WithCancel(t.Context())
+		addrc := make(chan net.Addr, 1)
+		done := make(chan error, 1)
+		go func() { done <- run(ctx, nil, io.Discard, io.Discard, func(a net.Addr) { addrc <- a }) }()
+		select {
+		case a := <-addrc:
+			base = "http://" + a.String()
+		case err := <-done:
+			t.Fatalf("run ended: %v", err)
+		case <-time.After(10 * time.Second):
+			t.Fatal("not listening")
+		}
+		return base, func() {
+			cancel()
+			client.CloseIdleConnections()
+			if err := <-done; err != nil {
+				t.Fatalf("run: %v", err)
+			}
+		}
+	}
+	do := func(method, url string) (int, string) {
+		req, _ := http.NewRequest(method, url, nil)
+		req.Header.Set("Authorization", "Bearer demo")
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	ticket := func(base string) string {
+		st, body := do("POST", base+"/v1/tickets")
+		var m struct{ Ticket string }
+		if err := json.Unmarshal([]byte(body), &m); st != 200 || err != nil {
+			t.Fatalf("ticket: %d %s", st, body)
+		}
+		return m.Ticket
+	}
+	stream := func(base, tk string) int {
+		req, _ := http.NewRequest("GET", base+"/v1/events?ticket="+tk, nil)
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		res, err := client.Do(req.WithContext(ctx))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		return res.StatusCode
+	}
+
+	base, stop := start()
+	used, kept := ticket(base), ticket(base)
+	if st := stream(base, used); st != 200 {
+		t.Fatalf("first stream: %d", st)
+	}
+	stop()
+
+	base, stop = start()
+	defer stop()
+	if st := stream(base, kept); st != 200 {
+		t.Fatalf("a ticket issued before the restart: %d", st)
+	}
+	if st := stream(base, used); st != 401 {
+		t.Fatalf("a ticket used before the restart: %d", st)
+	}
+}
