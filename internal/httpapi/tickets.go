@@ -140,7 +140,8 @@ func (s *Server) redeem(ctx context.Context, t string) (openedTicket, error) {
 		if errors.As(err, &ae) {
 			return o, err
 		}
-		s.log.Warn("stream ticket: engine unavailable", zap.Error(err))
+		// Debug: the outage itself is logged once, by the gateway's engine probe.
+		s.log.Debug("stream ticket: engine unavailable", zap.Error(err))
 		return o, overloaded("the engine cannot tell whether this ticket was used; retry")
 	}
 	if !first {
