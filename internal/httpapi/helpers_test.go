@@ -47,7 +47,8 @@ type envOptions struct {
 	cfg         Config
 	pool        session.Config
 	sim         chatiosim.Config
-	upstreamURL string // instead of the simulator's
+	upstreamURL string      // instead of the simulator's
+	log         *zap.Logger // instead of an observer that keeps every entry
 }
 
 func newEnv(t *testing.T, opts ...func(*envOptions)) *env {
@@ -73,6 +74,9 @@ func newEnv(t *testing.T, opts ...func(*envOptions)) *env {
 	core, logs := observer.New(zapcore.DebugLevel)
 	e.logs = logs
 	log := zap.New(core)
+	if o.log != nil {
+		log = o.log
+	}
 	e.reg = prometheus.NewRegistry()
 
 	pc := o.pool
