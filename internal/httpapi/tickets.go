@@ -142,7 +142,7 @@ func (s *Server) redeem(ctx context.Context, t string) (openedTicket, error) {
 		}
 		// Debug: the outage itself is logged once, by the gateway's engine probe.
 		s.log.Debug("stream ticket: engine unavailable", zap.Error(err))
-		return o, overloaded("the engine cannot tell whether this ticket was used; get a new ticket and retry")
+		return o, overloaded("the engine cannot record this ticket's use now; retry later (the ticket was not used up)")
 	}
 	if !first {
 		s.m.tickets.WithLabelValues("rejected").Inc()
