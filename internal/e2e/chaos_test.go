@@ -30,6 +30,7 @@ import (
 // order; no event of another customer's chat arrived; stream ids rose
 // strictly. The counts are logged (go test -v -run TestChaos).
 func TestChaos(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("chaos takes ~15 s")
 	}

@@ -19,6 +19,7 @@ import (
 // id or text; every attempt on the other's chat is 404 not_found and
 // changes nothing.
 func TestIsolationUnderLoad(t *testing.T) {
+	t.Parallel()
 	const hammerFor = 3 * time.Second
 	sim, url := chatiotest.Start(t, chatiotest.Config{})
 	gw := startGatewayWith(t, url, 1, gatewayOptions{

@@ -25,6 +25,7 @@ import (
 // next real event is delivered once. A frame over the read limit costs the
 // socket, not the session: it is redialed and the gap filled.
 func TestMalformedUpstreamFrames(t *testing.T) {
+	t.Parallel()
 	sim, url := chatiotest.Start(t, chatiotest.Config{})
 	gw := startGatewayWith(t, url, 1, gatewayOptions{
 		session: func(c *session.Config) { c.Upstream.ReadLimit = 64 << 10 },
@@ -130,6 +131,7 @@ func TestMalformedUpstreamFrames(t *testing.T) {
 // stream gets "disconnected" {"reason":"authentication"} and ends (no
 // retry hint, no retry loop upstream), and the next call answers 401.
 func TestReloginRefused(t *testing.T) {
+	t.Parallel()
 	var revoked sync.Map
 	sim, url := chatiotest.Start(t, chatiotest.Config{Tokens: func(token string) (string, error) {
 		if _, ok := revoked.Load(token); ok {
@@ -183,6 +185,7 @@ func TestReloginRefused(t *testing.T) {
 // spread out, and every session is back — streams intact — once the
 // upstream accepts again.
 func TestMassReconnectAgainstRefusingUpstream(t *testing.T) {
+	t.Parallel()
 	const (
 		sessions = 24
 		maxDials = 4
@@ -284,6 +287,7 @@ func TestMassReconnectAgainstRefusingUpstream(t *testing.T) {
 // when it ends, the session is back and a message sent during the stall is
 // delivered once.
 func TestStalledUpstream(t *testing.T) {
+	t.Parallel()
 	const (
 		requestTimeout = 400 * time.Millisecond
 		pongTimeout    = 300 * time.Millisecond
