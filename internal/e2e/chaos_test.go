@@ -164,6 +164,8 @@ func TestChaos(t *testing.T) {
 		{6000 * time.Millisecond, dropAll},
 		{7000 * time.Millisecond, dropAll},
 	}
+	// The fault schedule runs on the wall clock: the traffic it disturbs
+	// is real (sockets, timers of the gateway and the simulator).
 	start := time.Now()
 	for _, s := range schedule {
 		time.Sleep(time.Until(start.Add(s.at)))
@@ -201,7 +203,7 @@ func TestChaos(t *testing.T) {
 			}
 		}
 	}
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(500 * time.Millisecond) // a window for duplicates to show: absence is the thing under test
 
 	// The verdict.
 	var delivered, duplicates, missing, outOfOrder, foreign, badIDs, resumes, resyncs int

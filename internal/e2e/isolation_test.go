@@ -149,7 +149,7 @@ func TestIsolationUnderLoad(t *testing.T) {
 			}()
 		}
 	}
-	time.Sleep(hammerFor)
+	time.Sleep(hammerFor) // how long the load lasts: the thing under test
 	close(stop)
 	wg.Wait()
 
