@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
@@ -535,57 +536,74 @@ func TestLimits(t *testing.T) {
 	close(release)
 }
 
+// TestSneakPeekThrottle: the first SetSneakPeek of a quiet period is sent
+// at once; those within SneakPeekInterval of it are held, and only the
+// latest is sent, when the interval has passed; after a quiet interval the
+// next call is sent at once again. In a synctest bubble, at the SDK's own
+// interval (the default, 2 s), to the instant, in no wall time.
 func TestSneakPeekThrottle(t *testing.T) {
-	e := newEnv(t, fastConfig(), chatiotest.Config{})
-	s := e.acquire(t, "tok-peek")
-	chat := startChat(t, s)
-	acts, stop := e.srv.Watch(64)
-	defer stop()
-	start := time.Now()
-	s.SetSneakPeek(chat, "h")
-	s.SetSneakPeek(chat, "he")
-	s.SetSneakPeek(chat, "hel")
-	type sent struct {
-		text string
-		at   time.Duration
-	}
-	var got []sent
-	deadline := time.After(2 * time.Second)
-	for len(got) < 2 {
-		select {
-		case a := <-acts:
-			if a.Action != chatio.ActionSendSneakPeek {
-				continue
-			}
-			var p struct {
-				Text string `json:"sneak_peek_text"`
-			}
-			_ = json.Unmarshal(a.Payload, &p)
-			got = append(got, sent{p.Text, time.Since(start)})
-		case <-deadline:
-			t.Fatalf("sends: %+v", got)
+	synctest.Test(t, func(t *testing.T) {
+		cfg := fastConfig()
+		cfg.SneakPeekInterval = 0 // the default: the SDK's throttle
+		e := newBubbleEnv(t, cfg, chatiotest.Config{})
+		s := e.acquire(t, "tok-peek")
+		chat := startChat(t, s)
+		interval := s.cfg.SneakPeekInterval
+		if interval != 2*time.Second {
+			t.Fatalf("default interval %v, want the SDK's 2s", interval)
 		}
-	}
-	interval := s.cfg.SneakPeekInterval
-	if got[0].text != "h" || got[0].at >= interval {
-		t.Fatalf("leading send %+v", got[0])
-	}
-	if got[1].text != "hel" || got[1].at < interval {
-		t.Fatalf("trailing send %+v", got[1])
-	}
-	// No third send.
-	select {
-	case a := <-acts:
-		if a.Action == chatio.ActionSendSneakPeek {
-			t.Fatalf("extra send %+v", a)
+		acts, stop := e.srv.Watch(64)
+		defer stop()
+		start := time.Now()
+		type sent struct {
+			text string
+			at   time.Duration // since start, on the bubble's clock
 		}
-	case <-time.After(300 * time.Millisecond):
-	}
-	// After a quiet interval the next call is leading again.
-	s.SetSneakPeek(chat, "hello")
-	eventually(t, "leading send", func() bool {
-		ci, _ := e.srv.Chat(chat)
-		return ci.SneakPeek == "hello"
+		// sends are the send_sneak_peeks the simulator has carried out
+		// since the last look, once everything in the bubble has settled.
+		sends := func() []sent {
+			synctest.Wait()
+			var got []sent
+			for {
+				select {
+				case a := <-acts:
+					if a.Action != chatio.ActionSendSneakPeek {
+						continue
+					}
+					var p struct {
+						Text string `json:"sneak_peek_text"`
+					}
+					_ = json.Unmarshal(a.Payload, &p)
+					got = append(got, sent{p.Text, a.Time.Sub(start)})
+				default:
+					return got
+				}
+			}
+		}
+		want := func(what string, got []sent, w ...sent) {
+			t.Helper()
+			if fmt.Sprint(got) != fmt.Sprint(w) {
+				t.Fatalf("%s: sends %+v, want %+v", what, got, w)
+			}
+		}
+
+		s.SetSneakPeek(chat, "h")
+		s.SetSneakPeek(chat, "he")
+		s.SetSneakPeek(chat, "hel")
+		want("leading", sends(), sent{"h", 0})
+		time.Sleep(interval - time.Millisecond)
+		want("held within the interval", sends())
+		time.Sleep(time.Millisecond)
+		want("trailing", sends(), sent{"hel", interval})
+		time.Sleep(10 * interval)
+		want("quiet", sends())
+
+		// After a quiet interval the next call is leading again.
+		s.SetSneakPeek(chat, "hello")
+		want("leading again", sends(), sent{"hello", 11 * interval})
+		if ci, _ := e.srv.Chat(chat); ci.SneakPeek != "hello" {
+			t.Fatalf("simulator holds %q", ci.SneakPeek)
+		}
 	})
 }
 
