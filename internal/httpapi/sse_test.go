@@ -179,13 +179,7 @@ func TestStreamLimits(t *testing.T) {
 		t.Fatal("no Retry-After")
 	}
 	s.close()
-	deadline := time.Now().Add(3 * time.Second)
-	for e.api.OpenStreams() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("stream slot not released")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	eventually(t, "the stream slot released", func() bool { return e.api.OpenStreams() == 0 })
 	e.openStream("/v1/events", "other").waitEvent("connected")
 
 	// per-session subscriber cap

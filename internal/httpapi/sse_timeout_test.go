@@ -90,6 +90,9 @@ func TestStreamWriteTimeout(t *testing.T) {
 					t.Fatal(err)
 				}
 				healthy.waitEvent("new_event")
+				// The pace of the filling: the stuck stream's kernel
+				// buffers fill while WriteTimeout runs on the wall clock
+				// (real sockets: a synctest bubble cannot hold them).
 				time.Sleep(20 * time.Millisecond)
 			}
 			if n := testutil.ToFloat64(e.api.m.streamEnds.WithLabelValues("write_failed")); n != 1 {
