@@ -41,6 +41,9 @@ type env struct {
 	client *http.Client
 	reg    *prometheus.Registry
 	logs   *observer.ObservedLogs
+	// dial connects to the gateway (srv) over the in-memory network of
+	// newBubbleEnv; nil over loopback.
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 type envOptions struct {
@@ -129,6 +132,7 @@ func startEnv(t *testing.T, inMemory bool, opts ...func(*envOptions)) *env {
 	if inMemory {
 		ln := memnet.Listen("gateway.test:80")
 		e.srv = serveOn(e.api.Handler(), ln)
+		e.dial = ln.Dial
 		e.client = &http.Client{Transport: &http.Transport{DialContext: ln.Dial}}
 	} else {
 		e.srv = httptest.NewServer(e.api.Handler())
