@@ -46,9 +46,6 @@ func testStreamWriteTimeout(t *testing.T, proto string) {
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)
 	srv := &http.Server{Handler: e.api.Handler(), Protocols: &protocols}
-	if err := http2.ConfigureServer(srv, &http2.Server{}); err != nil {
-		t.Fatal(err)
-	}
 	ln := memnet.Listen("stuck.test:80")
 	served := make(chan struct{})
 	go func() { defer close(served); _ = srv.Serve(ln) }()
