@@ -106,14 +106,17 @@ func TestStuckSubscriber(t *testing.T) {
 	base := phase("baseline", perPhase)
 	heapBefore := heap()
 
-	// The stuck reader: a raw connection with a tiny receive buffer that
-	// sends its request and never reads.
+	// The stuck reader: a raw connection with a small receive buffer that
+	// sends its request and never reads. Room for a few messages, so that
+	// reading up to its first event after the cut does not wait on the
+	// kernel's retransmissions (with 4 KiB the kernel dropped the 32 KiB
+	// segments and retransmitted with backoff: that read took seconds).
 	conn, err := net.Dial("tcp", strings.TrimPrefix(gw.URL, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	_ = conn.(*net.TCPConn).SetReadBuffer(4096)
+	_ = conn.(*net.TCPConn).SetReadBuffer(64 << 10)
 	if _, err := io.WriteString(conn, "GET /v1/events HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer "+token+"\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +223,7 @@ func TestStuckSubscriber(t *testing.T) {
 // which prefix does not matter, the client resumes from the last id it
 // read. Reading on to the end of the stream would take many seconds: the
 // megabytes the gateway had queued in the kernel before the cut trickle
-// through the stuck reader's 4 KiB window.
+// through the stuck reader's small window.
 func readStuck(t *testing.T, conn net.Conn) ([]relMsg, string) {
 	t.Helper()
 	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
