@@ -77,8 +77,11 @@ var malformedOnPurpose = map[string]bool{"edge-events": true}
 // shares nothing else. A scenario spends its time waiting (a quiet window
 // after every step, the sneak-peek throttle), not computing, so they are
 // not held to -parallel (GOMAXPROCS by default) as t.Parallel would: the
-// whole test takes about as long as its longest scenario.
+// whole test takes about as long as its longest scenario. The test itself
+// is a parallel one: it runs beside the package's other parallel tests
+// once the sequential ones (the stuck subscriber, chaos) are done.
 func TestGoldenSDK(t *testing.T) {
+	t.Parallel()
 	scenarios, err := filepath.Glob(filepath.Join(oracleDir, "*.json"))
 	if err != nil || len(scenarios) == 0 {
 		t.Fatalf("no scenarios in %s: %v", oracleDir, err)
