@@ -35,7 +35,13 @@ import (
 // two-core machine, it failed in 3 of 7 runs, twice with events lost
 // (both streams of one customer missing the same agent messages after the
 // settle) and once with a set-up call timing out; alone, in none of 3.
-// The loss is not explained yet.
+// The loss was the session's: a gap fill whose look-up timed out while the
+// new socket lived on (the process starved for longer than the request
+// timeout) was skipped, and connection_restored went out with the chat's
+// gap unfilled for good. The restore now fails and the session dials again
+// (session.TestGapFillFailureRedials). Freezing the test process (SIGSTOP)
+// for 1.8 s six times during the chaos lost events in 2 of 9 runs before
+// that fix, in none of 10 after it.
 func TestChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("chaos takes ~15 s")

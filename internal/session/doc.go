@@ -71,7 +71,11 @@
 // at a time), logs in, sends get_chats_summary as the SDK does, reads back
 // what each known chat missed according to that summary (emitted as
 // new_event, oldest first, without duplicates; a chat that missed nothing
-// costs no request), and emits user_data… and connection_restored.
+// costs no request), and emits user_data… and connection_restored. A
+// chat's read-back that fails for a reason that may pass (a timeout, an
+// error answer of the upstream's trouble) fails the restore: the session
+// dials again rather than announce connection_restored with a gap unfilled
+// (gap.go, fillGaps).
 //
 // Upstream frames the client ignores (malformed, answers to no request,
 // dropped as the SDK drops them) are counted in

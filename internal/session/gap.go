@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sort"
 	"strconv"
 	"strings"
@@ -388,9 +389,15 @@ func newestInSummary(payload json.RawMessage) (map[string]string, bool) {
 // fillGaps emits, for every tracked chat that missed something, the events
 // after the last delivered one, read back through c. summary is the
 // get_chats_summary answer of the new connection: a chat whose newest event
-// there is the last one delivered missed nothing and costs no request. A
-// look-up that fails for one chat is logged and skipped; a lost connection
-// is returned.
+// there is the last one delivered missed nothing and costs no request.
+//
+// A chat the upstream cannot read back at all (chatUnreadable) is logged
+// and skipped. Any other failure is returned, and the restore with it: a
+// look-up that timed out, or that the upstream refused for a trouble of its
+// own, would leave the chat's gap unfilled behind connection_restored, and
+// for good: the new connection's pushes move the chat past the gap, and the
+// next reconnect's summary finds nothing missing. The session dials again
+// instead; what this fill delivered before the failure stays delivered.
 func (s *Session) fillGaps(ctx context.Context, c *chatio.Client, summary json.RawMessage) error {
 	tr := s.tracker
 	newest, complete := newestInSummary(summary)
@@ -408,13 +415,32 @@ func (s *Session) fillGaps(ctx context.Context, c *chatio.Client, summary json.R
 			continue // not the customer's any more
 		}
 		if err := s.fillChat(ctx, c, chat, t); err != nil {
-			if ctx.Err() != nil || errors.Is(err, chatio.ErrConnectionLost) || errors.Is(err, chatio.ErrClosed) {
-				return err
+			if !chatUnreadable(err) {
+				return fmt.Errorf("gap fill: %w", err)
 			}
 			s.log.Info("gap fill skipped a chat", zap.Error(err))
 		}
 	}
 	return nil
+}
+
+// chatUnreadable reports whether err, a gap fill's look-up failure, says
+// that the chat cannot be read back however often it is asked: it is not
+// there (not the customer's any more), the request is refused as invalid,
+// or the answer is one the gateway cannot read. Timeouts, lost connections
+// and the upstream's other error answers (request_timeout,
+// pending_requests_limit_reached, too_many_requests, internal, ...) may
+// pass.
+func chatUnreadable(err error) bool {
+	var re *chatio.RequestError
+	if !errors.As(err, &re) {
+		return false
+	}
+	switch re.Type {
+	case chatio.ErrTypeNotFound, chatio.ErrTypeValidation, chatio.ErrTypeInvalidAnswer:
+		return true
+	}
+	return false
 }
 
 func (s *Session) fillChat(ctx context.Context, c *chatio.Client, chat string, t *chatTrack) error {
@@ -459,7 +485,7 @@ func (s *Session) fillChat(ctx context.Context, c *chatio.Client, chat string, t
 		err = json.Unmarshal(raw, &wire)
 	}
 	if err != nil {
-		return &chatio.RequestError{Action: chatio.ActionGetChatThreads, Type: "invalid_answer", Message: err.Error()}
+		return &chatio.RequestError{Action: chatio.ActionGetChatThreads, Type: chatio.ErrTypeInvalidAnswer, Message: err.Error()}
 	}
 	wireByID := make(map[string]wireThread, len(wire.Chat.Threads))
 	for _, wt := range wire.Chat.Threads {
