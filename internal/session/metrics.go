@@ -27,9 +27,18 @@ type metrics struct {
 	subscribersCut *prometheus.CounterVec
 	framesIgnored  *prometheus.CounterVec
 	replayBytes    prometheus.Gauge
+
+	// Cluster mode (registered only then: newMetrics' cluster).
+	forwarded prometheus.Counter
+	takeovers prometheus.Counter
+	fenced    prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+func newMetrics(reg prometheus.Registerer) *metrics { return newPoolMetrics(reg, false) }
+
+// newPoolMetrics is newMetrics, with the cluster mode's counters
+// registered when cluster is set.
+func newPoolMetrics(reg prometheus.Registerer, cluster bool) *metrics {
 	m := &metrics{
 		sessions: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "gateway_sessions", Help: "Sessions in the pool (one upstream socket each).",
@@ -66,9 +75,23 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "gateway_replay_bytes",
 			Help: "Bytes of event data kept by the sessions' replay rings, all together.",
 		}),
+		forwarded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gateway_cluster_forwarded_calls_total", Help: "Calls forwarded to the replica owning the session (cluster mode).",
+		}),
+		takeovers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gateway_cluster_takeovers_total", Help: "Sessions this replica took ownership of because nobody served them (cluster mode).",
+		}),
+		fenced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gateway_cluster_fenced_sessions_total", Help: "Sessions closed because this replica's lease was lost (cluster mode).",
+		}),
 	}
 	if reg != nil {
 		m.register(reg)
+		if cluster {
+			m.forwarded = promreg.Register(reg, m.forwarded)
+			m.takeovers = promreg.Register(reg, m.takeovers)
+			m.fenced = promreg.Register(reg, m.fenced)
+		}
 	}
 	// Every documented series exists from the start, at 0: a counter that
 	// appears at its first increment hides that increment from rate() and

@@ -41,6 +41,9 @@ type Pool struct {
 	mu       sync.Mutex        // guards the fields below; taken before any Session.mu
 	sessions map[string]*entry // token → entry, including those being created
 	draining bool              // set once by Shutdown
+	// releasing: cluster mode: token → closed once the ownership of the
+	// token's previous session here is given back (releaseLocked).
+	releasing map[string]chan struct{}
 }
 
 // entry is one slot of the pool. ready is closed by the creation goroutine
@@ -59,16 +62,22 @@ func NewPool(cfg Config, log *zap.Logger, reg prometheus.Registerer) *Pool {
 	}
 	cfg = cfg.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Pool{
+	p := &Pool{
 		cfg:      cfg,
 		log:      log,
-		m:        newMetrics(reg),
+		m:        newPoolMetrics(reg, cfg.Engine != nil),
 		dialSem:  make(chan struct{}, cfg.MaxConcurrentDials),
 		budget:   replayBudget{share: cfg.replayShare(), shared: cfg.ReplayBudgetBytes - cfg.replayShare()*int64(cfg.MaxSessions)},
 		ctx:      ctx,
 		cancel:   cancel,
 		sessions: make(map[string]*entry),
 	}
+	if cfg.Engine != nil {
+		p.releasing = make(map[string]chan struct{})
+		p.wg.Add(1)
+		go p.watchLease()
+	}
+	return p
 }
 
 // tokenKey is what logs may carry instead of a token: a short sha256 prefix.
@@ -170,14 +179,33 @@ func (p *Pool) Lookup(ctx context.Context, token string) (*Session, error) {
 // and frees the slot.
 func (p *Pool) create(token, customerID string, e *entry) {
 	defer p.wg.Done()
-	s, c, err := p.open(token, customerID)
+	var (
+		own *ownership
+		s   *Session
+		c   *chatio.Client
+		err error
+	)
+	if p.cfg.Engine != nil {
+		own, err = p.own(token, e)
+	}
+	if err == nil {
+		s, c, err = p.open(token, customerID)
+	}
 	p.mu.Lock()
 	if err == nil && p.draining {
 		err = ErrDraining
 	}
+	if err == nil && own != nil && own.fenced() {
+		err = fmt.Errorf("%w: the lease was lost while the session opened", ErrEngine)
+	}
 	if err != nil {
 		if s != nil {
 			s.cancel()
+		}
+		var release func()
+		if own != nil {
+			_ = own.sub.Stop()
+			release = p.releaseLocked(token, own.sid)
 		}
 		if p.sessions[token] == e {
 			delete(p.sessions, token)
@@ -188,10 +216,14 @@ func (p *Pool) create(token, customerID string, e *entry) {
 		if c != nil {
 			_ = c.Close()
 		}
+		if release != nil {
+			release() // the socket is closed: the ownership can go
+		}
 		return
 	}
 	e.s = s
 	s.entry = e
+	s.own = own
 	p.m.sessions.Inc()
 	p.wg.Add(1) // the session's, until its end
 	close(e.ready)

@@ -57,6 +57,14 @@ type Session struct {
 	entry      *entry // set by Pool.create under pool.mu before start; read under pool.mu
 	customerID string // guarded by mu: set by Pool.open before the session is published, then only by adoptCustomerID (once, while "")
 
+	// own: cluster mode: the session's ownership, set by Pool.create under
+	// pool.mu before the session is published; nil without an engine.
+	own *ownership
+	// release gives the ownership back (Pool.releaseLocked): set by stop
+	// under pool.mu and s.mu, read by end under s.mu and run once the
+	// socket is closed.
+	release func()
+
 	inflight   atomic.Int64 // Do calls running
 	lastActive atomic.Int64 // UnixNano of the last Acquire, call end or unsubscribe
 
@@ -443,6 +451,12 @@ func (s *Session) stop(err error, final *Message, cond func() bool) bool {
 		delete(s.sneak, chat)
 	}
 	p.removeLocked(s)
+	if s.own != nil {
+		// No forwarded call reaches this session from now on; the next
+		// session of the token here Owns only once end has released.
+		_ = s.own.sub.Stop()
+		s.release = p.releaseLocked(s.token, s.own.sid)
+	}
 	s.mu.Unlock()
 	p.mu.Unlock()
 	s.cancel()
@@ -827,6 +841,18 @@ func (s *Session) end() {
 		s.mu.Unlock()
 		s.stop(ErrSessionClosed, nil, nil) // no-op when someone else ended it
 		s.wg.Wait()
+		s.mu.Lock()
+		release := s.release
+		s.mu.Unlock()
+		if release != nil {
+			// The socket is closed: the ownership can go (an engine round
+			// trip: not on the read loop that may be running end).
+			s.pool.wg.Add(1) // the session's own count is still held
+			go func() {
+				defer s.pool.wg.Done()
+				release()
+			}()
+		}
 		s.pool.m.sessions.Dec()
 		close(s.done)
 		s.pool.wg.Done()
