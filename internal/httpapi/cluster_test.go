@@ -1,0 +1,237 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
+	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
+	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
+	"github.com/chatio-gateway/chatio-gateway/internal/engine"
+	"github.com/chatio-gateway/chatio-gateway/internal/testwait"
+)
+
+// cluster is several gateways (httpapi + session pool + engine node each)
+// in this test process on one JetStream server and one simulator: what
+// GATEWAY_NATS_URL with several replicas runs. The embedded engine listens
+// on nothing, so the replicas share a nats-server run here on 127.0.0.1.
+type cluster struct {
+	t     *testing.T
+	sim   *chatiosim.Server
+	nodes []*env
+	engs  []*engine.Engine
+	dials atomic.Int64 // upstream dials of every replica
+}
+
+var clusterKey = bytes.Repeat([]byte{0x42}, 32)
+
+func newCluster(t *testing.T, n int, ttl time.Duration) *cluster {
+	t.Helper()
+	o := &server.Options{
+		ServerName: "t1", Host: "127.0.0.1", Port: -1,
+		JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
+	}
+	ns, err := server.NewServer(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	c := &cluster{t: t}
+	var url string
+	c.sim, url = chatiotest.Start(t, chatiosim.Config{})
+	for i := range n {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		eng, err := engine.Start(ctx, engine.Config{
+			URL: ns.ClientURL(), NodeID: fmt.Sprintf("r%d", i), ClusterKey: clusterKey,
+			LeaseTTL: ttl, OpTimeout: 2 * time.Second, ReconnectWait: 50 * time.Millisecond,
+		})
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Registered before the replica's: closed after its pool.
+		t.Cleanup(func() { _ = eng.Close(context.Background()) })
+		c.engs = append(c.engs, eng)
+		c.nodes = append(c.nodes, newEnv(t, func(o *envOptions) {
+			o.upstreamURL = url
+			o.pool.Engine = eng
+			o.pool.Dial = func(ctx context.Context, cfg chatio.Config) (*chatio.Client, chatio.LoginResult, error) {
+				c.dials.Add(1)
+				return chatio.Dial(ctx, cfg)
+			}
+		}))
+	}
+	return c
+}
+
+// any is a replica picked at random.
+func (c *cluster) any() *env { return c.nodes[rand.N(len(c.nodes))] }
+
+// sockets is the simulator's count of open sockets of token's customer.
+func (c *cluster) sockets(token string) int {
+	return c.sim.CustomerSockets(chatiosim.CustomerIDForToken(token))
+}
+
+// owner is the index of the replica owning token's session (-1: none).
+func (c *cluster) owner(token string) int {
+	sid := engine.CustomerKey(clusterKey, "1", token)
+	node, alive, err := c.engs[len(c.engs)-1].Owner(context.Background(), sid) // the last replica stays connected
+	if err != nil || !alive {
+		return -1
+	}
+	for i, e := range c.engs {
+		if e.NodeID() == node {
+			return i
+		}
+	}
+	return -1
+}
+
+// TestClusterCallsOnAnyReplica: customers whose every call goes to a
+// random replica get their answers, and the simulator sees exactly one
+// socket per token, held by the session's owner; the others forward.
+func TestClusterCallsOnAnyReplica(t *testing.T) {
+	c := newCluster(t, 3, 3*time.Second)
+	tokens := []string{"cl-a", "cl-b", "cl-c", "cl-d"}
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for _, tok := range tokens {
+		wg.Go(func() {
+			r := c.any().doNoFatal("POST", "/v1/chats", tok, `{}`)
+			if r.status != 201 {
+				errs <- fmt.Errorf("%s: start chat: %d %s", tok, r.status, r.body)
+				return
+			}
+			m := r.json(t)
+			chat, _ := m["id"].(string)
+			for i := range 6 {
+				r := c.any().doNoFatal("POST", "/v1/chats/"+chat+"/messages", tok, fmt.Sprintf(`{"text":"m%d"}`, i))
+				if r.status != 201 {
+					errs <- fmt.Errorf("%s: send: %d %s", tok, r.status, r.body)
+				}
+				r = c.any().doNoFatal("GET", "/v1/session", tok, "")
+				if r.status != 200 || !bytes.Contains(r.body, []byte(`"status":"connected"`)) {
+					errs <- fmt.Errorf("%s: session: %d %s", tok, r.status, r.body)
+				}
+			}
+			r = c.any().doNoFatal("GET", "/v1/chats?limit=5", tok, "")
+			if r.status != 200 || !bytes.Contains(r.body, []byte(chat)) {
+				errs <- fmt.Errorf("%s: summary: %d %s", tok, r.status, r.body)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	for _, tok := range tokens {
+		if n := c.sockets(tok); n != 1 {
+			t.Errorf("%s: %d sockets at the simulator, want 1", tok, n)
+		}
+		if c.owner(tok) < 0 {
+			t.Errorf("%s: no live owner", tok)
+		}
+	}
+	if n := c.dials.Load(); n != int64(len(tokens)) {
+		t.Errorf("%d upstream dials for %d tokens", n, len(tokens))
+	}
+	// An upstream error crosses the engine as itself: 404 REQUEST_FAILED
+	// from whichever replica.
+	for _, e := range c.nodes {
+		expect(t, e.do("POST", "/v1/chats/nochat/close-thread", "cl-a", nil), 404, CodeRequestFailed)
+	}
+	// The session ends on any replica; the next call opens one again.
+	expect(t, c.any().do("DELETE", "/v1/session", "cl-a", nil), 204, "")
+	testwait.For(t, 5*time.Second, "the socket closed", func() bool { return c.sockets("cl-a") == 0 })
+	testwait.For(t, 5*time.Second, "the ownership released", func() bool { return c.owner("cl-a") < 0 })
+	expect(t, c.any().do("GET", "/v1/session", "cl-a", nil), 200, "")
+	if n := c.sockets("cl-a"); n != 1 {
+		t.Errorf("after a new session: %d sockets", n)
+	}
+}
+
+// TestClusterConcurrentFirstCalls: first calls for one token on every
+// replica at once: exactly one replica wins the ownership and dials, the
+// others forward to it.
+func TestClusterConcurrentFirstCalls(t *testing.T) {
+	c := newCluster(t, 3, 3*time.Second)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for i := range 12 {
+		e := c.nodes[i%len(c.nodes)]
+		wg.Go(func() {
+			if r := e.doNoFatal("GET", "/v1/chats", "race", ""); r.status != 200 {
+				failed.Add(1)
+				t.Errorf("call %d: %d %s", i, r.status, r.body)
+			}
+		})
+	}
+	wg.Wait()
+	if n := c.dials.Load(); n != 1 {
+		t.Errorf("%d upstream dials, want 1", n)
+	}
+	if n := c.sockets("race"); n != 1 {
+		t.Errorf("%d sockets, want 1", n)
+	}
+}
+
+// TestClusterTakeover: the owner replica dies (its engine connection is
+// gone: no renewal, no answer to forwarded calls): its lease runs out, it
+// closes its socket by itself (fenced), and another replica takes the
+// session over within the lease TTL and a margin. Uploads go straight
+// upstream from the replica that received them.
+func TestClusterTakeover(t *testing.T) {
+	ttl := time.Second
+	c := newCluster(t, 3, ttl)
+	e0 := c.nodes[0]
+	chat, _ := e0.startChat("tk")
+	own := c.owner("tk")
+	if own != 0 {
+		t.Fatalf("owner %d, want the replica that opened the session", own)
+	}
+
+	// An upload from a replica that does not hold the session: no second
+	// socket.
+	body := filePartB("hello") + "\r\n--B--\r\n"
+	m := expect(t, c.nodes[1].do("POST", "/v1/chats/"+chat+"/files", "tk", body, "Content-Type: "+formB), 201, "")
+	if u, _ := m["url"].(string); u == "" {
+		t.Fatalf("upload answered %v", m)
+	}
+	if n := c.sockets("tk"); n != 1 {
+		t.Fatalf("%d sockets after an upload elsewhere", n)
+	}
+
+	c.engs[0].Conn().Close() // replica 0 is cut off from the engine
+	start := time.Now()
+	testwait.For(t, ttl+3*time.Second, "replica 0 closes its socket (fenced)", func() bool { return c.sockets("tk") == 0 })
+	var r resp
+	testwait.For(t, ttl+3*time.Second, "a call on replica 1 succeeds", func() bool {
+		r = c.nodes[1].doNoFatal("POST", "/v1/chats/"+chat+"/messages", "tk", `{"text":"after"}`)
+		return r.status == 201
+	})
+	took := time.Since(start)
+	t.Logf("taken over in %v (lease TTL %v)", took, ttl)
+	if took > ttl+2*time.Second {
+		t.Errorf("takeover took %v", took)
+	}
+	if got := c.owner("tk"); got == 0 || got < 0 {
+		t.Errorf("owner after takeover: %d", got)
+	}
+	expect(t, c.nodes[2].do("GET", "/v1/session", "tk", nil), 200, "")
+	if n := c.sockets("tk"); n != 1 {
+		t.Errorf("%d sockets after the takeover, want 1", n)
+	}
+}
