@@ -107,6 +107,56 @@
 // feeders, each of which ends once its consumer has read the queued events
 // or closed the subscriber.
 //
+// # Cluster mode
+//
+// With Config.Engine set, the pool is one replica of a cluster (API.md,
+// "Several replicas"): each customer's session, and so its one upstream
+// socket, is held by one replica, its owner, named in the engine. A
+// customer's engine key (engine.SID) is the HMAC of license and token
+// under the cluster key: no token reaches the engine.
+//
+// Ownership comes first: Pool.create calls engine.Own before it dials, and
+// serves the session's op subject (engine.Serve) at once, so that the
+// replicas that lose the race forward to it; requests that arrive while it
+// dials wait for the session (the entry's ready). A create that fails
+// gives the ownership back (engine.Release) once its socket, if any, is
+// closed. When the session ends (Disconnect, idle, a refused re-login,
+// Shutdown), stop stops serving (under Pool.mu, so that the next session
+// of the token here never serves alongside) and records the release in
+// Pool.releasing; end runs it once the socket is closed, on a goroutine
+// of its own (end may run on a read loop). The next create of the token
+// here waits for it: a Release after this replica's next Own would delete
+// the new record.
+//
+// Calls: Pool.Exec (an op.Call), SessionInfo (GET /v1/session) and
+// Disconnect run on this replica's session when it has one; else they are
+// sent to the owner (fwdRequest: the call, the caller's customer id and
+// its timeout; never the token), which answers with the JSON result or
+// EncodeError's error, decoded here (DecodeError) so that the HTTP layer
+// maps it as a local one. No owner (engine.ErrNoOwner): this replica takes
+// the session over (Acquire: Own, dial, login, summary) and runs the call;
+// it lost the race for Own (ErrElsewhere): it forwards again, with a short
+// backoff, within DialTimeout. An owner answers each forwarded request on
+// a goroutine of its own (counted in Pool.wg, added under Pool.mu while
+// not draining). Pool.SendFile uploads from the receiving replica, on its
+// session's client when it has one, else with chatio.UploadFile and the
+// token: an upload needs no socket.
+//
+// Fencing: a pool goroutine (watchLease, from NewPool to Shutdown) waits
+// for engine.LeaseLost and then ends every session owned under the lost
+// lease (errFenced, a cause of ErrSessionClosed), which closes its socket;
+// a create that finishes after the loss fails (ErrEngine). The engine
+// itself refuses a lapsed owner's appends. ErrEngine (the engine failed,
+// or this replica's lease is not valid) and ErrElsewhere (an event stream
+// asked of a replica that is not the owner: increment B serves streams on
+// any replica from the engine's log) are 503 with Retry-After.
+//
+// Locks in cluster mode: Pool.mu before Session.mu, as ever; the engine's
+// subscriptions are stopped under both (a local unsubscribe, no round
+// trip); no engine round trip is made under either lock. The engine is the
+// caller's: Shutdown the pool (which releases what it owns) before
+// closing the engine.
+//
 // The token is kept in memory only: logs carry a short sha256 prefix of it,
 // metrics carry no token, customer or chat id.
 package session
