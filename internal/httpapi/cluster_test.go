@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
 	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
 	"github.com/chatio-gateway/chatio-gateway/internal/engine"
+	"github.com/chatio-gateway/chatio-gateway/internal/session"
 	"github.com/chatio-gateway/chatio-gateway/internal/testwait"
 )
 
@@ -99,6 +101,46 @@ func (c *cluster) owner(token string) int {
 	return -1
 }
 
+// logTexts reads token's log in the engine and returns the text of each
+// new_event message, in order, once each (the send_event result and the
+// push are one event id apart, the same message).
+func (c *cluster) logTexts(token string) []string {
+	sid := engine.CustomerKey(clusterKey, "1", token)
+	eng := c.engs[len(c.engs)-1]
+	var texts []string
+	seen := map[string]bool{}
+	var after uint64
+	for {
+		p, err := eng.Read(context.Background(), sid, after, 0)
+		if err != nil {
+			c.t.Errorf("read %s's log: %v", token, err)
+			return nil
+		}
+		for _, ev := range p.Events {
+			name, data, ok := session.DecodeLogEvent(ev.Data)
+			if !ok {
+				c.t.Errorf("%s's log: event %d undecodable: %q", token, ev.Seq, ev.Data)
+				continue
+			}
+			var d struct {
+				Event struct {
+					ID   string `json:"id"`
+					Text string `json:"text"`
+				} `json:"event"`
+			}
+			if name != "new_event" || json.Unmarshal(data, &d) != nil || d.Event.Text == "" || seen[d.Event.ID] {
+				continue
+			}
+			seen[d.Event.ID] = true
+			texts = append(texts, d.Event.Text)
+		}
+		if !p.More {
+			return texts
+		}
+		after = p.Last
+	}
+}
+
 // TestClusterCallsOnAnyReplica: customers whose every call goes to a
 // random replica get their answers, and the simulator sees exactly one
 // socket per token, held by the session's owner; the others forward.
@@ -147,6 +189,21 @@ func TestClusterCallsOnAnyReplica(t *testing.T) {
 	}
 	if n := c.dials.Load(); n != int64(len(tokens)) {
 		t.Errorf("%d upstream dials for %d tokens", n, len(tokens))
+	}
+	// The owner appended each customer's events to its log in the engine,
+	// in order.
+	for _, tok := range tokens {
+		var texts []string
+		testwait.For(t, 5*time.Second, tok+"'s messages in the engine's log", func() bool {
+			texts = c.logTexts(tok)
+			return len(texts) >= 6
+		})
+		for i := range 6 {
+			if want := fmt.Sprintf("m%d", i); texts[i] != want {
+				t.Errorf("%s: the log's messages %q, want m0..m5 in order", tok, texts)
+				break
+			}
+		}
 	}
 	// An upstream error crosses the engine as itself: 404 REQUEST_FAILED
 	// from whichever replica.
@@ -231,6 +288,10 @@ func TestClusterTakeover(t *testing.T) {
 		t.Errorf("owner after takeover: %d", got)
 	}
 	expect(t, c.nodes[2].do("GET", "/v1/session", "tk", nil), 200, "")
+	testwait.For(t, 5*time.Second, "the new owner's event in the log", func() bool {
+		texts := c.logTexts("tk")
+		return len(texts) > 0 && texts[len(texts)-1] == "after"
+	})
 	if n := c.sockets("tk"); n != 1 {
 		t.Errorf("%d sockets after the takeover, want 1", n)
 	}

@@ -21,6 +21,7 @@ import (
 // set by Pool.create before the session is published, immutable after.
 type ownership struct {
 	sid  engine.SID
+	eo   engine.Ownership     // what Own answered: the log's fence for the session's appends
 	sub  *engine.Subscription // Serve on the session's op subject; stopped by stop (under Pool.mu)
 	lost <-chan struct{}      // LeaseLost of the lease epoch Own was made under
 }
@@ -318,7 +319,8 @@ func (p *Pool) own(token string, e *entry) (*ownership, error) {
 	eng := p.cfg.Engine
 	lost := eng.LeaseLost()
 	sid := p.sid(token)
-	if _, err := eng.Own(ctx, sid); err != nil {
+	eo, err := eng.Own(ctx, sid)
+	if err != nil {
 		switch {
 		case errors.Is(err, engine.ErrOwned):
 			return nil, fmt.Errorf("%w: %w", ErrElsewhere, err)
@@ -335,7 +337,7 @@ func (p *Pool) own(token string, e *entry) (*ownership, error) {
 		release()
 		return nil, fmt.Errorf("%w: %w", ErrEngine, err)
 	}
-	return &ownership{sid: sid, sub: sub, lost: lost}, nil
+	return &ownership{sid: sid, eo: eo, sub: sub, lost: lost}, nil
 }
 
 // ctxErr is the error of own's ended ctx: ErrDraining when the pool is

@@ -224,8 +224,18 @@ func (p *Pool) create(token, customerID string, e *entry) {
 	e.s = s
 	s.entry = e
 	s.own = own
+	if own != nil {
+		s.elog = newLogAppender(s, p.cfg.Engine, own.eo)
+	}
 	p.m.sessions.Inc()
 	p.wg.Add(1) // the session's, until its end
+	if s.elog != nil {
+		p.wg.Add(1) // the appender's, until end has closed it
+		go func() {
+			defer p.wg.Done()
+			s.elog.run()
+		}()
+	}
 	close(e.ready)
 	p.mu.Unlock()
 	s.start(c) // not under p.mu: a session that ends at once takes it

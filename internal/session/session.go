@@ -64,6 +64,9 @@ type Session struct {
 	// under pool.mu and s.mu, read by end under s.mu and run once the
 	// socket is closed.
 	release func()
+	// elog appends the session's events to the engine's log: set with own,
+	// immutable; its run ends once end has closed it.
+	elog *logAppender
 
 	inflight   atomic.Int64 // Do calls running
 	lastActive atomic.Int64 // UnixNano of the last Acquire, call end or unsubscribe
@@ -631,6 +634,9 @@ func (s *Session) keepSummary(snap *summarySnap, seq uint64) {
 // keeps for the session's last message. It returns how many subscribers
 // were cut off. s.mu held.
 func (s *Session) appendLocked(name string, data []byte, final bool) (cut int) {
+	if s.elog != nil {
+		s.elog.push(name, data)
+	}
 	s.seq++
 	m := Message{ID: strconv.FormatUint(s.seq, 10), Name: name, Data: data}
 	s.keepLocked(m)
@@ -850,6 +856,13 @@ func (s *Session) end() {
 			s.pool.wg.Add(1) // the session's own count is still held
 			go func() {
 				defer s.pool.wg.Done()
+				if s.elog != nil {
+					// The events logged up to the end (the final one
+					// included) go to the log while this replica still
+					// owns the customer.
+					s.elog.close()
+					<-s.elog.done
+				}
 				release()
 			}()
 		}
