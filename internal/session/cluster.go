@@ -41,6 +41,7 @@ func (o *ownership) fenced() bool {
 type fwdRequest struct {
 	Call       *op.Call `json:"call,omitempty"`
 	Info       bool     `json:"info,omitempty"`
+	Snapshot   bool     `json:"snapshot,omitempty"`    // a stream's snapshot as of the log's sequence (logSnapshot)
 	CustomerID string   `json:"customer_id,omitempty"` // the caller's X-Customer-Id (AcquireAs)
 	TimeoutMS  int64    `json:"timeout_ms,omitempty"`  // how long the caller waits
 }
@@ -401,7 +402,7 @@ func (p *Pool) answer(r engine.Request, e *entry) {
 		reply(r, nil, &op.ArgError{Message: "undecodable call: " + err.Error()})
 		return
 	}
-	if req.Call == nil && !req.Info {
+	if req.Call == nil && !req.Info && !req.Snapshot {
 		reply(r, nil, &op.ArgError{Message: "no call"})
 		return
 	}
@@ -431,6 +432,16 @@ func (p *Pool) answer(r engine.Request, e *entry) {
 	}
 	if req.Info {
 		res, err := EncodeResult(Info{CustomerID: s.CustomerID(), Status: s.Status()})
+		reply(r, res, err)
+		return
+	}
+	if req.Snapshot {
+		snap, err := s.logSnapshot(ctx)
+		if err != nil {
+			reply(r, nil, err)
+			return
+		}
+		res, err := json.Marshal(snap)
 		reply(r, res, err)
 		return
 	}

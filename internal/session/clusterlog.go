@@ -54,17 +54,37 @@ type logAppender struct {
 	done chan struct{} // closed when run returns
 
 	mu       sync.Mutex
-	queue    []encoded // guarded by mu: not appended yet, oldest first
-	closed   bool      // guarded by mu: no more events; run appends what is queued and returns
-	overflow bool      // guarded by mu: an event was refused (maxLogQueue)
+	queue    []logged // guarded by mu: not appended yet, oldest first
+	closed   bool     // guarded by mu: no more events; run appends what is queued and returns
+	overflow bool     // guarded by mu: an event was refused (maxLogQueue)
+	local    uint64   // guarded by mu: the session's sequence number of the last event appended
+	seq      uint64   // guarded by mu: its sequence in the engine's log
+	waiters  []waiter // guarded by mu: seqAt's, by rising local
+	failed   bool     // guarded by mu: run gave up: waiters get no sequence
 }
 
-func newLogAppender(s *Session, eng *engine.Engine, own engine.Ownership) *logAppender {
-	return &logAppender{s: s, eng: eng, own: own, wake: make(chan struct{}, 1), done: make(chan struct{})}
+// logged is one event queued for the log, with its session sequence.
+type logged struct {
+	local uint64
+	ev    encoded
 }
 
-// push queues one event (Session.appendLocked, under Session.mu).
-func (a *logAppender) push(name string, data []byte) {
+// waiter waits for the log's sequence of the session's event local.
+type waiter struct {
+	local uint64
+	ch    chan uint64 // capacity 1; closed without a value when run gave up
+}
+
+// newLogAppender starts at the session's current sequence number local
+// (nothing logged yet) and the log's own.LastSeq (the owner marker).
+func newLogAppender(s *Session, eng *engine.Engine, own engine.Ownership, local uint64) *logAppender {
+	return &logAppender{s: s, eng: eng, own: own, wake: make(chan struct{}, 1), done: make(chan struct{}),
+		local: local, seq: own.LastSeq}
+}
+
+// push queues the session's event numbered local (Session.appendLocked,
+// under Session.mu).
+func (a *logAppender) push(local uint64, name string, data []byte) {
 	a.mu.Lock()
 	if a.closed {
 		a.mu.Unlock()
@@ -73,10 +93,43 @@ func (a *logAppender) push(name string, data []byte) {
 	if len(a.queue) >= maxLogQueue {
 		a.overflow = true
 	} else {
-		a.queue = append(a.queue, encoded{name, data})
+		a.queue = append(a.queue, logged{local, encoded{name, data}})
 	}
 	a.mu.Unlock()
 	a.signal()
+}
+
+// seqAt returns a channel that yields the log's sequence of the session's
+// event numbered local (of the last one before it, when local was not
+// logged to the engine: the owner marker's for the session's first
+// sequence) once it is appended. Called under Session.mu while local is
+// the session's current sequence number; closed without a value when the
+// appender gave up.
+func (a *logAppender) seqAt(local uint64) <-chan uint64 {
+	ch := make(chan uint64, 1)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case a.failed:
+		close(ch)
+	case a.local >= local:
+		ch <- a.seq
+	default:
+		a.waiters = append(a.waiters, waiter{local, ch})
+	}
+	return ch
+}
+
+// appended records that the event numbered local is at seq in the log.
+func (a *logAppender) appended(local, seq uint64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.local, a.seq = local, seq
+	i := 0
+	for ; i < len(a.waiters) && a.waiters[i].local <= local; i++ {
+		a.waiters[i].ch <- seq
+	}
+	a.waiters = a.waiters[i:]
 }
 
 func (a *logAppender) signal() {
@@ -99,6 +152,7 @@ func (a *logAppender) close() {
 // Run on a goroutine counted in Pool.wg; done is closed at its end.
 func (a *logAppender) run() {
 	defer close(a.done)
+	defer a.giveUp()
 	last := a.own.LastSeq
 	var n uint64 // events appended: their message ids
 	for {
@@ -110,14 +164,15 @@ func (a *logAppender) run() {
 			a.drop(fmt.Errorf("%w: the engine did not take the session's events in time", ErrSessionClosed))
 			return
 		}
-		for _, ev := range batch {
+		for _, l := range batch {
 			n++
-			seq, err := a.appendOne(last, n, ev)
+			seq, err := a.appendOne(last, n, l.ev)
 			if err != nil {
 				a.drop(fmt.Errorf("%w: appending to the log: %w", errFenced, err))
 				return
 			}
 			last = seq
+			a.appended(l.local, seq)
 		}
 		if len(batch) == 0 {
 			if closed {
@@ -146,6 +201,17 @@ func (a *logAppender) appendOne(last, n uint64, ev encoded) (uint64, error) {
 		time.Sleep(back)
 		back = min(2*back, 500*time.Millisecond)
 	}
+}
+
+// giveUp closes the channels of the waiters left.
+func (a *logAppender) giveUp() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.failed = true
+	for _, w := range a.waiters {
+		close(w.ch)
+	}
+	a.waiters = nil
 }
 
 // drop ends the session (its socket closes) and forgets what is queued.

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
+	"github.com/chatio-gateway/chatio-gateway/internal/engine"
 	"github.com/chatio-gateway/chatio-gateway/internal/netpoll"
 	"github.com/chatio-gateway/chatio-gateway/internal/sdk"
 )
@@ -44,6 +45,8 @@ type Pool struct {
 	// releasing: cluster mode: token → closed once the ownership of the
 	// token's previous session here is given back (releaseLocked).
 	releasing map[string]chan struct{}
+	// mirrors: cluster mode: the customers' streams on this replica.
+	mirrors map[engine.SID]*mirror
 }
 
 // entry is one slot of the pool. ready is closed by the creation goroutine
@@ -74,6 +77,7 @@ func NewPool(cfg Config, log *zap.Logger, reg prometheus.Registerer) *Pool {
 	}
 	if cfg.Engine != nil {
 		p.releasing = make(map[string]chan struct{})
+		p.mirrors = make(map[engine.SID]*mirror)
 		p.wg.Add(1)
 		go p.watchLease()
 	}
@@ -225,7 +229,7 @@ func (p *Pool) create(token, customerID string, e *entry) {
 	s.entry = e
 	s.own = own
 	if own != nil {
-		s.elog = newLogAppender(s, p.cfg.Engine, own.eo)
+		s.elog = newLogAppender(s, p.cfg.Engine, own.eo, s.seq) // not published yet: no lock needed
 	}
 	p.m.sessions.Inc()
 	p.wg.Add(1) // the session's, until its end
@@ -337,10 +341,17 @@ func (p *Pool) Shutdown(ctx context.Context) error {
 		default:
 		}
 	}
+	var mirrors []*mirror
+	for _, m := range p.mirrors {
+		mirrors = append(mirrors, m)
+	}
 	p.mu.Unlock()
 
 	for _, s := range list {
 		s.stop(ErrDraining, nil, nil)
+	}
+	for _, m := range mirrors {
+		m.teardown(ErrDraining)
 	}
 	p.cancel() // abandons creations in progress
 

@@ -67,6 +67,10 @@ type Session struct {
 	// elog appends the session's events to the engine's log: set with own,
 	// immutable; its run ends once end has closed it.
 	elog *logAppender
+	// mirror: cluster mode: set when this Session is the container of a
+	// customer's streams on this replica (no client, not in the pool's
+	// map); immutable.
+	mirror *mirror
 
 	inflight   atomic.Int64 // Do calls running
 	lastActive atomic.Int64 // UnixNano of the last Acquire, call end or unsubscribe
@@ -634,10 +638,10 @@ func (s *Session) keepSummary(snap *summarySnap, seq uint64) {
 // keeps for the session's last message. It returns how many subscribers
 // were cut off. s.mu held.
 func (s *Session) appendLocked(name string, data []byte, final bool) (cut int) {
-	if s.elog != nil {
-		s.elog.push(name, data)
-	}
 	s.seq++
+	if s.elog != nil {
+		s.elog.push(s.seq, name, data)
+	}
 	m := Message{ID: strconv.FormatUint(s.seq, 10), Name: name, Data: data}
 	s.keepLocked(m)
 	s.pool.m.published.Inc()
