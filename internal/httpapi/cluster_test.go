@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -294,5 +295,104 @@ func TestClusterTakeover(t *testing.T) {
 	})
 	if n := c.sockets("tk"); n != 1 {
 		t.Errorf("%d sockets after the takeover, want 1", n)
+	}
+}
+
+// messages reads a stream's new_event messages until it has want texts
+// (each message once: its id), and returns the texts and the SSE id of
+// the last event read.
+func messages(t *testing.T, st *sseStream, want int) (texts []string, lastID string) {
+	t.Helper()
+	seen := map[string]bool{}
+	var prev uint64
+	for len(texts) < want {
+		m := st.event()
+		if m.hasID {
+			id, err := strconv.ParseUint(m.ID, 10, 64)
+			if err != nil || id <= prev {
+				t.Fatalf("event id %q after %d: not rising", m.ID, prev)
+			}
+			prev, lastID = id, m.ID
+		}
+		if m.Event != "new_event" {
+			continue
+		}
+		d := m.data(t)
+		ev, _ := d["event"].(map[string]any)
+		id, _ := ev["id"].(string)
+		text, _ := ev["text"].(string)
+		if text == "" || seen[id] {
+			continue
+		}
+		seen[id] = true
+		texts = append(texts, text)
+	}
+	return texts, lastID
+}
+
+// TestClusterStreams: streams on every replica of one customer get the
+// same events, with the log's sequences as ids; a stream resumes with its
+// Last-Event-ID on another replica.
+func TestClusterStreams(t *testing.T) {
+	c := newCluster(t, 3, 3*time.Second)
+	s1 := c.nodes[1].openStream("/v1/events", "st") // nobody owns it: replica 1 takes it over
+	if m := s1.event(); m.Event != "customer_id" {
+		t.Fatalf("first event %+v, want customer_id", m)
+	}
+	conn := s1.waitEvent("connected")
+	if !conn.hasID {
+		t.Fatal("connected without an id")
+	}
+	s2 := c.nodes[2].openStream("/v1/events", "st") // its snapshot comes from replica 1
+	if m := s2.event(); m.Event != "customer_id" {
+		t.Fatalf("first event %+v, want customer_id", m)
+	}
+	s2.waitEvent("connected")
+	if n := c.sockets("st"); n != 1 {
+		t.Fatalf("%d sockets", n)
+	}
+
+	chat, _ := c.nodes[0].startChat("st")
+	for i := range 5 {
+		expect(t, c.any().do("POST", "/v1/chats/"+chat+"/messages", "st", fmt.Sprintf(`{"text":"m%d"}`, i)), 201, "")
+	}
+	want := []string{"m0", "m1", "m2", "m3", "m4"}
+	got1, last1 := messages(t, s1, 5)
+	got2, last2 := messages(t, s2, 5)
+	if fmt.Sprint(got1) != fmt.Sprint(want) || fmt.Sprint(got2) != fmt.Sprint(want) {
+		t.Fatalf("streams got %q and %q, want %q", got1, got2, want)
+	}
+	if last1 != last2 {
+		t.Errorf("the streams' last ids differ: %s, %s", last1, last2)
+	}
+
+	// Resume on another replica after the stream went away.
+	s2.close()
+	expect(t, c.any().do("POST", "/v1/chats/"+chat+"/messages", "st", `{"text":"m5"}`), 201, "")
+	s0 := c.nodes[0].openStream("/v1/events", "st", "Last-Event-ID: "+last2)
+	if m := s0.event(); m.Event == "customer_id" || m.Event == "connected" {
+		t.Fatalf("resumed with a snapshot: %+v", m)
+	}
+	s0b := c.nodes[0].openStream("/v1/events", "st", "Last-Event-ID: "+last2) // a second stream joins the mirror
+	got0, _ := messages(t, s0b, 1)
+	if got0[0] != "m5" {
+		t.Fatalf("resumed stream got %q, want m5", got0)
+	}
+	if got, _ := messages(t, s1, 1); got[0] != "m5" {
+		t.Fatalf("stream 1 got %q, want m5", got)
+	}
+
+	// The session ends on any replica: every stream gets "disconnected"
+	// and ends.
+	expect(t, c.nodes[2].do("DELETE", "/v1/session", "st", nil), 204, "")
+	for i, st := range []*sseStream{s1, s0b} {
+		msgs := st.ended(5 * time.Second)
+		if len(msgs) == 0 || msgs[len(msgs)-1].Event != "disconnected" {
+			var names []string
+			for _, m := range msgs {
+				names = append(names, m.Event)
+			}
+			t.Errorf("stream %d ended with %q, want disconnected last", i, names)
+		}
 	}
 }
