@@ -3,6 +3,7 @@ package session
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/engine"
+	"github.com/chatio-gateway/chatio-gateway/internal/sdk"
 )
 
 // The customer's event log in the engine (cluster mode): the owner appends
@@ -222,4 +224,66 @@ func (a *logAppender) drop(err error) {
 	a.mu.Unlock()
 	a.s.log.Warn("the session's log refused its events: session ends", zap.Error(err))
 	a.s.stop(err, nil, nil)
+}
+
+// maxPriorEvents bounds the events of the log a new owner reads to learn
+// what the previous owner delivered.
+const maxPriorEvents = 4096
+
+// priorLog reads what the customer's log holds from earlier owners (or
+// earlier sessions here): false when it holds nothing, or when its last
+// event ended the session (logged out): the new session then starts
+// afresh. Otherwise the session's tracker is seeded, per chat, with the
+// last new_event the log has, so that the gap fill after the first summary
+// reads back what chat.io pushed while nobody held the socket.
+func (s *Session) priorLog(ctx context.Context, eng *engine.Engine, sid engine.SID) (bool, error) {
+	var (
+		after    uint64
+		n        int
+		lastName string
+		lastData []byte
+	)
+	for n < maxPriorEvents {
+		pg, err := eng.Read(ctx, sid, after, 0)
+		if err != nil {
+			return false, err
+		}
+		for _, ev := range pg.Events {
+			name, data, ok := DecodeLogEvent(ev.Data)
+			if !ok {
+				continue
+			}
+			n++
+			lastName, lastData = name, data
+			if name == sdk.EventNewEvent {
+				s.tracker.seedFromLog(data)
+			}
+		}
+		after = pg.Last
+		if !pg.More {
+			break
+		}
+	}
+	if n == 0 || (lastName == sdk.EventDisconnected && endsSession(lastData)) {
+		return false, nil
+	}
+	return true, nil
+}
+
+// seedFromLog records a new_event of the log ({chat, event: {id, thread}})
+// as the chat's last delivered event.
+func (tr *chatTracker) seedFromLog(data []byte) {
+	var d struct {
+		Chat  string `json:"chat"`
+		Event struct {
+			ID     string `json:"id"`
+			Thread string `json:"thread"`
+		} `json:"event"`
+	}
+	if json.Unmarshal(data, &d) != nil || d.Chat == "" || d.Event.ID == "" || d.Event.Thread == "" {
+		return
+	}
+	t := tr.get(d.Chat, true)
+	t.see(d.Event.ID)
+	t.thread, t.eventID, t.eventOrder, t.hasEvOrder = d.Event.Thread, d.Event.ID, 0, false
 }

@@ -193,7 +193,7 @@ func (p *Pool) create(token, customerID string, e *entry) {
 		own, err = p.own(token, e)
 	}
 	if err == nil {
-		s, c, err = p.open(token, customerID)
+		s, c, err = p.open(token, customerID, own)
 	}
 	p.mu.Lock()
 	if err == nil && p.draining {
@@ -228,9 +228,6 @@ func (p *Pool) create(token, customerID string, e *entry) {
 	e.s = s
 	s.entry = e
 	s.own = own
-	if own != nil {
-		s.elog = newLogAppender(s, p.cfg.Engine, own.eo, s.seq) // not published yet: no lock needed
-	}
 	p.m.sessions.Inc()
 	p.wg.Add(1) // the session's, until its end
 	if s.elog != nil {
@@ -247,10 +244,21 @@ func (p *Pool) create(token, customerID string, e *entry) {
 
 // open builds a session and its first connection. customerID is the id
 // the creating call was told (see AcquireAs).
-func (p *Pool) open(token, customerID string) (*Session, *chatio.Client, error) {
+func (p *Pool) open(token, customerID string, own *ownership) (*Session, *chatio.Client, error) {
 	s := newSession(p, token)
 	ctx, cancel := context.WithTimeout(p.ctx, p.cfg.DialTimeout)
 	defer cancel()
+	prior := false
+	if own != nil {
+		// Cluster mode: the session's events go to the customer's log from
+		// the first; what earlier owners logged tells what to read back.
+		s.elog = newLogAppender(s, p.cfg.Engine, own.eo, s.seq) // not published yet: no lock needed
+		var err error
+		if prior, err = s.priorLog(ctx, p.cfg.Engine, own.sid); err != nil {
+			s.cancel()
+			return nil, nil, fmt.Errorf("%w: reading the log: %w", ErrEngine, err)
+		}
+	}
 	c, login, err := s.dial(ctx)
 	if err != nil {
 		s.cancel()
@@ -262,6 +270,17 @@ func (p *Pool) open(token, customerID string) (*Session, *chatio.Client, error) 
 		p.m.dialFailures.WithLabelValues(dialReason(err)).Inc()
 		return nil, c, fmt.Errorf("session: first get_chats_summary: %w", err)
 	}
+	if prior {
+		// Cluster mode, the log holds an earlier session's events (another
+		// replica's, which is gone, or this one's, which ended): to the
+		// streams this is a dropped connection. What chat.io pushed
+		// meanwhile is read back, as after a reconnect (restore).
+		s.publish(sdk.Event{Name: sdk.EventConnectionLost})
+		if err := s.fillGaps(ctx, c, payload); err != nil {
+			s.cancel()
+			return nil, c, fmt.Errorf("session: gap fill after a takeover: %w", err)
+		}
+	}
 	// The SDK emits user_data and connected here. No subscriber exists yet
 	// and each subscriber gets its own snapshot, so nothing is logged; the
 	// summary is kept for the first subscriber's snapshot.
@@ -270,6 +289,9 @@ func (p *Pool) open(token, customerID string) (*Session, *chatio.Client, error) 
 		if snap, err := newSummarySnap(cs, users); err == nil {
 			snap.seq = s.seq
 			s.snap = snap
+			if prior {
+				s.publishWithSummary(snap, append(users, sdk.Event{Name: sdk.EventConnectionRestored, Data: cs})...)
+			}
 		}
 	}
 	// Not published yet: no lock needed. chat.io 0.5 answers login with
