@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -272,9 +273,25 @@ func TestClusterTakeover(t *testing.T) {
 		t.Fatalf("%d sockets after an upload elsewhere", n)
 	}
 
+	// A stream on replica 2 follows the customer across the takeover.
+	st := c.nodes[2].openStream("/v1/events", "tk")
+	st.waitEvent("connected")
+	agent := c.sim.Agent("agent-t", "Agent")
+	if _, err := agent.SendMessage(chat, "before"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := messages(t, st, 1); got[0] != "before" {
+		t.Fatalf("stream got %q", got)
+	}
+
 	c.engs[0].Conn().Close() // replica 0 is cut off from the engine
 	start := time.Now()
 	testwait.For(t, ttl+3*time.Second, "replica 0 closes its socket (fenced)", func() bool { return c.sockets("tk") == 0 })
+	// chat.io pushes this while nobody holds the socket: the next owner's
+	// gap fill reads it back before connection_restored.
+	if _, err := agent.SendMessage(chat, "while nobody owned it"); err != nil {
+		t.Fatal(err)
+	}
 	var r resp
 	testwait.For(t, ttl+3*time.Second, "a call on replica 1 succeeds", func() bool {
 		r = c.nodes[1].doNoFatal("POST", "/v1/chats/"+chat+"/messages", "tk", `{"text":"after"}`)
@@ -293,6 +310,34 @@ func TestClusterTakeover(t *testing.T) {
 		texts := c.logTexts("tk")
 		return len(texts) > 0 && texts[len(texts)-1] == "after"
 	})
+	// The stream saw the drop, the missed message, the restore, then the
+	// new message, with rising ids.
+	var names []string
+	var texts []string
+	var prev uint64
+	for len(texts) < 2 {
+		m := st.event()
+		if m.hasID {
+			id, _ := strconv.ParseUint(m.ID, 10, 64)
+			if id <= prev {
+				t.Fatalf("id %s after %d", m.ID, prev)
+			}
+			prev = id
+		}
+		names = append(names, m.Event)
+		if m.Event == "new_event" {
+			ev, _ := m.data(t)["event"].(map[string]any)
+			if text, _ := ev["text"].(string); text != "" && (len(texts) == 0 || texts[len(texts)-1] != text) {
+				texts = append(texts, text)
+			}
+		}
+	}
+	if texts[0] != "while nobody owned it" || texts[1] != "after" {
+		t.Errorf("stream after the takeover: texts %q (events %q)", texts, names)
+	}
+	if names[0] != "connection_lost" || !slices.Contains(names, "connection_restored") {
+		t.Errorf("stream after the takeover: events %q, want connection_lost … connection_restored", names)
+	}
 	if n := c.sockets("tk"); n != 1 {
 		t.Errorf("%d sockets after the takeover, want 1", n)
 	}
