@@ -427,6 +427,14 @@ func TestClusterStreams(t *testing.T) {
 		t.Fatalf("stream 1 got %q, want m5", got)
 	}
 
+	// An id this log never gave (another gateway's, a forged one): a
+	// snapshot, never a silent gap.
+	sf := c.nodes[1].openStream("/v1/events", "st", "Last-Event-ID: 99999999999")
+	if m := sf.event(); m.Event != "customer_id" {
+		t.Fatalf("a resume from an unknown id starts with %+v, want a snapshot", m)
+	}
+	sf.close()
+
 	// The session ends on any replica: every stream gets "disconnected"
 	// and ends.
 	expect(t, c.nodes[2].do("DELETE", "/v1/session", "st", nil), 204, "")

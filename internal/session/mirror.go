@@ -385,7 +385,8 @@ func (m *mirror) keepInterval() time.Duration {
 // keep runs while the mirror does: while it has streams, it asks the
 // session's owner for the session's info every keepInterval, which keeps
 // the session from idling out (its streams are here, not there) and has
-// it taken over when nobody owns it (its events then reach the log again).
+// it taken over when nobody owns it (its events then reach the log again),
+// then catches the mirror up with the log (catchUp).
 func (m *mirror) keep() {
 	p := m.s.pool
 	defer p.wg.Done()
@@ -405,7 +406,29 @@ func (m *mirror) keep() {
 		}
 		ctx, cancel := context.WithTimeout(p.ctx, m.keepInterval())
 		_, _ = p.SessionInfo(ctx, m.token, "")
+		m.catchUp(ctx)
 		cancel()
+	}
+}
+
+// catchUp delivers what the live subscription missed and no later event
+// showed (a lost last event: the engine reconnected, or a stream leader
+// died between storing and republishing), reading up to the leader's last
+// sequence: a live event is never later than keepInterval.
+func (m *mirror) catchUp(ctx context.Context) {
+	s := m.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m.gone || m.cur == nil {
+		return
+	}
+	evs, err := m.cur.CatchUp(ctx)
+	m.deliverLocked(evs)
+	if errors.Is(err, engine.ErrTooOld) {
+		for sub := range s.subs {
+			sub.endLocked(ErrSlowSubscriber)
+		}
+		m.cur = nil
 	}
 }
 
