@@ -128,10 +128,10 @@
 // here waits for it: a Release after this replica's next Own would delete
 // the new record.
 //
-// Calls: Pool.Exec (an op.Call), SessionInfo (GET /v1/session) and
-// Disconnect run on this replica's session when it has one; else they are
-// sent to the owner (fwdRequest: the call, the caller's customer id and
-// its timeout; never the token), which answers with the JSON result or
+// Calls: Pool.Exec (an op.Call), SessionInfo (GET /v1/session),
+// Disconnect and a stream's snapshot run on this replica's session when it
+// has one; else they are sent to the owner (fwdRequest: the call, the
+// caller's customer id and its timeout; never the token), which answers with the JSON result or
 // EncodeError's error, decoded here (DecodeError) so that the HTTP layer
 // maps it as a local one. No owner (engine.ErrNoOwner): this replica takes
 // the session over (Acquire: Own, dial, login, summary) and runs the call;
@@ -146,16 +146,58 @@
 // for engine.LeaseLost and then ends every session owned under the lost
 // lease (errFenced, a cause of ErrSessionClosed), which closes its socket;
 // a create that finishes after the loss fails (ErrEngine). The engine
-// itself refuses a lapsed owner's appends. ErrEngine (the engine failed,
-// or this replica's lease is not valid) and ErrElsewhere (an event stream
-// asked of a replica that is not the owner: increment B serves streams on
-// any replica from the engine's log) are 503 with Retry-After.
+// itself refuses a lapsed owner's appends: the appender then ends the
+// session too. ErrEngine (the engine failed, or this replica's lease is
+// not valid) and ErrElsewhere (Acquire of a session another replica owns)
+// are 503 with Retry-After.
 //
-// Locks in cluster mode: Pool.mu before Session.mu, as ever; the engine's
-// subscriptions are stopped under both (a local unsubscribe, no round
-// trip); no engine round trip is made under either lock. The engine is the
-// caller's: Shutdown the pool (which releases what it owns) before
-// closing the engine.
+// The log: the owner's session appends each of its events (name and
+// encoded data: EncodeLogEvent) to the customer's log in the engine, in
+// the order it logs them, with engine.AppendOwned. appendLocked only
+// queues the event (logAppender.push, under Session.mu, on the read loop);
+// the session's appender goroutine (logAppender.run, from create to end)
+// appends, retrying while the engine is unreachable and giving up when
+// fenced (the session ends). end closes it and waits for it to drain,
+// off the read loop, before the ownership is released. A new owner whose
+// log holds an earlier session's events (another replica's, gone, or an
+// earlier one of its own) seeds its gap tracker with each chat's last
+// new_event in the log, and logs connection_lost, the events chat.io
+// pushed while nobody held the socket (fillGaps against the first
+// summary), user_data… and connection_restored, before any push.
+//
+// Streams: in cluster mode every stream, the owner's included, reads the
+// log, so that its ids are the log's sequences (Pool.Subscribe). A replica
+// has one mirror per customer with streams here: a Session used only as
+// the container of its Subscribers (mu, subs; no client, not in the
+// pool's map), one engine.Subscribe whose callback (the subscription's
+// goroutine) passes each live event through one engine.Cursor under the
+// mirror's Session.mu and offers what it yields to every Subscriber that
+// has not had it (Subscriber.after), and a keep goroutine that, while the
+// mirror has streams, asks the owner for the session's info every
+// keepInterval (keeping it from idling out, and having it taken over when
+// nobody owns it) and catches the cursor up with the log. A fresh stream
+// gets its snapshot from the owner as of the log's sequence N (a
+// forwarded snapshot request: the owner waits until its appender has
+// appended the event the snapshot is current at, logAppender.seqAt), reads
+// the log after N, and joins the mirror, reading again while the mirror is
+// ahead of it (no round trip under the mirror's lock but the cursor's own).
+// A Last-Event-ID within the log resumes from the log; one older than it,
+// or that the log never gave, gets a snapshot. A disconnected event that
+// ends the session ends the streams after it. The last stream's end tears
+// the mirror down (a goroutine: it takes Pool.mu); Shutdown tears down
+// every mirror.
+//
+// Goroutines in cluster mode, each counted in Pool.wg: watchLease (pool's
+// life), one per forwarded request, a session's appender (its life) and
+// the release at its end, a mirror (its life: a count of its own) and its
+// keep, a mirror's teardown. Locks: Pool.mu before Session.mu (a
+// mirror's Session.mu included), as ever; the engine's subscriptions are
+// stopped under them (a local unsubscribe, no round trip); logAppender.mu
+// is taken under Session.mu and nothing under it. The only engine round
+// trips under a lock are a mirror cursor's reads (Next's gap fill,
+// CatchUp), under that mirror's Session.mu, which they serialise. The
+// engine is the caller's: Shutdown the pool (which releases what it owns)
+// before closing the engine.
 //
 // The token is kept in memory only: logs carry a short sha256 prefix of it,
 // metrics carry no token, customer or chat id.
