@@ -449,3 +449,108 @@ func TestClusterStreams(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterNothingLost: an agent keeps writing to several customers
+// whose sessions replica 0 owns, while their streams are on the other
+// replicas; replica 0 is cut off mid-run. Every stream gets every message
+// once, in order, and the simulator never sees two sockets for a token.
+func TestClusterNothingLost(t *testing.T) {
+	ttl := time.Second
+	c := newCluster(t, 3, ttl)
+	const customers, msgs = 4, 12
+	type cust struct {
+		token, chat string
+		st          *sseStream
+	}
+	var cs []*cust
+	for i := range customers {
+		cu := &cust{token: fmt.Sprintf("nl-%d", i)}
+		cu.chat, _ = c.nodes[0].startChat(cu.token) // replica 0 owns them all
+		cu.st = c.nodes[1+i%2].openStream("/v1/events", cu.token)
+		cu.st.waitEvent("connected")
+		cs = append(cs, cu)
+	}
+	agent := c.sim.Agent("agent-nl", "Agent")
+	var maxSockets atomic.Int64
+	stopWatch := make(chan struct{})
+	var watch sync.WaitGroup
+	watch.Go(func() {
+		for {
+			for _, cu := range cs {
+				if n := int64(c.sockets(cu.token)); n > maxSockets.Load() {
+					maxSockets.Store(n)
+				}
+			}
+			select {
+			case <-stopWatch:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	})
+	for i := range msgs {
+		if i == msgs/3 {
+			c.engs[0].Conn().Close()
+		}
+		for _, cu := range cs {
+			if _, err := agent.SendMessage(cu.chat, fmt.Sprintf("n%d", i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(150 * time.Millisecond)
+	}
+	lost, dup := 0, 0
+	for _, cu := range cs {
+		got := map[string]int{}
+		var order []string
+		deadline := time.After(ttl + 8*time.Second)
+		for len(got) < msgs {
+			var m sseMsg
+			var ok bool
+			select {
+			case m, ok = <-cu.st.ch:
+			case <-deadline:
+				ok = false
+			}
+			if !ok {
+				break
+			}
+			if m.Event != "new_event" {
+				continue
+			}
+			ev, _ := m.data(t)["event"].(map[string]any)
+			text, _ := ev["text"].(string)
+			if text == "" {
+				continue
+			}
+			got[text]++
+			order = append(order, text)
+		}
+		for i := range msgs {
+			switch n := got[fmt.Sprintf("n%d", i)]; {
+			case n == 0:
+				lost++
+			case n > 1:
+				dup += n - 1
+			}
+		}
+		for i, text := range order {
+			if want := fmt.Sprintf("n%d", i); text != want {
+				t.Errorf("%s: messages out of order: %q", cu.token, order)
+				break
+			}
+		}
+	}
+	close(stopWatch)
+	watch.Wait()
+	for _, cu := range cs {
+		if o := c.owner(cu.token); o < 1 {
+			t.Errorf("%s: owner %d after the cut, want another replica", cu.token, o)
+		}
+	}
+	t.Logf("%d customers × %d messages, owner cut off after %d: %d lost, %d duplicated, at most %d sockets per token",
+		customers, msgs, msgs/3, lost, dup, maxSockets.Load())
+	if lost != 0 || dup != 0 || maxSockets.Load() > 1 {
+		t.Fail()
+	}
+}
