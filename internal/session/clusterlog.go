@@ -169,7 +169,10 @@ func (a *logAppender) run() {
 		for _, l := range batch {
 			n++
 			seq, err := a.appendOne(last, n, l.ev)
-			if err != nil {
+			switch {
+			case errors.Is(err, errUnstorable):
+				seq = last // the event is left out: its successor follows last
+			case err != nil:
 				a.drop(fmt.Errorf("%w: appending to the log: %w", errFenced, err))
 				return
 			}
@@ -185,12 +188,22 @@ func (a *logAppender) run() {
 	}
 }
 
+// errUnstorable: the engine, reachable and with this replica's lease
+// valid, refuses one event time and again (larger than its
+// MaxEventBytes, say): the event is left out of the log.
+var errUnstorable = errors.New("session: the log refuses this event")
+
+// unstorableAfter is how many refusals of one event, while the engine is
+// Ready, make it unstorable.
+const unstorableAfter = 3
+
 // appendOne appends ev after last, retrying while the engine is
 // unreachable: until it answers, or the lease runs out (ErrFenced).
 func (a *logAppender) appendOne(last, n uint64, ev encoded) (uint64, error) {
 	id := a.own.Epoch + "." + strconv.FormatUint(a.own.Revision, 10) + "." + strconv.FormatUint(n, 10)
 	data := EncodeLogEvent(ev.name, ev.data)
 	back := 20 * time.Millisecond
+	refused := 0
 	for {
 		seq, err := a.eng.AppendOwned(context.Background(), a.own, last, id, data)
 		if err == nil {
@@ -198,6 +211,13 @@ func (a *logAppender) appendOne(last, n uint64, ev encoded) (uint64, error) {
 		}
 		if errors.Is(err, engine.ErrFenced) || errors.Is(err, engine.ErrClosed) {
 			return 0, err
+		}
+		if a.eng.Ready() {
+			if refused++; refused >= unstorableAfter {
+				a.s.log.Warn("the log refuses an event: left out", zap.String("event", ev.name), zap.Int("bytes", len(data)), zap.Error(err))
+				a.s.pool.m.dropped.WithLabelValues(reasonEncode).Inc()
+				return 0, errUnstorable
+			}
 		}
 		a.s.log.Info("log append failed; retrying", zap.Error(err))
 		time.Sleep(back)

@@ -643,7 +643,9 @@ func (s *Session) appendLocked(name string, data []byte, final bool) (cut int) {
 		s.elog.push(s.seq, name, data)
 	}
 	m := Message{ID: strconv.FormatUint(s.seq, 10), Name: name, Data: data}
-	s.keepLocked(m)
+	if s.elog == nil { // in cluster mode streams resume from the engine's log
+		s.keepLocked(m)
+	}
 	s.pool.m.published.Inc()
 	delivered := 0
 	for sub := range s.subs {
