@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -553,4 +554,31 @@ func TestClusterNothingLost(t *testing.T) {
 	if lost != 0 || dup != 0 || maxSockets.Load() > 1 {
 		t.Fail()
 	}
+}
+
+// TestClusterEngineDown: a replica that lost the engine answers calls it
+// would forward with 503 and Retry-After at once, and ends its streams
+// with a retry hint.
+func TestClusterEngineDown(t *testing.T) {
+	c := newCluster(t, 2, 3*time.Second)
+	c.nodes[0].startChat("ed")
+	st := c.nodes[1].openStream("/v1/events", "ed")
+	st.waitEvent("connected")
+	c.engs[1].Conn().Close()
+	start := time.Now()
+	r := c.nodes[1].do("GET", "/v1/chats", "ed", nil)
+	expect(t, r, 503, CodeOverloaded)
+	if r.header.Get("Retry-After") == "" || time.Since(start) > time.Second {
+		t.Errorf("503 after %v, Retry-After %q", time.Since(start), r.header.Get("Retry-After"))
+	}
+	msgs := st.ended(10 * time.Second)
+	retry := false
+	for i, m := range msgs {
+		// the hint at the end, not the one every stream starts with
+		retry = retry || (m.Retry != "" && i+1 < len(msgs) && strings.Contains(msgs[i+1].Comment, "reconnect"))
+	}
+	if !retry {
+		t.Errorf("the stream ended without a retry hint: %+v", msgs)
+	}
+	expect(t, c.nodes[0].do("GET", "/v1/chats", "ed", nil), 200, "") // the owner serves on
 }

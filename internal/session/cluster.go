@@ -265,6 +265,11 @@ func (p *Pool) route(ctx context.Context, token, customerID string, req fwdReque
 // forward sends req to the session's owner and decodes its answer.
 // engine.ErrNoOwner: nobody serves the session.
 func (p *Pool) forward(ctx context.Context, sid engine.SID, req fwdRequest) (json.RawMessage, error) {
+	if st := p.cfg.Engine.State(); st != engine.StateConnected {
+		// An answer, not a wait: the request would sit in the
+		// connection's buffer until it reconnects.
+		return nil, fmt.Errorf("%w: the engine connection is %s", ErrEngine, st)
+	}
 	wait := p.fwdTimeout()
 	if dl, ok := ctx.Deadline(); ok {
 		wait = min(wait, time.Until(dl))

@@ -392,6 +392,7 @@ func (m *mirror) keep() {
 	defer p.wg.Done()
 	t := time.NewTicker(m.keepInterval())
 	defer t.Stop()
+	unready := 0
 	for {
 		select {
 		case <-m.done:
@@ -404,6 +405,16 @@ func (m *mirror) keep() {
 		if n == 0 {
 			continue
 		}
+		if !p.cfg.Engine.Ready() {
+			// The engine is unreachable (or this replica's lease lapsed):
+			// after a second look, the streams end with a retry hint, to
+			// come back with their Last-Event-ID, here or elsewhere.
+			if unready++; unready >= 2 {
+				m.endAll(fmt.Errorf("%w: %w", ErrDraining, ErrEngine))
+			}
+			continue
+		}
+		unready = 0
 		ctx, cancel := context.WithTimeout(p.ctx, m.keepInterval())
 		_, _ = p.SessionInfo(ctx, m.token, "")
 		m.catchUp(ctx)
@@ -429,6 +440,15 @@ func (m *mirror) catchUp(ctx context.Context) {
 			sub.endLocked(ErrSlowSubscriber)
 		}
 		m.cur = nil
+	}
+}
+
+// endAll ends every stream of the mirror with err.
+func (m *mirror) endAll(err error) {
+	m.s.mu.Lock()
+	defer m.s.mu.Unlock()
+	for sub := range m.s.subs {
+		sub.endLocked(err)
 	}
 }
 
