@@ -40,6 +40,12 @@ var clusterKey = bytes.Repeat([]byte{0x42}, 32)
 
 func newCluster(t *testing.T, n int, ttl time.Duration) *cluster {
 	t.Helper()
+	return newClusterWith(t, n, ttl, nil)
+}
+
+// newClusterWith is newCluster with each replica's options changed by mod.
+func newClusterWith(t *testing.T, n int, ttl time.Duration, mod func(*envOptions)) *cluster {
+	t.Helper()
 	o := &server.Options{
 		ServerName: "t1", Host: "127.0.0.1", Port: -1,
 		JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
@@ -75,6 +81,9 @@ func newCluster(t *testing.T, n int, ttl time.Duration) *cluster {
 			o.pool.Dial = func(ctx context.Context, cfg chatio.Config) (*chatio.Client, chatio.LoginResult, error) {
 				c.dials.Add(1)
 				return chatio.Dial(ctx, cfg)
+			}
+			if mod != nil {
+				mod(o)
 			}
 		}))
 	}
@@ -581,4 +590,37 @@ func TestClusterEngineDown(t *testing.T) {
 		t.Errorf("the stream ended without a retry hint: %+v", msgs)
 	}
 	expect(t, c.nodes[0].do("GET", "/v1/chats", "ed", nil), 200, "") // the owner serves on
+}
+
+// TestClusterRelease: an owner gives its sessions back when they idle out
+// and when it shuts down, at once (not a lease TTL later): the next call
+// on another replica opens the session there.
+func TestClusterRelease(t *testing.T) {
+	c := newClusterWith(t, 2, time.Minute, func(o *envOptions) { o.pool.IdleTimeout = 300 * time.Millisecond })
+	expect(t, c.nodes[0].do("GET", "/v1/session", "rel-idle", nil), 200, "")
+	testwait.For(t, 5*time.Second, "the idle session released", func() bool {
+		return c.sockets("rel-idle") == 0 && c.owner("rel-idle") < 0
+	})
+	expect(t, c.nodes[1].do("GET", "/v1/session", "rel-idle", nil), 200, "")
+	if o := c.owner("rel-idle"); o != 1 {
+		t.Errorf("owner %d, want 1", o)
+	}
+
+	expect(t, c.nodes[0].do("GET", "/v1/session", "rel-down", nil), 200, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.nodes[0].pool.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if o := c.owner("rel-down"); o >= 0 {
+		t.Errorf("owner %d after its shutdown", o)
+	}
+	start := time.Now()
+	expect(t, c.nodes[1].do("GET", "/v1/session", "rel-down", nil), 200, "")
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("taken over in %v after a shutdown", d)
+	}
+	if n := c.sockets("rel-down"); n != 1 {
+		t.Errorf("%d sockets", n)
+	}
 }
