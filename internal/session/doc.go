@@ -187,6 +187,13 @@
 // the mirror down (a goroutine: it takes Pool.mu); Shutdown tears down
 // every mirror.
 //
+// Engine trouble is an answer: a call this replica would forward while
+// the engine connection is down is ErrEngine at once, as is a takeover the
+// engine refuses; a mirror whose engine is not Ready at two keepalives in
+// a row ends its streams with ErrDraining (a retry hint: they come back
+// with their Last-Event-ID); an owner that cannot renew its lease is
+// fenced (above).
+//
 // Goroutines in cluster mode, each counted in Pool.wg: watchLease (pool's
 // life), one per forwarded request, a session's appender (its life) and
 // the release at its end, a mirror (its life: a count of its own) and its
