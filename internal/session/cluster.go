@@ -233,6 +233,7 @@ func (p *Pool) route(ctx context.Context, token, customerID string, req fwdReque
 				}
 			} else {
 				p.m.forwarded.Inc()
+				p.m.forwardS.Observe(time.Since(start).Seconds())
 				if req.Call != nil {
 					traceDone(ctx, start, err)
 				}

@@ -30,6 +30,7 @@ type metrics struct {
 
 	// Cluster mode (registered only then: newMetrics' cluster).
 	forwarded prometheus.Counter
+	forwardS  prometheus.Histogram
 	takeovers prometheus.Counter
 	fenced    prometheus.Counter
 }
@@ -78,6 +79,10 @@ func newPoolMetrics(reg prometheus.Registerer, cluster bool) *metrics {
 		forwarded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gateway_cluster_forwarded_calls_total", Help: "Calls forwarded to the replica owning the session (cluster mode).",
 		}),
+		forwardS: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "gateway_cluster_forward_duration_seconds", Help: "Time of a call forwarded to the session's owner, engine round trip and the owner's work (cluster mode).",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 15},
+		}),
 		takeovers: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gateway_cluster_takeovers_total", Help: "Sessions this replica took ownership of because nobody served them (cluster mode).",
 		}),
@@ -89,6 +94,7 @@ func newPoolMetrics(reg prometheus.Registerer, cluster bool) *metrics {
 		m.register(reg)
 		if cluster {
 			m.forwarded = promreg.Register(reg, m.forwarded)
+			m.forwardS = promreg.Register(reg, m.forwardS)
 			m.takeovers = promreg.Register(reg, m.takeovers)
 			m.fenced = promreg.Register(reg, m.fenced)
 		}
