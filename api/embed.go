@@ -1,6 +1,3 @@
-// Package api holds the gateway's HTTP contract, api/openapi.yaml, embedded
-// so that the server can serve it at /openapi.yaml and tests can hold the
-// router to it.
 package api
 
 import _ "embed"

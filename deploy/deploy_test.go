@@ -122,6 +122,9 @@ type container struct {
 		Requests map[string]string `yaml:"requests"`
 		Limits   map[string]string `yaml:"limits"`
 	} `yaml:"resources"`
+	VolumeMounts []struct {
+		MountPath string `yaml:"mountPath"`
+	} `yaml:"volumeMounts"`
 	StartupProbe   *probe `yaml:"startupProbe"`
 	ReadinessProbe *probe `yaml:"readinessProbe"`
 	LivenessProbe  *probe `yaml:"livenessProbe"`
@@ -589,41 +592,29 @@ func checkWorkload(t *testing.T, objs []object) workload {
 		t.Errorf("%s: the container must run as 65532, non-root", dobj)
 	}
 
-	// Configuration: a shared cursor key from a Secret; a real upstream has
-	// a license.
-	var cursorFromSecret bool
+	// Configuration: the shared cluster key from a Secret, none of the
+	// variables that are gone; the embedded engine's store on a volume (the
+	// root filesystem is read-only); a real upstream has a license.
+	var keyFromSecret bool
 	for _, e := range c.Env {
-		if e.Name == "GATEWAY_CURSOR_KEY" {
-			cursorFromSecret = e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil && e.ValueFrom.SecretKeyRef.Name != ""
+		switch e.Name {
+		case "GATEWAY_CLUSTER_KEY":
+			keyFromSecret = e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil && e.ValueFrom.SecretKeyRef.Name != ""
+		case "GATEWAY_CURSOR_KEY", "GATEWAY_TICKET_KEY", "GATEWAY_ADVERTISE_ADDR":
+			t.Errorf("%s: %s is no longer read (GATEWAY_CLUSTER_KEY replaces it)", dobj, e.Name)
 		}
 	}
-	if _, literal := w.settings["GATEWAY_CURSOR_KEY"]; literal || !cursorFromSecret {
-		t.Errorf("%s: GATEWAY_CURSOR_KEY must come from a Secret (shared by all replicas, never a literal)", dobj)
+	if _, literal := w.settings["GATEWAY_CLUSTER_KEY"]; literal || !keyFromSecret {
+		t.Errorf("%s: GATEWAY_CLUSTER_KEY must come from a Secret (shared by all replicas, never a literal)", dobj)
 	}
-	// Ticket streams on any pod: the pod advertises its own IP and port and
-	// signs tickets with a key from the same Secret as the cursor key.
-	var cursorSecret, ticketSecret, podIP string
-	podIPAt, advertiseAt := -1, -1
-	for i, e := range c.Env {
-		switch {
-		case e.Name == "GATEWAY_CURSOR_KEY" && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil:
-			cursorSecret = e.ValueFrom.SecretKeyRef.Name
-		case e.Name == "GATEWAY_TICKET_KEY" && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil:
-			ticketSecret = e.ValueFrom.SecretKeyRef.Name
-		case e.Name == "POD_IP" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil:
-			podIP, podIPAt = e.ValueFrom.FieldRef.FieldPath, i
-		case e.Name == "GATEWAY_ADVERTISE_ADDR":
-			advertiseAt = i
+	if w.settings["GATEWAY_NATS_URL"] == "" {
+		dir, mounted := w.settings["GATEWAY_DATA_DIR"], false
+		for _, m := range c.VolumeMounts {
+			mounted = mounted || (dir != "" && (dir == m.MountPath || strings.HasPrefix(dir, strings.TrimSuffix(m.MountPath, "/")+"/")))
 		}
-	}
-	if _, literal := w.settings["GATEWAY_TICKET_KEY"]; literal || ticketSecret == "" || ticketSecret != cursorSecret {
-		t.Errorf("%s: GATEWAY_TICKET_KEY must come from the Secret of GATEWAY_CURSOR_KEY (%q), got %q", dobj, cursorSecret, ticketSecret)
-	}
-	if podIP != "status.podIP" {
-		t.Errorf("%s: POD_IP must come from fieldRef status.podIP, got %q", dobj, podIP)
-	}
-	if want := "$(POD_IP):" + strconv.Itoa(portByName["http"]); w.settings["GATEWAY_ADVERTISE_ADDR"] != want || advertiseAt < podIPAt {
-		t.Errorf("%s: GATEWAY_ADVERTISE_ADDR %q, want %q after POD_IP", dobj, w.settings["GATEWAY_ADVERTISE_ADDR"], want)
+		if !mounted {
+			t.Errorf("%s: the embedded engine's GATEWAY_DATA_DIR %q is on no volume (the root filesystem is read-only)", dobj, dir)
+		}
 	}
 	if w.settings["CHATIO_URL"] != "embedded" && w.settings["CHATIO_LICENSE"] == "" {
 		t.Errorf("%s: CHATIO_URL %q without CHATIO_LICENSE", dobj, w.settings["CHATIO_URL"])

@@ -87,7 +87,7 @@ echo "   gateway version: $check_version, revision $check_revision (the build ar
 
 # Run it as the container does: serve, healthcheck, SIGTERM → clean exit.
 port=$(( 20000 + RANDOM % 20000 ))
-GATEWAY_ADDR="127.0.0.1:$port" GATEWAY_SHUTDOWN_GRACE=5s "$bin" >"$tmp/gateway.log" 2>&1 &
+GATEWAY_ADDR="127.0.0.1:$port" GATEWAY_SHUTDOWN_GRACE=5s GATEWAY_DATA_DIR="$tmp/data" "$bin" >"$tmp/gateway.log" 2>&1 &
 gw_pid=$!
 healthy=""
 for _ in $(seq 1 50); do

@@ -1,18 +1,26 @@
 package main
 
 import (
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/chatio-gateway/chatio-gateway/internal/httpapi"
 )
 
 // embedded is the CHATIO_URL value that starts the in-process simulator.
@@ -43,7 +51,7 @@ type config struct {
 	ReplayBuffer     int           `envconfig:"GATEWAY_REPLAY_BUFFER" default:"512" desc:"events kept per session for Last-Event-ID resumption"`
 	SubscriberBuffer int           `envconfig:"GATEWAY_SUBSCRIBER_BUFFER" default:"256" desc:"events queued per stream before a slow client is cut off (it resumes with Last-Event-ID)"`
 	Heartbeat        time.Duration `envconfig:"GATEWAY_HEARTBEAT" default:"15s" desc:"comment heartbeat on an idle event stream"`
-	TicketTTL        time.Duration `envconfig:"GATEWAY_TICKET_TTL" default:"60s" desc:"lifetime of a stream ticket (POST /v1/tickets)"`
+	TicketTTL        time.Duration `envconfig:"GATEWAY_TICKET_TTL" default:"60s" desc:"lifetime of a stream ticket (POST /v1/tickets), at most 1h"`
 	MaxStreams       int           `envconfig:"GATEWAY_MAX_STREAMS" default:"10000" desc:"open event streams per process; beyond: 503 OVERLOADED"`
 	MaxBodyBytes     int64         `envconfig:"GATEWAY_MAX_BODY_BYTES" default:"1048576" desc:"largest JSON request body, bytes; beyond: 413 (files: 10 MiB, fixed)"`
 	StreamWriteTO    time.Duration `envconfig:"GATEWAY_STREAM_WRITE_TIMEOUT" default:"10s" desc:"deadline of each event-stream write; a client that stops reading is cut off"`
@@ -51,9 +59,18 @@ type config struct {
 	RequestTimeout   time.Duration `envconfig:"GATEWAY_REQUEST_TIMEOUT" default:"30s" desc:"deadline of a REST call, waiting for the session included (file uploads: 5m)"`
 	BodyTimeout      time.Duration `envconfig:"GATEWAY_BODY_TIMEOUT" default:"10s" desc:"time a JSON request body may take to arrive after its headers; beyond: 408 TIMEOUT"`
 	UploadBodyTO     time.Duration `envconfig:"GATEWAY_UPLOAD_BODY_TIMEOUT" default:"2m" desc:"time a file upload's body (POST /v1/chats/{chat}/files) may take to arrive after its headers; beyond: 408 TIMEOUT"`
-	CursorKey        string        `envconfig:"GATEWAY_CURSOR_KEY" desc:"hex HMAC key (≥16 bytes) signing history cursors; replicas behind one balancer must share it; empty: random per process"`
-	AdvertiseAddr    string        `envconfig:"GATEWAY_ADVERTISE_ADDR" desc:"host:port at which the other replicas reach this one (e.g. $(POD_IP):8080); set: ?ticket= streams that reach another replica are proxied here; empty: one replica"`
-	TicketKey        string        `envconfig:"GATEWAY_TICKET_KEY" desc:"hex HMAC key (≥16 bytes) signing stream tickets; replicas must share it; required with GATEWAY_ADVERTISE_ADDR; empty: random per process"`
+
+	// The cluster engine (internal/engine: NATS JetStream).
+	NATSURL            string        `envconfig:"GATEWAY_NATS_URL" desc:"NATS servers of the cluster engine (JetStream), comma-separated (nats://nats-0.nats:4222,…); empty: an embedded engine inside this process, stored in GATEWAY_DATA_DIR"`
+	DataDir            string        `envconfig:"GATEWAY_DATA_DIR" desc:"the embedded engine's store, kept across restarts (unused with GATEWAY_NATS_URL); empty: $XDG_STATE_HOME/chatio-gateway, else $HOME/.local/state/chatio-gateway"`
+	NodeID             string        `envconfig:"GATEWAY_NODE_ID" desc:"this replica's name in the engine, unique per replica (letters, digits, - and _); empty: the host name (a pod's name), its other characters turned into -"`
+	ClusterKey         string        `envconfig:"GATEWAY_CLUSTER_KEY" desc:"hex key (≥32 bytes), the one secret the replicas share: the keys of stream tickets, history cursors and the engine's customer ids are derived from it; required with GATEWAY_NATS_URL; empty with the embedded engine: generated once and kept in GATEWAY_DATA_DIR"`
+	LeaseTTL           time.Duration `envconfig:"GATEWAY_LEASE_TTL" default:"10s" desc:"how long a replica's lease in the engine outlives its last renewal (renewed every third of it); the same on every replica"`
+	StreamReplicas     int           `envconfig:"GATEWAY_STREAM_REPLICAS" default:"0" desc:"copies the engine keeps of each stream and bucket (1 to 5; 3 survives one lost server); 0: 3 when the engine is a cluster of three or more servers, else 1"`
+	LogStreams         int           `envconfig:"GATEWAY_LOG_STREAMS" default:"4" desc:"streams the customers' event logs are spread over, each with its own leader; fixed for the life of a store (the gateway refuses to start on a store made with another number)"`
+	LogMaxAge          time.Duration `envconfig:"GATEWAY_LOG_MAX_AGE" default:"24h" desc:"how long the engine keeps a customer's event"`
+	LogMaxBytes        int64         `envconfig:"GATEWAY_LOG_MAX_BYTES" default:"1073741824" desc:"bytes each log stream keeps (the oldest events go first); the engine's disk needs GATEWAY_LOG_STREAMS times this, per stream replica"`
+	EngineStartTimeout time.Duration `envconfig:"GATEWAY_ENGINE_START_TIMEOUT" default:"5m" desc:"how long the gateway keeps trying to reach GATEWAY_NATS_URL at start, with backoff (/readyz is 503 meanwhile), before it exits"`
 
 	// The byte bounds of the event buffers (their events' data, as JSON).
 	ReplayBufferBytes     int   `envconfig:"GATEWAY_REPLAY_BUFFER_BYTES" default:"1048576" desc:"bytes of events kept per session for Last-Event-ID resumption, besides GATEWAY_REPLAY_BUFFER (oldest dropped first); a larger event is delivered but not kept"`
@@ -144,30 +161,16 @@ func (c config) validate() error {
 	if c.RateLimit < 0 || c.RateLimit != c.RateLimit {
 		errs = append(errs, errors.New("GATEWAY_RATE_LIMIT must not be negative"))
 	}
+	if c.TicketTTL > httpapi.MaxTicketTTL {
+		errs = append(errs, errors.New("GATEWAY_TICKET_TTL must be at most 1h"))
+	}
 	if c.MaxFileBytes > 10<<20 {
 		errs = append(errs, errors.New("GATEWAY_MAX_FILE_BYTES must be at most 10485760 (chat.io's limit)"))
 	}
 	if c.ReconnectMin > 0 && c.ReconnectMax > 0 && c.ReconnectMin > c.ReconnectMax {
 		errs = append(errs, errors.New("GATEWAY_RECONNECT_MIN must not be above GATEWAY_RECONNECT_MAX"))
 	}
-	if c.CursorKey != "" {
-		if k, err := hex.DecodeString(c.CursorKey); err != nil || len(k) < 16 {
-			errs = append(errs, errors.New("GATEWAY_CURSOR_KEY must be hex, at least 16 bytes (32 hex digits)"))
-		}
-	}
-	if c.TicketKey != "" {
-		if k, err := hex.DecodeString(c.TicketKey); err != nil || len(k) < 16 {
-			errs = append(errs, errors.New("GATEWAY_TICKET_KEY must be hex, at least 16 bytes (32 hex digits)"))
-		}
-	}
-	if c.AdvertiseAddr != "" {
-		if host, port, err := net.SplitHostPort(c.AdvertiseAddr); err != nil || host == "" || port == "" {
-			errs = append(errs, fmt.Errorf("GATEWAY_ADVERTISE_ADDR %q: want host:port", c.AdvertiseAddr))
-		}
-		if c.TicketKey == "" {
-			errs = append(errs, errors.New("GATEWAY_ADVERTISE_ADDR needs GATEWAY_TICKET_KEY, shared by the replicas"))
-		}
-	}
+	errs = append(errs, c.validateEngine()...)
 	if c.PProf {
 		if _, _, err := net.SplitHostPort(c.PProfAddr); err != nil {
 			errs = append(errs, fmt.Errorf("GATEWAY_PPROF_ADDR %q: %w", c.PProfAddr, err))
@@ -176,15 +179,161 @@ func (c config) validate() error {
 	return errors.Join(errs...)
 }
 
-// cursorKey is the decoded GATEWAY_CURSOR_KEY (nil: random).
-func (c config) cursorKey() []byte {
-	k, _ := hex.DecodeString(c.CursorKey)
-	return k
+// minClusterKeyLen is the shortest GATEWAY_CLUSTER_KEY, in bytes.
+const minClusterKeyLen = 32
+
+// validateEngine checks the cluster engine's settings.
+func (c config) validateEngine() []error {
+	var errs []error
+	for _, u := range c.natsURLs() {
+		p, err := url.Parse(u)
+		if err != nil || p.Host == "" || (p.Scheme != "nats" && p.Scheme != "tls" && p.Scheme != "ws" && p.Scheme != "wss") {
+			errs = append(errs, fmt.Errorf("GATEWAY_NATS_URL: %q: want nats://, tls://, ws:// or wss://host:port", u))
+		}
+	}
+	if c.NATSURL != "" && len(c.natsURLs()) == 0 {
+		errs = append(errs, errors.New("GATEWAY_NATS_URL names no server"))
+	}
+	if c.ClusterKey != "" {
+		if k, err := hex.DecodeString(c.ClusterKey); err != nil || len(k) < minClusterKeyLen {
+			errs = append(errs, fmt.Errorf("GATEWAY_CLUSTER_KEY must be hex, at least %d bytes (%d hex digits)", minClusterKeyLen, 2*minClusterKeyLen))
+		}
+	} else if c.NATSURL != "" {
+		// A key of its own per process would give each replica other
+		// customer ids, tickets and cursors, and a restarted one would no
+		// longer find its customers' logs.
+		errs = append(errs, errors.New("GATEWAY_CLUSTER_KEY is required with GATEWAY_NATS_URL (the replicas share it; `openssl rand -hex 32` makes one)"))
+	}
+	if c.NodeID != "" && !validNodeID(c.NodeID) {
+		errs = append(errs, fmt.Errorf("GATEWAY_NODE_ID %q: 1 to 128 letters, digits, - and _", c.NodeID))
+	}
+	if c.LeaseTTL < 300*time.Millisecond {
+		errs = append(errs, errors.New("GATEWAY_LEASE_TTL must be at least 300ms"))
+	}
+	if c.StreamReplicas < 0 || c.StreamReplicas > 5 {
+		errs = append(errs, errors.New("GATEWAY_STREAM_REPLICAS must be 0 (automatic) to 5"))
+	}
+	if c.LogStreams < 1 || c.LogStreams > 1024 {
+		errs = append(errs, errors.New("GATEWAY_LOG_STREAMS must be 1 to 1024"))
+	}
+	if c.LogMaxAge <= 0 || c.LogMaxBytes <= 0 || c.EngineStartTimeout <= 0 {
+		errs = append(errs, errors.New("GATEWAY_LOG_MAX_AGE, GATEWAY_LOG_MAX_BYTES and GATEWAY_ENGINE_START_TIMEOUT must be positive"))
+	}
+	return errs
 }
 
-// ticketKey is the decoded GATEWAY_TICKET_KEY (nil: random).
-func (c config) ticketKey() []byte {
-	k, _ := hex.DecodeString(c.TicketKey)
+// natsURLs are the servers of GATEWAY_NATS_URL (none: embedded).
+func (c config) natsURLs() []string {
+	var out []string
+	for u := range strings.SplitSeq(c.NATSURL, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// validNodeID: what the engine takes as a node id (one subject token).
+func validNodeID(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// nodeID is GATEWAY_NODE_ID, else the host name with every character the
+// engine does not take turned into '-'.
+func (c config) nodeID() (string, error) {
+	if c.NodeID != "" {
+		return c.NodeID, nil
+	}
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "", fmt.Errorf("GATEWAY_NODE_ID is empty and the host name unknown (%v): set it", err)
+	}
+	b := []byte(h)
+	for i, ch := range b {
+		if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || ch == '-' || ch == '_') {
+			b[i] = '-'
+		}
+	}
+	return string(b[:min(len(b), 128)]), nil
+}
+
+// dataDir is GATEWAY_DATA_DIR, else the user's state directory
+// ($XDG_STATE_HOME/chatio-gateway, else $HOME/.local/state/chatio-gateway).
+func (c config) dataDir() (string, error) {
+	if c.DataDir != "" {
+		return c.DataDir, nil
+	}
+	if d := os.Getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
+		return filepath.Join(d, "chatio-gateway"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("GATEWAY_DATA_DIR is empty and there is no home directory (%v): set it", err)
+	}
+	return filepath.Join(home, ".local", "state", "chatio-gateway"), nil
+}
+
+// keyFile is where the embedded engine's generated cluster key is kept.
+const keyFile = "cluster.key"
+
+// clusterKey is GATEWAY_CLUSTER_KEY, or, with the embedded engine and no
+// key set, the key generated at the first start and kept in dataDir (so
+// that a restarted gateway finds its customers' logs and honours the
+// tickets and cursors it gave out).
+func (c config) clusterKey(dataDir string) (key []byte, generated bool, err error) {
+	if c.ClusterKey != "" {
+		k, err := hex.DecodeString(c.ClusterKey)
+		return k, false, err
+	}
+	if c.NATSURL != "" {
+		return nil, false, errors.New("GATEWAY_CLUSTER_KEY is required with GATEWAY_NATS_URL")
+	}
+	path := filepath.Join(dataDir, keyFile)
+	if b, err := os.ReadFile(path); err == nil {
+		k, err := hex.DecodeString(strings.TrimSpace(string(b)))
+		if err != nil || len(k) < minClusterKeyLen {
+			return nil, false, fmt.Errorf("%s: not a hex key of at least %d bytes", path, minClusterKeyLen)
+		}
+		return k, false, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, false, err
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, false, fmt.Errorf("data dir: %w", err)
+	}
+	k := make([]byte, minClusterKeyLen)
+	_, _ = rand.Read(k)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, false, fmt.Errorf("cluster key: %w", err)
+	}
+	_, err = f.WriteString(hex.EncodeToString(k) + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("cluster key: %w", err)
+	}
+	return k, true, nil
+}
+
+// subkey derives the key of one purpose from the cluster key
+// (HKDF-SHA256, info "chatio-gateway <purpose>"), so that no key serves
+// two purposes: "engine" (customer ids and one-time ids in the engine),
+// "ticket" (sealing stream tickets), "cursor" (signing history cursors).
+func subkey(clusterKey []byte, purpose string) []byte {
+	k, err := hkdf.Key(sha256.New, clusterKey, nil, "chatio-gateway "+purpose, 32)
+	if err != nil {
+		panic(err) // only for a key length beyond 255 hashes
+	}
 	return k
 }
 

@@ -1,7 +1,3 @@
-// Command gateway serves the chat.io customer chat protocol v0.5 as REST and
-// Server-Sent Events (see api/openapi.yaml). Configured by the environment:
-// `gateway -h` prints the table. With CHATIO_URL unset it runs against an
-// in-process chat.io simulator with a demo agent.
 package main
 
 import (
@@ -15,6 +11,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"sync"
 	"syscall"
@@ -27,6 +24,7 @@ import (
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
 	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
+	"github.com/chatio-gateway/chatio-gateway/internal/engine"
 	"github.com/chatio-gateway/chatio-gateway/internal/httpapi"
 	"github.com/chatio-gateway/chatio-gateway/internal/reclaim"
 	"github.com/chatio-gateway/chatio-gateway/internal/session"
@@ -100,20 +98,49 @@ func newLogger(cfg config, out io.Writer) (*zap.Logger, error) {
 	return zap.New(core, zap.ErrorOutput(zapcore.Lock(zapcore.AddSync(out)))), nil
 }
 
-// serve runs the service until ctx ends, then shuts it down in order:
-// readiness off and streams told to end → stop accepting and let REST calls
-// finish (those still running halfway, uploads included, are ended with a
-// 503) → close the upstream sockets → stop the embedded simulator; all
+// serve starts the engine (embedded before listening; an external one
+// retried while the gateway listens and answers 503), runs the service
+// until ctx ends, then shuts it down in order: readiness off and streams
+// told to end → stop accepting and let REST calls finish (those still
+// running halfway, uploads included, are ended with a 503) → close the
+// upstream sockets → close the engine → stop the embedded simulator; all
 // within ShutdownGrace.
 func serve(ctx context.Context, cfg config, log *zap.Logger, stdout io.Writer, onListen func(net.Addr)) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(buildInfoGauge(readBuildInfo()))
 
+	em := newEngineMetrics(reg)
+	es, err := prepareEngine(cfg)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	es.cfg.OnState = em.onState
+	if es.newKey {
+		log.Info("generated the cluster key (GATEWAY_CLUSTER_KEY unset) and kept it in the data dir",
+			zap.String("file", filepath.Join(es.dir, keyFile)))
+	}
+	// The engine goes last: after the upstream sockets are closed (the
+	// session pool), on every return.
+	var eng *engine.Engine
+	defer func() {
+		if eng != nil {
+			closeEngine(eng, 5*time.Second, log)
+		}
+	}()
+	if es.cfg.URL == "" {
+		// Embedded: started before the gateway listens, so that it is ready
+		// with the first request; a failure here is this process's own.
+		if eng, err = startEngine(ctx, es.cfg, cfg.EngineStartTimeout, log); err != nil {
+			return err
+		}
+		em.connected.Set(1)
+		log.Info("embedded engine", zap.String("data_dir", es.dir), zap.String("node", es.cfg.NodeID))
+	}
+
 	upstreamURL := cfg.ChatioURL
 	var sim *embeddedSim
 	if cfg.Embedded() {
-		var err error
 		sim, err = startSim(log.Named("sim"))
 		if err != nil {
 			return err
@@ -123,6 +150,66 @@ func serve(ctx context.Context, cfg config, log *zap.Logger, stdout io.Writer, o
 		log.Info("embedded chat.io simulator with demo agent at " + sim.url +
 			" (set CHATIO_URL and CHATIO_LICENSE to use a real chat.io)")
 	}
+
+	// The listener comes up before an external engine: until the engine is
+	// reached, /healthz is 200 and the rest 503 (httpapi.Starting).
+	handler := &swapHandler{}
+	handler.set(httpapi.Starting(cfg.RetryHint))
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true) // h2c with prior knowledge, same port
+	srv := &http.Server{
+		Handler:           handler,
+		Protocols:         &protocols,
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: cfg.H2MaxStreams},
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          zap.NewStdLog(log.Named("http.server").WithOptions(zap.IncreaseLevel(zap.WarnLevel))),
+		// No WriteTimeout: it would cut event streams; stream writes carry
+		// their own deadlines.
+	}
+	if err := configureHTTP2(srv, cfg.H2MaxStreams); err != nil { // see h2.go
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	serveErr := make(chan error, 1)
+	// With the embedded engine the gateway serves once the API is in place;
+	// with an external one, at once (the API replaces httpapi.Starting once
+	// the engine is reached).
+	startServing := sync.OnceFunc(func() {
+		go func() { serveErr <- srv.Serve(ln) }()
+		log.Info("gateway listening", zap.String("addr", ln.Addr().String()))
+		if sim != nil {
+			fmt.Fprintf(stdout, "chatio-gateway on %s with the embedded chat.io simulator and its demo agent.\n"+
+				"Watch the event stream:  curl -N -H 'Authorization: Bearer demo-token' %s/v1/events\n"+
+				"Start a chat:            curl -H 'Authorization: Bearer demo-token' -X POST %s/v1/chats -d '{}'\n",
+				localURL(ln.Addr()), localURL(ln.Addr()), localURL(ln.Addr()))
+		}
+		if onListen != nil {
+			onListen(ln.Addr())
+		}
+	})
+	defer func() { _ = ln.Close() }() // an early return before Serve
+	if eng == nil {
+		startServing()
+		if eng, err = startEngine(ctx, es.cfg, cfg.EngineStartTimeout, log); err != nil {
+			_ = srv.Close()
+			if ctx.Err() != nil { // stopped while starting
+				log.Info("stopped before the engine was reached")
+				return nil
+			}
+			return err
+		}
+		em.connected.Set(1)
+		log.Info("engine connected", zap.String("url", cfg.NATSURL), zap.String("node", es.cfg.NodeID),
+			zap.Int("replicas", eng.Replicas()))
+	}
+	stopProbe := probeEngine(eng, em, log.Named("engine"))
+	defer stopProbe()
 
 	pool := session.NewPool(session.Config{
 		Upstream: chatio.Config{
@@ -144,7 +231,7 @@ func serve(ctx context.Context, cfg config, log *zap.Logger, stdout io.Writer, o
 		ReconnectWait:      cfg.ReconnectWait,
 		DialTimeout:        cfg.UpstreamDialTimeout,
 		ReadLoops:          cfg.UpstreamReadLoops,
-		CursorKey:          cfg.cursorKey(),
+		CursorKey:          es.keys.cursor,
 
 		ReplayBufferBytes:     cfg.ReplayBufferBytes,
 		ReplayBudgetBytes:     cfg.ReplayBudgetBytes,
@@ -164,8 +251,8 @@ func serve(ctx context.Context, cfg config, log *zap.Logger, stdout io.Writer, o
 		MaxBodyBytes:      cfg.MaxBodyBytes,
 		HeartbeatInterval: cfg.Heartbeat,
 		TicketTTL:         cfg.TicketTTL,
-		AdvertiseAddr:     cfg.AdvertiseAddr,
-		TicketKey:         cfg.ticketKey(),
+		TicketKey:         es.keys.ticket,
+		Engine:            eng,
 		MaxStreams:        cfg.MaxStreams,
 		WriteTimeout:      cfg.StreamWriteTO,
 		RetryHint:         cfg.RetryHint,
@@ -178,45 +265,15 @@ func serve(ctx context.Context, cfg config, log *zap.Logger, stdout io.Writer, o
 		Gatherer:          reg,
 	}
 	if err := hcfg.Validate(); err != nil {
+		_ = srv.Close()
 		return fmt.Errorf("configuration: %w", err)
 	}
 	api := httpapi.New(hcfg, pool, log.Named("http"), reg)
 	stopReclaim := startReclaimer(api, pool)
 	defer stopReclaim()
 
-	var protocols http.Protocols
-	protocols.SetHTTP1(true)
-	protocols.SetUnencryptedHTTP2(true) // h2c with prior knowledge, same port
-	srv := &http.Server{
-		Handler:           api.Handler(),
-		Protocols:         &protocols,
-		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: cfg.H2MaxStreams},
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          zap.NewStdLog(log.Named("http.server").WithOptions(zap.IncreaseLevel(zap.WarnLevel))),
-		// No WriteTimeout: it would cut event streams; stream writes carry
-		// their own deadlines.
-	}
-	if err := configureHTTP2(srv, cfg.H2MaxStreams); err != nil { // see h2.go
-		return err
-	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
-	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	log.Info("gateway listening", zap.String("addr", ln.Addr().String()))
-	if sim != nil {
-		fmt.Fprintf(stdout, "chatio-gateway on %s with the embedded chat.io simulator and its demo agent.\n"+
-			"Watch the event stream:  curl -N -H 'Authorization: Bearer demo-token' %s/v1/events\n"+
-			"Start a chat:            curl -H 'Authorization: Bearer demo-token' -X POST %s/v1/chats -d '{}'\n",
-			localURL(ln.Addr()), localURL(ln.Addr()), localURL(ln.Addr()))
-	}
-	if onListen != nil {
-		onListen(ln.Addr())
-	}
+	handler.set(api.Handler())
+	startServing()
 
 	var pprofSrv *http.Server
 	if cfg.PProf {
@@ -235,10 +292,12 @@ func serve(ctx context.Context, cfg config, log *zap.Logger, stdout io.Writer, o
 		runErr = fmt.Errorf("http server: %w", err)
 	}
 
-	// The whole shutdown fits in ShutdownGrace. The pool keeps a share of
-	// it for the upstream close handshakes (each at most a second, all in
-	// parallel); HTTP gets the rest.
-	deadline := time.Now().Add(cfg.ShutdownGrace)
+	// The whole shutdown fits in ShutdownGrace. The engine keeps the last
+	// share of it (giving up its lease, draining its connection), the pool
+	// the one before for the upstream close handshakes (each at most a
+	// second, all in parallel); HTTP gets the rest.
+	engineShare := min(cfg.ShutdownGrace/8, 2*time.Second)
+	deadline := time.Now().Add(cfg.ShutdownGrace - engineShare)
 	poolShare := min(cfg.ShutdownGrace/4, 3*time.Second)
 	httpCtx, cancelHTTP := context.WithDeadline(context.Background(), deadline.Add(-poolShare))
 	defer cancelHTTP()
@@ -252,7 +311,7 @@ func serve(ctx context.Context, cfg config, log *zap.Logger, stdout io.Writer, o
 	poolDone = true
 	poolErr := make(chan error, 1)
 	poolStarted := false
-	soft := time.NewTimer((cfg.ShutdownGrace - poolShare) / 2)
+	soft := time.NewTimer((cfg.ShutdownGrace - engineShare - poolShare) / 2)
 	defer soft.Stop()
 	var herr error
 	select {
@@ -283,8 +342,21 @@ func serve(ctx context.Context, cfg config, log *zap.Logger, stdout io.Writer, o
 	if err := <-poolErr; err != nil {
 		log.Warn("session pool shutdown incomplete", zap.Error(err))
 	}
+	stopProbe()
+	closeEngine(eng, time.Until(deadline)+engineShare, log)
 	log.Info("stopped")
 	return runErr
+}
+
+// closeEngine closes the engine within d: it gives up this replica's
+// lease, so that others may take its sessions over at once, and drains
+// its connection (cut when d is over).
+func closeEngine(e *engine.Engine, d time.Duration, log *zap.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), max(d, 100*time.Millisecond))
+	defer cancel()
+	if err := e.Close(ctx); err != nil {
+		log.Warn("engine close incomplete", zap.Error(err))
+	}
 }
 
 // startReclaimer runs reclaim.Run on the open streams and sessions: after

@@ -4,11 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -21,7 +24,22 @@ func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) == "1" { // the gateway process of TestSIGTERMUnderLoad
 		os.Exit(childMain())
 	}
-	goleak.VerifyTestMain(m)
+	// A test that forgets GATEWAY_DATA_DIR keeps its embedded engine here,
+	// not in the user's state directory.
+	state, err := os.MkdirTemp("", "gateway-test-state")
+	if err != nil {
+		panic(err)
+	}
+	_ = os.Setenv("XDG_STATE_HOME", state)
+	code := m.Run()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: errors on successful test run: %v\n", err)
+			code = 1
+		}
+	}
+	_ = os.RemoveAll(state)
+	os.Exit(code)
 }
 
 // allKeys are every variable of the configuration, read from the
@@ -54,7 +72,10 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	if !c.Embedded() || c.ChatioLicense != 1 || c.Addr != ":8080" || c.ShutdownGrace != 25*time.Second ||
 		c.Heartbeat != 15*time.Second || c.TicketTTL != time.Minute || c.MaxBodyBytes != 1<<20 ||
-		c.PProf || c.PProfAddr != "127.0.0.1:6060" || c.LogLevel != "info" || len(c.CORSOrigins) != 0 {
+		c.PProf || c.PProfAddr != "127.0.0.1:6060" || c.LogLevel != "info" || len(c.CORSOrigins) != 0 ||
+		c.NATSURL != "" || c.DataDir != "" || c.ClusterKey != "" || c.LeaseTTL != 10*time.Second ||
+		c.StreamReplicas != 0 || c.LogStreams != 4 || c.LogMaxAge != 24*time.Hour || c.LogMaxBytes != 1<<30 ||
+		c.EngineStartTimeout != 5*time.Minute {
 		t.Fatalf("defaults %+v", c)
 	}
 }
@@ -68,39 +89,42 @@ func TestConfigFromEnv(t *testing.T) {
 	t.Setenv("CHATIO_LICENSE", "4711")
 	t.Setenv("GATEWAY_CORS_ORIGINS", "https://a.example,https://b.example")
 	t.Setenv("GATEWAY_HEARTBEAT", "5s")
-	t.Setenv("GATEWAY_CURSOR_KEY", strings.Repeat("ab", 16))
+	t.Setenv("GATEWAY_NATS_URL", "nats://nats-0.nats:4222, nats://nats-1.nats:4222,")
+	if _, err := loadConfig(); err == nil || !strings.Contains(err.Error(), "GATEWAY_CLUSTER_KEY is required") {
+		t.Fatalf("an external engine without cluster key: %v", err)
+	}
+	t.Setenv("GATEWAY_CLUSTER_KEY", strings.Repeat("ab", 32))
+	t.Setenv("GATEWAY_NODE_ID", "gw-1")
 	c, err := loadConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Embedded() || c.ChatioLicense != 4711 || len(c.CORSOrigins) != 2 || c.Heartbeat != 5*time.Second || len(c.cursorKey()) != 16 {
+	if c.Embedded() || c.ChatioLicense != 4711 || len(c.CORSOrigins) != 2 || c.Heartbeat != 5*time.Second ||
+		!slices.Equal(c.natsURLs(), []string{"nats://nats-0.nats:4222", "nats://nats-1.nats:4222"}) {
 		t.Fatalf("config %+v", c)
 	}
-	t.Run("advertised", func(t *testing.T) {
-		t.Setenv("GATEWAY_ADVERTISE_ADDR", "10.0.0.1:8080")
-		t.Setenv("GATEWAY_TICKET_KEY", strings.Repeat("cd", 16))
-		c, err := loadConfig()
-		if err != nil || c.AdvertiseAddr != "10.0.0.1:8080" || len(c.ticketKey()) != 16 {
-			t.Fatalf("config %+v: %v", c, err)
-		}
-		t.Setenv("GATEWAY_ADVERTISE_ADDR", "10.0.0.1")
-		if _, err := loadConfig(); err == nil {
-			t.Fatal("GATEWAY_ADVERTISE_ADDR without port accepted")
-		}
-	})
+	es, err := prepareEngine(c)
+	if err != nil || es.dir != "" || es.cfg.NodeID != "gw-1" || es.cfg.URL != c.NATSURL || es.cfg.Streams != 4 {
+		t.Fatalf("engine config %+v: %v", es.cfg, err)
+	}
 
 	for k, v := range map[string]string{
-		"CHATIO_URL":             "ftp://x",
-		"GATEWAY_LOG_LEVEL":      "loud",
-		"GATEWAY_SHUTDOWN_GRACE": "soon",
-		"GATEWAY_MAX_SESSIONS":   "-1",
-		"GATEWAY_CURSOR_KEY":     "zz",
-		"GATEWAY_ADDR":           "nohostport",
-		"GATEWAY_RATE_LIMIT":     "-1",
-		"GATEWAY_MAX_FILE_BYTES": "20000000",
-		"GATEWAY_RECONNECT_MIN":  "1m",
-		"GATEWAY_TICKET_KEY":     "abcd",          // too short
-		"GATEWAY_ADVERTISE_ADDR": "10.0.0.1:8080", // without GATEWAY_TICKET_KEY
+		"CHATIO_URL":              "ftp://x",
+		"GATEWAY_LOG_LEVEL":       "loud",
+		"GATEWAY_SHUTDOWN_GRACE":  "soon",
+		"GATEWAY_MAX_SESSIONS":    "-1",
+		"GATEWAY_CLUSTER_KEY":     "zz",
+		"GATEWAY_NATS_URL":        "http://nats:4222",
+		"GATEWAY_NODE_ID":         "gw.1",
+		"GATEWAY_LEASE_TTL":       "100ms",
+		"GATEWAY_STREAM_REPLICAS": "7",
+		"GATEWAY_LOG_STREAMS":     "0",
+		"GATEWAY_LOG_MAX_AGE":     "0s",
+		"GATEWAY_TICKET_TTL":      "2h",
+		"GATEWAY_ADDR":            "nohostport",
+		"GATEWAY_RATE_LIMIT":      "-1",
+		"GATEWAY_MAX_FILE_BYTES":  "20000000",
+		"GATEWAY_RECONNECT_MIN":   "1m",
 	} {
 		t.Run(k, func(t *testing.T) {
 			old := os.Getenv(k)
@@ -110,6 +134,57 @@ func TestConfigFromEnv(t *testing.T) {
 			}
 			t.Setenv(k, old)
 		})
+	}
+}
+
+// TestClusterKeys: the subkeys differ by purpose and from the cluster key,
+// and are the same for the same key; with the embedded engine and no key,
+// one is generated into the data dir (owner only) and read back at the
+// next start; a short key there is refused.
+func TestClusterKeys(t *testing.T) {
+	cleanEnv(t)
+	master := bytes.Repeat([]byte{7}, 32)
+	seen := map[string]bool{string(master): true}
+	for _, p := range []string{"engine", "ticket", "cursor"} {
+		k := subkey(master, p)
+		if len(k) != 32 || seen[string(k)] || !bytes.Equal(k, subkey(master, p)) {
+			t.Fatalf("subkey %s: %x", p, k)
+		}
+		seen[string(k)] = true
+	}
+
+	dir := filepath.Join(t.TempDir(), "state")
+	t.Setenv("GATEWAY_DATA_DIR", dir)
+	c, err := loadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := prepareEngine(c)
+	if err != nil || !a.newKey || a.dir != dir {
+		t.Fatalf("first start: %+v %v", a, err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, keyFile))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v %v", fi, err)
+	}
+	b, err := prepareEngine(c)
+	if err != nil || b.newKey || !bytes.Equal(a.cfg.ClusterKey, b.cfg.ClusterKey) || !bytes.Equal(a.keys.ticket, b.keys.ticket) {
+		t.Fatalf("restart: another key (%v)", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, keyFile), []byte("abcd\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := prepareEngine(c); err == nil {
+		t.Fatal("a short key file accepted")
+	}
+
+	c.DataDir = ""
+	t.Setenv("XDG_STATE_HOME", "/var/lib/x")
+	if d, _ := c.dataDir(); d != "/var/lib/x/chatio-gateway" {
+		t.Fatalf("data dir %q", d)
+	}
+	if id, err := c.nodeID(); err != nil || !validNodeID(id) {
+		t.Fatalf("node id from the host name: %q %v", id, err)
 	}
 }
 
@@ -137,6 +212,7 @@ func TestEmbeddedRun(t *testing.T) {
 	t.Setenv("GATEWAY_ADDR", "127.0.0.1:0")
 	t.Setenv("GATEWAY_LOG_LEVEL", "warn")
 	t.Setenv("GATEWAY_SHUTDOWN_GRACE", "5s")
+	t.Setenv("GATEWAY_DATA_DIR", t.TempDir())
 
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()

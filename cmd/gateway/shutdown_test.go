@@ -330,6 +330,7 @@ func startChild(t *testing.T, upstream string, grace time.Duration) *child {
 		"GATEWAY_LOG_LEVEL=warn",
 		"GATEWAY_RETRY_HINT=2s",
 		"GATEWAY_HEARTBEAT=1s",
+		"GATEWAY_DATA_DIR="+t.TempDir(),
 	)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -111,11 +111,20 @@ func (cfg Config) withDefaults() Config {
 // defaultHTTPClient is shared by every client that brings none, so that
 // SendFile reuses connections. No overall Timeout: uploads are bounded by
 // their ctx; the transport bounds dialing, TLS and waiting for headers.
-var defaultHTTPClient = sync.OnceValue(func() *http.Client {
+//
+// The transport is set up before it is shared: net/http completes a
+// transport's TLS configuration (HTTP/2's NextProtos) lazily, at its first
+// request, and a socket's dial reads that configuration (wsconn.Dial): the
+// first upload would write it while a dial reads it. CloseIdleConnections
+// runs that one-time set-up now (with nothing to close yet).
+var defaultHTTPClient = sync.OnceValue(newDefaultHTTPClient)
+
+func newDefaultHTTPClient() *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.ResponseHeaderTimeout = 30 * time.Second
+	t.CloseIdleConnections()
 	return &http.Client{Transport: t}
-})
+}
 
 // endpoints derives the socket and upload URLs from the base URL.
 func endpoints(base string, license int64) (socket, upload string, err error) {

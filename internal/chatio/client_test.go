@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -1505,4 +1506,28 @@ func TestSendFileForm(t *testing.T) {
 			t.Errorf("%s: the upstream got a complete form %+v", tc.name, s)
 		}
 	}
+}
+
+// TestDefaultHTTPClientSetUp: the shared upload client's transport has done
+// net/http's one-time set-up before it is handed out, so that a socket's
+// dial, which reads its TLS configuration (wsconn.Dial clones it), never
+// races the first upload, whose request would otherwise write it. The race
+// detector fails this test when the set-up is left to the first request.
+func TestDefaultHTTPClientSetUp(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	hc := newDefaultHTTPClient()
+	tr := hc.Transport.(*http.Transport)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // the first upload
+		defer wg.Done()
+		if res, err := hc.Get(srv.URL); err == nil {
+			res.Body.Close()
+		}
+	}()
+	if tr.TLSClientConfig == nil || !slices.Contains(tr.TLSClientConfig.Clone().NextProtos, "h2") { // a dial
+		t.Errorf("the transport's TLS configuration is not set up: %+v", tr.TLSClientConfig)
+	}
+	wg.Wait()
 }

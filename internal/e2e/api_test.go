@@ -20,6 +20,7 @@ import (
 	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
 	"github.com/chatio-gateway/chatio-gateway/internal/httpapi"
 	"github.com/chatio-gateway/chatio-gateway/internal/session"
+	"github.com/chatio-gateway/chatio-gateway/internal/testwait"
 )
 
 // The gateway's REST + SSE contract (API.md) over real HTTP against the
@@ -884,6 +885,7 @@ func TestAPIErrors(t *testing.T) {
 
 		// Dropped while the call is in flight (the upstream holds it).
 		e.sim.Stall(true)
+		before := e.sim.Stats().Requests
 		req, _ := http.NewRequestWithContext(e.ctx, "GET", e.gw.URL+"/v1/chats", nil)
 		req.Header.Set("Authorization", "Bearer "+tok)
 		done := make(chan apiAnswer, 1)
@@ -894,7 +896,7 @@ func TestAPIErrors(t *testing.T) {
 			}
 			done <- a
 		}()
-		time.Sleep(100 * time.Millisecond)
+		testwait.For(t, apiWait, "the call held upstream", func() bool { return e.sim.Stats().Requests > before })
 		e.sim.RefuseConnections(20 * time.Second)
 		e.sim.DropAll()
 		e.sim.Stall(false)
@@ -1084,10 +1086,12 @@ func TestAPISneakPeekThrottle(t *testing.T) {
 		for k, c := range chats {
 			e.ok(e.call(tok, "PUT", "/v1/chats/"+c.ID+"/sneak-peek", map[string]any{"text": fmt.Sprintf("chat %d text %d", k, i)}), http.StatusAccepted, nil)
 		}
-		time.Sleep(80 * time.Millisecond)
+		time.Sleep(80 * time.Millisecond) // the PUTs' pace, faster than the throttle: the thing under test
 	}
 	span := time.Since(start)
-	time.Sleep(interval + 200*time.Millisecond) // the trailing sends
+	// The trailing sends come within an interval; an extra send would
+	// show in the same window. What passes here is what is measured.
+	time.Sleep(interval + 200*time.Millisecond)
 	stop()
 
 	type send struct {

@@ -37,11 +37,20 @@ func startGateway(t testing.TB, url string, license int64) string {
 
 func startGatewayWith(t testing.TB, url string, license int64, o gatewayOptions) *gateway {
 	t.Helper()
+	// Each gateway has an upstream HTTP client of its own, as a gateway
+	// process would: chatio's shared default client is one per process,
+	// and the tests run gateways side by side. (That sharing races: the
+	// first upload's RoundTrip sets the transport's TLS config up while a
+	// dial elsewhere clones it; see chatio's defaultHTTPClient.)
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.ResponseHeaderTimeout = 30 * time.Second
+	t.Cleanup(tr.CloseIdleConnections)
 	scfg := session.Config{
 		Upstream: chatio.Config{
 			URL:            url,
 			License:        license,
 			RequestTimeout: 5 * time.Second,
+			HTTPClient:     &http.Client{Transport: tr},
 		},
 		ReconnectMin:  20 * time.Millisecond,
 		ReconnectMax:  200 * time.Millisecond,

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -70,30 +71,44 @@ var malformedOnPurpose = map[string]bool{"edge-events": true}
 // TestGoldenSDK replays every sdk-oracle scenario through the whole gateway:
 // REST bodies must equal what the SDK resolved, upstream frames what it
 // sent, stream events what it emitted.
+//
+// The scenarios run at the same time, each as a subtest started from a
+// goroutine of its own: each has an upstream and a gateway of its own and
+// shares nothing else. A scenario spends its time waiting (a quiet window
+// after every step, the sneak-peek throttle), not computing, so they are
+// not held to -parallel (GOMAXPROCS by default) as t.Parallel would: the
+// whole test takes about as long as its longest scenario. The test itself
+// is a parallel one: it runs beside the package's other parallel tests
+// once the sequential ones (the stuck subscriber, chaos) are done.
 func TestGoldenSDK(t *testing.T) {
+	t.Parallel()
 	scenarios, err := filepath.Glob(filepath.Join(oracleDir, "*.json"))
 	if err != nil || len(scenarios) == 0 {
 		t.Fatalf("no scenarios in %s: %v", oracleDir, err)
 	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	for _, path := range scenarios {
 		name := strings.TrimSuffix(filepath.Base(path), ".json")
-		t.Run(name, func(t *testing.T) {
-			sc, err := LoadScenario(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, err := os.ReadFile(filepath.Join(oracleDir, "golden", name+".json"))
-			if err != nil {
-				t.Fatalf("golden output: %v", err)
-			}
-			var g golden
-			if err := json.Unmarshal(b, &g); err != nil {
-				t.Fatal(err)
-			}
-			if len(g.Problems) > 0 {
-				t.Fatalf("golden has problems: %v", g.Problems)
-			}
-			replay(t, sc, &g)
+		wg.Go(func() {
+			t.Run(name, func(t *testing.T) {
+				sc, err := LoadScenario(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, err := os.ReadFile(filepath.Join(oracleDir, "golden", name+".json"))
+				if err != nil {
+					t.Fatalf("golden output: %v", err)
+				}
+				var g golden
+				if err := json.Unmarshal(b, &g); err != nil {
+					t.Fatal(err)
+				}
+				if len(g.Problems) > 0 {
+					t.Fatalf("golden has problems: %v", g.Problems)
+				}
+				replay(t, sc, &g)
+			})
 		})
 	}
 }
@@ -170,6 +185,9 @@ func replay(t *testing.T, sc *Scenario, g *golden) {
 		case st.Drop:
 			up.Drop()
 		case st.Wait != nil:
+			// The scenario's own pause (the SDK's sneak-peek throttle is
+			// what sneak-peek.json waits out): the time that passes is
+			// the thing under test, on the gateway's real clock.
 			time.Sleep(time.Duration(*st.Wait) * time.Millisecond)
 		}
 		stream.expectEvents(t, want, 5*time.Second)

@@ -20,6 +20,7 @@ import (
 // id or text; every attempt on the other's chat is 404 not_found and
 // changes nothing.
 func TestIsolationUnderLoad(t *testing.T) {
+	t.Parallel()
 	const hammerFor = 3 * time.Second
 	sim, url := chatiotest.Start(t, chatiosim.Config{})
 	gw := startGatewayWith(t, url, 1, gatewayOptions{
@@ -149,7 +150,7 @@ func TestIsolationUnderLoad(t *testing.T) {
 			}()
 		}
 	}
-	time.Sleep(hammerFor)
+	time.Sleep(hammerFor) // how long the load lasts: the thing under test
 	close(stop)
 	wg.Wait()
 

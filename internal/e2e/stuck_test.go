@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -77,7 +76,7 @@ func TestStuckSubscriber(t *testing.T) {
 			}
 			allSent = append(allSent, id)
 			sentAt[id] = at
-			time.Sleep(every)
+			time.Sleep(every) // the agent's pace: the load's shape, not a wait for anything
 		}
 		var lat []time.Duration
 		for _, r := range recs {
@@ -108,14 +107,17 @@ func TestStuckSubscriber(t *testing.T) {
 	base := phase("baseline", perPhase)
 	heapBefore := heap()
 
-	// The stuck reader: a raw connection with a tiny receive buffer that
-	// sends its request and never reads.
+	// The stuck reader: a raw connection with a small receive buffer that
+	// sends its request and never reads. Room for a few messages, so that
+	// reading up to its first event after the cut does not wait on the
+	// kernel's retransmissions (with 4 KiB the kernel dropped the 32 KiB
+	// segments and retransmitted with backoff: that read took seconds).
 	conn, err := net.Dial("tcp", strings.TrimPrefix(gw.URL, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	_ = conn.(*net.TCPConn).SetReadBuffer(4096)
+	_ = conn.(*net.TCPConn).SetReadBuffer(64 << 10)
 	if _, err := io.WriteString(conn, "GET /v1/events HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer "+token+"\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -216,8 +218,13 @@ func TestStuckSubscriber(t *testing.T) {
 	}
 }
 
-// readStuck reads what the cut-off raw stream had received: the complete
-// SSE messages of its (chunked) body, and the last id among them.
+// readStuck reads, from the cut-off raw stream, the complete SSE messages
+// up to and including its first new_event, and returns them with the last
+// id among them. That is a prefix of what the stuck client had received:
+// which prefix does not matter, the client resumes from the last id it
+// read. Reading on to the end of the stream would take many seconds: the
+// megabytes the gateway had queued in the kernel before the cut trickle
+// through the stuck reader's small window.
 func readStuck(t *testing.T, conn net.Conn) ([]relMsg, string) {
 	t.Helper()
 	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
@@ -227,22 +234,41 @@ func readStuck(t *testing.T, conn net.Conn) ([]relMsg, string) {
 	if res.StatusCode != 200 {
 		t.Fatalf("stuck stream status %d", res.StatusCode)
 	}
-	body, _ := io.ReadAll(res.Body) // ends with an error: the server cut it
-	res.Body.Close()
+	// Not res.Body.Close: it would read the body to its end. The caller
+	// closes conn.
 	var out []relMsg
 	var last string
-	// The last block may be cut short by the server's cut: readSSE leaves
-	// it out.
-	_ = readSSE(bytes.NewReader(body), func(sm sseMessage) {
-		if sm.Event == "" {
+	done := false
+	err = readSSE(stopReader{res.Body, &done}, func(sm sseMessage) {
+		if done || sm.Event == "" {
 			return
 		}
-		out = append(out, relMsg{ID: sm.ID, Event: sm.Event, Data: sm.Data})
+		m := relMsg{ID: sm.ID, Event: sm.Event, Data: sm.Data}
+		out = append(out, m)
 		if sm.ID != "" {
 			last = sm.ID
 		}
+		if _, ok := parseNewEvent(m); ok && sm.ID != "" {
+			done = true
+		}
 	})
+	if !done {
+		t.Fatalf("stuck stream: no new_event among its %d messages: %v", len(out), err)
+	}
 	return out, last
+}
+
+// stopReader reads r until *stop is set, then ends.
+type stopReader struct {
+	r    io.Reader
+	stop *bool
+}
+
+func (s stopReader) Read(p []byte) (int, error) {
+	if *s.stop {
+		return 0, io.EOF
+	}
+	return s.r.Read(p)
 }
 
 func eventuallyE2E(t testing.TB, what string, cond func() bool) {

@@ -26,6 +26,7 @@ import (
 // next real event is delivered once. A frame over the read limit costs the
 // socket, not the session: it is redialed and the gap filled.
 func TestMalformedUpstreamFrames(t *testing.T) {
+	t.Parallel()
 	sim, url := chatiotest.Start(t, chatiosim.Config{})
 	gw := startGatewayWith(t, url, 1, gatewayOptions{
 		session: func(c *session.Config) { c.Upstream.ReadLimit = 64 << 10 },
@@ -114,7 +115,7 @@ func TestMalformedUpstreamFrames(t *testing.T) {
 		}
 		return n == 1
 	})
-	time.Sleep(200 * time.Millisecond)
+	time.Sleep(200 * time.Millisecond) // a window for a duplicate to show: absence is the thing under test
 	seen := map[string]int{}
 	for _, m := range rec.messages() {
 		if ne, ok := parseNewEvent(m); ok {
@@ -131,6 +132,7 @@ func TestMalformedUpstreamFrames(t *testing.T) {
 // stream gets "disconnected" {"reason":"authentication"} and ends (no
 // retry hint, no retry loop upstream), and the next call answers 401.
 func TestReloginRefused(t *testing.T) {
+	t.Parallel()
 	var revoked sync.Map
 	sim, url := chatiotest.Start(t, chatiosim.Config{Tokens: func(token string) (string, error) {
 		if _, ok := revoked.Load(token); ok {
@@ -164,7 +166,9 @@ func TestReloginRefused(t *testing.T) {
 	authFailures := func() float64 {
 		return metricSum(t, gw.Reg, "gateway_upstream_dial_failures_total", "reason", "authentication")
 	}
-	time.Sleep(300 * time.Millisecond) // would be several retries
+	// Absence is the thing under test: a retry loop (ReconnectMin 20ms)
+	// would have dialled several times in this window.
+	time.Sleep(300 * time.Millisecond)
 	if n := authFailures(); n != 1 {
 		t.Fatalf("%.0f refused logins, want 1 (no retrying a refused token)", n)
 	}
@@ -184,6 +188,7 @@ func TestReloginRefused(t *testing.T) {
 // spread out, and every session is back — streams intact — once the
 // upstream accepts again.
 func TestMassReconnectAgainstRefusingUpstream(t *testing.T) {
+	t.Parallel()
 	const (
 		sessions = 24
 		maxDials = 4
@@ -285,6 +290,7 @@ func TestMassReconnectAgainstRefusingUpstream(t *testing.T) {
 // when it ends, the session is back and a message sent during the stall is
 // delivered once.
 func TestStalledUpstream(t *testing.T) {
+	t.Parallel()
 	const (
 		requestTimeout = 400 * time.Millisecond
 		pongTimeout    = 300 * time.Millisecond
@@ -314,6 +320,7 @@ func TestStalledUpstream(t *testing.T) {
 	}
 	rec.waitFor(t, "connection_lost", 5*time.Second, hasEvent("connection_lost"))
 	detected := time.Since(start)
+	requestsAtLoss := sim.Stats().Requests
 	if detected > requestTimeout+pongTimeout+2*time.Second {
 		t.Errorf("stall confirmed after %v", detected)
 	}
@@ -321,7 +328,11 @@ func TestStalledUpstream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Second) // redials: logins answered, summaries not
+	// While the stall lasts the session redials: the login is answered,
+	// the summary that follows it is not.
+	eventuallyE2E(t, "a redial's login and summary upstream", func() bool {
+		return sim.CustomerSockets(id) > 0 && sim.Stats().Requests >= requestsAtLoss+2
+	})
 	sim.StallCustomer(id, false)
 	rec.waitFor(t, "connection_restored", 10*time.Second, hasEvent("connection_restored"))
 	rec.waitFor(t, "the message sent during the stall", 5*time.Second, func(ms []relMsg) bool {
@@ -332,7 +343,7 @@ func TestStalledUpstream(t *testing.T) {
 		}
 		return false
 	})
-	time.Sleep(200 * time.Millisecond)
+	time.Sleep(200 * time.Millisecond) // a window for a duplicate to show: absence is the thing under test
 	n := 0
 	for _, m := range rec.messages() {
 		if ne, ok := parseNewEvent(m); ok && ne.Event.ID == evID {

@@ -253,6 +253,11 @@ func (e *Engine) connect(ctx context.Context) error {
 		nats.MaxPingsOutstanding(2),
 		nats.Timeout(cfg.OpTimeout),
 		nats.RetryOnFailedConnect(false),
+		// Nothing is buffered while the connection is down: a call then
+		// fails at once, and a publish its caller was told had failed (a
+		// one-time id answered 503, an append given up) cannot land after
+		// the reconnect.
+		nats.ReconnectBufSize(-1),
 		nats.DisconnectErrHandler(func(*nats.Conn, error) { e.notify(StateReconnecting) }),
 		nats.ReconnectHandler(func(*nats.Conn) { e.notify(StateConnected) }),
 		nats.ClosedHandler(func(*nats.Conn) { e.notify(StateClosed) }),

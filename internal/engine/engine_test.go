@@ -656,8 +656,11 @@ func TestHealth(t *testing.T) {
 	_, aerr := e.Append(actx, sidOf("down"), 0, "", []byte("x"))
 	_, rerr := e.Read(actx, sidOf("down"), 0, 0)
 	cancel()
-	if aerr == nil || rerr == nil || errors.Is(aerr, ErrFenced) || time.Since(t0) > 2*time.Second {
-		t.Fatalf("engine down: append %v, read %v after %v", aerr, rerr, time.Since(t0))
+	octx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	_, oerr := e.Once(octx, "ticket-during-outage", time.Minute)
+	cancel()
+	if aerr == nil || rerr == nil || oerr == nil || errors.Is(aerr, ErrFenced) || time.Since(t0) > 2*time.Second {
+		t.Fatalf("engine down: append %v, read %v, once %v after %v", aerr, rerr, oerr, time.Since(t0))
 	}
 	s2, err := server.NewServer(&o2)
 	if err != nil {
@@ -670,6 +673,14 @@ func TestHealth(t *testing.T) {
 	t.Logf("reconnected in %v", time.Since(t1))
 	testwait.For(t, 10*time.Second, "probe passes", func() bool { return e.Probe(ctx) == nil })
 	t.Logf("probe passes after %v", time.Since(t1))
+	// What failed during the outage did not land after it: the append is
+	// not in the log, the one-time id is still unused.
+	if p, err := e.Read(ctx, sidOf("down"), 0, 0); err != nil || len(p.Events) != 0 {
+		t.Fatalf("after the outage: %d events of the failed append (%v)", len(p.Events), err)
+	}
+	if first, err := e.Once(ctx, "ticket-during-outage", time.Minute); err != nil || !first {
+		t.Fatalf("the id refused during the outage was used by it: first %v, %v", first, err)
+	}
 	mu.Lock()
 	if len(states) < 2 || states[0] != StateReconnecting || states[len(states)-1] != StateConnected {
 		t.Fatalf("states %v", states)

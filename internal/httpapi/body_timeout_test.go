@@ -9,16 +9,20 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
+
+	"github.com/chatio-gateway/chatio-gateway/internal/memnet"
 )
 
-// rawConn is a client speaking HTTP/1.1 on its own TCP connection.
+// rawConn is a client speaking HTTP/1.1 on its own connection.
 type rawConn struct {
 	t  *testing.T
-	c  *net.TCPConn
+	c  net.Conn // a *net.TCPConn from dialRaw
 	br *bufio.Reader
 }
 
+// dialRaw connects to url over TCP.
 func dialRaw(t *testing.T, url string) *rawConn {
 	t.Helper()
 	c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
@@ -26,7 +30,22 @@ func dialRaw(t *testing.T, url string) *rawConn {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
-	return &rawConn{t: t, c: c.(*net.TCPConn), br: bufio.NewReader(c)}
+	return &rawConn{t: t, c: c, br: bufio.NewReader(c)}
+}
+
+// rawTo connects to e's gateway: over e's in-memory network in a bubble
+// (newBubbleEnv), else over TCP.
+func rawTo(t *testing.T, e *env) *rawConn {
+	t.Helper()
+	if e.dial == nil {
+		return dialRaw(t, e.srv.URL)
+	}
+	c, err := e.dial(context.Background(), "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return &rawConn{t: t, c: c, br: bufio.NewReader(c)}
 }
 
 func (rc *rawConn) write(s string) {
@@ -60,19 +79,25 @@ func (rc *rawConn) closed() bool {
 	return err == io.EOF
 }
 
-// bodyTimeoutEnv is a gateway whose bodies must arrive within 300 ms.
+// bodyTimeoutEnv is a gateway whose bodies must arrive within 300 ms, in
+// a synctest bubble (newBubbleEnv).
 func bodyTimeoutEnv(t *testing.T) *env {
-	return newEnv(t, func(o *envOptions) {
+	return newBubbleEnv(t, func(o *envOptions) {
 		o.cfg.BodyTimeout = 300 * time.Millisecond
 		o.cfg.UploadBodyTimeout = 300 * time.Millisecond
 	})
 }
 
-// expectBodyTimeout checks a 408 TIMEOUT answer, after which the server
-// closes the connection.
+// expectBodyTimeout checks a 408 TIMEOUT answer, 300 ms (the body
+// timeout, on the bubble's clock) after the request's head was written,
+// after which the server closes the connection.
 func expectBodyTimeout(t *testing.T, rc *rawConn, method string) {
 	t.Helper()
+	sent := time.Now()
 	r := rc.answer(method)
+	if d := time.Since(sent); d != 300*time.Millisecond {
+		t.Errorf("answered %v after the request, want the body timeout, 300ms", d)
+	}
 	m := expect(t, r, http.StatusRequestTimeout, CodeTimeout)
 	if m["message"] != "the request body did not arrive in time" {
 		t.Errorf("message %v", m["message"])
@@ -83,38 +108,42 @@ func expectBodyTimeout(t *testing.T, rc *rawConn, method string) {
 }
 
 // TestBodyTimeout: a JSON body that stalls is answered 408 TIMEOUT once
-// BodyTimeout has passed, and its connection closed.
+// BodyTimeout has passed, and its connection closed. In synctest bubbles.
 func TestBodyTimeout(t *testing.T) {
-	e := bodyTimeoutEnv(t)
-	chat, _ := e.startChat("tok")
 	for name, req := range map[string]string{
 		"length":  "Content-Length: 40\r\n\r\n{\"te",
 		"chunked": "Transfer-Encoding: chunked\r\n\r\n4\r\n{\"te\r\n",
 		"nothing": "Content-Length: 40\r\n\r\n",
 	} {
 		t.Run(name, func(t *testing.T) {
-			rc := dialRaw(t, e.srv.URL)
-			rc.write("POST /v1/chats/" + chat + "/messages HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer tok\r\nContent-Type: application/json\r\n" + req)
-			expectBodyTimeout(t, rc, "POST")
+			synctest.Test(t, func(t *testing.T) {
+				e := bodyTimeoutEnv(t)
+				chat, _ := e.startChat("tok")
+				rc := rawTo(t, e)
+				rc.write("POST /v1/chats/" + chat + "/messages HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer tok\r\nContent-Type: application/json\r\n" + req)
+				expectBodyTimeout(t, rc, "POST")
+			})
 		})
 	}
 }
 
 // TestUploadBodyTimeout: an upload whose body stalls, before its file part
 // or within it (while it streams upstream), is answered 408 TIMEOUT once
-// UploadBodyTimeout has passed.
+// UploadBodyTimeout has passed. In synctest bubbles.
 func TestUploadBodyTimeout(t *testing.T) {
-	e := bodyTimeoutEnv(t)
-	chat, _ := e.startChat("tok")
 	for name, body := range map[string]string{
 		"before the file": "--XX\r\nContent-Disposition: form-data; name=\"customId\"\r\n\r\nab",
 		"in the file":     "--XX\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\nhello",
 	} {
 		t.Run(name, func(t *testing.T) {
-			rc := dialRaw(t, e.srv.URL)
-			rc.write("POST /v1/chats/" + chat + "/files HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer tok\r\n" +
-				"Content-Type: multipart/form-data; boundary=XX\r\nContent-Length: 1000\r\n\r\n" + body)
-			expectBodyTimeout(t, rc, "POST")
+			synctest.Test(t, func(t *testing.T) {
+				e := bodyTimeoutEnv(t)
+				chat, _ := e.startChat("tok")
+				rc := rawTo(t, e)
+				rc.write("POST /v1/chats/" + chat + "/files HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer tok\r\n" +
+					"Content-Type: multipart/form-data; boundary=XX\r\nContent-Length: 1000\r\n\r\n" + body)
+				expectBodyTimeout(t, rc, "POST")
+			})
 		})
 	}
 }
@@ -127,10 +156,16 @@ func h2cClient(t *testing.T, e *env) (*http.Client, string) {
 	sp.SetHTTP1(true)
 	sp.SetUnencryptedHTTP2(true)
 	srv.Config.Protocols = &sp
-	srv.Start()
 	var cp http.Protocols
 	cp.SetUnencryptedHTTP2(true)
 	tr := &http.Transport{Protocols: &cp}
+	if e.dial != nil { // in a bubble: over an in-memory network too
+		ln := memnet.Listen("h2c.test:80")
+		_ = srv.Listener.Close()
+		srv.Listener = ln
+		tr.DialContext = ln.Dial
+	}
+	srv.Start()
 	t.Cleanup(func() {
 		tr.CloseIdleConnections()
 		srv.CloseClientConnections()
@@ -140,8 +175,13 @@ func h2cClient(t *testing.T, e *env) (*http.Client, string) {
 }
 
 // TestBodyTimeoutH2: over HTTP/2 the deadline is the stream's: a stalled
-// body is 408 TIMEOUT, and the connection's other streams go on.
+// body is 408 TIMEOUT, and the connection's other streams go on. In a
+// synctest bubble.
 func TestBodyTimeoutH2(t *testing.T) {
+	synctest.Test(t, testBodyTimeoutH2)
+}
+
+func testBodyTimeoutH2(t *testing.T) {
 	e := bodyTimeoutEnv(t)
 	chat, _ := e.startChat("tok")
 	client, url := h2cClient(t, e)
@@ -153,12 +193,16 @@ func TestBodyTimeoutH2(t *testing.T) {
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "POST", url+"/v1/chats/"+chat+"/messages", pr)
 	req.Header.Set("Authorization", "Bearer tok")
+	sent := time.Now()
 	res, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	b, _ := io.ReadAll(res.Body)
 	res.Body.Close()
+	if d := time.Since(sent); d != 300*time.Millisecond {
+		t.Errorf("answered %v after the request, want the body timeout, 300ms", d)
+	}
 	if res.ProtoMajor != 2 {
 		t.Fatalf("answered over %s", res.Proto)
 	}
@@ -177,8 +221,13 @@ func TestBodyTimeoutH2(t *testing.T) {
 
 // TestPromptBodySlowUpstream: the body deadline bounds the body only: a
 // call whose body came in time and whose upstream answers after the
-// deadline gets its answer, over HTTP/1.1 and HTTP/2.
+// deadline gets its answer, over HTTP/1.1 and HTTP/2. In a synctest
+// bubble: the upstream's second of latency takes no wall time.
 func TestPromptBodySlowUpstream(t *testing.T) {
+	synctest.Test(t, testPromptBodySlowUpstream)
+}
+
+func testPromptBodySlowUpstream(t *testing.T) {
 	e := bodyTimeoutEnv(t)
 	chat, _ := e.startChat("tok")
 	h2, h2URL := h2cClient(t, e)
@@ -208,11 +257,11 @@ func TestPromptBodySlowUpstream(t *testing.T) {
 func TestUploadCutShort(t *testing.T) {
 	e := newEnv(t)
 	chat, _ := e.startChat("tok")
-	rc := dialRaw(t, e.srv.URL)
+	rc := dialRaw(t, e.srv.URL) // TCP: CloseWrite
 	rc.write("POST /v1/chats/" + chat + "/files HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer tok\r\n" +
 		"Content-Type: multipart/form-data; boundary=XX\r\nContent-Length: 1000\r\n\r\n" +
 		"--XX\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\nsome bytes")
-	if err := rc.c.CloseWrite(); err != nil {
+	if err := rc.c.(*net.TCPConn).CloseWrite(); err != nil {
 		t.Fatal(err)
 	}
 	expect(t, rc.answer("POST"), 400, CodeInvalidArgs)

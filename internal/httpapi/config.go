@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
+	"github.com/chatio-gateway/chatio-gateway/internal/engine"
 )
 
 // Config configures a Server. The zero value of every field means the
@@ -28,20 +28,19 @@ type Config struct {
 	// HeartbeatInterval: a comment line is written to an idle stream this
 	// long after its last write. 0 → 15s.
 	HeartbeatInterval time.Duration
-	// TicketTTL is the lifetime of a stream ticket. 0 → 60s.
+	// TicketTTL is the lifetime of a stream ticket. 0 → 60s; at most
+	// MaxTicketTTL (the engine remembers a used ticket for a day at most).
 	TicketTTL time.Duration
-	// MaxTickets caps the unexpired tickets held in memory. 0 → 100000.
-	MaxTickets int
-	// AdvertiseAddr is the host:port at which the other replicas reach this
-	// one (e.g. the pod IP and port). Set, tickets name it as their issuer
-	// and are signed with TicketKey, and a ticket stream that reaches
-	// another replica is proxied here (ticketroute.go). Empty → one
-	// replica: bare tickets, no forwarding.
-	AdvertiseAddr string
-	// TicketKey is the HMAC-SHA256 key signing tickets, shared by every
-	// replica; at least 16 bytes, required with AdvertiseAddr. Empty →
-	// random per process.
+	// TicketKey is the AES-256-GCM key sealing stream tickets
+	// (TicketKeyLen bytes), the same on every replica so that any replica
+	// redeems any ticket (tickets.go). Empty → random per process.
 	TicketKey []byte
+	// Engine is the cluster engine: a ticket is accepted once on any
+	// replica (engine.Once), and /readyz answers 503 while the engine is
+	// unreachable. nil → no engine: tickets are single-use within this
+	// process only (for tests and tools without a cluster; the gateway
+	// command always sets it).
+	Engine *engine.Engine
 	// MaxStreams caps the event streams open in this process. 0 → 10000.
 	// Beyond → 503 OVERLOADED.
 	MaxStreams int
@@ -84,7 +83,7 @@ const (
 	DefaultMaxBodyBytes      = 1 << 20
 	DefaultHeartbeatInterval = 15 * time.Second
 	DefaultTicketTTL         = 60 * time.Second
-	DefaultMaxTickets        = 100000
+	MaxTicketTTL             = time.Hour
 	DefaultMaxStreams        = 10000
 	DefaultWriteTimeout      = 10 * time.Second
 	DefaultRetryHint         = 3 * time.Second
@@ -94,8 +93,6 @@ const (
 	DefaultUploadBodyTimeout = 2 * time.Minute
 	DefaultRateLimit         = 50
 	DefaultRateBurst         = 100
-	// MinTicketKeyLen is the shortest TicketKey accepted, in bytes.
-	MinTicketKeyLen = 16
 )
 
 // withDefaults fills in every zero field.
@@ -109,11 +106,8 @@ func (c Config) withDefaults() Config {
 	if c.TicketTTL <= 0 {
 		c.TicketTTL = DefaultTicketTTL
 	}
-	if c.MaxTickets <= 0 {
-		c.MaxTickets = DefaultMaxTickets
-	}
 	if len(c.TicketKey) == 0 {
-		c.TicketKey = make([]byte, 32)
+		c.TicketKey = make([]byte, TicketKeyLen)
 		_, _ = rand.Read(c.TicketKey) // never fails (Go ≥ 1.24)
 	}
 	if c.MaxStreams <= 0 {
@@ -153,7 +147,7 @@ func (c Config) withDefaults() Config {
 // origins that are neither "*" nor a scheme://host[:port] origin.
 func (c Config) Validate() error {
 	var errs []error
-	if c.MaxBodyBytes < 0 || c.MaxTickets < 0 || c.MaxStreams < 0 || c.MaxFileBytes < 0 ||
+	if c.MaxBodyBytes < 0 || c.MaxStreams < 0 || c.MaxFileBytes < 0 ||
 		c.RateLimit < 0 || c.RateBurst < 0 || math.IsNaN(c.RateLimit) || math.IsInf(c.RateLimit, 0) {
 		errs = append(errs, errors.New("httpapi: limits must not be negative"))
 	}
@@ -165,16 +159,11 @@ func (c Config) Validate() error {
 		c.BodyTimeout < 0 || c.UploadBodyTimeout < 0 {
 		errs = append(errs, errors.New("httpapi: durations must not be negative"))
 	}
-	if len(c.TicketKey) > 0 && len(c.TicketKey) < MinTicketKeyLen {
-		errs = append(errs, fmt.Errorf("httpapi: TicketKey shorter than %d bytes", MinTicketKeyLen))
+	if c.TicketTTL > MaxTicketTTL {
+		errs = append(errs, fmt.Errorf("httpapi: TicketTTL above %v", MaxTicketTTL))
 	}
-	if c.AdvertiseAddr != "" {
-		if host, port, err := net.SplitHostPort(c.AdvertiseAddr); err != nil || host == "" || port == "" || strings.ContainsAny(c.AdvertiseAddr, "/?#@") {
-			errs = append(errs, fmt.Errorf("httpapi: AdvertiseAddr %q: want host:port", c.AdvertiseAddr))
-		}
-		if len(c.TicketKey) == 0 {
-			errs = append(errs, errors.New("httpapi: AdvertiseAddr needs a TicketKey shared by the replicas"))
-		}
+	if len(c.TicketKey) != 0 && len(c.TicketKey) != TicketKeyLen {
+		errs = append(errs, fmt.Errorf("httpapi: TicketKey must be %d bytes", TicketKeyLen))
 	}
 	for _, o := range c.AllowedOrigins {
 		if err := validOrigin(o); err != nil {

@@ -23,9 +23,9 @@
 //
 // # Concurrency
 //
-// A Server is safe for concurrent use. Its mutable state is the ticket store
-// and the rate limiter (each guarded by its own mutex), the open-stream counter (atomic) and the
-// draining flag (closed channel, set once by SetDraining). Each stream runs
+// A Server is safe for concurrent use. Its mutable state is the rate
+// limiter (guarded by its own mutex), the open-stream counter (atomic) and
+// the draining flag (closed channel, set once by SetDraining). Each stream runs
 // in its request's goroutine and owns its Subscriber: the events handler
 // subscribes in the router, then the stream waits at the top of the
 // goroutine, in ServeHTTP once the router has returned (park.go), so that
@@ -34,6 +34,9 @@
 // timer (reset after each event), and closes the subscriber when it ends.
 // A stream write that takes longer than WriteTimeout is cut by a watchdog
 // timer (a write deadline in the past), instead of a server WriteTimeout.
+//
+// Stream tickets are sealed, not stored (tickets.go): any replica redeems
+// one, once (engine.Once), and the Server holds nothing per ticket.
 //
 // Tokens are never logged, never put in a metric label and never accepted in
 // a URL; the access log carries the route pattern, not the query string.

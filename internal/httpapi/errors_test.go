@@ -3,7 +3,6 @@ package httpapi
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -283,65 +282,5 @@ func TestClassify(t *testing.T) {
 		if st == 500 && body.Message != "internal error" {
 			t.Errorf("500 message %q", body.Message)
 		}
-	}
-}
-
-func TestTickets(t *testing.T) {
-	e := newEnv(t)
-	r := e.do("POST", "/v1/tickets", "tok", nil)
-	m := expect(t, r, 200, "")
-	ticket, _ := m["ticket"].(string)
-	if len(ticket) != 43 || m["expiresIn"] != float64(60) {
-		t.Fatalf("ticket %s", r.body)
-	}
-	s := e.openStream("/v1/events?ticket="+ticket, "")
-	if c := s.event(); c.Event != "customer_id" || c.Data != `"`+chatiosim.CustomerIDForToken("tok")+`"` {
-		t.Fatalf("first event %+v", c)
-	}
-	// used once
-	_, r = e.tryStream("/v1/events?ticket="+ticket, "")
-	expect(t, r, 401, CodeAuthentication)
-	_, r = e.tryStream("/v1/events?ticket=unknown", "")
-	expect(t, r, 401, CodeAuthentication)
-
-	// expired
-	e.api.tickets.mu.Lock()
-	e.api.tickets.now = func() time.Time { return time.Now().Add(-2 * time.Minute) }
-	e.api.tickets.mu.Unlock()
-	m = expect(t, e.do("POST", "/v1/tickets", "tok", nil), 200, "")
-	e.api.tickets.mu.Lock()
-	e.api.tickets.now = time.Now
-	e.api.tickets.mu.Unlock()
-	_, r = e.tryStream("/v1/events?ticket="+m["ticket"].(string), "")
-	expect(t, r, 401, CodeAuthentication)
-}
-
-func TestTicketStoreBounded(t *testing.T) {
-	ts := newTicketStore(time.Minute, 3)
-	now := time.Now()
-	ts.now = func() time.Time { return now }
-	for range 3 {
-		if _, err := ts.issue("t", ""); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := ts.issue("t", ""); err == nil {
-		t.Fatal("store over its cap")
-	}
-	now = now.Add(2 * time.Minute) // all expired: swept on the next issue
-	id, err := ts.issue("t", "")
-	if err != nil || ts.len() != 1 {
-		t.Fatalf("after sweep: %v, %d held", err, ts.len())
-	}
-	if tok, _, ok := ts.redeem(id); !ok || tok != "t" {
-		t.Fatal("redeem")
-	}
-	if _, _, ok := ts.redeem(id); ok {
-		t.Fatal("redeemed twice")
-	}
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	if _, _, ok := ts.redeem(string(b)); ok {
-		t.Fatal("random ticket accepted")
 	}
 }

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -40,7 +41,7 @@ func TestHalfCloseGetsTheAnswer(t *testing.T) {
 				req += "Content-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(tc.body)) + "\r\n"
 			}
 			rc.write(req + "\r\n" + tc.body)
-			if err := rc.c.CloseWrite(); err != nil {
+			if err := rc.c.(*net.TCPConn).CloseWrite(); err != nil {
 				t.Fatal(err)
 			}
 			select {

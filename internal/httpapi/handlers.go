@@ -127,31 +127,22 @@ func (s *Server) rest(fn restFunc) http.HandlerFunc {
 // ---- /v1/tickets, /v1/session, /v1/customer ----
 
 func (s *Server) postTicket(r *http.Request, token string) (int, any, error) {
-	// The token is checked (and its session opened) now, so that a
-	// bad token fails here and not on the stream. The ticket refers to the
-	// session's own token string: no copy per ticket.
-	tok := token
+	// The token is checked (and its session opened) now, so that a bad
+	// token fails here and not on the stream. The ticket is sealed, not
+	// stored (tickets.go). In cluster mode the session may be another
+	// replica's: it is checked (or opened) wherever it is.
 	if s.pool.Clustered() {
 		if _, err := s.pool.SessionInfo(r.Context(), token, customerIDOf(r.Context())); err != nil {
 			return 0, nil, &acquireError{err}
 		}
-	} else {
-		sess, err := s.acquire(r.Context(), token)
-		if err != nil {
-			return 0, nil, err
-		}
-		tok = sess.Token()
-	}
-	id, err := s.tickets.issue(tok, customerIDOf(r.Context()))
-	if err != nil {
-		s.m.tickets.WithLabelValues("refused").Inc()
+	} else if _, err := s.acquire(r.Context(), token); err != nil {
 		return 0, nil, err
 	}
 	s.m.tickets.WithLabelValues("issued").Inc()
 	return http.StatusOK, struct {
 		Ticket    string `json:"ticket"`
 		ExpiresIn int    `json:"expiresIn"`
-	}{s.sealTicket(id), int(s.cfg.TicketTTL / time.Second)}, nil
+	}{s.tickets.seal(token, customerIDOf(r.Context()), s.cfg.TicketTTL), int(s.cfg.TicketTTL / time.Second)}, nil
 }
 
 func (s *Server) getSession(r *http.Request, token string) (int, any, error) {

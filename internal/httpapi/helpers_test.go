@@ -23,6 +23,7 @@ import (
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
 	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
+	"github.com/chatio-gateway/chatio-gateway/internal/memnet"
 	"github.com/chatio-gateway/chatio-gateway/internal/session"
 )
 
@@ -41,16 +42,48 @@ type env struct {
 	client *http.Client
 	reg    *prometheus.Registry
 	logs   *observer.ObservedLogs
+	// dial connects to the gateway (srv) over the in-memory network of
+	// newBubbleEnv; nil over loopback.
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 type envOptions struct {
 	cfg         Config
 	pool        session.Config
 	sim         chatiosim.Config
-	upstreamURL string // instead of the simulator's
+	upstreamURL string      // instead of the simulator's
+	log         *zap.Logger // instead of an observer that keeps every entry
 }
 
 func newEnv(t *testing.T, opts ...func(*envOptions)) *env {
+	t.Helper()
+	return startEnv(t, false, opts...)
+}
+
+// newBubbleEnv is newEnv for a test inside a synctest bubble
+// (synctest.Test): the simulator and the gateway are served over in-memory
+// networks (memnet) instead of loopback sockets, so that every goroutine
+// of the test blocks durably and the bubble's fake clock moves on when all
+// of them wait: a test of a timer (the heartbeat) takes no wall time and
+// can check the instant something happened. The pool reads its sockets
+// with goroutines (ReadLoops -1): the event loops wait in epoll, outside
+// the bubble's knowledge.
+func newBubbleEnv(t *testing.T, opts ...func(*envOptions)) *env {
+	t.Helper()
+	return startEnv(t, true, opts...)
+}
+
+// serveOn serves h with an httptest.Server on ln instead of a loopback
+// listener.
+func serveOn(h http.Handler, ln net.Listener) *httptest.Server {
+	srv := httptest.NewUnstartedServer(h)
+	_ = srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	return srv
+}
+
+func startEnv(t *testing.T, inMemory bool, opts ...func(*envOptions)) *env {
 	t.Helper()
 	o := envOptions{
 		cfg: Config{AllowedOrigins: []string{"https://shop.example"}},
@@ -66,16 +99,34 @@ func newEnv(t *testing.T, opts ...func(*envOptions)) *env {
 	}
 	e := &env{t: t}
 	var url string
-	e.sim, url = chatiotest.Start(t, o.sim)
+	pc := o.pool
+	if inMemory {
+		e.sim = chatiosim.New(o.sim)
+		ln := memnet.Listen("simulator.test:80")
+		sim := serveOn(e.sim, ln)
+		tr := &http.Transport{DialContext: ln.Dial}
+		t.Cleanup(func() {
+			e.sim.Close()
+			sim.Close()
+			tr.CloseIdleConnections()
+		})
+		url = "ws://simulator.test:80/customer/v0.5"
+		pc.Upstream.HTTPClient = &http.Client{Transport: tr}
+		pc.ReadLoops = -1
+	} else {
+		e.sim, url = chatiotest.Start(t, o.sim)
+	}
 	if o.upstreamURL != "" {
 		url = o.upstreamURL
 	}
 	core, logs := observer.New(zapcore.DebugLevel)
 	e.logs = logs
 	log := zap.New(core)
+	if o.log != nil {
+		log = o.log
+	}
 	e.reg = prometheus.NewRegistry()
 
-	pc := o.pool
 	pc.Upstream.URL = url
 	pc.Upstream.License = 1
 	if pc.Upstream.RequestTimeout == 0 {
@@ -83,8 +134,15 @@ func newEnv(t *testing.T, opts ...func(*envOptions)) *env {
 	}
 	e.pool = session.NewPool(pc, log, e.reg)
 	e.api = New(o.cfg, e.pool, log, e.reg)
-	e.srv = httptest.NewServer(e.api.Handler())
-	e.client = &http.Client{Transport: &http.Transport{}}
+	if inMemory {
+		ln := memnet.Listen("gateway.test:80")
+		e.srv = serveOn(e.api.Handler(), ln)
+		e.dial = ln.Dial
+		e.client = &http.Client{Transport: &http.Transport{DialContext: ln.Dial}}
+	} else {
+		e.srv = httptest.NewServer(e.api.Handler())
+		e.client = &http.Client{Transport: &http.Transport{}}
+	}
 	t.Cleanup(func() {
 		e.api.SetDraining() // ends open streams
 		e.client.CloseIdleConnections()

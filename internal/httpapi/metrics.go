@@ -105,7 +105,7 @@ var (
 	streamEndReasons = []string{"client_gone", "write_failed", "draining", "slow_subscriber",
 		"session_closed", "ended", "refused_full"}
 	// ticketOutcomes: what became of a stream ticket.
-	ticketOutcomes = []string{"issued", "refused", "redeemed", "rejected", "forwarded"}
+	ticketOutcomes = []string{"issued", "redeemed", "rejected", "unavailable"}
 )
 
 // outcome is the label of an upstream call's result.

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -19,12 +20,18 @@ func streamAccessLog(e *env) []observer.LoggedEntry {
 
 // A parked stream (park.go) is logged and counted when it ends, with its
 // whole duration, its status and its bytes, under its own route although
-// the router's pooled routing contexts were reused meanwhile.
+// the router's pooled routing contexts were reused meanwhile. In a
+// synctest bubble: the duration logged is the stream's, to the instant.
 func TestParkedStreamObservedAtEnd(t *testing.T) {
-	e := newEnv(t)
+	synctest.Test(t, testParkedStreamObservedAtEnd)
+}
+
+func testParkedStreamObservedAtEnd(t *testing.T) {
+	e := newBubbleEnv(t)
 	s := e.openStream("/v1/events", "tok")
 	s.waitEvent("connected")
-	const open = 200 * time.Millisecond
+	const open = time.Minute
+	opened := time.Now()
 	time.Sleep(open)
 	for range 3 { // other requests, through the routing contexts chi pools
 		expect(t, e.do("GET", "/v1/session", "tok", nil), 200, "")
@@ -33,16 +40,20 @@ func TestParkedStreamObservedAtEnd(t *testing.T) {
 		t.Fatalf("%d access log lines for an open stream", n)
 	}
 	s.close()
-	eventually(t, "the stream's end", func() bool { return e.api.OpenStreams() == 0 })
-	eventually(t, "the stream's access log line", func() bool {
-		return len(streamAccessLog(e)) == 1
-	})
-	line := streamAccessLog(e)[0].ContextMap()
+	synctest.Wait() // the stream's end has been handled
+	if n := e.api.OpenStreams(); n != 0 {
+		t.Fatalf("%d streams open after the client left", n)
+	}
+	logged := streamAccessLog(e)
+	if len(logged) != 1 {
+		t.Fatalf("%d access log lines for the stream, want 1", len(logged))
+	}
+	line := logged[0].ContextMap()
 	if line["status"] != int64(200) || line["method"] != "GET" {
 		t.Errorf("access log %v", line)
 	}
-	if d, _ := line["duration"].(time.Duration); d < open {
-		t.Errorf("logged duration %v, want the stream's (> %v)", line["duration"], open)
+	if d, _ := line["duration"].(time.Duration); d < open || d > time.Since(opened) {
+		t.Errorf("logged duration %v, want the stream's (%v)", line["duration"], time.Since(opened))
 	}
 	if b, _ := line["bytes"].(int64); b == 0 {
 		t.Errorf("logged bytes %v, want the stream's", line["bytes"])

@@ -141,16 +141,10 @@ func TestChatOperations(t *testing.T) {
 	r = e.do("PUT", "/v1/chats/"+chat+"/sneak-peek", "tok", `{"text":"typing…"}`)
 	expect(t, r, 202, "")
 	jsonEq(t, r.body, `{}`)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if ci, _ := e.sim.Chat(chat); ci.SneakPeek == "typing…" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("sneak peek never reached the simulator")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	eventually(t, "the sneak peek at the simulator", func() bool {
+		ci, _ := e.sim.Chat(chat)
+		return ci.SneakPeek == "typing…"
+	})
 
 	jsonEq(t, e.do("POST", "/v1/chats/"+chat+"/close-thread", "tok", nil).body, `{"success":true}`)
 }

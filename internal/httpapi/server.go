@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/chatio-gateway/chatio-gateway/api"
+	"github.com/chatio-gateway/chatio-gateway/internal/engine"
 	"github.com/chatio-gateway/chatio-gateway/internal/session"
 )
 
@@ -31,8 +33,9 @@ type Server struct {
 	m          *metrics      // immutable; collectors are goroutine-safe
 	gatherer   prometheus.Gatherer
 	router     chi.Router      // immutable: the routes with their middleware
-	tickets    *ticketStore    // guarded by its own mutex
-	fwd        *http.Transport // to the other replicas (ticketroute.go)
+	engine     *engine.Engine  // immutable; nil: no engine (tickets single-use in this process)
+	tickets    *ticketSealer   // immutable
+	once       onceStore       // the engine, or a localOnce
 	limiter    *rateLimiter    // guarded by its own mutex
 	origins    map[string]bool // immutable: allowed CORS origins
 	anyOrigin  bool            // immutable: "*" was allowed
@@ -64,11 +67,15 @@ func New(cfg Config, pool *session.Pool, log *zap.Logger, reg prometheus.Registe
 		pool:    pool,
 		log:     log,
 		m:       newMetrics(reg),
-		tickets: newTicketStore(cfg.TicketTTL, cfg.MaxTickets),
-		fwd:     newForwardTransport(),
+		engine:  cfg.Engine,
+		tickets: newTicketSealer(cfg.TicketKey),
 		limiter: newRateLimiter(cfg.RateLimit, cfg.RateBurst, maxRateBuckets),
 		origins: make(map[string]bool),
 		drain:   make(chan struct{}),
+	}
+	s.once = &localOnce{ttl: cfg.TicketTTL, now: time.Now, seen: make(map[string]bool)}
+	if cfg.Engine != nil {
+		s.once = cfg.Engine
 	}
 	s.uploads, s.stopUploads = context.WithCancelCause(context.Background())
 	for _, o := range cfg.AllowedOrigins {
@@ -116,6 +123,7 @@ func (s *Server) SetDraining() {
 }
 
 // Ready reports whether the server takes new work (false once draining).
+// Readiness (/readyz) also asks for the engine (EngineReady).
 func (s *Server) Ready() bool {
 	select {
 	case <-s.drain:
@@ -228,10 +236,23 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
+// EngineReady reports whether the engine is connected and this node's
+// lease valid (no round trip; true without an engine).
+func (s *Server) EngineReady() bool {
+	return s.engine == nil || s.engine.Ready()
+}
+
+// readyz: 503 draining once SetDraining was called, 503
+// engine_unavailable while the engine is not reachable, else 200.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if !s.Ready() {
 		w.Header().Set("Retry-After", s.retryAfter)
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining"})
+		return
+	}
+	if !s.EngineReady() {
+		w.Header().Set("Retry-After", s.retryAfter)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "engine_unavailable"})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})

@@ -96,27 +96,14 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	}()
 
 	if ticket != "" {
-		// Another replica's ticket is proxied to it (ticketroute.go).
-		id, issuer, err := s.routeTicket(r, ticket)
+		t, err := s.redeem(ctx, ticket)
 		if err != nil {
-			s.m.tickets.WithLabelValues("rejected").Inc()
 			s.writeError(w, r, err)
 			return
 		}
-		if issuer != "" {
-			s.forwardStream(w, r, issuer)
-			return
-		}
-		t, tid, ok := s.tickets.redeem(id)
-		if !ok {
-			s.m.tickets.WithLabelValues("rejected").Inc()
-			s.writeError(w, r, unauthenticated("invalid, expired or already used ticket"))
-			return
-		}
-		s.m.tickets.WithLabelValues("redeemed").Inc()
-		token = t
-		if tid != "" {
-			customerID = tid
+		token = t.token
+		if t.customerID != "" {
+			customerID = t.customerID
 		}
 	}
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
@@ -77,21 +78,44 @@ func TestStreamSnapshotThenLive(t *testing.T) {
 	}
 }
 
+// TestStreamHeartbeat: an idle stream gets a heartbeat comment every
+// HeartbeatInterval (the default, 15 s), counted from its last write: an
+// event puts the next heartbeat off. In a synctest bubble: to the instant.
 func TestStreamHeartbeat(t *testing.T) {
-	e := newEnv(t, func(o *envOptions) { o.cfg.HeartbeatInterval = 50 * time.Millisecond })
-	s := e.openStream("/v1/events", "tok")
-	s.waitEvent("connected")
-	deadline := time.Now().Add(3 * time.Second)
-	beats := 0
-	for beats < 2 {
-		m, ok := s.next(time.Until(deadline))
-		if !ok {
-			t.Fatal("stream ended")
+	synctest.Test(t, func(t *testing.T) {
+		e := newBubbleEnv(t)
+		every := e.api.cfg.HeartbeatInterval
+		if every != DefaultHeartbeatInterval {
+			t.Fatalf("heartbeat interval %v, want the default %v", every, DefaultHeartbeatInterval)
 		}
-		if m.Comment == "heartbeat" {
-			beats++
+		chat, _ := e.startChat("tok")
+		s := e.openStream("/v1/events", "tok")
+		s.waitEvent("connected")
+		start := time.Now()
+		// beat reads the next message, which must be a heartbeat written
+		// at since after start.
+		beat := func(since time.Duration) {
+			t.Helper()
+			m, ok := s.next(time.Hour)
+			if !ok || m.Comment != "heartbeat" || time.Since(start) != since {
+				t.Fatalf("at %v: %+v (ok %v), want a heartbeat at %v", time.Since(start), m, ok, since)
+			}
 		}
-	}
+		beat(every)
+		beat(2 * every)
+		// An event 5 s after a heartbeat: the next one comes every after it.
+		time.Sleep(5 * time.Second)
+		if _, err := e.sim.Agent("agent-1", "").SendMessage(chat, "hi"); err != nil {
+			t.Fatal(err)
+		}
+		for m := s.event(); m.Event != "new_event"; m = s.event() {
+		}
+		if d := time.Since(start); d != 2*every+5*time.Second {
+			t.Fatalf("event read at %v", d)
+		}
+		beat(3*every + 5*time.Second)
+		beat(4*every + 5*time.Second)
+	})
 }
 
 func TestStreamResume(t *testing.T) {
@@ -155,13 +179,7 @@ func TestStreamLimits(t *testing.T) {
 		t.Fatal("no Retry-After")
 	}
 	s.close()
-	deadline := time.Now().Add(3 * time.Second)
-	for e.api.OpenStreams() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("stream slot not released")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	eventually(t, "the stream slot released", func() bool { return e.api.OpenStreams() == 0 })
 	e.openStream("/v1/events", "other").waitEvent("connected")
 
 	// per-session subscriber cap

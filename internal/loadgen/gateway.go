@@ -68,8 +68,14 @@ func startGateway(ctx context.Context, bin, upstream string, env []string, pprof
 		return nil, err
 	}
 	g := &gatewayProc{base: "http://127.0.0.1:" + strconv.Itoa(port), exited: make(chan struct{})}
+	// The embedded engine's store: the run's own, gone with the gateway.
+	dataDir, err := os.MkdirTemp("", "loadgen-gateway-")
+	if err != nil {
+		return nil, err
+	}
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(),
+		"GATEWAY_DATA_DIR="+dataDir,
 		"CHATIO_URL="+upstream,
 		"CHATIO_LICENSE=1",
 		"GATEWAY_ADDR=127.0.0.1:"+strconv.Itoa(port),
@@ -79,6 +85,7 @@ func startGateway(ctx context.Context, bin, upstream string, env []string, pprof
 	if pprof {
 		pp, err := freePort()
 		if err != nil {
+			_ = os.RemoveAll(dataDir)
 			return nil, err
 		}
 		g.pprofBase = "http://127.0.0.1:" + strconv.Itoa(pp)
@@ -93,11 +100,13 @@ func startGateway(ctx context.Context, bin, upstream string, env []string, pprof
 	// The gateway must not outlive the load generator.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
+		_ = os.RemoveAll(dataDir)
 		return nil, fmt.Errorf("start gateway: %w", err)
 	}
 	g.cmd = cmd
 	go func() {
 		g.waitErr = cmd.Wait()
+		_ = os.RemoveAll(dataDir)
 		close(g.exited)
 	}()
 	if err := g.waitReady(ctx, 15*time.Second); err != nil {

@@ -1,6 +1,3 @@
-// Package promreg registers Prometheus collectors so that several
-// components sharing one registry (two pools or two servers in a test, or
-// a restarted component) share the series instead of failing.
 package promreg
 
 import (

@@ -90,15 +90,23 @@
 // live client's read loop itself (chatio.Config.OnItem, see inbox): no
 // hand-off on the way in. Idle eviction runs on a timer;
 // when the session ends, a short-lived goroutine closes its client; when a
-// client ends (chatio.Config.OnDone), a recovery goroutine reconnects,
+// client ends (chatio.Config.OnDone), a restore goroutine (restoreAfterDrop) reconnects,
 // fills gaps and attaches the new client, and exists only until then.
 // The inbox holds a new client's items while Pool.open reads the first
 // summary or a recovery restores the session, so the chatTracker is used
 // by one goroutine at a time and no push overtakes what a restore
-// publishes. The log, the subscribers, the live client and the sneak-peek throttle are
-// guarded by Session.mu; the pool's map by Pool.mu, always taken before a
-// Session.mu. The replay budget is one atomic counter of the pool: a
-// session trims only its own ring, under its own lock. A subscriber's channel is sent to under Session.mu by the
+// publishes. The log, the subscribers, the live client and the sneak-peek
+// throttle are guarded by Session.mu; the pool's map by Pool.mu. The
+// replay budget is one atomic counter of the pool: a session trims only its
+// own ring, under its own lock.
+//
+// Lock order: Pool.mu before Session.mu; inbox.mu before Session.mu (an
+// item is handled, and published under Session.mu, while its inbox's lock
+// is held). A Subscriber has no lock of its own: its state is its
+// session's, under Session.mu. Nothing is logged, dialed or awaited
+// upstream while a lock is held.
+//
+// A subscriber's channel is sent to under Session.mu by the
 // session, or by the subscriber's feeder goroutine, which exists only while
 // more events are queued than the channel buffers; it is closed exactly
 // once, by whichever of the two holds the last word (see endLocked). Every

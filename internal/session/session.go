@@ -79,7 +79,7 @@ type Session struct {
 	// start, the attached client's read loop (through in), restore while no
 	// read loop is let through.
 	tracker *chatTracker
-	in      *inbox // the newest client's; set by dial (called by Pool.open, then by one recover at a time)
+	in      *inbox // the newest client's; set by dial (called by Pool.open, then by one restore goroutine at a time)
 
 	// wg counts helper goroutines (sneak-peek sends). Add only under mu
 	// while !closing; end waits for it after closing is set.
@@ -823,12 +823,12 @@ func (s *Session) clientEnded(in *inbox) {
 		return
 	}
 	s.pool.wg.Add(1)
-	go s.recover(in)
+	go s.restoreAfterDrop(in)
 }
 
-// recover reconnects after the client of in dropped, then attaches the
+// restoreAfterDrop reconnects after the client of in dropped, then attaches the
 // new client or ends the session.
-func (s *Session) recover(in *inbox) {
+func (s *Session) restoreAfterDrop(in *inbox) {
 	defer s.pool.wg.Done()
 	in.mu.Lock()
 	gen := in.gen
@@ -988,7 +988,7 @@ func (s *Session) sleep(d time.Duration) bool {
 	}
 }
 
-// reconnect is called by recover after old's socket dropped: it emits
+// reconnect is called by restoreAfterDrop after old's socket dropped: it emits
 // connection_lost, then redials with backoff until a new connection is
 // logged in, gap-filled and announced with connection_restored. It returns
 // nil when the session ends instead (stopped, evicted, re-login refused, or

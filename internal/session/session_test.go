@@ -9,59 +9,64 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
-
-	"go.uber.org/goleak"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
 	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
 	"github.com/chatio-gateway/chatio-gateway/internal/op"
 	"github.com/chatio-gateway/chatio-gateway/internal/sdk"
+	"go.uber.org/goleak"
 )
 
 func TestAcquireSharesOneCreation(t *testing.T) {
-	var dials atomic.Int32
-	cfg := fastConfig()
-	cfg.Dial = func(ctx context.Context, c chatio.Config) (*chatio.Client, chatio.LoginResult, error) {
-		dials.Add(1)
-		time.Sleep(20 * time.Millisecond) // widen the window for the others
-		return chatio.Dial(ctx, c)
-	}
-	e := newEnv(t, cfg, chatiosim.Config{})
-	const n = 20
-	got := make([]*Session, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			s, err := e.pool.Acquire(ctxT(t), "tok-shared")
-			if err != nil {
-				t.Errorf("acquire: %v", err)
-			}
-			got[i] = s
-		})
-	}
-	wg.Wait()
-	for _, s := range got[1:] {
-		if s != got[0] {
-			t.Fatal("concurrent Acquires returned different sessions")
+	synctest.Test(t, func(t *testing.T) {
+		var dials atomic.Int32
+		cfg := fastConfig()
+		cfg.Dial = func(ctx context.Context, c chatio.Config) (*chatio.Client, chatio.LoginResult, error) {
+			dials.Add(1)
+			// In the bubble the clock moves only when every other
+			// goroutine is blocked: this returns once the other Acquires
+			// all wait for this creation.
+			time.Sleep(time.Second)
+			return chatio.Dial(ctx, c)
 		}
-	}
-	if d := dials.Load(); d != 1 {
-		t.Fatalf("dials = %d, want 1", d)
-	}
-	if n := e.srv.OpenSockets(); n != 1 {
-		t.Fatalf("open sockets = %d, want 1", n)
-	}
-	if got[0].CustomerID() != chatiosim.CustomerIDForToken("tok-shared") {
-		t.Fatalf("customer id %q", got[0].CustomerID())
-	}
-	if st := got[0].Status(); st != StatusConnected {
-		t.Fatalf("status %q", st)
-	}
-	if v := metricValue(e.pool.m.sessions); v != 1 {
-		t.Fatalf("gateway_sessions = %v", v)
-	}
+		e := newBubbleEnv(t, cfg, chatiosim.Config{})
+		const n = 20
+		got := make([]*Session, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				s, err := e.pool.Acquire(ctxT(t), "tok-shared")
+				if err != nil {
+					t.Errorf("acquire: %v", err)
+				}
+				got[i] = s
+			})
+		}
+		wg.Wait()
+		for _, s := range got[1:] {
+			if s != got[0] {
+				t.Fatal("concurrent Acquires returned different sessions")
+			}
+		}
+		if d := dials.Load(); d != 1 {
+			t.Fatalf("dials = %d, want 1", d)
+		}
+		if n := e.srv.OpenSockets(); n != 1 {
+			t.Fatalf("open sockets = %d, want 1", n)
+		}
+		if got[0].CustomerID() != chatiosim.CustomerIDForToken("tok-shared") {
+			t.Fatalf("customer id %q", got[0].CustomerID())
+		}
+		if st := got[0].Status(); st != StatusConnected {
+			t.Fatalf("status %q", st)
+		}
+		if v := metricValue(e.pool.m.sessions); v != 1 {
+			t.Fatalf("gateway_sessions = %v", v)
+		}
+	})
 }
 
 func TestSnapshotAndFanOut(t *testing.T) {
@@ -249,164 +254,259 @@ func TestStaleEventIDGetsSnapshot(t *testing.T) {
 }
 
 func TestSlowSubscriberIsCut(t *testing.T) {
-	cfg := fastConfig()
-	cfg.SubscriberBuffer = 4
-	e := newEnv(t, cfg, chatiosim.Config{})
-	s := e.acquire(t, "tok-slow")
-	chat := startChat(t, s)
-	slow := subscribe(t, s, "")
-	healthy := subscribe(t, s, "")
-	agent := e.srv.Agent("agent-1", "")
-	// The agent joining produces events too; typing makes many small ones.
-	const n = 40
-	done := make(chan int)
-	go func() {
-		got := 0
-		for m := range healthy.C() {
-			if m.Name == sdk.EventUserIsTyping {
-				got++
-				if got == n {
-					break
+	synctest.Test(t, func(t *testing.T) {
+		cfg := fastConfig()
+		cfg.SubscriberBuffer = 4
+		e := newBubbleEnv(t, cfg, chatiosim.Config{})
+		s := e.acquire(t, "tok-slow")
+		chat := startChat(t, s)
+		slow := subscribe(t, s, "")
+		healthy := subscribe(t, s, "")
+		agent := e.srv.Agent("agent-1", "")
+		// The agent joining produces events too; typing makes many small ones.
+		const n = 40
+		done := make(chan int)
+		go func() {
+			got := 0
+			for m := range healthy.C() {
+				if m.Name == sdk.EventUserIsTyping {
+					got++
+					if got == n {
+						break
+					}
 				}
 			}
+			done <- got
+		}()
+		for range n {
+			if err := agent.Typing(chat, true); err != nil {
+				t.Fatal(err)
+			}
+			synctest.Wait() // the healthy one has read all there is
 		}
-		done <- got
-	}()
-	for range n {
-		if err := agent.Typing(chat, true); err != nil {
-			t.Fatal(err)
+		select {
+		case got := <-done:
+			if got != n {
+				t.Fatalf("healthy got %d", got)
+			}
+		case <-time.After(waitLong):
+			t.Fatal("healthy subscriber starved")
 		}
-		time.Sleep(time.Millisecond) // let the healthy one keep up
-	}
-	select {
-	case got := <-done:
-		if got != n {
-			t.Fatalf("healthy got %d", got)
+		queued := waitClosed(t, slow)
+		if !errors.Is(slow.Err(), ErrSlowSubscriber) {
+			t.Fatalf("slow err = %v", slow.Err())
 		}
-	case <-time.After(waitLong):
-		t.Fatal("healthy subscriber starved")
-	}
-	queued := waitClosed(t, slow)
-	if !errors.Is(slow.Err(), ErrSlowSubscriber) {
-		t.Fatalf("slow err = %v", slow.Err())
-	}
-	if len(queued) > cfg.SubscriberBuffer {
-		t.Fatalf("slow queue held %d > %d", len(queued), cfg.SubscriberBuffer)
-	}
-	if v := metricValue(e.pool.m.subscribersCut.WithLabelValues(reasonSlow)); v != 1 {
-		t.Fatalf("cut counter %v", v)
-	}
-	// The healthy one is still registered.
-	if metricValue(e.pool.m.subscribers) != 1 {
-		t.Fatal("subscribers gauge")
-	}
+		if len(queued) > cfg.SubscriberBuffer {
+			t.Fatalf("slow queue held %d > %d", len(queued), cfg.SubscriberBuffer)
+		}
+		if v := metricValue(e.pool.m.subscribersCut.WithLabelValues(reasonSlow)); v != 1 {
+			t.Fatalf("cut counter %v", v)
+		}
+		// The healthy one is still registered.
+		if metricValue(e.pool.m.subscribers) != 1 {
+			t.Fatal("subscribers gauge")
+		}
+	})
 }
 
 func TestReconnectFillsGap(t *testing.T) {
-	e := newEnv(t, fastConfig(), chatiosim.Config{})
-	s := e.acquire(t, "tok-gap")
-	chat := startChat(t, s)
-	agent := e.srv.Agent("agent-1", "")
-	before, err := agent.SendMessage(chat, "before the drop")
-	if err != nil {
-		t.Fatal(err)
-	}
-	quiet := startChat(t, s) // a chat without any event yet
-	sub := subscribe(t, s, "")
-	waitDelivered(t, s, before)
+	synctest.Test(t, func(t *testing.T) {
+		e := newBubbleEnv(t, fastConfig(), chatiosim.Config{})
+		s := e.acquire(t, "tok-gap")
+		chat := startChat(t, s)
+		agent := e.srv.Agent("agent-1", "")
+		before, err := agent.SendMessage(chat, "before the drop")
+		if err != nil {
+			t.Fatal(err)
+		}
+		quiet := startChat(t, s) // a chat without any event yet
+		sub := subscribe(t, s, "")
+		waitDelivered(t, s, before)
 
-	e.srv.RefuseConnections(300 * time.Millisecond)
-	if e.srv.DropAll() != 1 {
-		t.Fatal("no socket dropped")
-	}
-	msgs := until(t, sub, sdk.EventConnectionLost)
-	if string(msgs[len(msgs)-1].Data) != "null" {
-		t.Fatalf("connection_lost data %s", msgs[len(msgs)-1].Data)
-	}
-	eventually(t, "reconnecting status", func() bool { return s.Status() == StatusReconnecting })
-	missed1, err := agent.SendMessage(chat, "while down 1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := agent.CloseThread(chat); err != nil {
-		t.Fatal(err)
-	}
-	missed2, err := agent.SendMessage(chat, "while down, new thread")
-	if err != nil {
-		t.Fatal(err)
-	}
-	missed3, err := agent.SendMessage(quiet, "while down, in the quiet chat")
-	if err != nil {
-		t.Fatal(err)
-	}
+		e.srv.RefuseConnections(300 * time.Millisecond)
+		if e.srv.DropAll() != 1 {
+			t.Fatal("no socket dropped")
+		}
+		msgs := until(t, sub, sdk.EventConnectionLost)
+		if string(msgs[len(msgs)-1].Data) != "null" {
+			t.Fatalf("connection_lost data %s", msgs[len(msgs)-1].Data)
+		}
+		eventually(t, "reconnecting status", func() bool { return s.Status() == StatusReconnecting })
+		missed1, err := agent.SendMessage(chat, "while down 1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := agent.CloseThread(chat); err != nil {
+			t.Fatal(err)
+		}
+		missed2, err := agent.SendMessage(chat, "while down, new thread")
+		if err != nil {
+			t.Fatal(err)
+		}
+		missed3, err := agent.SendMessage(quiet, "while down, in the quiet chat")
+		if err != nil {
+			t.Fatal(err)
+		}
 
-	msgs = until(t, sub, sdk.EventConnectionRestored)
-	var got []string
-	sawSummary := false
-	for _, m := range msgs {
-		if id := newEventID(t, m); id != "" {
-			got = append(got, id)
+		msgs = until(t, sub, sdk.EventConnectionRestored)
+		var got []string
+		sawSummary := false
+		for _, m := range msgs {
+			if id := newEventID(t, m); id != "" {
+				got = append(got, id)
+			}
+			if m.Name == sdk.EventThreadSummary {
+				sawSummary = true
+			}
 		}
-		if m.Name == sdk.EventThreadSummary {
-			sawSummary = true
+		if want := []string{missed1, missed2, missed3}; fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("gap fill delivered %v, want %v", got, want)
 		}
-	}
-	if want := []string{missed1, missed2, missed3}; fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("gap fill delivered %v, want %v", got, want)
-	}
-	if !sawSummary {
-		t.Fatal("no thread_summary for the thread opened while down")
-	}
-	var restored struct {
-		ChatsSummary []json.RawMessage `json:"chatsSummary"`
-		TotalChats   int               `json:"totalChats"`
-	}
-	if err := json.Unmarshal(msgs[len(msgs)-1].Data, &restored); err != nil || restored.TotalChats != 2 {
-		t.Fatalf("connection_restored %s (%v)", msgs[len(msgs)-1].Data, err)
-	}
-	if s.Status() != StatusConnected {
-		t.Fatalf("status %s", s.Status())
-	}
-	// Live again, and the gap-filled events are not repeated.
-	live, err := agent.SendMessage(chat, "after")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		m := next(t, sub)
-		id := newEventID(t, m)
-		if id == missed1 || id == missed2 || id == missed3 {
-			t.Fatalf("duplicate %s", id)
+		if !sawSummary {
+			t.Fatal("no thread_summary for the thread opened while down")
 		}
-		if id == live {
-			break
+		var restored struct {
+			ChatsSummary []json.RawMessage `json:"chatsSummary"`
+			TotalChats   int               `json:"totalChats"`
 		}
-	}
-	if metricValue(e.pool.m.reconnects) != 1 {
-		t.Fatal("reconnects counter")
-	}
+		if err := json.Unmarshal(msgs[len(msgs)-1].Data, &restored); err != nil || restored.TotalChats != 2 {
+			t.Fatalf("connection_restored %s (%v)", msgs[len(msgs)-1].Data, err)
+		}
+		if s.Status() != StatusConnected {
+			t.Fatalf("status %s", s.Status())
+		}
+		// Live again, and the gap-filled events are not repeated.
+		live, err := agent.SendMessage(chat, "after")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			m := next(t, sub)
+			id := newEventID(t, m)
+			if id == missed1 || id == missed2 || id == missed3 {
+				t.Fatalf("duplicate %s", id)
+			}
+			if id == live {
+				break
+			}
+		}
+		if metricValue(e.pool.m.reconnects) != 1 {
+			t.Fatal("reconnects counter")
+		}
+	})
 }
 
 func TestDoWaitsForReconnect(t *testing.T) {
-	e := newEnv(t, fastConfig(), chatiosim.Config{})
-	s := e.acquire(t, "tok-wait")
-	chat := startChat(t, s)
-	e.srv.RefuseConnections(200 * time.Millisecond)
-	e.srv.DropAll()
-	eventually(t, "reconnecting", func() bool { return s.Status() == StatusReconnecting })
-	// Waits for the reconnect, then succeeds.
-	sendMessage(t, s, chat, "after reconnect")
+	synctest.Test(t, func(t *testing.T) {
+		e := newBubbleEnv(t, fastConfig(), chatiosim.Config{})
+		s := e.acquire(t, "tok-wait")
+		chat := startChat(t, s)
+		e.srv.RefuseConnections(200 * time.Millisecond)
+		e.srv.DropAll()
+		eventually(t, "reconnecting", func() bool { return s.Status() == StatusReconnecting })
+		// Waits for the reconnect, then succeeds.
+		sendMessage(t, s, chat, "after reconnect")
 
-	// While down, a call's own deadline ends its wait.
-	e.srv.RefuseConnections(time.Second)
-	e.srv.DropAll()
-	eventually(t, "reconnecting", func() bool { return s.Status() == StatusReconnecting })
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	err := s.Do(ctx, func(context.Context, *chatio.Client) error { return nil })
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Do while down: %v", err)
-	}
+		// While down, a call's own deadline ends its wait.
+		e.srv.RefuseConnections(time.Second)
+		e.srv.DropAll()
+		eventually(t, "reconnecting", func() bool { return s.Status() == StatusReconnecting })
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		err := s.Do(ctx, func(context.Context, *chatio.Client) error { return nil })
+		if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) != 50*time.Millisecond {
+			t.Fatalf("Do while down: %v after %v", err, time.Since(start))
+		}
+
+		// Without a deadline of its own, a call waits ReconnectWait, then
+		// fails with ErrConnectionLost.
+		e.srv.RefuseConnections(time.Hour)
+		e.srv.DropAll()
+		eventually(t, "reconnecting", func() bool { return s.Status() == StatusReconnecting })
+		start = time.Now()
+		err = s.Do(context.Background(), func(context.Context, *chatio.Client) error { return nil })
+		if !errors.Is(err, chatio.ErrConnectionLost) || time.Since(start) != s.cfg.ReconnectWait {
+			t.Fatalf("Do while down: %v after %v, want ErrConnectionLost after ReconnectWait (%v)", err, time.Since(start), s.cfg.ReconnectWait)
+		}
+	})
+}
+
+// TestReconnectBackoff: while the upstream refuses connections, the
+// session redials with full-jitter exponential backoff at the defaults
+// (ReconnectMin 250ms doubling up to ReconnectMax 30s): the pause before
+// attempt n is below min(30s, 250ms·2^n), so a minute of refusal sees at
+// least seven refused attempts (the first seven pauses add up to less than
+// 32 s), and no more than a few dozen; the session is back
+// within one pause of the refusal's end. In a synctest bubble: each pause
+// is measured exactly, in no wall time.
+func TestReconnectBackoff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var starts, ends []time.Time
+		cfg := fastConfig()
+		cfg.ReconnectMin, cfg.ReconnectMax = 0, 0 // the defaults
+		cfg.ReconnectWait = time.Hour
+		cfg.Dial = func(ctx context.Context, c chatio.Config) (*chatio.Client, chatio.LoginResult, error) {
+			mu.Lock()
+			starts = append(starts, time.Now())
+			mu.Unlock()
+			cl, lr, err := chatio.Dial(ctx, c)
+			mu.Lock()
+			ends = append(ends, time.Now())
+			mu.Unlock()
+			return cl, lr, err
+		}
+		e := newBubbleEnv(t, cfg, chatiosim.Config{})
+		s := e.acquire(t, "tok-backoff")
+		if s.cfg.ReconnectMin != 250*time.Millisecond || s.cfg.ReconnectMax != 30*time.Second {
+			t.Fatalf("backoff defaults %v..%v", s.cfg.ReconnectMin, s.cfg.ReconnectMax)
+		}
+		sub := subscribe(t, s, "")
+		const refusal = time.Minute
+		e.srv.RefuseConnections(refusal)
+		droppedAt := time.Now()
+		e.srv.DropAll()
+		wait := time.After(refusal + 2*s.cfg.ReconnectMax)
+	restored:
+		for {
+			select {
+			case m := <-sub.C():
+				if m.Name == sdk.EventConnectionRestored {
+					break restored
+				}
+			case <-wait:
+				t.Fatal("not back after the refusal")
+			}
+		}
+		back := time.Since(droppedAt)
+
+		mu.Lock()
+		defer mu.Unlock()
+		starts, ends = starts[1:], ends[1:] // the first dial, before the drop
+		t.Logf("%d dials over a %v refusal; back %v after the drop", len(starts), refusal, back)
+		if len(starts) < 8 || len(starts) > 40 {
+			t.Fatalf("%d dials for a %v refusal, want 8..40 (7 or more refused, then one)", len(starts), refusal)
+		}
+		window := s.cfg.ReconnectMin
+		prev := droppedAt
+		for n, at := range starts {
+			if pause := at.Sub(prev); pause < 0 || pause >= window {
+				t.Errorf("attempt %d after a pause of %v, want below %v", n, pause, window)
+			}
+			prev = ends[n]
+			window = min(2*window, s.cfg.ReconnectMax)
+		}
+		if last := starts[len(starts)-1]; last.Sub(droppedAt) < refusal {
+			t.Errorf("reconnected %v after the drop, during the refusal", last.Sub(droppedAt))
+		}
+		if back > refusal+s.cfg.ReconnectMax {
+			t.Errorf("back %v after the drop, more than one pause after the refusal", back)
+		}
+		if v := metricValue(e.pool.m.dialFailures.WithLabelValues("network")) + metricValue(e.pool.m.dialFailures.WithLabelValues("request")); v != float64(len(starts)-1) {
+			t.Errorf("dial failures counted %v, want %d", v, len(starts)-1)
+		}
+	})
 }
 
 func TestReloginRefusedEndsSession(t *testing.T) {
@@ -466,39 +566,62 @@ func TestCustomerDisconnectedNoRetry(t *testing.T) {
 	eventually(t, "socket closed", func() bool { return e.srv.OpenSockets() == 0 })
 }
 
+// TestIdleEviction: a session without subscriber and without call ends
+// IdleTimeout (the default, 2 minutes) after its last use, not before, and
+// closes its socket; one with a subscriber stays, and ends IdleTimeout
+// after its last subscriber left. In a synctest bubble: to the instant.
 func TestIdleEviction(t *testing.T) {
-	cfg := fastConfig()
-	cfg.IdleTimeout = 150 * time.Millisecond
-	e := newEnv(t, cfg, chatiosim.Config{})
-	s := e.acquire(t, "tok-idle")
-	busy := e.acquire(t, "tok-busy")
-	sub := subscribe(t, busy, "")
-	select {
-	case <-s.Done():
-	case <-time.After(waitLong):
-		t.Fatal("idle session not evicted")
-	}
-	eventually(t, "socket closed", func() bool { return e.srv.OpenSockets() == 1 })
-	if e.pool.Len() != 1 {
-		t.Fatalf("pool len %d", e.pool.Len())
-	}
-	if busy.Status() != StatusConnected {
-		t.Fatal("session with a subscriber evicted")
-	}
-	// A new Acquire makes a fresh session.
-	s2 := e.acquire(t, "tok-idle")
-	if s2 == s {
-		t.Fatal("evicted session returned")
-	}
-	if err := s.Do(ctxT(t), func(context.Context, *chatio.Client) error { return nil }); !errors.Is(err, ErrSessionClosed) {
-		t.Fatalf("Do on evicted: %v", err)
-	}
-	sub.Close()
-	select {
-	case <-busy.Done():
-	case <-time.After(waitLong):
-		t.Fatal("session not evicted after its last subscriber left")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		cfg := fastConfig()
+		cfg.IdleTimeout = 0 // the default
+		e := newBubbleEnv(t, cfg, chatiosim.Config{})
+		s := e.acquire(t, "tok-idle")
+		busy := e.acquire(t, "tok-busy")
+		sub := subscribe(t, busy, "")
+		idle := s.cfg.IdleTimeout
+		if idle != 2*time.Minute {
+			t.Fatalf("IdleTimeout %v, want the default 2m", idle)
+		}
+		// endsAt: done is open until d from now, closed at d.
+		endsAt := func(what string, done <-chan struct{}, d time.Duration) {
+			t.Helper()
+			time.Sleep(d - time.Millisecond)
+			synctest.Wait()
+			select {
+			case <-done:
+				t.Fatalf("%s: ended before its idle timeout", what)
+			default:
+			}
+			time.Sleep(time.Millisecond)
+			synctest.Wait()
+			select {
+			case <-done:
+			default:
+				t.Fatalf("%s: not ended at its idle timeout", what)
+			}
+		}
+		endsAt("idle session", s.Done(), idle)
+		if n := e.srv.OpenSockets(); n != 1 {
+			t.Fatalf("%d sockets open, want the busy session's", n)
+		}
+		if e.pool.Len() != 1 {
+			t.Fatalf("pool len %d", e.pool.Len())
+		}
+		if busy.Status() != StatusConnected {
+			t.Fatal("session with a subscriber evicted")
+		}
+		// A new Acquire makes a fresh session.
+		s2 := e.acquire(t, "tok-idle")
+		if s2 == s {
+			t.Fatal("evicted session returned")
+		}
+		if err := s.Do(ctxT(t), func(context.Context, *chatio.Client) error { return nil }); !errors.Is(err, ErrSessionClosed) {
+			t.Fatalf("Do on evicted: %v", err)
+		}
+		time.Sleep(idle / 2)
+		sub.Close()
+		endsAt("session whose last subscriber left", busy.Done(), idle)
+	})
 }
 
 func TestMaxSessions(t *testing.T) {
@@ -539,57 +662,74 @@ func TestLimits(t *testing.T) {
 	close(release)
 }
 
+// TestSneakPeekThrottle: the first SetSneakPeek of a quiet period is sent
+// at once; those within SneakPeekInterval of it are held, and only the
+// latest is sent, when the interval has passed; after a quiet interval the
+// next call is sent at once again. In a synctest bubble, at the SDK's own
+// interval (the default, 2 s), to the instant, in no wall time.
 func TestSneakPeekThrottle(t *testing.T) {
-	e := newEnv(t, fastConfig(), chatiosim.Config{})
-	s := e.acquire(t, "tok-peek")
-	chat := startChat(t, s)
-	acts, stop := e.srv.Watch(64)
-	defer stop()
-	start := time.Now()
-	s.SetSneakPeek(chat, "h")
-	s.SetSneakPeek(chat, "he")
-	s.SetSneakPeek(chat, "hel")
-	type sent struct {
-		text string
-		at   time.Duration
-	}
-	var got []sent
-	deadline := time.After(2 * time.Second)
-	for len(got) < 2 {
-		select {
-		case a := <-acts:
-			if a.Action != chatio.ActionSendSneakPeek {
-				continue
-			}
-			var p struct {
-				Text string `json:"sneak_peek_text"`
-			}
-			_ = json.Unmarshal(a.Payload, &p)
-			got = append(got, sent{p.Text, time.Since(start)})
-		case <-deadline:
-			t.Fatalf("sends: %+v", got)
+	synctest.Test(t, func(t *testing.T) {
+		cfg := fastConfig()
+		cfg.SneakPeekInterval = 0 // the default: the SDK's throttle
+		e := newBubbleEnv(t, cfg, chatiosim.Config{})
+		s := e.acquire(t, "tok-peek")
+		chat := startChat(t, s)
+		interval := s.cfg.SneakPeekInterval
+		if interval != 2*time.Second {
+			t.Fatalf("default interval %v, want the SDK's 2s", interval)
 		}
-	}
-	interval := s.cfg.SneakPeekInterval
-	if got[0].text != "h" || got[0].at >= interval {
-		t.Fatalf("leading send %+v", got[0])
-	}
-	if got[1].text != "hel" || got[1].at < interval {
-		t.Fatalf("trailing send %+v", got[1])
-	}
-	// No third send.
-	select {
-	case a := <-acts:
-		if a.Action == chatio.ActionSendSneakPeek {
-			t.Fatalf("extra send %+v", a)
+		acts, stop := e.srv.Watch(64)
+		defer stop()
+		start := time.Now()
+		type sent struct {
+			text string
+			at   time.Duration // since start, on the bubble's clock
 		}
-	case <-time.After(300 * time.Millisecond):
-	}
-	// After a quiet interval the next call is leading again.
-	s.SetSneakPeek(chat, "hello")
-	eventually(t, "leading send", func() bool {
-		ci, _ := e.srv.Chat(chat)
-		return ci.SneakPeek == "hello"
+		// sends are the send_sneak_peeks the simulator has carried out
+		// since the last look, once everything in the bubble has settled.
+		sends := func() []sent {
+			synctest.Wait()
+			var got []sent
+			for {
+				select {
+				case a := <-acts:
+					if a.Action != chatio.ActionSendSneakPeek {
+						continue
+					}
+					var p struct {
+						Text string `json:"sneak_peek_text"`
+					}
+					_ = json.Unmarshal(a.Payload, &p)
+					got = append(got, sent{p.Text, a.Time.Sub(start)})
+				default:
+					return got
+				}
+			}
+		}
+		want := func(what string, got []sent, w ...sent) {
+			t.Helper()
+			if fmt.Sprint(got) != fmt.Sprint(w) {
+				t.Fatalf("%s: sends %+v, want %+v", what, got, w)
+			}
+		}
+
+		s.SetSneakPeek(chat, "h")
+		s.SetSneakPeek(chat, "he")
+		s.SetSneakPeek(chat, "hel")
+		want("leading", sends(), sent{"h", 0})
+		time.Sleep(interval - time.Millisecond)
+		want("held within the interval", sends())
+		time.Sleep(time.Millisecond)
+		want("trailing", sends(), sent{"hel", interval})
+		time.Sleep(10 * interval)
+		want("quiet", sends())
+
+		// After a quiet interval the next call is leading again.
+		s.SetSneakPeek(chat, "hello")
+		want("leading again", sends(), sent{"hello", 11 * interval})
+		if ci, _ := e.srv.Chat(chat); ci.SneakPeek != "hello" {
+			t.Fatalf("simulator holds %q", ci.SneakPeek)
+		}
 	})
 }
 

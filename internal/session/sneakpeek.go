@@ -28,10 +28,18 @@ type sneakState struct {
 // new chat is dropped. (The SDK also skips chats that are not active; the
 // gateway leaves that to the upstream.)
 func (s *Session) SetSneakPeek(chatID, text string) {
+	if !s.setSneakPeek(chatID, text) {
+		s.log.Debug("sneak peek dropped: too many chats tracked") // not under mu
+	}
+}
+
+// setSneakPeek is SetSneakPeek under s.mu; false when the call was
+// dropped for the table of chats being full.
+func (s *Session) setSneakPeek(chatID, text string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
-		return
+		return true
 	}
 	now := time.Now()
 	st := s.sneak[chatID]
@@ -40,8 +48,7 @@ func (s *Session) SetSneakPeek(chatID, text string) {
 			s.pruneSneakLocked(now)
 		}
 		if len(s.sneak) >= maxSneakChats {
-			s.log.Debug("sneak peek dropped: too many chats tracked")
-			return
+			return false
 		}
 		st = &sneakState{}
 		s.sneak[chatID] = st
@@ -50,12 +57,13 @@ func (s *Session) SetSneakPeek(chatID, text string) {
 	if st.timer == nil && (st.last.IsZero() || now.Sub(st.last) >= interval) {
 		st.last = now
 		s.sendSneakLocked(chatID, text)
-		return
+		return true
 	}
 	st.pending, st.hasPending = text, true
 	if st.timer == nil {
 		st.timer = time.AfterFunc(st.last.Add(interval).Sub(now), func() { s.flushSneak(chatID, st) })
 	}
+	return true
 }
 
 // flushSneak is the trailing send of one chat (a timer's goroutine).

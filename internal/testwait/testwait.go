@@ -1,4 +1,3 @@
-// Package testwait waits, in tests, for a condition to come true.
 package testwait
 
 import (

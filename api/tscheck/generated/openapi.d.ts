@@ -137,13 +137,13 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Readiness (503 while shutting down) */
+        /** Readiness (503 while shutting down or while the engine is unreachable) */
         get: operations["readyz"];
         put?: never;
         post?: never;
         delete?: never;
         options?: never;
-        /** Readiness, without a body (503 while shutting down) */
+        /** Readiness, without a body (503 while shutting down or while the engine is unreachable) */
         head: operations["readyzHead"];
         patch?: never;
         trace?: never;
@@ -196,7 +196,8 @@ export interface paths {
          * @description For browsers' `EventSource`, which cannot send an `Authorization`
          *     header. The token is checked (and its session opened) now. The ticket
          *     is accepted once by `GET /v1/events?ticket=…` within `expiresIn`
-         *     seconds.
+         *     seconds, on any gateway replica. It is opaque (sealed: it carries
+         *     the token encrypted) and at most about 3 KiB long.
          */
         post: operations["createTicket"];
         delete?: never;
@@ -232,8 +233,10 @@ export interface paths {
          *     shuts down. After `DELETE /v1/session` the stream gets `disconnected`
          *     and ends.
          *
-         *     A `?ticket=` stream that reaches a gateway replica other than the one
-         *     that issued the ticket is proxied by it to the issuer, transparently.
+         *     Any gateway replica redeems a `?ticket=`, once across all of them.
+         *     While the engine that records used tickets cannot be reached, a
+         *     ticket stream is 503 `OVERLOADED` with `Retry-After`: get a new
+         *     ticket.
          *
          *     A stream opened with the `Authorization` header counts against the
          *     token's request rate (429 past it); one opened with a ticket does
@@ -1285,7 +1288,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Draining; take the instance out of rotation. */
+            /** @description Not ready; take the instance out of rotation. `draining`: shutting down. `engine_unavailable`: the cluster engine cannot be reached (or is still being reached at start); ready again by itself when it returns. */
             503: {
                 headers: {
                     "Retry-After": components["headers"]["RetryAfter"];
@@ -1293,8 +1296,8 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        /** @constant */
-                        status?: "draining";
+                        /** @enum {string} */
+                        status?: "draining" | "engine_unavailable";
                     };
                 };
             };
@@ -1316,7 +1319,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Draining; take the instance out of rotation. */
+            /** @description Draining, or the engine is unreachable; take the instance out of rotation. */
             503: {
                 headers: {
                     "Retry-After": components["headers"]["RetryAfter"];
