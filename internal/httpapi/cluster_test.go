@@ -36,7 +36,10 @@ type cluster struct {
 	dials atomic.Int64 // upstream dials of every replica
 }
 
-var clusterKey = bytes.Repeat([]byte{0x42}, 32)
+var (
+	clusterKey = bytes.Repeat([]byte{0x42}, 32)
+	ticketKey  = bytes.Repeat([]byte{0x43}, TicketKeyLen)
+)
 
 func newCluster(t *testing.T, n int, ttl time.Duration) *cluster {
 	t.Helper()
@@ -78,6 +81,8 @@ func newClusterWith(t *testing.T, n int, ttl time.Duration, mod func(*envOptions
 		c.nodes = append(c.nodes, newEnv(t, func(o *envOptions) {
 			o.upstreamURL = url
 			o.pool.Engine = eng
+			o.cfg.Engine = eng
+			o.cfg.TicketKey = ticketKey
 			o.pool.Dial = func(ctx context.Context, cfg chatio.Config) (*chatio.Client, chatio.LoginResult, error) {
 				c.dials.Add(1)
 				return chatio.Dial(ctx, cfg)
@@ -436,6 +441,15 @@ func TestClusterStreams(t *testing.T) {
 	if got, _ := messages(t, s1, 1); got[0] != "m5" {
 		t.Fatalf("stream 1 got %q, want m5", got)
 	}
+
+	// A ticket from one replica opens a stream on another.
+	r := c.nodes[0].do("POST", "/v1/tickets", "st", nil)
+	ticket, _ := expect(t, r, 200, "")["ticket"].(string)
+	stt := c.nodes[2].openStream("/v1/events?ticket="+ticket, "")
+	if m := stt.event(); m.Event != "customer_id" {
+		t.Fatalf("ticket stream starts with %+v", m)
+	}
+	stt.close()
 
 	// An id this log never gave (another gateway's, a forged one): a
 	// snapshot, never a silent gap.
