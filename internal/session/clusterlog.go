@@ -285,6 +285,7 @@ func (s *Session) priorLog(ctx context.Context, eng *engine.Engine, sid engine.S
 		}
 	}
 	if n == 0 || (lastName == sdk.EventDisconnected && endsSession(lastData)) {
+		s.tracker = newChatTracker() // a fresh start: the first summary seeds it
 		return false, nil
 	}
 	return true, nil
