@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
@@ -30,6 +32,7 @@ import (
 // on nothing, so the replicas share a nats-server run here on 127.0.0.1.
 type cluster struct {
 	t     *testing.T
+	ns    *server.Server
 	sim   *chatiosim.Server
 	nodes []*env
 	engs  []*engine.Engine
@@ -62,7 +65,7 @@ func newClusterWith(t *testing.T, n int, ttl time.Duration, mod func(*envOptions
 		t.Fatal("nats-server not ready")
 	}
 	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	c := &cluster{t: t}
+	c := &cluster{t: t, ns: ns}
 	var url string
 	c.sim, url = chatiotest.Start(t, chatiosim.Config{})
 	for i := range n {
@@ -637,4 +640,65 @@ func TestClusterRelease(t *testing.T) {
 	if n := c.sockets("rel-down"); n != 1 {
 		t.Errorf("%d sockets", n)
 	}
+}
+
+// TestClusterLeaseLost: an owner that finds its lease gone (renewals
+// refused: another process took its key, as after a pause longer than the
+// TTL) closes its sockets by itself (fenced) and another replica takes its
+// customer over; the customer's stream on a third replica goes on.
+func TestClusterLeaseLost(t *testing.T) {
+	c := newCluster(t, 3, 900*time.Millisecond)
+	chat, _ := c.nodes[0].startChat("ll")
+	st := c.nodes[2].openStream("/v1/events", "ll")
+	st.waitEvent("connected")
+
+	nc, err := nats.Connect(c.ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	kv, err := js.KeyValue(ctx, "cgw_nodes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, "r0", []byte("another-incarnation")); err != nil {
+		t.Fatal(err)
+	}
+	testwait.For(t, 3*time.Second, "replica 0 fenced: its socket closed", func() bool { return c.sockets("ll") == 0 })
+	if n := counterValue(t, c.nodes[0], "gateway_cluster_fenced_sessions_total"); n < 1 {
+		t.Errorf("fenced sessions: %v", n)
+	}
+	expect(t, c.nodes[1].do("POST", "/v1/chats/"+chat+"/messages", "ll", `{"text":"later"}`), 201, "")
+	if o := c.owner("ll"); o < 1 {
+		t.Errorf("owner %d", o)
+	}
+	if n := c.sockets("ll"); n != 1 {
+		t.Errorf("%d sockets", n)
+	}
+	if got, _ := messages(t, st, 1); got[0] != "later" {
+		t.Errorf("stream got %q", got)
+	}
+}
+
+// counterValue is the value of a replica's counter named name (one
+// series, no labels).
+func counterValue(t *testing.T, e *env, name string) float64 {
+	t.Helper()
+	mfs, err := e.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
 }
