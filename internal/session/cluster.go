@@ -180,9 +180,9 @@ func (p *Pool) withSession(ctx context.Context, token, customerID string, fn fun
 // of the token when there is one (or one is being opened), else on the
 // session's owner; when nobody owns it, create says whether this replica
 // takes it over (and runs local) or answers nothing (nil, nil). A session
-// that ended under the call, or an owner that is still being decided
-// (another replica won Own and is not serving yet), is tried again with a
-// short backoff, within DialTimeout.
+// that ended under the call, an owner that is still being decided
+// (another replica won Own and is not serving yet) and an owner that is
+// shutting down are tried again with a short backoff, within DialTimeout.
 func (p *Pool) route(ctx context.Context, token, customerID string, req fwdRequest, create bool, local func(context.Context, *Session) (json.RawMessage, error)) (json.RawMessage, error) {
 	if p.cfg.Engine == nil {
 		var res json.RawMessage
@@ -207,6 +207,7 @@ func (p *Pool) route(ctx context.Context, token, customerID string, req fwdReque
 	closedRetries := 0
 	for {
 		var res json.RawMessage
+		forwarded := false
 		s, err := p.Lookup(ctx, token)
 		switch {
 		case err != nil:
@@ -232,6 +233,7 @@ func (p *Pool) route(ctx context.Context, token, customerID string, req fwdReque
 					res, err = local(ctx, s)
 				}
 			} else {
+				forwarded = true
 				p.m.forwarded.Inc()
 				p.m.forwardS.Observe(time.Since(start).Seconds())
 				if req.Call != nil {
@@ -241,6 +243,9 @@ func (p *Pool) route(ctx context.Context, token, customerID string, req fwdReque
 		}
 		switch {
 		case errors.Is(err, ErrElsewhere):
+		case forwarded && errors.Is(err, ErrDraining):
+			// The owner is shutting down: it gives the session back in a
+			// moment, and the next round takes it over.
 		case errors.Is(err, ErrSessionClosed) && closedRetries < 2:
 			closedRetries++
 		default:
