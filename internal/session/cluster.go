@@ -22,7 +22,7 @@ import (
 type ownership struct {
 	sid  engine.SID
 	eo   engine.Ownership     // what Own answered: the log's fence for the session's appends
-	sub  *engine.Subscription // Serve on the session's op subject; stopped by stop (under Pool.mu)
+	sub  *engine.Subscription // Serve on the session's op subject; drained by stop (under Pool.mu)
 	lost <-chan struct{}      // LeaseLost of the lease epoch Own was made under
 }
 
@@ -243,9 +243,10 @@ func (p *Pool) route(ctx context.Context, token, customerID string, req fwdReque
 		}
 		switch {
 		case errors.Is(err, ErrElsewhere):
-		case forwarded && errors.Is(err, ErrDraining):
-			// The owner is shutting down: it gives the session back in a
-			// moment, and the next round takes it over.
+		case forwarded && (errors.Is(err, ErrDraining) || errors.Is(err, ErrSessionClosed)):
+			// The owner is shutting down, or its session ended before the
+			// call was sent: it gives the session back in a moment, and a
+			// later round takes it over.
 		case errors.Is(err, ErrSessionClosed) && closedRetries < 2:
 			closedRetries++
 		default:

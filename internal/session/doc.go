@@ -129,8 +129,9 @@
 // dials wait for the session (the entry's ready). A create that fails
 // gives the ownership back (engine.Release) once its socket, if any, is
 // closed. When the session ends (Disconnect, idle, a refused re-login,
-// Shutdown), stop stops serving (under Pool.mu, so that the next session
-// of the token here never serves alongside) and records the release in
+// Shutdown), stop drains its Serve (under Pool.mu: no request reaches it
+// once the next session of the token here serves; those it had taken are
+// answered ErrSessionClosed, and the caller tries again) and records the release in
 // Pool.releasing; end runs it once the socket is closed, on a goroutine
 // of its own (end may run on a read loop). The next create of the token
 // here waits for it: a Release after this replica's next Own would delete
@@ -207,7 +208,9 @@
 // the release at its end, a mirror (its life: a count of its own) and its
 // keep, a mirror's teardown. Locks: Pool.mu before Session.mu (a
 // mirror's Session.mu included), as ever; the engine's subscriptions are
-// stopped under them (a local unsubscribe, no round trip); logAppender.mu
+// stopped or drained under them (a local unsubscribe, no round trip: a
+// drained Serve still answers, later, the requests it had taken, so that
+// none waits out its timeout); logAppender.mu
 // is taken under Session.mu and nothing under it. The only engine round
 // trips under a lock are a mirror cursor's reads (Next's gap fill,
 // CatchUp), under that mirror's Session.mu, which they serialise. The

@@ -208,7 +208,7 @@ func (p *Pool) create(token, customerID string, e *entry) {
 		}
 		var release func()
 		if own != nil {
-			_ = own.sub.Stop()
+			_ = own.sub.Drain()
 			release = p.releaseLocked(token, own.sid)
 		}
 		if p.sessions[token] == e {

@@ -461,7 +461,7 @@ func (s *Session) stop(err error, final *Message, cond func() bool) bool {
 	if s.own != nil {
 		// No forwarded call reaches this session from now on; the next
 		// session of the token here Owns only once end has released.
-		_ = s.own.sub.Stop()
+		_ = s.own.sub.Drain()
 		s.release = p.releaseLocked(s.token, s.own.sid)
 	}
 	s.mu.Unlock()
