@@ -181,10 +181,11 @@
 // pool's map), one engine.Subscribe whose callback (the subscription's
 // goroutine) passes each live event through one engine.Cursor under the
 // mirror's Session.mu and offers what it yields to every Subscriber that
-// has not had it (Subscriber.after), and a keep goroutine that, while the
-// mirror has streams, asks the owner for the session's info every
-// keepInterval (keeping it from idling out, and having it taken over when
-// nobody owns it) and catches the cursor up with the log. A fresh stream
+// has not had it (Subscriber.after). A mirror holds no goroutine: one
+// pool goroutine (keepMirrors) asks, every keepInterval and for each
+// mirror with streams, the owner for the session's info (keeping it from
+// idling out, and having it taken over when nobody owns it) and catches
+// the mirror's cursor up with the log. A fresh stream
 // gets its snapshot from the owner as of the log's sequence N (a
 // forwarded snapshot request: the owner waits until its appender has
 // appended the event the snapshot is current at, logAppender.seqAt), reads
@@ -198,15 +199,16 @@
 //
 // Engine trouble is an answer: a call this replica would forward while
 // the engine connection is down is ErrEngine at once, as is a takeover the
-// engine refuses; a mirror whose engine is not Ready at two keepalives in
-// a row ends its streams with ErrDraining (a retry hint: they come back
-// with their Last-Event-ID); an owner that cannot renew its lease is
-// fenced (above).
+// engine refuses; when the engine is not Ready at two rounds of
+// keepMirrors in a row, every stream ends with ErrDraining (a retry hint:
+// they come back with their Last-Event-ID); an owner that cannot renew
+// its lease is fenced (above).
 //
-// Goroutines in cluster mode, each counted in Pool.wg: watchLease (pool's
-// life), one per forwarded request, a session's appender (its life) and
-// the release at its end, a mirror (its life: a count of its own) and its
-// keep, a mirror's teardown. Locks: Pool.mu before Session.mu (a
+// Goroutines in cluster mode, each counted in Pool.wg: watchLease and
+// keepMirrors (the pool's life; keepMirrors waits for the few workers of
+// each round), one per forwarded request, a session's appender (its life)
+// and the release at its end, a mirror's teardown; a mirror holds a count
+// of its own for its life, but no goroutine. Locks: Pool.mu before Session.mu (a
 // mirror's Session.mu included), as ever; the engine's subscriptions are
 // stopped or drained under them (a local unsubscribe, no round trip: a
 // drained Serve still answers, later, the requests it had taken, so that

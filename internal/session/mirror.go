@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
@@ -109,7 +110,6 @@ type mirror struct {
 	token string   // to keep the owner's session alive (and take it over) while streams are open
 	s     *Session // the container: mu, subs, cfg, pool; no client, not in the pool's map
 	esub  *engine.Subscription
-	done  chan struct{} // closed at teardown: keep returns
 
 	// guarded by s.mu
 	cur     *engine.Cursor // nil until the first join
@@ -226,7 +226,7 @@ func (p *Pool) mirrorOf(sid engine.SID, token string) (*mirror, error) {
 	if m := p.mirrors[sid]; m != nil {
 		return m, nil
 	}
-	m := &mirror{sid: sid, token: token, s: newSession(p, ""), done: make(chan struct{})}
+	m := &mirror{sid: sid, token: token, s: newSession(p, "")}
 	esub, err := p.cfg.Engine.Subscribe(sid, m.onLive)
 	if err != nil {
 		m.s.cancel()
@@ -236,8 +236,6 @@ func (p *Pool) mirrorOf(sid engine.SID, token string) (*mirror, error) {
 	m.s.mirror = m
 	p.mirrors[sid] = m
 	p.wg.Add(1) // the mirror's, until teardown
-	p.wg.Add(1) // keep's, which ends at teardown
-	go m.keep()
 	return m, nil
 }
 
@@ -376,50 +374,78 @@ func endsSession(data []byte) bool {
 	return d.Reason == DisconnectReasonLoggedOut || d.Reason == DisconnectReasonAuthentication || !chatio.ShouldReconnect(d.Reason)
 }
 
-// keepInterval is how often a mirror with streams keeps the owner's
-// session alive (and has it taken over when its owner is gone).
-func (m *mirror) keepInterval() time.Duration {
-	return min(m.s.cfg.IdleTimeout/3, 2*time.Second)
+// keepInterval is how often the pool keeps the owners' sessions of its
+// mirrors with streams alive (keepMirrors).
+func (p *Pool) keepInterval() time.Duration {
+	return min(p.cfg.IdleTimeout/3, 2*time.Second)
 }
 
-// keep runs while the mirror does: while it has streams, it asks the
-// session's owner for the session's info every keepInterval, which keeps
-// the session from idling out (its streams are here, not there) and has
-// it taken over when nobody owns it (its events then reach the log again),
-// then catches the mirror up with the log (catchUp).
-func (m *mirror) keep() {
-	p := m.s.pool
+// keepWorkers bounds the mirrors keepMirrors looks after at once.
+const keepWorkers = 16
+
+// keepMirrors runs while the pool does (cluster mode): every keepInterval,
+// for each mirror with streams, it asks the session's owner for the
+// session's info, which keeps the session from idling out (its streams
+// are here, not there) and has it taken over when nobody owns it (its
+// events then reach the log again), then catches the mirror up with the
+// log (catchUp). When the engine is not Ready at two rounds in a row, the
+// streams end with a retry hint (ErrDraining), to come back with their
+// Last-Event-ID, here or elsewhere. One goroutine for all the mirrors (a
+// few more while a round runs): a mirror holds none.
+func (p *Pool) keepMirrors() {
 	defer p.wg.Done()
-	t := time.NewTicker(m.keepInterval())
+	iv := p.keepInterval()
+	t := time.NewTicker(iv)
 	defer t.Stop()
 	unready := 0
 	for {
 		select {
-		case <-m.done:
+		case <-p.ctx.Done():
 			return
 		case <-t.C:
 		}
-		m.s.mu.Lock()
-		n := len(m.s.subs)
-		m.s.mu.Unlock()
-		if n == 0 {
+		p.mu.Lock()
+		list := make([]*mirror, 0, len(p.mirrors))
+		for _, m := range p.mirrors {
+			list = append(list, m)
+		}
+		p.mu.Unlock()
+		if len(list) == 0 {
 			continue
 		}
 		if !p.cfg.Engine.Ready() {
-			// The engine is unreachable (or this replica's lease lapsed):
-			// after a second look, the streams end with a retry hint, to
-			// come back with their Last-Event-ID, here or elsewhere.
 			if unready++; unready >= 2 {
-				m.endAll(fmt.Errorf("%w: %w", ErrDraining, ErrEngine))
+				for _, m := range list {
+					m.endAll(fmt.Errorf("%w: %w", ErrDraining, ErrEngine))
+				}
 			}
 			continue
 		}
 		unready = 0
-		ctx, cancel := context.WithTimeout(p.ctx, m.keepInterval())
-		_, _ = p.SessionInfo(ctx, m.token, "")
-		m.catchUp(ctx)
-		cancel()
+		sem := make(chan struct{}, keepWorkers)
+		var round sync.WaitGroup
+		for _, m := range list {
+			if m.streams() == 0 {
+				continue
+			}
+			sem <- struct{}{}
+			round.Go(func() {
+				defer func() { <-sem }()
+				ctx, cancel := context.WithTimeout(p.ctx, iv)
+				defer cancel()
+				_, _ = p.SessionInfo(ctx, m.token, "")
+				m.catchUp(ctx)
+			})
+		}
+		round.Wait()
 	}
+}
+
+// streams is how many streams the mirror has.
+func (m *mirror) streams() int {
+	m.s.mu.Lock()
+	defer m.s.mu.Unlock()
+	return len(m.s.subs)
 }
 
 // catchUp delivers what the live subscription missed and no later event
@@ -497,7 +523,6 @@ func (m *mirror) teardown(err error) {
 	if p.mirrors[m.sid] == m {
 		delete(p.mirrors, m.sid)
 	}
-	close(m.done)
 	m.s.mu.Unlock()
 	p.mu.Unlock()
 	m.s.cancel()

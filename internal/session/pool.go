@@ -78,8 +78,9 @@ func NewPool(cfg Config, log *zap.Logger, reg prometheus.Registerer) *Pool {
 	if cfg.Engine != nil {
 		p.releasing = make(map[string]chan struct{})
 		p.mirrors = make(map[engine.SID]*mirror)
-		p.wg.Add(1)
+		p.wg.Add(2)
 		go p.watchLease()
+		go p.keepMirrors()
 	}
 	return p
 }
