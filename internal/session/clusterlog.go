@@ -46,23 +46,30 @@ func DecodeLogEvent(b []byte) (name string, data []byte, ok bool) {
 const maxLogQueue = 8192
 
 // logAppender appends one owned session's events to the engine's log, on
-// a goroutine of its own (run): the session logs them under Session.mu on
-// the upstream read loop, which must not wait for the engine.
+// a goroutine of its own while it has some to append (run): the session
+// logs them under Session.mu on the upstream read loop, which must not
+// wait for the engine, and an idle session holds no goroutine for it.
 type logAppender struct {
 	s    *Session
 	eng  *engine.Engine
 	own  engine.Ownership
-	wake chan struct{} // capacity 1: something was queued, or close
-	done chan struct{} // closed when run returns
+	done chan struct{} // closed once closed and nothing runs: end waits for it
 
-	mu       sync.Mutex
-	queue    []logged // guarded by mu: not appended yet, oldest first
-	closed   bool     // guarded by mu: no more events; run appends what is queued and returns
-	overflow bool     // guarded by mu: an event was refused (maxLogQueue)
-	local    uint64   // guarded by mu: the session's sequence number of the last event appended
-	seq      uint64   // guarded by mu: its sequence in the engine's log
-	waiters  []waiter // guarded by mu: seqAt's, by rising local
-	failed   bool     // guarded by mu: run gave up: waiters get no sequence
+	// Owned by the running run (one at a time: running).
+	last uint64 // the log's sequence of the last append
+	n    uint64 // events appended: their message ids
+
+	mu         sync.Mutex
+	queue      []logged // guarded by mu: not appended yet, oldest first
+	started    bool     // guarded by mu: create has published the session: run may start
+	running    bool     // guarded by mu: a run goroutine is at work
+	closed     bool     // guarded by mu: no more events; what is queued is appended, then done
+	doneClosed bool     // guarded by mu
+	overflow   bool     // guarded by mu: an event was refused (maxLogQueue)
+	local      uint64   // guarded by mu: the session's sequence number of the last event appended
+	seq        uint64   // guarded by mu: its sequence in the engine's log
+	waiters    []waiter // guarded by mu: seqAt's, by rising local
+	failed     bool     // guarded by mu: run gave up: waiters get no sequence
 }
 
 // logged is one event queued for the log, with its session sequence.
@@ -80,16 +87,16 @@ type waiter struct {
 // newLogAppender starts at the session's current sequence number local
 // (nothing logged yet) and the log's own.LastSeq (the owner marker).
 func newLogAppender(s *Session, eng *engine.Engine, own engine.Ownership, local uint64) *logAppender {
-	return &logAppender{s: s, eng: eng, own: own, wake: make(chan struct{}, 1), done: make(chan struct{}),
-		local: local, seq: own.LastSeq}
+	return &logAppender{s: s, eng: eng, own: own, done: make(chan struct{}),
+		last: own.LastSeq, local: local, seq: own.LastSeq}
 }
 
 // push queues the session's event numbered local (Session.appendLocked,
-// under Session.mu).
+// under Session.mu), and starts run when none is at work.
 func (a *logAppender) push(local uint64, name string, data []byte) {
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	if a.closed {
-		a.mu.Unlock()
 		return
 	}
 	if len(a.queue) >= maxLogQueue {
@@ -97,8 +104,40 @@ func (a *logAppender) push(local uint64, name string, data []byte) {
 	} else {
 		a.queue = append(a.queue, logged{local, encoded{name, data}})
 	}
-	a.mu.Unlock()
-	a.signal()
+	a.spawnLocked()
+}
+
+// start lets run start: create calls it once the session is published
+// (what Pool.open logged waits till then).
+func (a *logAppender) start() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.started = true
+	a.spawnLocked()
+}
+
+// spawnLocked starts run when there is work and none runs. A run holds a
+// count of Pool.wg, taken while the session holds its own (from create to
+// end, which waits for done). a.mu held.
+func (a *logAppender) spawnLocked() {
+	if !a.started || a.running || (len(a.queue) == 0 && !a.overflow) {
+		return
+	}
+	a.running = true
+	p := a.s.pool
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		a.run()
+	}()
+}
+
+// doneLocked closes done once closed and nothing runs. a.mu held.
+func (a *logAppender) doneLocked() {
+	if a.closed && !a.running && !a.doneClosed {
+		a.doneClosed = true
+		close(a.done)
+	}
 }
 
 // seqAt returns a channel that yields the log's sequence of the session's
@@ -134,56 +173,45 @@ func (a *logAppender) appended(local, seq uint64) {
 	a.waiters = a.waiters[i:]
 }
 
-func (a *logAppender) signal() {
-	select {
-	case a.wake <- struct{}{}:
-	default:
-	}
-}
-
-// close lets run return once what is queued is appended (or fenced).
+// close lets done close once what is queued is appended (or fenced).
 func (a *logAppender) close() {
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	a.closed = true
-	a.mu.Unlock()
-	a.signal()
+	a.doneLocked()
 }
 
-// run appends the queued events in order until close, or until the log
-// refuses them (fenced: the session ends and what is left is dropped).
-// Run on a goroutine counted in Pool.wg; done is closed at its end.
+// run appends the queued events in order until none is left, or until
+// the log refuses them (fenced: the session ends and what is left is
+// dropped).
 func (a *logAppender) run() {
-	defer close(a.done)
-	defer a.giveUp()
-	last := a.own.LastSeq
-	var n uint64 // events appended: their message ids
 	for {
 		a.mu.Lock()
-		batch, closed, overflow := a.queue, a.closed, a.overflow
+		batch, overflow := a.queue, a.overflow
 		a.queue = nil
+		if len(batch) == 0 && !overflow {
+			a.running = false
+			a.doneLocked()
+			a.mu.Unlock()
+			return
+		}
 		a.mu.Unlock()
 		if overflow {
 			a.drop(fmt.Errorf("%w: the engine did not take the session's events in time", ErrSessionClosed))
-			return
+			continue
 		}
 		for _, l := range batch {
-			n++
-			seq, err := a.appendOne(last, n, l.ev)
-			switch {
-			case errors.Is(err, errUnstorable):
-				seq = last // the event is left out: its successor follows last
-			case err != nil:
+			a.n++
+			seq, err := a.appendOne(a.last, a.n, l.ev)
+			if errors.Is(err, errUnstorable) {
+				seq, err = a.last, nil // the event is left out: its successor follows last
+			}
+			if err != nil {
 				a.drop(fmt.Errorf("%w: appending to the log: %w", errFenced, err))
-				return
+				break
 			}
-			last = seq
+			a.last = seq
 			a.appended(l.local, seq)
-		}
-		if len(batch) == 0 {
-			if closed {
-				return
-			}
-			<-a.wake
 		}
 	}
 }
@@ -225,22 +253,18 @@ func (a *logAppender) appendOne(last, n uint64, ev encoded) (uint64, error) {
 	}
 }
 
-// giveUp closes the channels of the waiters left.
-func (a *logAppender) giveUp() {
+// drop ends the session (its socket closes), forgets what is queued and
+// takes no more: the waiters for a sequence get none.
+func (a *logAppender) drop(err error) {
 	a.mu.Lock()
-	defer a.mu.Unlock()
+	a.closed = true
+	a.overflow = false
+	a.queue = nil
 	a.failed = true
 	for _, w := range a.waiters {
 		close(w.ch)
 	}
 	a.waiters = nil
-}
-
-// drop ends the session (its socket closes) and forgets what is queued.
-func (a *logAppender) drop(err error) {
-	a.mu.Lock()
-	a.closed = true
-	a.queue = nil
 	a.mu.Unlock()
 	a.s.log.Warn("the session's log refused its events: session ends", zap.Error(err))
 	a.s.stop(err, nil, nil)

@@ -164,9 +164,10 @@
 // encoded data: EncodeLogEvent) to the customer's log in the engine, in
 // the order it logs them, with engine.AppendOwned. appendLocked only
 // queues the event (logAppender.push, under Session.mu, on the read loop);
-// the session's appender goroutine (logAppender.run, from create to end)
-// appends, retrying while the engine is unreachable and giving up when
-// fenced (the session ends). end closes it and waits for it to drain,
+// the session's appender (logAppender.run, a goroutine that runs while
+// events wait, started by push: an idle session holds none) appends,
+// retrying while the engine is unreachable and giving up when fenced (the
+// session ends). end closes it and waits for it to drain,
 // off the read loop, before the ownership is released. A new owner whose
 // log holds an earlier session's events (another replica's, gone, or an
 // earlier one of its own) seeds its gap tracker with each chat's last
@@ -206,8 +207,8 @@
 //
 // Goroutines in cluster mode, each counted in Pool.wg: watchLease and
 // keepMirrors (the pool's life; keepMirrors waits for the few workers of
-// each round), one per forwarded request, a session's appender (its life)
-// and the release at its end, a mirror's teardown; a mirror holds a count
+// each round), one per forwarded request, a session's appender (while
+// events wait) and the release at its end, a mirror's teardown; a mirror holds a count
 // of its own for its life, but no goroutine. Locks: Pool.mu before Session.mu (a
 // mirror's Session.mu included), as ever; the engine's subscriptions are
 // stopped or drained under them (a local unsubscribe, no round trip: a

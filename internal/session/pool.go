@@ -232,11 +232,7 @@ func (p *Pool) create(token, customerID string, e *entry) {
 	p.m.sessions.Inc()
 	p.wg.Add(1) // the session's, until its end
 	if s.elog != nil {
-		p.wg.Add(1) // the appender's, until end has closed it
-		go func() {
-			defer p.wg.Done()
-			s.elog.run()
-		}()
+		s.elog.start() // what open logged goes to the engine now
 	}
 	close(e.ready)
 	p.mu.Unlock()
