@@ -52,6 +52,13 @@ func newCluster(t *testing.T, n int, ttl time.Duration) *cluster {
 // newClusterWith is newCluster with each replica's options changed by mod.
 func newClusterWith(t *testing.T, n int, ttl time.Duration, mod func(*envOptions)) *cluster {
 	t.Helper()
+	return newClusterEngine(t, n, ttl, mod, nil)
+}
+
+// newClusterEngine is newClusterWith with each engine's configuration
+// changed by emod.
+func newClusterEngine(t *testing.T, n int, ttl time.Duration, mod func(*envOptions), emod func(*engine.Config)) *cluster {
+	t.Helper()
 	o := &server.Options{
 		ServerName: "t1", Host: "127.0.0.1", Port: -1,
 		JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
@@ -70,10 +77,14 @@ func newClusterWith(t *testing.T, n int, ttl time.Duration, mod func(*envOptions
 	c.sim, url = chatiotest.Start(t, chatiosim.Config{})
 	for i := range n {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		eng, err := engine.Start(ctx, engine.Config{
+		ecfg := engine.Config{
 			URL: ns.ClientURL(), NodeID: fmt.Sprintf("r%d", i), ClusterKey: clusterKey,
 			LeaseTTL: ttl, OpTimeout: 2 * time.Second, ReconnectWait: 50 * time.Millisecond,
-		})
+		}
+		if emod != nil {
+			emod(&ecfg)
+		}
+		eng, err := engine.Start(ctx, ecfg)
 		cancel()
 		if err != nil {
 			t.Fatal(err)
@@ -718,4 +729,30 @@ func counterValue(t *testing.T, e *env, name string) float64 {
 	}
 	t.Fatalf("no metric %s", name)
 	return 0
+}
+
+// TestClusterResumeTooOld: a Last-Event-ID whose successors the log no
+// longer holds all (its ring of MaxEventsPerCustomer is past it) gets a
+// fresh snapshot, never a silent gap; one still covered resumes.
+func TestClusterResumeTooOld(t *testing.T) {
+	c := newClusterEngine(t, 2, 3*time.Second, nil, func(cfg *engine.Config) { cfg.MaxEventsPerCustomer = 8 })
+	chat, _ := c.nodes[0].startChat("old")
+	st := c.nodes[1].openStream("/v1/events", "old")
+	st.waitEvent("connected")
+	expect(t, c.nodes[1].do("POST", "/v1/chats/"+chat+"/messages", "old", `{"text":"first"}`), 201, "")
+	_, early := messages(t, st, 1)
+	for i := range 12 { // more events than the log keeps for a customer
+		expect(t, c.any().do("POST", "/v1/chats/"+chat+"/messages", "old", fmt.Sprintf(`{"text":"x%d"}`, i)), 201, "")
+	}
+	_, late := messages(t, st, 11)
+	st.close()
+
+	old := c.nodes[0].openStream("/v1/events", "old", "Last-Event-ID: "+early)
+	if m := old.event(); m.Event != "customer_id" {
+		t.Fatalf("a resume older than the log starts with %+v, want a snapshot", m)
+	}
+	recent := c.nodes[0].openStream("/v1/events", "old", "Last-Event-ID: "+late)
+	if got, _ := messages(t, recent, 1); got[0] != "x11" {
+		t.Fatalf("a resume within the log got %q, want x11", got)
+	}
 }
