@@ -756,3 +756,43 @@ func TestClusterResumeTooOld(t *testing.T) {
 		t.Fatalf("a resume within the log got %q, want x11", got)
 	}
 }
+
+// TestClusterStreamResumeAfterCrash: the replica holding both the session
+// and the customer's stream dies; the client comes back on another
+// replica with its Last-Event-ID: the session is taken over and the
+// stream gets every message, those sent meanwhile included, within the
+// lease TTL and a margin.
+func TestClusterStreamResumeAfterCrash(t *testing.T) {
+	ttl := time.Second
+	c := newCluster(t, 3, ttl)
+	chat, _ := c.nodes[0].startChat("crash")
+	st := c.nodes[0].openStream("/v1/events", "crash")
+	st.waitEvent("connected")
+	agent := c.sim.Agent("agent-c", "Agent")
+	if _, err := agent.SendMessage(chat, "a0"); err != nil {
+		t.Fatal(err)
+	}
+	_, last := messages(t, st, 1)
+
+	c.engs[0].Conn().Close() // replica 0 dies, as far as the cluster can tell
+	st.close()
+	start := time.Now()
+	for _, text := range []string{"a1", "a2"} {
+		if _, err := agent.SendMessage(chat, text); err != nil {
+			t.Fatal(err)
+		}
+	}
+	again := c.nodes[1].openStream("/v1/events", "crash", "Last-Event-ID: "+last)
+	got, _ := messages(t, again, 2)
+	took := time.Since(start)
+	t.Logf("stream resumed with every message %v after the crash (lease TTL %v)", took, ttl)
+	if got[0] != "a1" || got[1] != "a2" {
+		t.Errorf("resumed stream got %q, want a1, a2", got)
+	}
+	if took > ttl+3*time.Second {
+		t.Errorf("resumed after %v", took)
+	}
+	if n := c.sockets("crash"); n != 1 {
+		t.Errorf("%d sockets", n)
+	}
+}

@@ -145,6 +145,12 @@ func (p *Pool) Subscribe(ctx context.Context, token, customerID, lastEventID str
 		resumed  bool
 	)
 	if id, ok := parseEventID(lastEventID); ok {
+		// Someone must hold the socket for the log to go on: the session
+		// is looked at (taken over when its owner is gone, as after a
+		// crash of the replica this stream was on).
+		if _, err := p.SessionInfo(ctx, token, customerID); err != nil {
+			return nil, err
+		}
 		last, err := p.cfg.Engine.LastSeq(ctx, sid)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrEngine, err)
