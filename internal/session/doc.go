@@ -192,8 +192,10 @@
 // appended the event the snapshot is current at, logAppender.seqAt), reads
 // the log after N, and joins the mirror, reading again while the mirror is
 // ahead of it (no round trip under the mirror's lock but the cursor's own).
-// A Last-Event-ID within the log resumes from the log; one older than it,
-// or that the log never gave, gets a snapshot. A disconnected event that
+// A Last-Event-ID within the log resumes from the log (the session is
+// looked at first, SessionInfo, so that a resume after its owner's crash
+// has it taken over at once); one older than the log, or that the log
+// never gave, gets a snapshot. A disconnected event that
 // ends the session ends the streams after it. The last stream's end tears
 // the mirror down (a goroutine: it takes Pool.mu); Shutdown tears down
 // every mirror.
