@@ -98,14 +98,38 @@ func (c *Client) SendFileForm(ctx context.Context, chatID string, form FileForm)
 	if errors.Is(c.currentCause(), ErrClosed) {
 		return nil, ErrClosed
 	}
+	return sendFileForm(ctx, c.cfg, c.uploadURL, chatID, form, c.log)
+}
+
+// UploadFile is SendFileForm without a client: the upload of cfg.Token
+// (and cfg's URL, License, HTTPClient and Logger) from a process that
+// holds no socket for the customer (a cluster replica that does not own
+// the customer's session: the upload needs only the token).
+func UploadFile(ctx context.Context, cfg Config, chatID string, form FileForm) (json.RawMessage, error) {
+	cfg = cfg.withDefaults()
+	_, uploadURL, err := endpoints(cfg.URL, cfg.License)
+	if err != nil {
+		return nil, err
+	}
+	log := func(lvl zapcore.Level, msg string, fields ...zap.Field) {
+		if ce := cfg.Logger.Check(lvl, msg); ce != nil {
+			ce.Write(append(fields, zap.Int64("license_id", cfg.License))...)
+		}
+	}
+	return sendFileForm(ctx, cfg, uploadURL, chatID, form, log)
+}
+
+// sendFileForm is the upload of SendFileForm and UploadFile; cfg has its
+// defaults.
+func sendFileForm(ctx context.Context, cfg Config, uploadURL, chatID string, form FileForm, log func(zapcore.Level, string, ...zap.Field)) (json.RawMessage, error) {
 	pr, pw := io.Pipe()
 	mw := multipart.NewWriter(pw)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.uploadURL, pr)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, uploadURL, pr)
 	if err != nil {
 		return nil, fmt.Errorf("chatio: send_file: %w", err)
 	}
 	req.Header.Set("Content-Type", mw.FormDataContentType())
-	req.Header.Set("Authorization", "Bearer "+c.cfg.Token)
+	req.Header.Set("Authorization", "Bearer "+cfg.Token)
 	req.Header.Set("Accept", "application/json")
 
 	werr := make(chan error, 1)
@@ -119,7 +143,7 @@ func (c *Client) SendFileForm(ctx context.Context, chatID string, form FileForm)
 		status int
 		answer []byte
 	)
-	resp, err := c.cfg.HTTPClient.Do(req)
+	resp, err := cfg.HTTPClient.Do(req)
 	if err == nil {
 		status = resp.StatusCode
 		answer, err = io.ReadAll(io.LimitReader(resp.Body, maxFileAnswer))
@@ -145,7 +169,7 @@ func (c *Client) SendFileForm(ctx context.Context, chatID string, form FileForm)
 		}
 		return nil, fmt.Errorf("chatio: send_file: %w", err)
 	}
-	c.log(zapcore.DebugLevel, "send_file answered", zap.Int("status", status))
+	log(zapcore.DebugLevel, "send_file answered", zap.Int("status", status))
 	return fileAnswer(status, answer)
 }
 

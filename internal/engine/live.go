@@ -34,6 +34,17 @@ func (s *Subscription) Stop() error {
 	return s.sub.Unsubscribe()
 }
 
+// Drain ends the subscription once the messages it has received are
+// handled: its callback still runs for them (asynchronously, after Drain
+// returns), and none arrives after. An owner stops Serve this way, so that
+// no request it took is left without an answer.
+func (s *Subscription) Drain() error {
+	if s == nil || s.sub == nil {
+		return nil
+	}
+	return s.sub.Drain()
+}
+
 // Dropped is how many messages the subscription dropped because fn fell
 // behind (a Cursor fills them in from the log).
 func (s *Subscription) Dropped() int {

@@ -132,6 +132,10 @@ func classify(r *http.Request, err error) (status int, body errorBody, retry boo
 		return http.StatusBadRequest, errorBody{Code: CodeInvalidArgs, Message: "invalid history cursor"}, false
 	case errors.Is(err, session.ErrOverloaded), errors.Is(err, session.ErrTooManySubscribers):
 		return http.StatusServiceUnavailable, errorBody{Code: CodeOverloaded, Message: "too many requests or streams for this session or gateway; retry later"}, true
+	case errors.Is(err, session.ErrEngine):
+		return http.StatusServiceUnavailable, errorBody{Code: CodeOverloaded, Message: "the cluster engine is unavailable; retry later"}, true
+	case errors.Is(err, session.ErrElsewhere):
+		return http.StatusServiceUnavailable, errorBody{Code: CodeOverloaded, Message: "this customer's session is held by another replica; retry later"}, true
 	case errors.Is(err, session.ErrDraining):
 		return http.StatusServiceUnavailable, errorBody{Code: CodeOverloaded, Message: "the gateway is shutting down; retry later"}, true
 	case errors.Is(err, chatio.ErrTimeout), errors.Is(err, context.DeadlineExceeded):

@@ -77,11 +77,20 @@ func (s *Server) sendFile(w http.ResponseWriter, r *http.Request) {
 		}
 
 		var res json.RawMessage
-		err = s.call(ctx, token, op.MethodSendFile, func(ctx context.Context, sess *session.Session) error {
-			var err error
-			res, err = sess.SendFile(ctx, chat, form)
-			return err
-		}, func(err error) error { return form.outcome(ctx, err) })
+		if s.pool.Clustered() {
+			// Straight upstream from this replica, with or without the
+			// session here (session.Pool.SendFile).
+			traced := session.WithCallTrace(ctx, &session.CallTrace{Done: func(start time.Time, err error) {
+				s.m.observeCall(op.MethodSendFile, start, form.outcome(ctx, err))
+			}})
+			res, err = s.pool.SendFile(traced, token, chat, form)
+		} else {
+			err = s.call(ctx, token, op.MethodSendFile, func(ctx context.Context, sess *session.Session) error {
+				var err error
+				res, err = sess.SendFile(ctx, chat, form)
+				return err
+			}, func(err error) error { return form.outcome(ctx, err) })
+		}
 		if err != nil {
 			return 0, nil, s.uploadError(ctx, form, err)
 		}

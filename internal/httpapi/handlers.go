@@ -64,6 +64,9 @@ func sdkCall[A op.Args, R any](s *Server, r *http.Request, token string, a A, fn
 	if err := a.Validate(); err != nil {
 		return nil, err
 	}
+	if s.pool.Clustered() {
+		return s.exec(r.Context(), token, a)
+	}
 	var res any
 	err := s.call(r.Context(), token, a.Method(), func(ctx context.Context, sess *session.Session) error {
 		v, err := fn(sess, ctx, a)
@@ -71,6 +74,20 @@ func sdkCall[A op.Args, R any](s *Server, r *http.Request, token string, a A, fn
 		return err
 	}, nil)
 	return res, err
+}
+
+// exec carries out a (valid) in cluster mode: on the session's owner,
+// wherever it is (session.Pool.Exec), recorded as call records it. The
+// value is the JSON the SDK method resolves to.
+func (s *Server) exec(ctx context.Context, token string, a op.Args) (any, error) {
+	traced := session.WithCallTrace(ctx, &session.CallTrace{Done: func(start time.Time, err error) {
+		s.m.observeCall(a.Method(), start, err)
+	}})
+	res, err := s.pool.Exec(traced, token, customerIDOf(ctx), op.Call{Args: a})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
 }
 
 // restFunc is the shape of every REST handler: parse and check the input
@@ -112,8 +129,13 @@ func (s *Server) rest(fn restFunc) http.HandlerFunc {
 func (s *Server) postTicket(r *http.Request, token string) (int, any, error) {
 	// The token is checked (and its session opened) now, so that a bad
 	// token fails here and not on the stream. The ticket is sealed, not
-	// stored (tickets.go).
-	if _, err := s.acquire(r.Context(), token); err != nil {
+	// stored (tickets.go). In cluster mode the session may be another
+	// replica's: it is checked (or opened) wherever it is.
+	if s.pool.Clustered() {
+		if _, err := s.pool.SessionInfo(r.Context(), token, customerIDOf(r.Context())); err != nil {
+			return 0, nil, &acquireError{err}
+		}
+	} else if _, err := s.acquire(r.Context(), token); err != nil {
 		return 0, nil, err
 	}
 	s.m.tickets.WithLabelValues("issued").Inc()
@@ -124,6 +146,13 @@ func (s *Server) postTicket(r *http.Request, token string) (int, any, error) {
 }
 
 func (s *Server) getSession(r *http.Request, token string) (int, any, error) {
+	if s.pool.Clustered() {
+		in, err := s.pool.SessionInfo(r.Context(), token, customerIDOf(r.Context()))
+		if err != nil {
+			return 0, nil, &acquireError{err}
+		}
+		return http.StatusOK, in, nil
+	}
 	sess, err := s.acquire(r.Context(), token)
 	if err != nil {
 		return 0, nil, err
@@ -138,6 +167,14 @@ func (s *Server) getSession(r *http.Request, token string) (int, any, error) {
 // opened is waited for); without one it answers 204 at once and dials
 // nothing. Idempotent.
 func (s *Server) deleteSession(r *http.Request, token string) (int, any, error) {
+	if s.pool.Clustered() {
+		start := time.Now()
+		if err := s.pool.Disconnect(r.Context(), token); err != nil {
+			return 0, nil, err
+		}
+		s.m.observeCall(op.MethodDisconnect, start, nil)
+		return http.StatusNoContent, nil, nil
+	}
 	sess, err := s.pool.Lookup(r.Context(), token)
 	if err != nil {
 		return 0, nil, err
@@ -307,6 +344,12 @@ func (s *Server) setSneakPeek(r *http.Request, token string) (int, any, error) {
 	a := op.SetSneakPeek{ChatID: chat, Text: text}
 	if err := a.Validate(); err != nil {
 		return 0, nil, err
+	}
+	if s.pool.Clustered() {
+		if _, err := s.pool.Exec(r.Context(), token, customerIDOf(r.Context()), op.Call{Args: a}); err != nil {
+			return 0, nil, err
+		}
+		return http.StatusAccepted, struct{}{}, nil
 	}
 	sess, err := s.acquire(r.Context(), token)
 	if err != nil {

@@ -117,11 +117,18 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 
 	var sub *session.Subscriber
 	ctx = contextWithCustomerID(ctx, customerID)
-	err := s.withSession(ctx, token, func(sess *session.Session) error {
-		var err error
-		sub, err = sess.Subscribe(ctx, lastID)
-		return err
-	})
+	var err error
+	if s.pool.Clustered() {
+		// On any replica: the customer's log in the engine (ids are its
+		// sequences), the snapshot from the session's owner.
+		sub, err = s.pool.Subscribe(ctx, token, customerID, lastID)
+	} else {
+		err = s.withSession(ctx, token, func(sess *session.Session) error {
+			var err error
+			sub, err = sess.Subscribe(ctx, lastID)
+			return err
+		})
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return

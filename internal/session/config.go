@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
+	"github.com/chatio-gateway/chatio-gateway/internal/engine"
 )
 
 // Config configures a Pool. The zero value of every field means its default,
@@ -77,6 +78,12 @@ type Config struct {
 	// each socket is read by a goroutine of its own. Ignored when
 	// Upstream.Poller is set (the caller's poller is used, and not closed).
 	ReadLoops int
+	// Engine, when set, turns cluster mode on (see the package doc,
+	// "Cluster mode"): a session is owned by one replica of the cluster
+	// (engine.Own), the others forward its calls to it (Pool.Exec). nil:
+	// this process alone, as before. The Pool does not close it: close it
+	// after Pool.Shutdown, which releases the sessions this replica owns.
+	Engine *engine.Engine
 	// Dial opens an upstream client. nil → chatio.Dial. Tests may wrap it.
 	Dial func(ctx context.Context, cfg chatio.Config) (*chatio.Client, chatio.LoginResult, error)
 }

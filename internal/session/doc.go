@@ -119,6 +119,113 @@
 // feeders, each of which ends once its consumer has read the queued events
 // or closed the subscriber.
 //
+// # Cluster mode
+//
+// With Config.Engine set, the pool is one replica of a cluster (API.md,
+// "Several replicas"): each customer's session, and so its one upstream
+// socket, is held by one replica, its owner, named in the engine. A
+// customer's engine key (engine.SID) is the HMAC of license and token
+// under the cluster key: no token reaches the engine.
+//
+// Ownership comes first: Pool.create calls engine.Own before it dials, and
+// serves the session's op subject (engine.Serve) at once, so that the
+// replicas that lose the race forward to it; requests that arrive while it
+// dials wait for the session (the entry's ready). A create that fails
+// gives the ownership back (engine.Release) once its socket, if any, is
+// closed. When the session ends (Disconnect, idle, a refused re-login,
+// Shutdown), stop drains its Serve (under Pool.mu: no request reaches it
+// once the next session of the token here serves; those it had taken are
+// answered ErrSessionClosed, and the caller tries again) and records the release in
+// Pool.releasing; end runs it once the socket is closed, on a goroutine
+// of its own (end may run on a read loop). The next create of the token
+// here waits for it: a Release after this replica's next Own would delete
+// the new record.
+//
+// Calls: Pool.Exec (an op.Call), SessionInfo (GET /v1/session),
+// Disconnect and a stream's snapshot run on this replica's session when it
+// has one; else they are sent to the owner (fwdRequest: the call, the
+// caller's customer id and its timeout; never the token), which answers with the JSON result or
+// EncodeError's error, decoded here (DecodeError) so that the HTTP layer
+// maps it as a local one. No owner (engine.ErrNoOwner): this replica takes
+// the session over (Acquire: Own, dial, login, summary) and runs the call;
+// it lost the race for Own (ErrElsewhere): it forwards again, with a short
+// backoff, within DialTimeout. An owner answers each forwarded request on
+// a goroutine of its own (counted in Pool.wg, added under Pool.mu while
+// not draining). Pool.SendFile uploads from the receiving replica, on its
+// session's client when it has one, else with chatio.UploadFile and the
+// token: an upload needs no socket.
+//
+// Fencing: a pool goroutine (watchLease, from NewPool to Shutdown) waits
+// for engine.LeaseLost and then ends every session owned under the lost
+// lease (errFenced, a cause of ErrSessionClosed), which closes its socket;
+// a create that finishes after the loss fails (ErrEngine). The engine
+// itself refuses a lapsed owner's appends: the appender then ends the
+// session too. ErrEngine (the engine failed, or this replica's lease is
+// not valid) and ErrElsewhere (Acquire of a session another replica owns)
+// are 503 with Retry-After.
+//
+// The log: the owner's session appends each of its events (name and
+// encoded data: EncodeLogEvent) to the customer's log in the engine, in
+// the order it logs them, with engine.AppendOwned. appendLocked only
+// queues the event (logAppender.push, under Session.mu, on the read loop);
+// the session's appender (logAppender.run, a goroutine that runs while
+// events wait, started by push: an idle session holds none) appends,
+// retrying while the engine is unreachable and giving up when fenced (the
+// session ends). end closes it and waits for it to drain,
+// off the read loop, before the ownership is released. A new owner whose
+// log holds an earlier session's events (another replica's, gone, or an
+// earlier one of its own) seeds its gap tracker with each chat's last
+// new_event in the log, and logs connection_lost, the events chat.io
+// pushed while nobody held the socket (fillGaps against the first
+// summary), user_data… and connection_restored, before any push.
+//
+// Streams: in cluster mode every stream, the owner's included, reads the
+// log, so that its ids are the log's sequences (Pool.Subscribe). A replica
+// has one mirror per customer with streams here: a Session used only as
+// the container of its Subscribers (mu, subs; no client, not in the
+// pool's map), one engine.Subscribe whose callback (the subscription's
+// goroutine) passes each live event through one engine.Cursor under the
+// mirror's Session.mu and offers what it yields to every Subscriber that
+// has not had it (Subscriber.after). A mirror holds no goroutine: one
+// pool goroutine (keepMirrors) asks, every keepInterval and for each
+// mirror with streams, the owner for the session's info (keeping it from
+// idling out, and having it taken over when nobody owns it) and catches
+// the mirror's cursor up with the log. A fresh stream
+// gets its snapshot from the owner as of the log's sequence N (a
+// forwarded snapshot request: the owner waits until its appender has
+// appended the event the snapshot is current at, logAppender.seqAt), reads
+// the log after N, and joins the mirror, reading again while the mirror is
+// ahead of it (no round trip under the mirror's lock but the cursor's own).
+// A Last-Event-ID within the log resumes from the log (the session is
+// looked at first, SessionInfo, so that a resume after its owner's crash
+// has it taken over at once); one older than the log, or that the log
+// never gave, gets a snapshot. A disconnected event that
+// ends the session ends the streams after it. The last stream's end tears
+// the mirror down (a goroutine: it takes Pool.mu); Shutdown tears down
+// every mirror.
+//
+// Engine trouble is an answer: a call this replica would forward while
+// the engine connection is down is ErrEngine at once, as is a takeover the
+// engine refuses; when the engine is not Ready at two rounds of
+// keepMirrors in a row, every stream ends with ErrDraining (a retry hint:
+// they come back with their Last-Event-ID); an owner that cannot renew
+// its lease is fenced (above).
+//
+// Goroutines in cluster mode, each counted in Pool.wg: watchLease and
+// keepMirrors (the pool's life; keepMirrors waits for the few workers of
+// each round), one per forwarded request, a session's appender (while
+// events wait) and the release at its end, a mirror's teardown; a mirror holds a count
+// of its own for its life, but no goroutine. Locks: Pool.mu before Session.mu (a
+// mirror's Session.mu included), as ever; the engine's subscriptions are
+// stopped or drained under them (a local unsubscribe, no round trip: a
+// drained Serve still answers, later, the requests it had taken, so that
+// none waits out its timeout); logAppender.mu
+// is taken under Session.mu and nothing under it. The only engine round
+// trips under a lock are a mirror cursor's reads (Next's gap fill,
+// CatchUp), under that mirror's Session.mu, which they serialise. The
+// engine is the caller's: Shutdown the pool (which releases what it owns)
+// before closing the engine.
+//
 // The token is kept in memory only: logs carry a short sha256 prefix of it,
 // metrics carry no token, customer or chat id.
 package session

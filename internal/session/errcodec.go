@@ -34,6 +34,8 @@ var knownSentinels = []struct {
 	{"session.too_many_subscribers", ErrTooManySubscribers},
 	{"session.bad_cursor", ErrBadCursor},
 	{"session.slow_subscriber", ErrSlowSubscriber},
+	{"session.engine", ErrEngine},
+	{"session.elsewhere", ErrElsewhere},
 	{"op.bad_rating", op.ErrBadRating},
 	{"context.canceled", context.Canceled},
 	{"context.deadline_exceeded", context.DeadlineExceeded},

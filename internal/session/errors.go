@@ -25,6 +25,14 @@ var (
 	// ErrSlowSubscriber: a subscriber fell SubscriberBuffer events behind
 	// and was cut off; it can resume with its last event id.
 	ErrSlowSubscriber = errors.New("session: subscriber too slow")
+	// ErrEngine: cluster mode only: the cluster engine could not be
+	// reached, or this replica's lease is not valid (fenced) while it would
+	// have to take the session over. Retry later (503).
+	ErrEngine = errors.New("session: cluster engine unavailable")
+	// ErrElsewhere: cluster mode only: the session is held by another
+	// replica, and what was asked (an event stream, for now) is served only
+	// where the session is. Retry later (503).
+	ErrElsewhere = errors.New("session: held by another replica")
 	// ErrBadRating: SendRating's value is neither "good" nor "bad" (it is
 	// op.ErrBadRating, an *op.ArgError).
 	ErrBadRating = op.ErrBadRating

@@ -27,9 +27,19 @@ type metrics struct {
 	subscribersCut *prometheus.CounterVec
 	framesIgnored  *prometheus.CounterVec
 	replayBytes    prometheus.Gauge
+
+	// Cluster mode (registered only then: newMetrics' cluster).
+	forwarded prometheus.Counter
+	forwardS  prometheus.Histogram
+	takeovers prometheus.Counter
+	fenced    prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+func newMetrics(reg prometheus.Registerer) *metrics { return newPoolMetrics(reg, false) }
+
+// newPoolMetrics is newMetrics, with the cluster mode's counters
+// registered when cluster is set.
+func newPoolMetrics(reg prometheus.Registerer, cluster bool) *metrics {
 	m := &metrics{
 		sessions: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "gateway_sessions", Help: "Sessions in the pool (one upstream socket each).",
@@ -66,9 +76,28 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "gateway_replay_bytes",
 			Help: "Bytes of event data kept by the sessions' replay rings, all together.",
 		}),
+		forwarded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gateway_cluster_forwarded_calls_total", Help: "Calls forwarded to the replica owning the session (cluster mode).",
+		}),
+		forwardS: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "gateway_cluster_forward_duration_seconds", Help: "Time of a call forwarded to the session's owner, engine round trip and the owner's work (cluster mode).",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 15},
+		}),
+		takeovers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gateway_cluster_takeovers_total", Help: "Sessions this replica took ownership of because nobody served them (cluster mode).",
+		}),
+		fenced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gateway_cluster_fenced_sessions_total", Help: "Sessions closed because this replica's lease was lost (cluster mode).",
+		}),
 	}
 	if reg != nil {
 		m.register(reg)
+		if cluster {
+			m.forwarded = promreg.Register(reg, m.forwarded)
+			m.forwardS = promreg.Register(reg, m.forwardS)
+			m.takeovers = promreg.Register(reg, m.takeovers)
+			m.fenced = promreg.Register(reg, m.fenced)
+		}
 	}
 	// Every documented series exists from the start, at 0: a counter that
 	// appears at its first increment hides that increment from rate() and

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
+	"github.com/chatio-gateway/chatio-gateway/internal/engine"
 	"github.com/chatio-gateway/chatio-gateway/internal/netpoll"
 	"github.com/chatio-gateway/chatio-gateway/internal/sdk"
 )
@@ -41,6 +42,11 @@ type Pool struct {
 	mu       sync.Mutex        // guards the fields below; taken before any Session.mu
 	sessions map[string]*entry // token → entry, including those being created
 	draining bool              // set once by Shutdown
+	// releasing: cluster mode: token → closed once the ownership of the
+	// token's previous session here is given back (releaseLocked).
+	releasing map[string]chan struct{}
+	// mirrors: cluster mode: the customers' streams on this replica.
+	mirrors map[engine.SID]*mirror
 }
 
 // entry is one slot of the pool. ready is closed by the creation goroutine
@@ -59,16 +65,24 @@ func NewPool(cfg Config, log *zap.Logger, reg prometheus.Registerer) *Pool {
 	}
 	cfg = cfg.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Pool{
+	p := &Pool{
 		cfg:      cfg,
 		log:      log,
-		m:        newMetrics(reg),
+		m:        newPoolMetrics(reg, cfg.Engine != nil),
 		dialSem:  make(chan struct{}, cfg.MaxConcurrentDials),
 		budget:   replayBudget{share: cfg.replayShare(), shared: cfg.ReplayBudgetBytes - cfg.replayShare()*int64(cfg.MaxSessions)},
 		ctx:      ctx,
 		cancel:   cancel,
 		sessions: make(map[string]*entry),
 	}
+	if cfg.Engine != nil {
+		p.releasing = make(map[string]chan struct{})
+		p.mirrors = make(map[engine.SID]*mirror)
+		p.wg.Add(2)
+		go p.watchLease()
+		go p.keepMirrors()
+	}
+	return p
 }
 
 // tokenKey is what logs may carry instead of a token: a short sha256 prefix.
@@ -170,14 +184,33 @@ func (p *Pool) Lookup(ctx context.Context, token string) (*Session, error) {
 // and frees the slot.
 func (p *Pool) create(token, customerID string, e *entry) {
 	defer p.wg.Done()
-	s, c, err := p.open(token, customerID)
+	var (
+		own *ownership
+		s   *Session
+		c   *chatio.Client
+		err error
+	)
+	if p.cfg.Engine != nil {
+		own, err = p.own(token, e)
+	}
+	if err == nil {
+		s, c, err = p.open(token, customerID, own)
+	}
 	p.mu.Lock()
 	if err == nil && p.draining {
 		err = ErrDraining
 	}
+	if err == nil && own != nil && own.fenced() {
+		err = fmt.Errorf("%w: the lease was lost while the session opened", ErrEngine)
+	}
 	if err != nil {
 		if s != nil {
 			s.cancel()
+		}
+		var release func()
+		if own != nil {
+			_ = own.sub.Drain()
+			release = p.releaseLocked(token, own.sid)
 		}
 		if p.sessions[token] == e {
 			delete(p.sessions, token)
@@ -188,12 +221,19 @@ func (p *Pool) create(token, customerID string, e *entry) {
 		if c != nil {
 			_ = c.Close()
 		}
+		if release != nil {
+			release() // the socket is closed: the ownership can go
+		}
 		return
 	}
 	e.s = s
 	s.entry = e
+	s.own = own
 	p.m.sessions.Inc()
 	p.wg.Add(1) // the session's, until its end
+	if s.elog != nil {
+		s.elog.start() // what open logged goes to the engine now
+	}
 	close(e.ready)
 	p.mu.Unlock()
 	s.start(c) // not under p.mu: a session that ends at once takes it
@@ -201,10 +241,21 @@ func (p *Pool) create(token, customerID string, e *entry) {
 
 // open builds a session and its first connection. customerID is the id
 // the creating call was told (see AcquireAs).
-func (p *Pool) open(token, customerID string) (*Session, *chatio.Client, error) {
+func (p *Pool) open(token, customerID string, own *ownership) (*Session, *chatio.Client, error) {
 	s := newSession(p, token)
 	ctx, cancel := context.WithTimeout(p.ctx, p.cfg.DialTimeout)
 	defer cancel()
+	prior := false
+	if own != nil {
+		// Cluster mode: the session's events go to the customer's log from
+		// the first; what earlier owners logged tells what to read back.
+		s.elog = newLogAppender(s, p.cfg.Engine, own.eo, s.seq) // not published yet: no lock needed
+		var err error
+		if prior, err = s.priorLog(ctx, p.cfg.Engine, own.sid); err != nil {
+			s.cancel()
+			return nil, nil, fmt.Errorf("%w: reading the log: %w", ErrEngine, err)
+		}
+	}
 	c, login, err := s.dial(ctx)
 	if err != nil {
 		s.cancel()
@@ -216,6 +267,17 @@ func (p *Pool) open(token, customerID string) (*Session, *chatio.Client, error) 
 		p.m.dialFailures.WithLabelValues(dialReason(err)).Inc()
 		return nil, c, fmt.Errorf("session: first get_chats_summary: %w", err)
 	}
+	if prior {
+		// Cluster mode, the log holds an earlier session's events (another
+		// replica's, which is gone, or this one's, which ended): to the
+		// streams this is a dropped connection. What chat.io pushed
+		// meanwhile is read back, as after a reconnect (restore).
+		s.publish(sdk.Event{Name: sdk.EventConnectionLost})
+		if err := s.fillGaps(ctx, c, payload); err != nil {
+			s.cancel()
+			return nil, c, fmt.Errorf("session: gap fill after a takeover: %w", err)
+		}
+	}
 	// The SDK emits user_data and connected here. No subscriber exists yet
 	// and each subscriber gets its own snapshot, so nothing is logged; the
 	// summary is kept for the first subscriber's snapshot.
@@ -224,6 +286,9 @@ func (p *Pool) open(token, customerID string) (*Session, *chatio.Client, error) 
 		if snap, err := newSummarySnap(cs, users); err == nil {
 			snap.seq = s.seq
 			s.snap = snap
+			if prior {
+				s.publishWithSummary(snap, append(users, sdk.Event{Name: sdk.EventConnectionRestored, Data: cs})...)
+			}
 		}
 	}
 	// Not published yet: no lock needed. chat.io 0.5 answers login with
@@ -295,10 +360,17 @@ func (p *Pool) Shutdown(ctx context.Context) error {
 		default:
 		}
 	}
+	var mirrors []*mirror
+	for _, m := range p.mirrors {
+		mirrors = append(mirrors, m)
+	}
 	p.mu.Unlock()
 
 	for _, s := range list {
 		s.stop(ErrDraining, nil, nil)
+	}
+	for _, m := range mirrors {
+		m.teardown(ErrDraining)
 	}
 	p.cancel() // abandons creations in progress
 

@@ -57,6 +57,21 @@ type Session struct {
 	entry      *entry // set by Pool.create under pool.mu before start; read under pool.mu
 	customerID string // guarded by mu: set by Pool.open before the session is published, then only by adoptCustomerID (once, while "")
 
+	// own: cluster mode: the session's ownership, set by Pool.create under
+	// pool.mu before the session is published; nil without an engine.
+	own *ownership
+	// release gives the ownership back (Pool.releaseLocked): set by stop
+	// under pool.mu and s.mu, read by end under s.mu and run once the
+	// socket is closed.
+	release func()
+	// elog appends the session's events to the engine's log: set with own,
+	// immutable; its run ends once end has closed it.
+	elog *logAppender
+	// mirror: cluster mode: set when this Session is the container of a
+	// customer's streams on this replica (no client, not in the pool's
+	// map); immutable.
+	mirror *mirror
+
 	inflight   atomic.Int64 // Do calls running
 	lastActive atomic.Int64 // UnixNano of the last Acquire, call end or unsubscribe
 
@@ -443,6 +458,12 @@ func (s *Session) stop(err error, final *Message, cond func() bool) bool {
 		delete(s.sneak, chat)
 	}
 	p.removeLocked(s)
+	if s.own != nil {
+		// No forwarded call reaches this session from now on; the next
+		// session of the token here Owns only once end has released.
+		_ = s.own.sub.Drain()
+		s.release = p.releaseLocked(s.token, s.own.sid)
+	}
 	s.mu.Unlock()
 	p.mu.Unlock()
 	s.cancel()
@@ -618,8 +639,13 @@ func (s *Session) keepSummary(snap *summarySnap, seq uint64) {
 // were cut off. s.mu held.
 func (s *Session) appendLocked(name string, data []byte, final bool) (cut int) {
 	s.seq++
+	if s.elog != nil {
+		s.elog.push(s.seq, name, data)
+	}
 	m := Message{ID: strconv.FormatUint(s.seq, 10), Name: name, Data: data}
-	s.keepLocked(m)
+	if s.elog == nil { // in cluster mode streams resume from the engine's log
+		s.keepLocked(m)
+	}
 	s.pool.m.published.Inc()
 	delivered := 0
 	for sub := range s.subs {
@@ -827,6 +853,25 @@ func (s *Session) end() {
 		s.mu.Unlock()
 		s.stop(ErrSessionClosed, nil, nil) // no-op when someone else ended it
 		s.wg.Wait()
+		s.mu.Lock()
+		release := s.release
+		s.mu.Unlock()
+		if release != nil {
+			// The socket is closed: the ownership can go (an engine round
+			// trip: not on the read loop that may be running end).
+			s.pool.wg.Add(1) // the session's own count is still held
+			go func() {
+				defer s.pool.wg.Done()
+				if s.elog != nil {
+					// The events logged up to the end (the final one
+					// included) go to the log while this replica still
+					// owns the customer.
+					s.elog.close()
+					<-s.elog.done
+				}
+				release()
+			}()
+		}
 		s.pool.m.sessions.Dec()
 		close(s.done)
 		s.pool.wg.Done()

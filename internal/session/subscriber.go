@@ -43,6 +43,10 @@ type Subscriber struct {
 	// without a word from the consumer.
 	sent     [subChanCap + 1]int
 	sentNext int
+
+	// after: cluster mode: the last sequence of the log this subscriber had
+	// when it joined its mirror; the mirror skips the events up to it.
+	after uint64
 }
 
 // Snapshot is what comes before C: customer_id, user_data…, connected (only
@@ -199,6 +203,9 @@ func (sub *Subscriber) endLocked(err error) {
 	delete(s.subs, sub)
 	s.pool.m.subscribers.Dec()
 	s.lastActive.Store(time.Now().UnixNano())
+	if s.mirror != nil && len(s.subs) == 0 {
+		s.mirror.idleLocked()
+	}
 }
 
 // admitLocked checks that one more subscriber may join. s.mu held.
@@ -305,31 +312,42 @@ func (s *Session) subscribeFresh(ctx context.Context) (*Subscriber, error) {
 	s.mu.Unlock()
 
 	if snap == nil {
-		var payload json.RawMessage
-		err := s.Do(ctx, func(ctx context.Context, c *chatio.Client) error {
-			var err error
-			payload, err = c.GetLatestChatsSummary(ctx)
-			return err
-		})
-		var cs sdk.ChatsSummary
-		var users []sdk.Event
-		if err == nil {
-			cs, users, err = sdk.ParseChatsSummary(payload)
-		}
-		if err == nil {
-			snap, err = newSummarySnap(cs, users)
-		}
-		if err != nil {
+		var err error
+		if snap, err = s.fetchSummary(ctx); err != nil {
 			sub.Close()
 			return nil, err
 		}
 		s.keepSummary(snap, n)
 	}
+	sub.snapshot = snapshotMessages(customerID, snap, n)
+	return sub, nil
+}
+
+// fetchSummary reads a fresh get_chats_summary for a snapshot.
+func (s *Session) fetchSummary(ctx context.Context) (*summarySnap, error) {
+	var payload json.RawMessage
+	err := s.Do(ctx, func(ctx context.Context, c *chatio.Client) error {
+		var err error
+		payload, err = c.GetLatestChatsSummary(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	cs, users, err := sdk.ParseChatsSummary(payload)
+	if err != nil {
+		return nil, err
+	}
+	return newSummarySnap(cs, users)
+}
+
+// snapshotMessages is a snapshot as of event n: customer_id, user_data…,
+// connected (with n as its id).
+func snapshotMessages(customerID string, snap *summarySnap, n uint64) []Message {
 	idData, _ := encodeJSON(customerID)
 	out := make([]Message, 0, len(snap.users)+2)
 	out = append(out, Message{Name: sdk.EventCustomerID, Data: idData})
 	out = append(out, snap.users...)
 	out = append(out, Message{ID: strconv.FormatUint(n, 10), Name: sdk.EventConnected, Data: snap.connected})
-	sub.snapshot = out
-	return sub, nil
+	return out
 }
