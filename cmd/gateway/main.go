@@ -232,6 +232,9 @@ func serve(ctx context.Context, cfg config, log *zap.Logger, stdout io.Writer, o
 		DialTimeout:        cfg.UpstreamDialTimeout,
 		ReadLoops:          cfg.UpstreamReadLoops,
 		CursorKey:          es.keys.cursor,
+		// Cluster mode, embedded engine included: the log in the engine,
+		// one upstream socket per token across the replicas.
+		Engine: eng,
 
 		ReplayBufferBytes:     cfg.ReplayBufferBytes,
 		ReplayBudgetBytes:     cfg.ReplayBudgetBytes,
