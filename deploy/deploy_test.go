@@ -155,9 +155,10 @@ type container struct {
 
 type service struct {
 	Spec struct {
-		Type     string            `yaml:"type"`
-		Selector map[string]string `yaml:"selector"`
-		Ports    []struct {
+		Type            string            `yaml:"type"`
+		SessionAffinity string            `yaml:"sessionAffinity"`
+		Selector        map[string]string `yaml:"selector"`
+		Ports           []struct {
 			Name       string `yaml:"name"`
 			Port       int    `yaml:"port"`
 			TargetPort any    `yaml:"targetPort"`
@@ -607,6 +608,7 @@ func checkWorkload(t *testing.T, objs []object) workload {
 	if _, literal := w.settings["GATEWAY_CLUSTER_KEY"]; literal || !keyFromSecret {
 		t.Errorf("%s: GATEWAY_CLUSTER_KEY must come from a Secret (shared by all replicas, never a literal)", dobj)
 	}
+	checkClusterEnv(t, dobj, c, w.settings)
 	if w.settings["GATEWAY_NATS_URL"] == "" {
 		dir, mounted := w.settings["GATEWAY_DATA_DIR"], false
 		for _, m := range c.VolumeMounts {
@@ -627,6 +629,9 @@ func checkWorkload(t *testing.T, objs []object) workload {
 	sobj := one(t, objs, "Service", "")
 	var s service
 	sobj.decode(t, &s)
+	if a := s.Spec.SessionAffinity; a != "" && a != "None" {
+		t.Errorf("%s: sessionAffinity %q: in cluster mode any pod serves any customer, round-robin", sobj, a)
+	}
 	if !subset(s.Spec.Selector, podLabels) || len(s.Spec.Selector) == 0 {
 		t.Errorf("%s: selector %v does not select the pods %v", sobj, s.Spec.Selector, podLabels)
 	}
@@ -691,8 +696,15 @@ func checkWorkload(t *testing.T, objs []object) workload {
 	iobj.decode(t, &ing)
 	an := iobj.Metadata.Annotations
 	const pfx = "nginx.ingress.kubernetes.io/"
-	if hashBy := an[pfx+"upstream-hash-by"]; hashBy != "$http_authorization" {
-		t.Errorf("%s: upstream-hash-by %q, want \"$http_authorization\" (one customer → one pod)", iobj, hashBy)
+	// Round-robin: no consistent hash, no affinity cookie (cluster mode:
+	// any pod serves any customer).
+	for k, v := range an {
+		if name, ok := strings.CutPrefix(k, pfx); ok && (strings.HasPrefix(name, "upstream-hash-by") || name == "affinity" || name == "affinity-mode" || strings.HasPrefix(name, "session-cookie")) {
+			t.Errorf("%s: %s = %q: cluster mode balances round-robin, no hash or affinity", iobj, k, v)
+		}
+	}
+	if lb := an[pfx+"load-balance"]; lb != "" && lb != "round_robin" {
+		t.Errorf("%s: load-balance %q, want round_robin", iobj, lb)
 	}
 	for k, want := range map[string]string{"proxy-buffering": "off", "proxy-http-version": "1.1"} {
 		if an[pfx+k] != want {
@@ -700,7 +712,7 @@ func checkWorkload(t *testing.T, objs []object) workload {
 		}
 	}
 	if an[pfx+"service-upstream"] == "true" {
-		t.Errorf("%s: service-upstream \"true\" sends traffic to the ClusterIP and defeats upstream-hash-by", iobj)
+		t.Errorf("%s: service-upstream \"true\" sends traffic to the ClusterIP: nginx no longer retries another pod nor sees a pod leave", iobj)
 	}
 	hb := w.settings.duration(t, "GATEWAY_HEARTBEAT")
 	for _, k := range []string{"proxy-read-timeout", "proxy-send-timeout"} {
@@ -1141,7 +1153,7 @@ func TestIgnoredMatcher(t *testing.T) {
 }
 
 // TestNginxExample checks deploy/nginx/gateway.conf against the Ingress:
-// the same affinity key, streams unbuffered with long timeouts, keep-alive
+// round-robin with no affinity, streams unbuffered with long timeouts, keep-alive
 // HTTP/1.1 to the gateways, uploads admitted, internal routes hidden.
 func TestNginxExample(t *testing.T) {
 	data, err := os.ReadFile(filepath.Join("nginx", "gateway.conf"))
@@ -1155,15 +1167,14 @@ func TestNginxExample(t *testing.T) {
 	}
 	conf := b.String()
 	w := checkWorkloadQuiet(t)
-	base := baseObjects(t)
-	hashBy := one(t, base, "Ingress", "").Metadata.Annotations["nginx.ingress.kubernetes.io/upstream-hash-by"]
-
-	m := regexp.MustCompile(`(?m)^\s*hash\s+(\S+)\s+consistent\s*;`).FindStringSubmatch(conf)
-	if m == nil {
-		t.Fatal("nginx: no `hash … consistent;` in the upstream")
+	// Round-robin, as the Ingress: no hash, ip_hash, sticky or random
+	// balancing (cluster mode: any server serves any customer).
+	up := regexp.MustCompile(`upstream\s+\w+\s*\{([^}]*)\}`).FindStringSubmatch(conf)
+	if up == nil {
+		t.Fatal("nginx: no upstream { … }")
 	}
-	if m[1] != hashBy {
-		t.Errorf("nginx hashes %q, the Ingress %q: one customer must map the same way", m[1], hashBy)
+	if m := regexp.MustCompile(`(?m)^\s*(hash|ip_hash|sticky|random|least_conn)\b[^;]*;`).FindStringSubmatch(up[1]); m != nil {
+		t.Errorf("nginx: the upstream balances with %q: cluster mode balances round-robin, with no affinity", strings.TrimSpace(m[0]))
 	}
 	servers := regexp.MustCompile(`(?m)^\s*server\s+[^\s;]+:(\d+)`).FindAllStringSubmatch(conf, -1)
 	if len(servers) < 2 {
@@ -1222,6 +1233,191 @@ func TestTicketAffinityDocumented(t *testing.T) {
 		}
 		if !strings.Contains(string(data), "?ticket=") || !strings.Contains(string(data), "Stream tickets and several replicas") {
 			t.Errorf("%s: does not explain how ?ticket= streams and affinity interact", f)
+		}
+	}
+}
+
+// checkClusterEnv: the gateway runs in cluster mode on the NATS release of
+// deploy/nats (GATEWAY_NATS_URL at its client Service), named in the engine
+// by its pod name (GATEWAY_NODE_ID from metadata.name: unique per replica),
+// with engine settings cmd/gateway accepts.
+func checkClusterEnv(t *testing.T, dobj object, c container, s settings) {
+	t.Helper()
+	natsURL := s["GATEWAY_NATS_URL"]
+	if natsURL == "" {
+		t.Errorf("%s: no GATEWAY_NATS_URL: each pod would run its own embedded engine, and the pods would not share customers", dobj)
+	}
+	for u := range strings.SplitSeq(natsURL, ",") {
+		if u == "" {
+			continue
+		}
+		scheme, hostPort, ok := strings.Cut(u, "://")
+		host, port, err := net.SplitHostPort(hostPort)
+		if !ok || (scheme != "nats" && scheme != "tls") || err != nil {
+			t.Errorf("%s: GATEWAY_NATS_URL %q: want nats://host:port", dobj, u)
+			continue
+		}
+		if label, _, _ := strings.Cut(host, "."); label != natsRelease || port != "4222" {
+			t.Errorf("%s: GATEWAY_NATS_URL %q is not the client Service of the Helm release %q (deploy/nats): want %s:4222", dobj, u, natsRelease, natsRelease)
+		}
+	}
+	var fromPod bool
+	for _, e := range c.Env {
+		if e.Name == "GATEWAY_NODE_ID" {
+			fromPod = e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name"
+		}
+	}
+	if _, literal := s["GATEWAY_NODE_ID"]; literal || !fromPod {
+		t.Errorf("%s: GATEWAY_NODE_ID must come from the pod's name (fieldRef metadata.name): unique per replica", dobj)
+	}
+	if v, ok := s["GATEWAY_LEASE_TTL"]; ok {
+		if d, err := time.ParseDuration(v); err != nil || d < 300*time.Millisecond {
+			t.Errorf("%s: GATEWAY_LEASE_TTL %q: want a duration ≥ 300ms", dobj, v)
+		}
+	}
+	if v, ok := s["GATEWAY_LOG_STREAMS"]; ok {
+		if n, err := strconv.Atoi(v); err != nil || n < 1 || n > 1024 {
+			t.Errorf("%s: GATEWAY_LOG_STREAMS %q: want 1 to 1024", dobj, v)
+		}
+	}
+	if v, ok := s["GATEWAY_STREAM_REPLICAS"]; ok {
+		if n, err := strconv.Atoi(v); err != nil || n < 0 || n > 5 {
+			t.Errorf("%s: GATEWAY_STREAM_REPLICAS %q: want 0 to 5", dobj, v)
+		}
+	}
+}
+
+// natsRelease is the Helm release of deploy/nats/values.yaml (README
+// "Deploy": helm upgrade --install nats nats/nats …): its client Service.
+const natsRelease = "nats"
+
+// natsValues: the fields of the nats/nats chart's values the kit sets.
+type natsValues struct {
+	Config struct {
+		Cluster struct {
+			Enabled  bool `yaml:"enabled"`
+			Replicas int  `yaml:"replicas"`
+		} `yaml:"cluster"`
+		JetStream struct {
+			Enabled   bool `yaml:"enabled"`
+			FileStore struct {
+				Enabled *bool  `yaml:"enabled"`
+				Dir     string `yaml:"dir"`
+				PVC     struct {
+					Enabled *bool  `yaml:"enabled"`
+					Size    string `yaml:"size"`
+				} `yaml:"pvc"`
+			} `yaml:"fileStore"`
+			MemoryStore struct {
+				Enabled bool `yaml:"enabled"`
+			} `yaml:"memoryStore"`
+		} `yaml:"jetstream"`
+	} `yaml:"config"`
+	PodTemplate struct {
+		TopologySpreadConstraints map[string]struct {
+			MaxSkew           int    `yaml:"maxSkew"`
+			WhenUnsatisfiable string `yaml:"whenUnsatisfiable"`
+		} `yaml:"topologySpreadConstraints"`
+		Merge struct {
+			Spec struct {
+				Affinity struct {
+					PodAntiAffinity struct {
+						Required []struct {
+							TopologyKey   string   `yaml:"topologyKey"`
+							LabelSelector selector `yaml:"labelSelector"`
+						} `yaml:"requiredDuringSchedulingIgnoredDuringExecution"`
+					} `yaml:"podAntiAffinity"`
+				} `yaml:"affinity"`
+			} `yaml:"spec"`
+		} `yaml:"merge"`
+	} `yaml:"podTemplate"`
+	Container struct {
+		Merge struct {
+			Resources struct {
+				Requests map[string]string `yaml:"requests"`
+				Limits   map[string]string `yaml:"limits"`
+			} `yaml:"resources"`
+		} `yaml:"merge"`
+	} `yaml:"container"`
+}
+
+// TestNATSValues checks deploy/nats/values.yaml, the engine the gateway is
+// deployed with: three servers (R3 survives one lost), JetStream on a file
+// store on a PersistentVolumeClaim big enough for the gateway's log
+// streams, one server per node, resources set; and that the README and the
+// base point at it the same way.
+func TestNATSValues(t *testing.T) {
+	path := filepath.Join("nats", "values.yaml")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v natsValues
+	// Top-level keys of the chart's values (a typo is silently ignored by helm).
+	var top map[string]any
+	if err := yaml.Unmarshal(data, &top); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	for k := range top {
+		if !slices.Contains([]string{"config", "podTemplate", "container", "podDisruptionBudget", "natsBox", "service", "statefulSet", "promExporter", "reloader", "global"}, k) {
+			t.Errorf("%s: top-level key %q is not one of the nats/nats chart's the kit uses", path, k)
+		}
+	}
+	if err := yaml.Unmarshal(data, &v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	cl, js := v.Config.Cluster, v.Config.JetStream
+	if !cl.Enabled || cl.Replicas != 3 {
+		t.Errorf("%s: config.cluster enabled %v replicas %d, want a cluster of 3 (R3 survives one lost server)", path, cl.Enabled, cl.Replicas)
+	}
+	fs := js.FileStore
+	if !js.Enabled || (fs.Enabled != nil && !*fs.Enabled) || js.MemoryStore.Enabled {
+		t.Errorf("%s: want JetStream with the file store (not memory): the log must survive a server restart", path)
+	}
+	if fs.PVC.Enabled != nil && !*fs.PVC.Enabled || fs.PVC.Size == "" {
+		t.Errorf("%s: the file store must be on a PersistentVolumeClaim with a size", path)
+	} else if size, err := bytesOf(fs.PVC.Size); err != nil {
+		t.Errorf("%s: pvc size %q: %v", path, fs.PVC.Size, err)
+	} else {
+		// Every server holds a copy of every log stream (R3 on 3 servers).
+		w := checkWorkloadQuiet(t)
+		streams, maxBytes := 4, int64(1<<30) // cmd/gateway defaults
+		if n, ok := w.settings["GATEWAY_LOG_STREAMS"]; ok {
+			streams, _ = strconv.Atoi(n)
+		}
+		if n, ok := w.settings["GATEWAY_LOG_MAX_BYTES"]; ok {
+			maxBytes, _ = strconv.ParseInt(n, 10, 64)
+		}
+		if need := int64(streams) * maxBytes; size < need*5/4 {
+			t.Errorf("%s: pvc size %s < GATEWAY_LOG_STREAMS × GATEWAY_LOG_MAX_BYTES (%d B) with a quarter to spare", path, fs.PVC.Size, need)
+		}
+	}
+	if tsc, ok := v.PodTemplate.TopologySpreadConstraints["kubernetes.io/hostname"]; !ok || tsc.MaxSkew != 1 || tsc.WhenUnsatisfiable != "DoNotSchedule" {
+		t.Errorf("%s: want podTemplate.topologySpreadConstraints on kubernetes.io/hostname, maxSkew 1, DoNotSchedule", path)
+	}
+	var anti bool
+	for _, r := range v.PodTemplate.Merge.Spec.Affinity.PodAntiAffinity.Required {
+		anti = anti || (r.TopologyKey == "kubernetes.io/hostname" && r.LabelSelector.MatchLabels["app.kubernetes.io/instance"] == natsRelease)
+	}
+	if !anti {
+		t.Errorf("%s: want a required podAntiAffinity on kubernetes.io/hostname selecting the release %q", path, natsRelease)
+	}
+	res := v.Container.Merge.Resources
+	if _, err := milliCPU(res.Requests["cpu"]); err != nil || res.Requests["cpu"] == "" || res.Requests["memory"] == "" || res.Limits["memory"] == "" {
+		t.Errorf("%s: container.merge.resources: want cpu and memory requests and a memory limit, got %+v", path, res)
+	}
+	if _, ok := res.Limits["cpu"]; ok {
+		t.Errorf("%s: a CPU limit throttles the server (missed Raft heartbeats, lost leadership)", path)
+	}
+	// The install command names the release the gateway connects to.
+	install := "helm upgrade --install " + natsRelease + " nats/nats"
+	for _, f := range []string{"../README.md", path} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), install) || !strings.Contains(string(b), "deploy/nats/values.yaml") {
+			t.Errorf("%s: does not say how to install the engine (%s … -f deploy/nats/values.yaml)", f, install)
 		}
 	}
 }

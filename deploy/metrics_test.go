@@ -2,6 +2,7 @@ package deploy_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -27,6 +28,7 @@ import (
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
 	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
+	"github.com/chatio-gateway/chatio-gateway/internal/engine"
 	"github.com/chatio-gateway/chatio-gateway/internal/httpapi"
 	"github.com/chatio-gateway/chatio-gateway/internal/session"
 )
@@ -92,13 +94,34 @@ func gatewayMetrics(t *testing.T) map[string]labelSet {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	rec := &recordingRegisterer{Registerer: reg}
 
+	// cmd/gateway runs the pool in cluster mode on the engine, the embedded
+	// one by default (Engine: eng): do the same, so that the cluster
+	// metrics are registered; its engine metrics are registered in package
+	// main, read from its source (engineMetricsOfSource).
+	src, err = os.ReadFile("../cmd/gateway/main.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(src), "Engine: eng,") {
+		t.Fatal("cmd/gateway/main.go no longer runs the session pool on the engine (Engine: eng): run the pool here the way it does now")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	eng, err := engine.Start(ctx, engine.Config{
+		DataDir: t.TempDir(), NodeID: "deploy-check", ClusterKey: bytes.Repeat([]byte{7}, 32),
+	})
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = eng.Close(context.Background()) }) // after the pool's shutdown below
 	_, upstream := chatiotest.Start(t, chatiosim.Config{Bot: true, BotDelay: 10 * time.Millisecond})
 	pool := session.NewPool(session.Config{
 		Upstream:      chatio.Config{URL: upstream, License: 1, RequestTimeout: 5 * time.Second},
 		DialTimeout:   5 * time.Second,
 		ReconnectWait: time.Second,
+		Engine:        eng,
 	}, zap.NewNop(), rec)
-	api := httpapi.New(httpapi.Config{Gatherer: reg}, pool, zap.NewNop(), rec)
+	api := httpapi.New(httpapi.Config{Gatherer: reg, Engine: eng}, pool, zap.NewNop(), rec)
 	srv := httptest.NewServer(api.Handler())
 	client := &http.Client{Transport: &http.Transport{}, Timeout: 20 * time.Second}
 	t.Cleanup(func() {
@@ -216,7 +239,47 @@ func gatewayMetrics(t *testing.T) map[string]labelSet {
 		}
 		exposed[name] = ls
 	}
+	for name, ls := range engineMetricsOfSource(t) {
+		if _, dup := exposed[name]; dup {
+			t.Fatalf("%s: registered by cmd/gateway and by the packages the test runs", name)
+		}
+		exposed[name] = ls
+	}
 	return exposed
+}
+
+// reMainMetric is a metric cmd/gateway registers itself: the constructor
+// and its Name.
+var reMainMetric = regexp.MustCompile(`prometheus\.New(Gauge|Counter|Histogram)(Vec)?\(prometheus\.\w+Opts\{\s*Name:\s*"(gateway_engine_\w+)"`)
+
+// engineMetricsOfSource: the engine metrics cmd/gateway registers
+// (engine.go, newEngineMetrics, package main: not importable), with the
+// names a scrape shows (a histogram's _bucket with le, _sum, _count).
+func engineMetricsOfSource(t *testing.T) map[string]labelSet {
+	t.Helper()
+	src, err := os.ReadFile("../cmd/gateway/engine.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]labelSet{}
+	for _, m := range reMainMetric.FindAllStringSubmatch(string(src), -1) {
+		if m[2] != "" {
+			t.Fatalf("cmd/gateway/engine.go: %s is a vector: read its labels here", m[3])
+		}
+		if m[1] == "Histogram" {
+			out[m[3]+"_bucket"] = labelSet{"le": true}
+			out[m[3]+"_sum"] = labelSet{}
+			out[m[3]+"_count"] = labelSet{}
+		} else {
+			out[m[3]] = labelSet{}
+		}
+	}
+	for _, want := range []string{"gateway_engine_connected", "gateway_engine_round_trip_seconds_bucket", "gateway_engine_probe_failures_total"} {
+		if out[want] == nil {
+			t.Fatalf("cmd/gateway/engine.go: no %s found: the test reads it wrong, or it is gone", want)
+		}
+	}
+	return out
 }
 
 // parseExposition reads the Prometheus text format: sample names with their
@@ -430,6 +493,10 @@ var dashboardMust = []string{
 	"gateway_events_published_total", "gateway_events_delivered_total", "gateway_events_dropped_total",
 	"gateway_subscribers_cut_total",
 	"process_resident_memory_bytes", "process_cpu_seconds_total", "go_goroutines",
+	// cluster mode (issue 16): the engine, ownership, forwarding
+	"gateway_engine_connected", "gateway_engine_round_trip_seconds_bucket",
+	"gateway_cluster_forwarded_calls_total", "gateway_cluster_forward_duration_seconds_bucket",
+	"gateway_cluster_takeovers_total", "gateway_cluster_fenced_sessions_total",
 }
 
 var reLabelValues = regexp.MustCompile(`^\s*label_values\((.*),\s*([A-Za-z_]\w*)\s*\)\s*$`)
@@ -523,6 +590,8 @@ var alertsMust = map[string]string{
 	"GatewayRESTLatencyHigh":        "gateway_http_request_duration_seconds_bucket",
 	"GatewaySessionsNearLimit":      "gateway_sessions",
 	"GatewayPodNotReady":            "kube_pod_status_ready",
+	"GatewayEngineUnreachable":      "gateway_engine_connected",
+	"GatewaySessionsFenced":         "gateway_cluster_fenced_sessions_total",
 }
 
 func checkAlerts(t *testing.T, exposed map[string]labelSet) {
