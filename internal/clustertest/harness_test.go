@@ -447,8 +447,8 @@ type run struct {
 	streams *http.Client
 	cs      []*customer
 
-	stopTraffic chan struct{}
-	traffic     sync.WaitGroup
+	stopTraffic                              chan struct{}
+	traffic                                  sync.WaitGroup
 	agentSent, custOK, custFailed, agentErrs atomic.Int64
 
 	stopSampler chan struct{}
