@@ -1,6 +1,7 @@
 package clustertest
 
 import (
+	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -80,18 +81,49 @@ func TestClusterRollingUpdate(t *testing.T) {
 }
 
 // TestClusterSIGSTOPOwner: the owner of the most sessions is stopped
-// (SIGSTOP) for twice its lease, the others take its sessions over, then it
-// is continued (SIGCONT). Two sockets for a token are excused only while it
-// is stopped (a frozen process cannot close its socket); once awake it must
-// close them itself, within a second and a half; nothing it read while
-// fenced reaches a stream (no duplicate, every message once, in order).
+// (SIGSTOP) for three times its lease, then continued (SIGCONT). Two
+// sockets for a token are excused only while it is stopped (a frozen
+// process cannot close its socket); once awake it must close them itself,
+// within a second and a half; nothing it read while fenced reaches a
+// stream (no duplicate, every message once, in order).
 func TestClusterSIGSTOPOwner(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns gateway processes")
 	}
+	sigstopScenario(t, "sigstop", false)
+}
+
+// TestClusterSIGSTOPTakeover is TestClusterSIGSTOPOwner that also wants the
+// stopped owner's sessions taken over by the other replicas while it is
+// stopped: within the lease TTL and 3 s (issue 16's takeover target), the
+// two live replicas own every session.
+//
+// It fails today: a frozen owner keeps its NATS connection (the server
+// pings a client every 2 minutes), so its subscription to the sessions'
+// op subjects stays; a forwarded call is delivered to it and times out
+// (ErrTimeout, 504 after the request timeout) instead of getting "no
+// responders" (engine.ErrNoOwner), the only thing that starts a takeover
+// (session/cluster.go, forward and its callers); the lapsed node lease in
+// cgw_nodes is never looked at. Its customers get nothing, calls time out,
+// for as long as it is stopped (18 s in a measured run: owned sessions
+// [3 3 stopped] throughout, [6 6 0] at once after SIGCONT, when it fenced
+// itself and closed its 6 sockets).
+func TestClusterSIGSTOPTakeover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns gateway processes")
+	}
+	if os.Getenv("CLUSTER_CHAOS_ALL") == "" {
+		t.Skip("known bug, run with CLUSTER_CHAOS_ALL=1: no takeover while an owner is stopped (SIGSTOP) past its lease; " +
+			"a forwarded call reaches its still-subscribed NATS connection and times out, only no-responders starts a takeover")
+	}
+	sigstopScenario(t, "sigstop-takeover", true)
+}
+
+func sigstopScenario(t *testing.T, name string, wantTakeover bool) {
+	const lease = 2 * time.Second
 	r := newRun(t)
 	r.startCluster(3)
-	r.addCustomers("stop", customers, streamsPer)
+	r.addCustomers(name, customers, streamsPer)
 	r.startSampler()
 	r.startTraffic(agentEvery, customerEvery)
 
@@ -100,27 +132,41 @@ func TestClusterSIGSTOPOwner(t *testing.T) {
 	t.Logf("owned sessions per replica before the stop: %v; stopping %s", counts, victim.name)
 	stopped := time.Now()
 	victim.signal(syscall.SIGSTOP)
-	time.Sleep(4 * time.Second) // twice the lease
-	_, during := r.mostOwned()
+	time.Sleep(lease + 3*time.Second)
+	during, others := []int{}, 0
+	for _, p := range r.procs {
+		if p == victim {
+			during = append(during, -1)
+			continue
+		}
+		n := p.ownedSessions()
+		during = append(during, n)
+		others += n
+	}
+	time.Sleep(time.Until(stopped.Add(3 * lease)))
 	victim.signal(syscall.SIGCONT)
 	woke := time.Now()
-	t.Logf("owned sessions per replica while stopped: %v (-1: no answer)", during)
+	t.Logf("owned sessions per replica %v after the stop (-1: the stopped one); continued after %v",
+		during, woke.Sub(stopped).Round(time.Millisecond))
+	if wantTakeover && others < customers {
+		t.Errorf("%s: lease TTL + 3 s after %s stopped, the live replicas own %d of %d sessions (%v)", name, victim.name, others, customers, during)
+	}
 	time.Sleep(4 * time.Second)
 	_, afterWake := r.mostOwned()
-	t.Logf("owned sessions per replica after SIGCONT: %v", afterWake)
+	t.Logf("owned sessions per replica 4 s after SIGCONT: %v", afterWake)
 	r.endTraffic()
-	r.verdict("sigstop", settleWithin)
+	r.verdict(name, settleWithin)
 	r.endSampler()
 	excused := [2]time.Time{stopped, woke.Add(1500 * time.Millisecond)}
 	all := r.doubleSockets()
 	if d := r.doubleSockets(excused); len(d) > 0 {
-		t.Errorf("%d samples with two live sockets for one token outside the stop (+1.5 s after SIGCONT), first %s ×%d at %s (stopped %s, continued %s)",
-			len(d), d[0].token, d[0].n, d[0].at.Format("15:04:05.000"), stopped.Format("15:04:05.000"), woke.Format("15:04:05.000"))
+		t.Errorf("%s: %d samples with two live sockets for one token outside the stop (+1.5 s after SIGCONT), first %s ×%d at %s (stopped %s, continued %s)",
+			name, len(d), d[0].token, d[0].n, d[0].at.Format("15:04:05.000"), stopped.Format("15:04:05.000"), woke.Format("15:04:05.000"))
 	}
-	var lastDouble time.Time
-	for _, d := range all {
-		lastDouble = d.at
+	if len(all) > 0 {
+		t.Logf("two sockets for one token sampled %d times in all (the stopped owner's and a new one), the last %v after SIGCONT",
+			len(all), all[len(all)-1].at.Sub(woke).Round(time.Millisecond))
+	} else {
+		t.Logf("two sockets for one token sampled 0 times")
 	}
-	t.Logf("two sockets for one token sampled %d times in all (the stopped owner's and the new one's); the last %v after SIGCONT",
-		len(all), lastDouble.Sub(woke).Round(time.Millisecond))
 }
