@@ -170,3 +170,37 @@ func sigstopScenario(t *testing.T, name string, wantTakeover bool) {
 		t.Logf("two sockets for one token sampled 0 times")
 	}
 }
+
+// TestEmbeddedKill9Restart: one gateway on its embedded engine (no
+// GATEWAY_NATS_URL, GATEWAY_DATA_DIR its own) is killed (SIGKILL) while
+// agents and customers talk, and started again on the same data dir and
+// port: the streams resume with Last-Event-ID and get every message once,
+// in order, those sent while it was down included; never two live sockets
+// for one token.
+func TestEmbeddedKill9Restart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns a gateway process")
+	}
+	r := newRun(t)
+	p := newProc(t, "embedded", "CHATIO_URL="+r.simURL, "GATEWAY_DATA_DIR="+t.TempDir())
+	r.procs, r.reps = []*proc{p}, bases{p.base}
+	p.start(t)
+	r.addCustomers("embedded", customers, streamsPer)
+	r.startSampler()
+	r.startTraffic(agentEvery, customerEvery)
+
+	time.Sleep(2 * time.Second)
+	t.Logf("owned sessions before the kill: %d", p.ownedSessions())
+	p.signal(syscall.SIGKILL)
+	p.wait(t, 5*time.Second)
+	time.Sleep(1500 * time.Millisecond) // down: agents go on talking
+	p.start(t)
+	time.Sleep(4 * time.Second)
+	r.endTraffic()
+	r.verdict("embedded-kill9", settleWithin)
+	r.endSampler()
+	if d := r.doubleSockets(); len(d) > 0 {
+		t.Errorf("%d samples with two live sockets for one token, first %s ×%d at %s", len(d), d[0].token, d[0].n, d[0].at.Format("15:04:05.000"))
+	}
+	t.Logf("owned sessions after the restart: %d", p.ownedSessions())
+}
