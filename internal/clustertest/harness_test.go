@@ -287,6 +287,7 @@ func jsonField(b []byte, name string) string {
 type msg struct {
 	ID, Event, Data string
 	Conn            int
+	At              time.Time // when it was read
 }
 
 // recorder reads a customer's event stream like an EventSource whose
@@ -372,7 +373,7 @@ func (r *recorder) once() {
 		if line == "" {
 			if seen && (m.Event != "" || m.ID != "" || len(data) > 0) {
 				m.Data = strings.Join(data, "\n")
-				m.Conn = conn
+				m.Conn, m.At = conn, time.Now()
 				r.mu.Lock()
 				r.msgs = append(r.msgs, m)
 				if m.ID != "" {
@@ -433,6 +434,7 @@ type customer struct {
 
 	mu       sync.Mutex
 	required map[string]bool
+	sentAt   map[string]time.Time // agent messages: when SendMessage returned
 }
 
 // run is one scenario's world: simulator, replicas, customers, traffic
@@ -476,7 +478,7 @@ func newRun(t *testing.T) *run {
 func (r *run) addCustomers(prefix string, n, streamsPer int) {
 	t := r.t
 	for i := range n {
-		c := &customer{token: fmt.Sprintf("%s-%02d", prefix, i), required: map[string]bool{}}
+		c := &customer{token: fmt.Sprintf("%s-%02d", prefix, i), required: map[string]bool{}, sentAt: map[string]time.Time{}}
 		c.id = chatiosim.CustomerIDForToken(c.token)
 		var st int
 		var b []byte
@@ -539,6 +541,7 @@ func (r *run) startTraffic(agentEvery, customerEvery time.Duration) {
 				r.agentSent.Add(1)
 				c.mu.Lock()
 				c.required[id] = true
+				c.sentAt[id] = time.Now()
 				c.mu.Unlock()
 			}
 		}()
@@ -622,6 +625,33 @@ next:
 		out = append(out, d)
 	}
 	return out
+}
+
+// worstLatency is the longest time from an agent message's send (at or
+// after from) to its arrival on a stream, and that message's customer.
+func (r *run) worstLatency(from time.Time) (time.Duration, string) {
+	var worst time.Duration
+	var who string
+	for _, c := range r.cs {
+		c.mu.Lock()
+		sent := make(map[string]time.Time, len(c.sentAt))
+		for k, v := range c.sentAt {
+			sent[k] = v
+		}
+		c.mu.Unlock()
+		for _, rec := range c.recs {
+			for _, m := range rec.messages() {
+				ne, ok := parseNewEvent(m)
+				if !ok {
+					continue
+				}
+				if at, ok := sent[ne.Event.ID]; ok && !at.Before(from) && m.At.Sub(at) > worst {
+					worst, who = m.At.Sub(at), c.token
+				}
+			}
+		}
+	}
+	return worst, who
 }
 
 // mostOwned is the replica holding the most sessions.
