@@ -163,7 +163,15 @@ func sigstopScenario(t *testing.T, name string, wantTakeover bool) {
 	}
 	time.Sleep(4 * time.Second)
 	_, afterWake := r.mostOwned()
-	t.Logf("owned sessions per replica 4 s after SIGCONT: %v", afterWake)
+	fenced, sockets := victim.metric("gateway_cluster_fenced_sessions_total"), r.sim.OpenSockets()
+	t.Logf("owned sessions per replica 4 s after SIGCONT: %v; %s closed %d sessions itself as fenced; sockets at the simulator: %d",
+		afterWake, victim.name, fenced, sockets)
+	if owned := counts[slicesIndex(r.procs, victim)]; fenced < owned {
+		t.Errorf("%s: %s owned %d sessions when stopped, closed %d as fenced after SIGCONT", name, victim.name, owned, fenced)
+	}
+	if sockets > customers {
+		t.Errorf("%s: %d sockets open at the simulator 4 s after SIGCONT, for %d customers", name, sockets, customers)
+	}
 	r.endTraffic()
 	r.verdict(name, settleWithin)
 	r.endSampler()

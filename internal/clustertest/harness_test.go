@@ -221,7 +221,11 @@ func (p *proc) kill() {
 }
 
 // ownedSessions is the replica's gateway_sessions gauge (-1 unreachable).
-func (p *proc) ownedSessions() int {
+func (p *proc) ownedSessions() int { return p.metric("gateway_sessions") }
+
+// metric is the value of an unlabelled series of the replica's /metrics
+// (-1 unreachable or absent).
+func (p *proc) metric(name string) int {
 	c := &http.Client{Timeout: time.Second}
 	defer c.CloseIdleConnections()
 	res, err := c.Get(p.base + "/metrics")
@@ -231,7 +235,7 @@ func (p *proc) ownedSessions() int {
 	defer res.Body.Close()
 	sc := bufio.NewScanner(res.Body)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "gateway_sessions "); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
 			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
 			return int(f)
 		}
