@@ -1,10 +1,14 @@
 package clustertest
 
 import (
+	"fmt"
 	"os"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 )
 
 const (
@@ -221,4 +225,85 @@ func TestEmbeddedKill9Restart(t *testing.T) {
 		t.Errorf("%d samples with two live sockets for one token, first %s ×%d at %s", len(d), d[0].token, d[0].n, d[0].at.Format("15:04:05.000"))
 	}
 	t.Logf("owned sessions after the restart: %d", p.ownedSessions())
+}
+
+// TestClusterR3StreamLeaderLoss: three replicas on a three-server NATS
+// cluster (streams and buckets R3); the server leading the most of the
+// customers' log streams is shut down mid-run while agents and customers
+// talk: writes pause and resume, every message once, in order, on every
+// stream; never two live sockets for one token.
+func TestClusterR3StreamLeaderLoss(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns gateway processes")
+	}
+	r := newRun(t)
+	srvs, urls := runNATSCluster(t)
+	victim := srvs[0]
+	for i := range 3 {
+		nurl := urls
+		if i == 0 {
+			nurl = victim.ClientURL() // gw1 on the server that goes: a reconnect too (it learns the others from it)
+		}
+		p := newProc(t, fmt.Sprintf("gw%d", i+1),
+			"CHATIO_URL="+r.simURL,
+			"GATEWAY_NATS_URL="+nurl,
+			"GATEWAY_CLUSTER_KEY="+clusterKey,
+			"GATEWAY_DATA_DIR="+t.TempDir(),
+		)
+		r.procs = append(r.procs, p)
+		r.reps = append(r.reps, p.base)
+	}
+	for _, p := range r.procs {
+		p.start(t)
+	}
+	r.addCustomers("r3", customers, streamsPer)
+
+	// The server that goes leads every log stream.
+	nc, err := nats.Connect(victim.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	leads := func() int {
+		n := 0
+		for i := range 4 {
+			if victim.JetStreamIsStreamLeader(server.DEFAULT_GLOBAL_ACCOUNT, fmt.Sprintf("CGW_EV_%d", i)) {
+				n++
+			}
+		}
+		return n
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for leads() < 4 && time.Now().Before(deadline) {
+		for i := range 4 {
+			name := fmt.Sprintf("CGW_EV_%d", i)
+			if !victim.JetStreamIsStreamLeader(server.DEFAULT_GLOBAL_ACCOUNT, name) {
+				_, _ = nc.Request("$JS.API.STREAM.LEADER.STEPDOWN."+name, []byte(fmt.Sprintf(`{"placement":{"preferred":%q}}`, victim.Name())), time.Second)
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	nc.Close()
+	most := leads()
+	if most == 0 {
+		t.Fatalf("%s leads none of the log streams", victim.Name())
+	}
+	r.startSampler()
+	r.startTraffic(agentEvery, customerEvery)
+	time.Sleep(2 * time.Second)
+	_, counts := r.mostOwned()
+	t.Logf("owned sessions per replica: %v; shutting down %s, leader of %d of the 4 log streams", counts, victim.Name(), most)
+	down := time.Now()
+	victim.Shutdown()
+	time.Sleep(6 * time.Second)
+	r.endTraffic()
+	r.verdict("r3-leader-loss", settleWithin)
+	r.endSampler()
+	worst, who := r.worstLatency(down.Add(-time.Second))
+	t.Logf("r3-leader-loss: worst delivery time of an agent message sent from 1 s before the loss on: %v (%s)", worst.Round(time.Millisecond), who)
+	if d := r.doubleSockets(); len(d) > 0 {
+		t.Errorf("%d samples with two live sockets for one token, first %s ×%d at %s", len(d), d[0].token, d[0].n, d[0].at.Format("15:04:05.000"))
+	}
+	_, after := r.mostOwned()
+	t.Logf("owned sessions per replica after: %v", after)
 }

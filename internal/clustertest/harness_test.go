@@ -822,3 +822,61 @@ func (r *run) startCluster(n int) {
 		p.start(r.t)
 	}
 }
+
+// runNATSCluster runs three nats-servers with JetStream (file store) in
+// one cluster, in the test process, on 127.0.0.1; it returns them and
+// their client URLs, comma-separated.
+func runNATSCluster(t *testing.T) ([]*server.Server, string) {
+	t.Helper()
+	var cports []int
+	var routes, urls []string
+	for range 3 {
+		p := freePort(t)
+		cports = append(cports, p)
+		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
+	}
+	var srvs []*server.Server
+	for i := range 3 {
+		o := &server.Options{
+			ServerName: fmt.Sprintf("n%d", i), Host: "127.0.0.1", Port: freePort(t),
+			JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
+		}
+		o.Cluster.Name = "ct"
+		o.Cluster.Host = "127.0.0.1"
+		o.Cluster.Port = cports[i]
+		o.Routes = server.RoutesFromStr(strings.Join(routes, ","))
+		s, err := server.NewServer(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Start()
+		srvs = append(srvs, s)
+		urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", o.Port))
+		t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	}
+	for _, s := range srvs {
+		if !s.ReadyForConnections(10 * time.Second) {
+			t.Fatal("nats-server not ready")
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		current, peers := true, 0
+		for _, s := range srvs {
+			if !s.JetStreamIsCurrent() {
+				current = false
+			}
+			if s.JetStreamIsLeader() {
+				peers = len(s.JetStreamClusterPeers())
+			}
+		}
+		if current && peers == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no JetStream meta leader with three current peers")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return srvs, strings.Join(urls, ",")
+}
