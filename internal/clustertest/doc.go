@@ -12,6 +12,5 @@
 // order (go test -v shows the counts) and samples the simulator's socket
 // table for two live sockets of one token.
 //
-// TestClusterSIGSTOPTakeover, a known bug, runs only with
-// CLUSTER_CHAOS_ALL=1. The package has tests only.
+// The package has tests only.
 package clustertest

@@ -497,6 +497,10 @@ func (e *Engine) NodeID() string { return e.cfg.NodeID }
 // Replicas is the replica count the streams and buckets were created with.
 func (e *Engine) Replicas() int { return e.replicas }
 
+// LeaseTTL is the node lease's time to live (Config.LeaseTTL, defaults
+// filled in).
+func (e *Engine) LeaseTTL() time.Duration { return e.cfg.LeaseTTL }
+
 // Conn is the engine's NATS connection (for metrics and tests; do not
 // close it).
 func (e *Engine) Conn() *nats.Conn { return e.nc }

@@ -212,6 +212,10 @@ func (p *Pool) route(ctx context.Context, token, customerID string, req fwdReque
 		switch {
 		case err != nil:
 			return nil, err
+		case s != nil && !p.cfg.Engine.LeaseValid():
+			// Paused past the lease: the session is being closed (fenced)
+			// and may have another owner already; run nothing on it.
+			return nil, fmt.Errorf("%w: this replica's lease lapsed", ErrEngine)
 		case s != nil:
 			if !s.touch() {
 				err = ErrSessionClosed
@@ -287,12 +291,45 @@ func (p *Pool) forward(ctx context.Context, sid engine.SID, req fwdRequest) (jso
 		return nil, err
 	}
 	// The owner answers its own timeout first.
-	rctx, cancel := context.WithTimeout(ctx, wait+time.Second)
-	defer cancel()
+	tctx, cancelT := context.WithTimeout(ctx, wait+time.Second)
+	defer cancelT()
+	rctx, cancel := context.WithCancelCause(tctx)
+	defer cancel(nil)
+	// An owner that keeps its engine connection but does not answer (a
+	// paused process) gives no "no responders". So while no answer comes,
+	// the owner's lease is looked at every third of a lease: lapsed, nobody
+	// owns the session (ErrNoOwner: the caller takes it over; the paused
+	// owner, once awake, answers nothing, see answer). The call is not
+	// sent again. forward owns the watching goroutine: it has ended when
+	// forward returns.
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		every := max(p.cfg.Engine.LeaseTTL()/3, 10*time.Millisecond)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-rctx.Done():
+				return
+			case <-t.C:
+			}
+			cctx, ccancel := context.WithTimeout(rctx, every)
+			_, alive, err := p.cfg.Engine.Owner(cctx, sid)
+			ccancel()
+			if err == nil && !alive {
+				cancel(errOwnerGone)
+				return
+			}
+		}
+	}()
+	defer func() { cancel(nil); <-watched }()
 	out, err := p.cfg.Engine.Request(rctx, sid, b)
 	switch {
 	case errors.Is(err, engine.ErrNoOwner):
 		return nil, err
+	case err != nil && errors.Is(context.Cause(rctx), errOwnerGone):
+		return nil, engine.ErrNoOwner
 	case err != nil && ctx.Err() != nil:
 		return nil, ctx.Err()
 	case err != nil && rctx.Err() != nil:
@@ -407,8 +444,19 @@ func (p *Pool) serveOps(e *entry) func(engine.Request) {
 	}
 }
 
-// answer carries out one forwarded request on e's session.
+// errOwnerGone: a forwarded call's owner did not answer and its lease has
+// lapsed.
+var errOwnerGone = errors.New("session: the owner's lease lapsed")
+
+// answer carries out one forwarded request on e's session. A replica
+// whose lease is no longer valid (it was paused past it, its sessions may
+// have another owner by now) carries out nothing: it answers ErrDraining,
+// as an owner giving its sessions back does.
 func (p *Pool) answer(r engine.Request, e *entry) {
+	if !p.cfg.Engine.LeaseValid() {
+		reply(r, nil, ErrDraining)
+		return
+	}
 	var req fwdRequest
 	if err := json.Unmarshal(r.Data, &req); err != nil {
 		reply(r, nil, &op.ArgError{Message: "undecodable call: " + err.Error()})
