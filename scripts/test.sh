@@ -108,11 +108,21 @@ progress "spec types" ./scripts/check-spec-types.sh
 # Each package's result is printed as go test reports it, in package order
 # (a long package holds back the lines of those after it: the heartbeat
 # names what still runs meanwhile).
+# The multi-process cluster proof (internal/clustertest) spawns gateway
+# processes and NATS servers: it runs after the other packages, alone, so
+# that it does not take the CPU from the tests that compare latencies
+# within one run (internal/e2e's stuck subscriber).
 echo "== go test -race"
 go_test_race() {
-  go test -race -count=1 -timeout 15m ./... 2>&1 | tee /tmp/chatio-gateway-test.log
+  go test -race -count=1 -timeout 15m $(go list ./... | grep -v '/internal/clustertest$') 2>&1 | tee /tmp/chatio-gateway-test.log
 }
 progress "go test -race" go_test_race
+
+echo "== go test -race: the multi-process cluster proof, alone"
+go_test_cluster() {
+  go test -race -count=1 -timeout 10m ./internal/clustertest/ 2>&1 | tee -a /tmp/chatio-gateway-test.log
+}
+progress "cluster proof" go_test_cluster
 
 # The race detector changes how the runtime sizes goroutine stacks: what
 # keeps an idle stream's stack small is tested without it.
