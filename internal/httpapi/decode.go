@@ -95,26 +95,6 @@ func objectBody(r *http.Request, emptyOK bool) (body, error) {
 // get returns the raw value of key; nil when absent.
 func (b body) get(key string) json.RawMessage { return b.obj.Raw(key) }
 
-func jsonKind(v json.RawMessage) byte {
-	if len(v) == 0 {
-		return 0
-	}
-	switch v[0] {
-	case '{':
-		return 'o'
-	case '[':
-		return 'a'
-	case '"':
-		return 's'
-	case 't', 'f':
-		return 'b'
-	case 'n':
-		return 'n'
-	default:
-		return 'd'
-	}
-}
-
 // optString returns the string under key; ok false when absent. Present
 // values of another type (null included) are INVALID_ARGS.
 func (b body) optString(key string) (s string, ok bool, err error) {
@@ -124,7 +104,7 @@ func (b body) optString(key string) (s string, ok bool, err error) {
 		// (clientDataParsers.parseEvent: typeof customId === 'string').
 		return "", false, nil
 	}
-	if jsonKind(v) != 's' || json.Unmarshal(v, &s) != nil {
+	if jsonobj.Kind(v) != 's' || json.Unmarshal(v, &s) != nil {
 		return "", false, invalidArgs(key + " must be a string")
 	}
 	return s, true, nil

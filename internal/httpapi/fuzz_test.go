@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
+	"github.com/chatio-gateway/chatio-gateway/internal/jsonobj"
 	"github.com/chatio-gateway/chatio-gateway/internal/op"
 )
 
@@ -96,7 +97,7 @@ func FuzzRequestBody(f *testing.F) {
 		props, err := propertiesBody(bodyRequest(data, limit))
 		if err != nil {
 			refusal(t, err)
-		} else if !json.Valid(props) || jsonKind(props) != 'o' {
+		} else if !json.Valid(props) || jsonobj.Kind(props) != 'o' {
 			t.Fatalf("properties %q accepted", props)
 		}
 	})

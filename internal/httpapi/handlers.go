@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chatio-gateway/chatio-gateway/internal/jsonobj"
 	"github.com/chatio-gateway/chatio-gateway/internal/op"
 	"github.com/chatio-gateway/chatio-gateway/internal/session"
 )
@@ -374,7 +375,7 @@ func propertiesBody(r *http.Request) (json.RawMessage, error) {
 	if err != nil {
 		return nil, err
 	}
-	if raw == nil || jsonKind(raw) != 'o' {
+	if raw == nil || jsonobj.Kind(raw) != 'o' {
 		return nil, invalidArgs("request body must be the properties object")
 	}
 	return raw, nil

@@ -552,3 +552,26 @@ func (o Object) JSOrder() Object {
 	}
 	return out
 }
+
+// Kind is the kind of the JSON value v (known valid), by its first byte:
+// 'o' object, 'a' array, 's' string, 'b' boolean, 'n' null, 'd' number;
+// 0 for an empty v.
+func Kind(v []byte) byte {
+	if len(v) == 0 {
+		return 0
+	}
+	switch v[0] {
+	case '{':
+		return 'o'
+	case '[':
+		return 'a'
+	case '"':
+		return 's'
+	case 't', 'f':
+		return 'b'
+	case 'n':
+		return 'n'
+	default:
+		return 'd'
+	}
+}

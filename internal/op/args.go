@@ -351,7 +351,7 @@ func (a UpdateCustomer) Validate() error {
 			return argError("fields must be an object")
 		}
 		for _, m := range f {
-			if v, _ := m.Value.(json.RawMessage); kind(v) != 's' {
+			if v, _ := m.Value.(json.RawMessage); jsonobj.Kind(v) != 's' {
 				return argError("fields." + m.Key + " must be a string")
 			}
 		}
@@ -414,26 +414,6 @@ func printableASCII(s string) bool {
 	return true
 }
 
-func kind(v json.RawMessage) byte {
-	if len(v) == 0 {
-		return 0
-	}
-	switch v[0] {
-	case '{':
-		return 'o'
-	case '[':
-		return 'a'
-	case '"':
-		return 's'
-	case 't', 'f':
-		return 'b'
-	case 'n':
-		return 'n'
-	default:
-		return 'd'
-	}
-}
-
 func kindName(k byte) string {
 	switch k {
 	case 'o':
@@ -448,7 +428,7 @@ func kindName(k byte) string {
 
 // optKind: v, when present and not null, is a JSON value of kind k.
 func optKind(name string, v json.RawMessage, k byte) error {
-	if v == nil || string(v) == "null" || kind(v) == k {
+	if v == nil || string(v) == "null" || jsonobj.Kind(v) == k {
 		return nil
 	}
 	return argError(name + " must be " + kindName(k))
@@ -456,7 +436,7 @@ func optKind(name string, v json.RawMessage, k byte) error {
 
 // object parses v, which must be a JSON object.
 func object(name string, v json.RawMessage) (jsonobj.Object, error) {
-	if kind(v) != 'o' {
+	if jsonobj.Kind(v) != 'o' {
 		return nil, argError(name + " must be an object")
 	}
 	o, err := jsonobj.ParseObject(v)
@@ -473,7 +453,7 @@ func arrayOfObjects(name string, raw json.RawMessage) error {
 		return argError(name + " must be an array")
 	}
 	for i, e := range elems {
-		if kind(bytes.TrimSpace(e)) != 'o' {
+		if jsonobj.Kind(bytes.TrimSpace(e)) != 'o' {
 			return argError(name + "[" + strconv.Itoa(i) + "] must be an object")
 		}
 	}
@@ -487,7 +467,7 @@ func optString(o jsonobj.Object, key string) (s string, ok bool, err error) {
 	if v == nil || string(v) == "null" {
 		return "", false, nil
 	}
-	if kind(v) != 's' || json.Unmarshal(v, &s) != nil {
+	if jsonobj.Kind(v) != 's' || json.Unmarshal(v, &s) != nil {
 		return "", false, argError(key + " must be a string")
 	}
 	return s, true, nil
