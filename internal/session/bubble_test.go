@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -23,6 +24,13 @@ import (
 // loops wait in epoll, outside the bubble's knowledge.
 func newBubbleEnv(t *testing.T, cfg Config, sim chatiosim.Config) *testEnv {
 	t.Helper()
+	return newBubbleEnvWith(t, cfg, sim, nil)
+}
+
+// newBubbleEnvWith is newBubbleEnv whose upstream connections are wrapped
+// by wrap (nil: as they are).
+func newBubbleEnvWith(t *testing.T, cfg Config, sim chatiosim.Config, wrap func(net.Conn) net.Conn) *testEnv {
+	t.Helper()
 	srv := chatiosim.New(sim)
 	ln := memnet.Listen("simulator.test:80")
 	hs := &http.Server{Handler: srv}
@@ -31,7 +39,13 @@ func newBubbleEnv(t *testing.T, cfg Config, sim chatiosim.Config) *testEnv {
 		defer close(served)
 		_ = hs.Serve(ln)
 	}()
-	tr := &http.Transport{DialContext: ln.Dial}
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := ln.Dial(ctx, network, addr)
+		if err != nil || wrap == nil {
+			return c, err
+		}
+		return wrap(c), nil
+	}}
 	t.Cleanup(func() {
 		srv.Close()
 		_ = hs.Close()

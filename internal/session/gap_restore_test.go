@@ -5,18 +5,13 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"go.uber.org/zap"
-
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
 	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
-	"github.com/chatio-gateway/chatio-gateway/internal/memnet"
 	"github.com/chatio-gateway/chatio-gateway/internal/sdk"
 )
 
@@ -177,43 +172,5 @@ func (c *tapConn) Read(p []byte) (int, error) {
 // simulator sends through onRead.
 func newTapBubbleEnv(t *testing.T, cfg Config, sim chatiosim.Config, onRead func([]byte)) *testEnv {
 	t.Helper()
-	srv := chatiosim.New(sim)
-	ln := memnet.Listen("simulator.test:80")
-	hs := &http.Server{Handler: srv}
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = hs.Serve(ln)
-	}()
-	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := ln.Dial(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		return &tapConn{Conn: c, onRead: onRead}, nil
-	}}
-	t.Cleanup(func() {
-		srv.Close()
-		_ = hs.Close()
-		<-served
-		tr.CloseIdleConnections()
-	})
-
-	cfg.Upstream.URL = "ws://simulator.test/customer/v0.5"
-	cfg.Upstream.License = 1
-	cfg.Upstream.HTTPClient = &http.Client{Transport: tr}
-	cfg.ReadLoops = -1
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
-	p := NewPool(cfg, zap.NewNop(), reg)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := p.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
-	return &testEnv{srv: srv, pool: p, reg: reg}
+	return newBubbleEnvWith(t, cfg, sim, func(c net.Conn) net.Conn { return &tapConn{Conn: c, onRead: onRead} })
 }
