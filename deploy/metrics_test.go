@@ -497,6 +497,7 @@ var dashboardMust = []string{
 	"gateway_engine_connected", "gateway_engine_round_trip_seconds_bucket",
 	"gateway_cluster_forwarded_calls_total", "gateway_cluster_forward_duration_seconds_bucket",
 	"gateway_cluster_takeovers_total", "gateway_cluster_fenced_sessions_total",
+	"gateway_cluster_owned_sessions", "gateway_cluster_fenced_appends_total",
 }
 
 var reLabelValues = regexp.MustCompile(`^\s*label_values\((.*),\s*([A-Za-z_]\w*)\s*\)\s*$`)

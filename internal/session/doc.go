@@ -160,7 +160,9 @@
 // lease (errFenced, a cause of ErrSessionClosed), which closes its socket;
 // a create that finishes after the loss fails (ErrEngine). The engine
 // itself refuses a lapsed owner's appends: the appender then ends the
-// session too. ErrEngine (the engine failed, or this replica's lease is
+// session too. Either way the session is counted once as fenced
+// (stopFenced: by whichever ends it), and each refused append as a fenced
+// append. ErrEngine (the engine failed, or this replica's lease is
 // not valid) and ErrElsewhere (Acquire of a session another replica owns)
 // are 503 with Retry-After.
 //
