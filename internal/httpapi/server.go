@@ -89,6 +89,12 @@ func New(cfg Config, pool *session.Pool, log *zap.Logger, reg prometheus.Registe
 	}
 	s.retryAfter = strconv.Itoa(int(math.Ceil(cfg.RetryHint.Seconds())))
 	s.retryField = "retry: " + strconv.FormatInt(cfg.RetryHint.Milliseconds(), 10) + "\n"
+	if pool != nil && pool.Clustered() {
+		// The owner of a customer's session counts the calls other
+		// replicas forward to it in the customer's bucket here too: the
+		// limit holds cluster-wide for the calls (session/limit.go).
+		pool.SetCallLimit(s.limiter.allow)
+	}
 	s.router = s.routes()
 	return s
 }

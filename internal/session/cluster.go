@@ -507,6 +507,10 @@ func (p *Pool) answer(r engine.Request, e *entry) {
 		reply(r, res, err)
 		return
 	}
+	if err := p.limitCall(s.token); err != nil { // the customer's limit, cluster-wide (limit.go)
+		reply(r, nil, err)
+		return
+	}
 	res, err := s.Run(ctx, *req.Call)
 	reply(r, res, err)
 }

@@ -151,7 +151,9 @@
 // it lost the race for Own (ErrElsewhere): it forwards again, with a short
 // backoff, within DialTimeout. An owner answers each forwarded request on
 // a goroutine of its own (counted in Pool.wg, added under Pool.mu while
-// not draining). Pool.SendFile uploads from the receiving replica, on its
+// not draining), and applies the customer's call limit (SetCallLimit: the
+// HTTP layer's rate limiter) to a forwarded SDK call before it runs it, so
+// that the limit holds cluster-wide (limit.go). Pool.SendFile uploads from the receiving replica, on its
 // session's client when it has one, else with chatio.UploadFile and the
 // token: an upload needs no socket.
 //
