@@ -593,6 +593,7 @@ var alertsMust = map[string]string{
 	"GatewayPodNotReady":            "kube_pod_status_ready",
 	"GatewayEngineUnreachable":      "gateway_engine_connected",
 	"GatewaySessionsFenced":         "gateway_cluster_fenced_sessions_total",
+	"GatewayGapFillIncomplete":      "gateway_gap_fill_incomplete_total",
 }
 
 func checkAlerts(t *testing.T, exposed map[string]labelSet) {

@@ -71,7 +71,10 @@
 // at a time), logs in, sends get_chats_summary as the SDK does, reads back
 // what each known chat missed according to that summary (emitted as
 // new_event, oldest first, without duplicates; a chat that missed nothing
-// costs no request), and emits user_data… and connection_restored. A
+// costs no request; its threads are paged through back to the last one
+// delivered, at most maxGapThreads of them: what a fill cannot read back
+// is logged and counted, gateway_gap_fill_incomplete_total, never skipped
+// silently), and emits user_data… and connection_restored. A
 // chat's read-back that fails for a reason that may pass (a timeout, an
 // error answer of the upstream's trouble) fails the restore: the session
 // dials again rather than announce connection_restored with a gap unfilled

@@ -27,6 +27,7 @@ type metrics struct {
 	subscribersCut *prometheus.CounterVec
 	framesIgnored  *prometheus.CounterVec
 	replayBytes    prometheus.Gauge
+	gapIncomplete  *prometheus.CounterVec
 
 	// Cluster mode (registered only then: newMetrics' cluster).
 	owned         prometheus.Gauge
@@ -82,6 +83,10 @@ func newPoolMetrics(reg prometheus.Registerer, cluster bool) *metrics {
 			Name: "gateway_cluster_owned_sessions",
 			Help: "Sessions this replica owns in the engine: from engine.Own until the ownership is given back (cluster mode).",
 		}),
+		gapIncomplete: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_gap_fill_incomplete_total",
+			Help: "Chats whose missed events a gap fill after a reconnect could not read back whole, by reason: unreadable, too_many_threads, thread_unknown.",
+		}, []string{"reason"}),
 		forwarded: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gateway_cluster_forwarded_calls_total",
 			Help: "Requests forwarded to the replica owning the session, by kind: call (an SDK call), info (GET /v1/session, and a stream's keep-alive of its session), snapshot (a stream's first events) (cluster mode).",
@@ -126,6 +131,9 @@ func newPoolMetrics(reg prometheus.Registerer, cluster bool) *metrics {
 		m.dropped.WithLabelValues(r)
 	}
 	m.subscribersCut.WithLabelValues(reasonSlow)
+	for _, r := range gapIncompleteReasons {
+		m.gapIncomplete.WithLabelValues(r)
+	}
 	for _, k := range forwardKinds {
 		m.forwarded.WithLabelValues(k)
 	}
@@ -188,4 +196,5 @@ func (m *metrics) register(reg prometheus.Registerer) {
 	m.subscribersCut = promreg.Register(reg, m.subscribersCut)
 	m.framesIgnored = promreg.Register(reg, m.framesIgnored)
 	m.replayBytes = promreg.Register(reg, m.replayBytes)
+	m.gapIncomplete = promreg.Register(reg, m.gapIncomplete)
 }
