@@ -1,12 +1,14 @@
 package session
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
 	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
 	"github.com/chatio-gateway/chatio-gateway/internal/sdk"
 )
@@ -86,6 +88,31 @@ func TestGapFillTooManyThreads(t *testing.T) {
 		}
 		if v := metricValue(e.pool.m.gapIncomplete.WithLabelValues(gapTooManyThreads)); v != 1 {
 			t.Errorf("too_many_threads counted %v times, want 1", v)
+		}
+	})
+}
+
+// TestGapFillThreadUnknown: a chat whose last delivered thread is not
+// among its threads, with no order known for it (as a new owner seeds it
+// from the log), cannot be read back: nothing newer than it can be told.
+// That is said (gateway_gap_fill_incomplete_total{reason="thread_unknown"}
+// and a warning), not skipped silently as before.
+func TestGapFillThreadUnknown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newBubbleEnv(t, fastConfig(), chatiosim.Config{})
+		s := e.acquire(t, "tok-gap-unknown")
+		chat := startChat(t, s)
+		err := s.Do(ctxT(t), func(ctx context.Context, c *chatio.Client) error {
+			tr := newChatTracker()
+			ct := tr.get(chat, true)
+			ct.thread, ct.eventID = "no-such-thread", "no-such-event"
+			return s.fillChat(ctx, c, chat, ct)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v := metricValue(e.pool.m.gapIncomplete.WithLabelValues(gapThreadUnknown)); v != 1 {
+			t.Errorf("thread_unknown counted %v times, want 1", v)
 		}
 	})
 }
