@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -487,8 +488,8 @@ func (s *Session) fillChat(ctx context.Context, c *chatio.Client, chat string, t
 // thread, a thread older than it, or the end of the list, reading at most
 // maxGapThreads: when the last delivered thread is older than those, the
 // newest maxGapThreads are read back and the rest is reported left out
-// (gapIncomplete); when it is not in the list and its order is unknown,
-// nothing can be told newer than it, and that is reported too.
+// (gapIncomplete); when it is not in the whole list and its order is
+// unknown, nothing can be told newer than it, and that is reported too.
 func (s *Session) gapThreads(ctx context.Context, c *chatio.Client, chat string, t *chatTrack) ([]string, error) {
 	lastOrder, known := t.threads[t.thread]
 	var (
@@ -520,13 +521,18 @@ func (s *Session) gapThreads(ctx context.Context, c *chatio.Client, chat string,
 		}
 	}
 	switch {
+	case !whole:
+		// Every thread listed is newer than the last delivered one, its
+		// order known or not.
+		s.gapIncomplete(gapTooManyThreads, "gap fill: the chat's last delivered thread is older than its newest threads read back; the events of the threads between are not delivered",
+			zap.Int("threads_read", len(listed)))
+		if !known {
+			lastOrder = math.Inf(-1)
+		}
 	case !known:
 		s.gapIncomplete(gapThreadUnknown, "gap fill: the chat's last delivered thread is not among its threads and its order is unknown; its missed events are not delivered",
 			zap.Int("threads_read", len(listed)))
 		return nil, nil
-	case !whole:
-		s.gapIncomplete(gapTooManyThreads, "gap fill: the chat's last delivered thread is older than its newest threads read back; the events of the threads between are not delivered",
-			zap.Int("threads_read", len(listed)))
 	}
 	var ids []string
 	for i := len(listed) - 1; i >= 0; i-- {

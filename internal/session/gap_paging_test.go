@@ -116,3 +116,52 @@ func TestGapFillThreadUnknown(t *testing.T) {
 		}
 	})
 }
+
+// TestGapThreadsOrderUnknown: a chat's last delivered thread whose order
+// is not known (as a new owner seeds it from the log) and that is older
+// than the newest maxGapThreads threads: those are all newer than it, and
+// read back, and the rest is said to be left out (too_many_threads).
+func TestGapThreadsOrderUnknown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newBubbleEnv(t, fastConfig(), chatiosim.Config{})
+		s := e.acquire(t, "tok-gap-order")
+		chat := startChat(t, s)
+		agent := e.srv.Agent("agent-1", "")
+		var last string
+		for i := range maxGapThreads + 3 {
+			if i > 0 {
+				if err := agent.CloseThread(chat); err != nil {
+					t.Fatal(err)
+				}
+			}
+			id, err := agent.SendMessage(chat, fmt.Sprintf("thread %d", i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			last = id
+		}
+		waitDelivered(t, s, last)
+		info, _ := e.srv.Chat(chat)
+		var ids []string
+		err := s.Do(ctxT(t), func(ctx context.Context, c *chatio.Client) error {
+			ct := newChatTracker().get(chat, true)
+			ct.thread = info.Threads[0].ID // the first thread, its order unknown
+			var err error
+			ids, err = s.gapThreads(ctx, c, chat, ct)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []string
+		for _, th := range info.Threads[len(info.Threads)-maxGapThreads:] {
+			want = append(want, th.ID)
+		}
+		if !slices.Equal(ids, want) {
+			t.Errorf("threads read back: %d, want the newest %d of %d, oldest first", len(ids), len(want), len(info.Threads))
+		}
+		if v := metricValue(e.pool.m.gapIncomplete.WithLabelValues(gapTooManyThreads)); v != 1 {
+			t.Errorf("too_many_threads counted %v times, want 1", v)
+		}
+	})
+}
