@@ -266,20 +266,27 @@ batch:
 	return ""
 }
 
-// draining ends the stream for SetDraining (or a draining pool) with a
-// retry hint drawn uniformly from [RetryHint, 2×RetryHint], in
-// milliseconds: the streams of a draining replica all end at once, and
-// their clients should not all come back at once.
+// draining ends the stream for SetDraining (or a draining pool): see
+// retryLater.
 func (st *streamer) draining() string {
+	return st.retryLater("draining", "\n: draining, reconnect\n\n")
+}
+
+// retryLater ends the stream with a retry hint drawn uniformly from
+// [RetryHint, 2×RetryHint], in milliseconds, and comment (a comment line
+// and the message's end); it returns reason. The streams of a draining
+// replica, or of one that lost its engine, all end at once, and their
+// clients should not all come back at once.
+func (st *streamer) retryLater(reason, comment string) string {
 	hint := st.s.cfg.RetryHint.Milliseconds()
 	b := make([]byte, 0, 64)
 	b = append(b, "retry: "...)
 	b = strconv.AppendInt(b, hint+rand.Int64N(hint+1), 10)
-	b = append(b, "\n: draining, reconnect\n\n"...)
+	b = append(b, comment...)
 	if st.write(b) != nil {
 		return "write_failed"
 	}
-	return "draining"
+	return reason
 }
 
 // beat writes a heartbeat.
@@ -324,9 +331,11 @@ func (st *streamer) cutWrite() {
 	_ = st.rc.SetWriteDeadline(time.Unix(1, 0))
 }
 
-// end handles a subscription the session ended: a cut-off slow subscriber
-// and a draining pool get a retry hint (they should come back, with
-// Last-Event-ID); an ended session has sent its final event already.
+// end handles a subscription the session ended: a cut-off slow subscriber,
+// a draining pool and a replica that lost its engine (engine_unavailable:
+// the stream may come back here or elsewhere) get a retry hint (they
+// should come back, with Last-Event-ID); an ended session has sent its
+// final event already.
 func (st *streamer) end() string {
 	err := st.sub.Err()
 	switch {
@@ -335,6 +344,8 @@ func (st *streamer) end() string {
 			return "write_failed"
 		}
 		return "slow_subscriber"
+	case errors.Is(err, session.ErrEngine):
+		return st.retryLater("engine_unavailable", "\n: engine unavailable, reconnect\n\n")
 	case errors.Is(err, session.ErrDraining):
 		return st.draining()
 	case errors.Is(err, session.ErrSessionClosed):

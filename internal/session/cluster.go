@@ -238,7 +238,7 @@ func (p *Pool) route(ctx context.Context, token, customerID string, req fwdReque
 				}
 			} else {
 				forwarded = true
-				p.m.forwarded.Inc()
+				p.m.forwarded.WithLabelValues(req.kind()).Inc()
 				p.m.forwardS.Observe(time.Since(start).Seconds())
 				if req.Call != nil {
 					traceDone(ctx, start, err)
@@ -379,6 +379,7 @@ func (p *Pool) own(token string, e *entry) (*ownership, error) {
 		}
 		return nil, fmt.Errorf("%w: %w", ErrEngine, err)
 	}
+	p.m.owned.Inc() // until releaseLocked's release has run
 	sub, err := eng.Serve(sid, p.serveOps(e))
 	if err != nil {
 		p.mu.Lock()
@@ -412,6 +413,7 @@ func (p *Pool) releaseLocked(token string, sid engine.SID) func() {
 			p.log.Info("session ownership not released (it lapses with the lease)", zap.Error(err))
 		}
 		cancel()
+		p.m.owned.Dec()
 		p.mu.Lock()
 		if p.releasing[token] == done {
 			delete(p.releasing, token)
@@ -505,6 +507,10 @@ func (p *Pool) answer(r engine.Request, e *entry) {
 		reply(r, res, err)
 		return
 	}
+	if err := p.limitCall(s.token); err != nil { // the customer's limit, cluster-wide (limit.go)
+		reply(r, nil, err)
+		return
+	}
 	res, err := s.Run(ctx, *req.Call)
 	reply(r, res, err)
 }
@@ -570,9 +576,8 @@ func (p *Pool) fence() {
 	p.mu.Unlock()
 	if len(list) > 0 {
 		p.log.Warn("lease lost: closing the sessions this replica owned", zap.Int("sessions", len(list)))
-		p.m.fenced.Add(float64(len(list)))
 	}
 	for _, s := range list {
-		s.stop(errFenced, nil, nil)
+		p.stopFenced(s, errFenced)
 	}
 }

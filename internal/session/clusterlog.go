@@ -237,7 +237,11 @@ func (a *logAppender) appendOne(last, n uint64, ev encoded) (uint64, error) {
 		if err == nil {
 			return seq, nil
 		}
-		if errors.Is(err, engine.ErrFenced) || errors.Is(err, engine.ErrClosed) {
+		if errors.Is(err, engine.ErrFenced) {
+			a.s.pool.m.fencedAppends.Inc()
+			return 0, err
+		}
+		if errors.Is(err, engine.ErrClosed) {
 			return 0, err
 		}
 		if a.eng.Ready() {
@@ -267,6 +271,10 @@ func (a *logAppender) drop(err error) {
 	a.waiters = nil
 	a.mu.Unlock()
 	a.s.log.Warn("the session's log refused its events: session ends", zap.Error(err))
+	if errors.Is(err, engine.ErrFenced) {
+		a.s.pool.stopFenced(a.s, err)
+		return
+	}
 	a.s.stop(err, nil, nil)
 }
 

@@ -71,7 +71,10 @@
 // at a time), logs in, sends get_chats_summary as the SDK does, reads back
 // what each known chat missed according to that summary (emitted as
 // new_event, oldest first, without duplicates; a chat that missed nothing
-// costs no request), and emits user_data… and connection_restored. A
+// costs no request; its threads are paged through back to the last one
+// delivered, at most maxGapThreads of them: what a fill cannot read back
+// is logged and counted, gateway_gap_fill_incomplete_total, never skipped
+// silently), and emits user_data… and connection_restored. A
 // chat's read-back that fails for a reason that may pass (a timeout, an
 // error answer of the upstream's trouble) fails the restore: the session
 // dials again rather than announce connection_restored with a gap unfilled
@@ -151,7 +154,9 @@
 // it lost the race for Own (ErrElsewhere): it forwards again, with a short
 // backoff, within DialTimeout. An owner answers each forwarded request on
 // a goroutine of its own (counted in Pool.wg, added under Pool.mu while
-// not draining). Pool.SendFile uploads from the receiving replica, on its
+// not draining), and applies the customer's call limit (SetCallLimit: the
+// HTTP layer's rate limiter) to a forwarded SDK call before it runs it, so
+// that the limit holds cluster-wide (limit.go). Pool.SendFile uploads from the receiving replica, on its
 // session's client when it has one, else with chatio.UploadFile and the
 // token: an upload needs no socket.
 //
@@ -160,7 +165,9 @@
 // lease (errFenced, a cause of ErrSessionClosed), which closes its socket;
 // a create that finishes after the loss fails (ErrEngine). The engine
 // itself refuses a lapsed owner's appends: the appender then ends the
-// session too. ErrEngine (the engine failed, or this replica's lease is
+// session too. Either way the session is counted once as fenced
+// (stopFenced: by whichever ends it), and each refused append as a fenced
+// append. ErrEngine (the engine failed, or this replica's lease is
 // not valid) and ErrElsewhere (Acquire of a session another replica owns)
 // are 503 with Retry-After.
 //

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -35,6 +36,8 @@ type Pool struct {
 	// !draining; the rest is added while its session's count is held. So
 	// Shutdown's Wait never races an Add at zero.
 	wg sync.WaitGroup
+
+	callLimit atomic.Pointer[func(token string) error] // SetCallLimit's (limit.go)
 
 	pollOnce sync.Once
 	poller   *netpoll.Poller // the upstream sockets' read loops: set by pollOnce at the first dial, closed by Shutdown
