@@ -58,6 +58,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/customer-sdk.js": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The browser build of @chatio-gateway/customer-sdk (the widget's client)
+         * @description The chat.io Customer SDK's API over this gateway (clients/js in the
+         *     project), as one script that defines the global `ChatioGatewaySDK`
+         *     (`ChatioGatewaySDK.init({gatewayUrl, auth})`). The widget loads it.
+         */
+        get: operations["widgetSDK"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/style.css": {
         parameters: {
             query?: never;
@@ -1138,6 +1160,26 @@ export interface operations {
         };
     };
     widgetScript: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description JavaScript. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/javascript": unknown;
+                };
+            };
+        };
+    };
+    widgetSDK: {
         parameters: {
             query?: never;
             header?: never;
