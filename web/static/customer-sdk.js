@@ -389,6 +389,9 @@ ${value}`, dataLines++;
     calls = new AbortController();
     // aborted by disconnect: every call made after is refused
     stopped = false;
+    // disconnect() or destroy()
+    ended = false;
+    // the gateway ended the session (disconnected): no resuming
     // The stream.
     streamAbort = null;
     lastId = "";
@@ -571,7 +574,6 @@ ${value}`, dataLines++;
         state.timer = setTimeout(() => {
           state.timer = void 0;
           if (state.text !== null && !this.stopped) fire(state.text);
-          if (state.text === null) this.peeks.delete(key);
         }, Math.max(wait, 0));
       }
     }
@@ -624,7 +626,7 @@ ${value}`, dataLines++;
     }
     /** openStream opens (or resumes) the stream; fresh: the token is getFreshToken's (once after a 401). */
     async openStream(fresh) {
-      if (this.stopped) return;
+      if (this.stopped || this.ended) return;
       const ctl = new AbortController();
       this.streamAbort = ctl;
       let res;
@@ -689,7 +691,7 @@ ${value}`, dataLines++;
     }
     /** streamCut: the stream ended or could not open; try again after a while. */
     streamCut(ctl, retryAfter) {
-      if (this.stopped || this.streamAbort !== ctl) return;
+      if (this.stopped || this.ended || this.streamAbort !== ctl) return;
       this.streamAbort = null;
       if (this.connectedOnce && !this.lost) {
         this.lost = true;
@@ -763,7 +765,7 @@ ${value}`, dataLines++;
           return;
         case "disconnected":
           this.emitter.emit("disconnected", data);
-          this.stopped = true;
+          this.ended = true;
           this.closeStream();
           return;
         default:

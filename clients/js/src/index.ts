@@ -127,7 +127,8 @@ class Instance {
   private readonly onError: ((e: GatewayError) => void) | undefined;
   private readonly emitter = new Emitter();
   private readonly calls = new AbortController(); // aborted by disconnect: every call made after is refused
-  private stopped = false;
+  private stopped = false; // disconnect() or destroy()
+  private ended = false; // the gateway ended the session (disconnected): no resuming
 
   // The stream.
   private streamAbort: AbortController | null = null;
@@ -321,7 +322,6 @@ class Instance {
       state.timer = setTimeout(() => {
         state.timer = undefined;
         if (state.text !== null && !this.stopped) fire(state.text);
-        if (state.text === null) this.peeks.delete(key);
       }, Math.max(wait, 0));
     }
   }
@@ -387,7 +387,7 @@ class Instance {
 
   /** openStream opens (or resumes) the stream; fresh: the token is getFreshToken's (once after a 401). */
   private async openStream(fresh: boolean): Promise<void> {
-    if (this.stopped) return;
+    if (this.stopped || this.ended) return;
     const ctl = new AbortController();
     this.streamAbort = ctl;
     let res: Response;
@@ -457,7 +457,7 @@ class Instance {
 
   /** streamCut: the stream ended or could not open; try again after a while. */
   private streamCut(ctl: AbortController, retryAfter?: number): void {
-    if (this.stopped || this.streamAbort !== ctl) return;
+    if (this.stopped || this.ended || this.streamAbort !== ctl) return;
     this.streamAbort = null;
     if (this.connectedOnce && !this.lost) {
       this.lost = true;
@@ -535,7 +535,7 @@ class Instance {
       case 'disconnected':
         this.emitter.emit('disconnected', data);
         // The session is over: no resuming (a new init starts again).
-        this.stopped = true;
+        this.ended = true;
         this.closeStream();
         return;
       default:

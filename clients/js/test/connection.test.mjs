@@ -54,7 +54,12 @@ test('a token refused twice: the stream gives up (onError); a call answered AUTH
 
 test('resume after the gateway cut the stream: every event once, connection_lost then connection_restored', async (t) => {
   const token = newToken('resume');
-  const sdk = init({ gatewayUrl: gw.url, auth: makeAuth(token) });
+  const streams = []; // the Last-Event-ID of every stream request
+  const fetchSpy = (url, opts) => {
+    if (String(url).endsWith('/v1/events')) streams.push(new Headers(opts.headers).get('Last-Event-ID'));
+    return fetch(url, opts);
+  };
+  const sdk = init({ gatewayUrl: gw.url, auth: makeAuth(token), fetch: fetchSpy });
   t.after(() => sdk.destroy());
   const rec = record(sdk);
   await rec.waitFor((n) => n === 'connected');
@@ -82,6 +87,10 @@ test('resume after the gateway cut the stream: every event once, connection_lost
   assert.ok(after.indexOf('connection_lost') < after.indexOf('connection_restored'));
   assert.ok(!after.includes('connected'), 'a second connected: ' + JSON.stringify(after));
   assert.equal(rec.names().filter((n) => n === 'customer_id').length, 1);
+
+  // The first stream started fresh; every later one resumed.
+  assert.equal(streams[0], null);
+  assert.ok(streams.length >= 2 && streams.slice(1).every((id) => id), JSON.stringify(streams));
 
   // Calls work after it.
   const ev = await sdk.sendMessage(chat.id, { text: 'after' });
