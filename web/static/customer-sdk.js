@@ -362,6 +362,7 @@ ${value}`, dataLines++;
   var SNEAK_PEEK_INTERVAL = 2e3;
   var BACKOFF_MIN = 250;
   var BACKOFF_MAX = 3e4;
+  var STREAM_IDLE = 45e3;
   function init(config) {
     if (!config || typeof config !== "object") throw new TypeError("init: expected {gatewayUrl, auth}");
     const { auth } = config;
@@ -385,6 +386,7 @@ ${value}`, dataLines++;
     url;
     fetch;
     onError;
+    idleTimeout;
     emitter = new Emitter();
     calls = new AbortController();
     // aborted by disconnect: every call made after is refused
@@ -413,6 +415,7 @@ ${value}`, dataLines++;
       this.url = url;
       this.fetch = config.fetch ?? globalThis.fetch.bind(globalThis);
       this.onError = config.onError;
+      this.idleTimeout = config.idleTimeout && config.idleTimeout > 0 ? config.idleTimeout : STREAM_IDLE;
       this.auth.getToken().then(
         (t) => this.emitCustomerId(t.entityId),
         () => {
@@ -678,14 +681,23 @@ ${value}`, dataLines++;
       });
       const reader = res.body.getReader();
       const decoder = new TextDecoder();
+      let idle;
+      const watch = () => {
+        clearTimeout(idle);
+        idle = setTimeout(() => void reader.cancel().catch(() => {
+        }), this.idleTimeout);
+      };
       try {
+        watch();
         for (; ; ) {
           const { value, done } = await reader.read();
           if (done || ctl.signal.aborted) break;
+          watch();
           parser.feed(decoder.decode(value, { stream: true }));
         }
       } catch {
       } finally {
+        clearTimeout(idle);
         reader.releaseLock();
       }
     }

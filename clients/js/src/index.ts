@@ -53,6 +53,8 @@ export interface InitConfig {
   onError?: (error: GatewayError) => void;
   /** Defaults to the global fetch. */
   fetch?: typeof fetch;
+  /** Milliseconds without a byte on the stream (the gateway sends a heartbeat every 15 s) after which it is taken for dead and resumed; default 45000. */
+  idleTimeout?: number;
 }
 
 export interface Observer {
@@ -96,6 +98,9 @@ const MAX_FILE = 10 * 1024 * 1024; // the SDK's validateFile limit
 const SNEAK_PEEK_INTERVAL = 2000; // the SDK's throttle
 const BACKOFF_MIN = 250;
 const BACKOFF_MAX = 30000;
+// A stream that brings nothing, not even the gateway's heartbeat comment
+// (every 15 s by default), for this long is taken for dead and resumed.
+const STREAM_IDLE = 45000;
 
 /** init returns the instance at once and opens its stream (as the SDK connects). */
 export function init(config: InitConfig): CustomerSDK {
@@ -125,6 +130,7 @@ class Instance {
   private readonly url: string;
   private readonly fetch: typeof fetch;
   private readonly onError: ((e: GatewayError) => void) | undefined;
+  private readonly idleTimeout: number;
   private readonly emitter = new Emitter();
   private readonly calls = new AbortController(); // aborted by disconnect: every call made after is refused
   private stopped = false; // disconnect() or destroy()
@@ -150,6 +156,7 @@ class Instance {
     this.url = url;
     this.fetch = config.fetch ?? globalThis.fetch.bind(globalThis);
     this.onError = config.onError;
+    this.idleTimeout = config.idleTimeout && config.idleTimeout > 0 ? config.idleTimeout : STREAM_IDLE;
     // The SDK emits customer_id from its token as it starts.
     this.auth.getToken().then(
       (t) => this.emitCustomerId(t.entityId),
@@ -442,15 +449,23 @@ class Instance {
     });
     const reader = res.body.getReader();
     const decoder = new TextDecoder();
+    let idle: ReturnType<typeof setTimeout> | undefined;
+    const watch = () => {
+      clearTimeout(idle);
+      idle = setTimeout(() => void reader.cancel().catch(() => {}), this.idleTimeout);
+    };
     try {
+      watch();
       for (;;) {
         const { value, done } = await reader.read();
         if (done || ctl.signal.aborted) break;
+        watch();
         parser.feed(decoder.decode(value, { stream: true }));
       }
     } catch {
       /* the stream was cut */
     } finally {
+      clearTimeout(idle);
       reader.releaseLock();
     }
   }
