@@ -9,7 +9,10 @@
 #   4. the sample app, clients/js/sample/app.ts, compiles under tsc --strict
 #      against the package's types;
 #   5. the node:test suites (clients/js/test/*.test.mjs) against a real
-#      gateway and simulator: both built here with go build into a
+#      gateway and simulator, and the oracle test (every testdata/oracle
+#      scenario played by clients/js/test/upstream behind the gateway, the
+#      client's results, upstream frames and events held to the SDK's,
+#      testdata/oracle/golden): all built here with go build into a
 #      temporary directory, run as child processes on 127.0.0.1.
 # As root with apt, installs Node.js and npm when missing (saying so).
 # Without them it skips, saying so (fails under CI).
@@ -76,7 +79,7 @@ echo "ok: clients/js/sample/app.ts compiles under tsc --strict against the packa
 
 bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
-echo "building cmd/gateway and cmd/chatio-sim for the node:test suites"
-(cd "$root" && go build -o "$bin" ./cmd/gateway ./cmd/chatio-sim)
-GATEWAY_BIN="$bin/gateway" CHATIO_SIM_BIN="$bin/chatio-sim" node --test --test-concurrency=1 test/*.test.mjs
+echo "building cmd/gateway, cmd/chatio-sim and the scenario upstream (clients/js/test/upstream) for the node:test suites"
+(cd "$root" && go build -o "$bin" ./cmd/gateway ./cmd/chatio-sim ./clients/js/test/upstream)
+GATEWAY_BIN="$bin/gateway" CHATIO_SIM_BIN="$bin/chatio-sim" UPSTREAM_BIN="$bin/upstream" node --test --test-concurrency=1 test/*.test.mjs
 echo "ok: clients/js builds, and its node:test suites pass against the gateway and the simulator"

@@ -394,6 +394,8 @@ ${value}`, dataLines++;
     // disconnect() or destroy()
     ended = false;
     // the gateway ended the session (disconnected): no resuming
+    lastWasDisconnected = false;
+    // the stream's last event was "disconnected"
     // The stream.
     streamAbort = null;
     lastId = "";
@@ -663,9 +665,16 @@ ${value}`, dataLines++;
         return this.streamCut(ctl, err.retryAfter);
       }
       this.attempt = 0;
+      this.lastWasDisconnected = false;
       if (this.lost && this.connectedOnce) void this.restore(ctl);
       await this.read(res, ctl);
-      if (!ctl.signal.aborted) this.streamCut(ctl);
+      if (ctl.signal.aborted) return;
+      if (this.lastWasDisconnected) {
+        this.ended = true;
+        this.streamAbort = null;
+        return;
+      }
+      this.streamCut(ctl);
     }
     giveUp(err) {
       this.closeStream();
@@ -741,6 +750,7 @@ ${value}`, dataLines++;
         }
         this.lastId = m.id;
       }
+      this.lastWasDisconnected = name === "disconnected";
       let data = void 0;
       if (m.data !== "") {
         try {
@@ -775,11 +785,9 @@ ${value}`, dataLines++;
           this.lost = false;
           this.emitter.emit("connection_restored", data);
           return;
-        case "disconnected":
-          this.emitter.emit("disconnected", data);
-          this.ended = true;
-          this.closeStream();
-          return;
+        // 'disconnected' is emitted as it is: when the gateway ends the
+        // session with it, the stream ends after it, and read's caller
+        // does not resume.
         default:
           this.emitter.emit(name, data);
       }

@@ -135,6 +135,7 @@ class Instance {
   private readonly calls = new AbortController(); // aborted by disconnect: every call made after is refused
   private stopped = false; // disconnect() or destroy()
   private ended = false; // the gateway ended the session (disconnected): no resuming
+  private lastWasDisconnected = false; // the stream's last event was "disconnected"
 
   // The stream.
   private streamAbort: AbortController | null = null;
@@ -429,9 +430,18 @@ class Instance {
       return this.streamCut(ctl, err.retryAfter);
     }
     this.attempt = 0;
+    this.lastWasDisconnected = false;
     if (this.lost && this.connectedOnce) void this.restore(ctl);
     await this.read(res, ctl);
-    if (!ctl.signal.aborted) this.streamCut(ctl);
+    if (ctl.signal.aborted) return;
+    if (this.lastWasDisconnected) {
+      // The gateway ended the session and its streams after "disconnected":
+      // nothing to resume (a new init starts again).
+      this.ended = true;
+      this.streamAbort = null;
+      return;
+    }
+    this.streamCut(ctl);
   }
 
   private giveUp(err: GatewayError): void {
@@ -512,6 +522,7 @@ class Instance {
       }
       this.lastId = m.id;
     }
+    this.lastWasDisconnected = name === 'disconnected';
     let data: unknown = undefined;
     if (m.data !== '') {
       try {
@@ -547,12 +558,9 @@ class Instance {
         this.lost = false;
         this.emitter.emit('connection_restored', data);
         return;
-      case 'disconnected':
-        this.emitter.emit('disconnected', data);
-        // The session is over: no resuming (a new init starts again).
-        this.ended = true;
-        this.closeStream();
-        return;
+      // 'disconnected' is emitted as it is: when the gateway ends the
+      // session with it, the stream ends after it, and read's caller
+      // does not resume.
       default:
         this.emitter.emit(name, data);
     }

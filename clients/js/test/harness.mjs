@@ -1,9 +1,11 @@
 // The real thing for the node:test suites: a chat.io simulator (cmd/chatio-sim,
 // its demo bot off: the tests act as the agent through its control API)
 // and a gateway (cmd/gateway, on its embedded engine with a data dir of its
-// own) in front of it, both child processes on 127.0.0.1. The binaries are
-// GATEWAY_BIN and CHATIO_SIM_BIN when set (the test command builds them),
-// else built here with `go build` into a temporary directory.
+// own) in front of it, both child processes on 127.0.0.1; for the oracle
+// test, a scenario upstream (test/upstream) instead of the simulator. The
+// binaries are GATEWAY_BIN, CHATIO_SIM_BIN and UPSTREAM_BIN when set (the
+// test command builds them), else built here with `go build` into a
+// temporary directory.
 
 import { spawn, execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -19,14 +21,14 @@ const repo = resolve(here, '../../..');
 let bins;
 function binaries() {
   if (bins) return bins;
-  if (process.env.GATEWAY_BIN && process.env.CHATIO_SIM_BIN) {
-    bins = { gateway: process.env.GATEWAY_BIN, sim: process.env.CHATIO_SIM_BIN };
+  if (process.env.GATEWAY_BIN && process.env.CHATIO_SIM_BIN && process.env.UPSTREAM_BIN) {
+    bins = { gateway: process.env.GATEWAY_BIN, sim: process.env.CHATIO_SIM_BIN, upstream: process.env.UPSTREAM_BIN };
     return bins;
   }
   const dir = mkdtempSync(join(tmpdir(), 'cgw-js-bin-'));
   process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
-  execFileSync('go', ['build', '-o', dir, './cmd/gateway', './cmd/chatio-sim'], { cwd: repo, stdio: 'inherit' });
-  bins = { gateway: join(dir, 'gateway'), sim: join(dir, 'chatio-sim') };
+  execFileSync('go', ['build', '-o', dir, './cmd/gateway', './cmd/chatio-sim', './clients/js/test/upstream'], { cwd: repo, stdio: 'inherit' });
+  bins = { gateway: join(dir, 'gateway'), sim: join(dir, 'chatio-sim'), upstream: join(dir, 'upstream') };
   return bins;
 }
 
@@ -138,6 +140,41 @@ export async function startGateway(sim, env = {}) {
       rmSync(dataDir, { recursive: true, force: true });
     },
     logs: () => p.out.join(''),
+  };
+}
+
+/**
+ * A scenario upstream (test/upstream) playing testdata/oracle/NAME.json:
+ * url for CHATIO_URL, and its control API.
+ */
+export async function startScenarioUpstream(path) {
+  const child = spawn(binaries().upstream, [path], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const exited = new Promise((r) => child.once('exit', r));
+  const line = await new Promise((ok, fail) => {
+    let buf = '';
+    child.stdout.on('data', (b) => {
+      buf += b;
+      const i = buf.indexOf('\n');
+      if (i >= 0) ok(buf.slice(0, i));
+    });
+    child.once('exit', (code) => fail(new Error('upstream exited: ' + code)));
+  });
+  const { url, control } = JSON.parse(line);
+  const post = async (path) => {
+    const r = await fetch(control + path, { method: 'POST' });
+    if (!r.ok) throw new Error(`upstream ${path}: ${r.status} ${await r.text()}`);
+  };
+  return {
+    url,
+    step: (i) => post(`/step?i=${i}`),
+    push: (i) => post(`/push?i=${i}`),
+    drop: () => post('/drop'),
+    requests: () => fetch(control + '/requests').then((r) => r.json()),
+    problems: () => fetch(control + '/problems').then((r) => r.json()),
+    async stop() {
+      child.stdin.end();
+      await exited;
+    },
   };
 }
 
