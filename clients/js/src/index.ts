@@ -85,9 +85,12 @@ export interface CustomerSDK {
   /** Beyond the SDK: ends the customer's session on the gateway for every tab (`DELETE /v1/session`). */
   endSession(): Promise<void>;
   on<K extends EventName>(name: K, handler: (data: EventMap[K]) => void): void;
-  on(name: '*', handler: (name: EventName, data: unknown) => void): void;
+  on(name: '*', handler: (name: string, data: unknown) => void): void;
+  /** Any other upstream push, named after its action (as the SDK emits it). */
+  on(name: string, handler: (data: unknown) => void): void;
   off<K extends EventName>(name: K, handler?: (data: EventMap[K]) => void): void;
-  off(name: '*', handler?: (name: EventName, data: unknown) => void): void;
+  off(name: '*', handler?: (name: string, data: unknown) => void): void;
+  off(name: string, handler?: (data: unknown) => void): void;
   /** Beyond the SDK: this instance's id, sent as X-Client-Instance. */
   readonly instanceId: string;
   [key: symbol]: () => { subscribe(observer: Observer): () => void };

@@ -79,7 +79,9 @@ export interface Chat {
 
 export interface ChatSummary {
   id: string;
-  users: User[];
+  order?: number;
+  /** The users' ids (their data comes as user_data events). */
+  users: string[];
   lastEvent?: ChatEvent;
   lastEventsPerType?: Record<string, ChatEvent>;
   lastSeenTimestamps?: Record<string, number | null>;
@@ -99,6 +101,11 @@ export interface ThreadSummary {
   [key: string]: unknown;
 }
 
+/** The thread_summary event's data: a ThreadSummary with its chat. */
+export interface ThreadSummaryEvent extends ThreadSummary {
+  chat: string;
+}
+
 export interface ThreadsSummaryPage {
   threadsSummary: ThreadSummary[];
   totalThreads: number;
@@ -114,18 +121,18 @@ export interface EventMap {
   connected: ChatsSummaryPage;
   connection_lost: undefined;
   connection_restored: ChatsSummaryPage;
-  disconnected: { reason: string; [key: string]: unknown };
+  disconnected: { reason?: string; [key: string]: unknown } | null;
   user_data: User;
   new_event: { chat: string; event: ChatEvent };
-  thread_summary: { chat: string; thread: string; order: number; totalEvents: number; [key: string]: unknown };
+  thread_summary: ThreadSummaryEvent;
   user_is_typing: { chat: string; user: string };
   user_stopped_typing: { chat: string; user: string };
   user_joined_chat: { chat: string; user: string; [key: string]: unknown };
   user_left_chat: { chat: string; user: string; [key: string]: unknown };
   chat_properties_updated: { chat: string; properties: Properties };
-  chat_thread_properties_updated: { chat: string; thread: string; properties: Properties };
-  last_seen_timestamp_updated: { chat: string; user: string; timestamp: number };
-  thread_closed: { chat: string; thread: string; user?: string; [key: string]: unknown };
+  chat_thread_properties_updated: { chat: string; thread: string; properties?: Properties };
+  last_seen_timestamp_updated: { chat: string; user: string; timestamp: number | null };
+  thread_closed: { chat: string; [key: string]: unknown };
 }
 
 export type EventName = keyof EventMap;
