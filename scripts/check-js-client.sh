@@ -55,9 +55,11 @@ node -e '
   const root = pkgs[""];
   const top = [...Object.keys(root.dependencies || {}), ...Object.keys(root.devDependencies || {})];
   const deps = Object.keys(pkgs).filter((k) => k !== "" && !top.some((n) => k === "node_modules/" + n));
+  const optional = deps.filter((k) => pkgs[k].optional);
   console.log("npm ci (clients/js/package-lock.json): " +
     top.map((n) => n + "@" + pkgs["node_modules/" + n].version).join(", ") +
-    ", and " + deps.length + " packages they depend on (esbuild'"'"'s binary for this platform among them), at the versions the lock file pins");
+    ", " + (deps.length - optional.length) + " packages they depend on, and of " + optional.length +
+    " optional ones (esbuild'"'"'s binary, one package per platform) the one for this platform, at the versions the lock file pins");
 '
 npm ci --no-audit --no-fund --loglevel=error
 

@@ -158,8 +158,9 @@ for (const name of names) {
             inFlight.delete(j);
           }
         }
-        assert.deepEqual(await eventsOf(ra, ma, gs.events), gs.events, `${where}: events of the calling instance`);
-        assert.deepEqual(await eventsOf(rb, mb, wantB), wantB, `${where}: events of the other tab`);
+        const [gotA, gotB] = await Promise.all([eventsOf(ra, ma, gs.events), eventsOf(rb, mb, wantB)]);
+        assert.deepEqual(gotA, gs.events, `${where}: events of the calling instance`);
+        assert.deepEqual(gotB, wantB, `${where}: events of the other tab`);
         assert.deepEqual(reqs(await up.requests()), reqs(gs.requests), `${where}: upstream requests`);
       }
       assert.deepEqual(await up.problems(), [], 'upstream problems');
