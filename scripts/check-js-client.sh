@@ -58,7 +58,7 @@ node -e '
   const optional = deps.filter((k) => pkgs[k].optional);
   console.log("npm ci (clients/js/package-lock.json): " +
     top.map((n) => n + "@" + pkgs["node_modules/" + n].version).join(", ") +
-    ", " + (deps.length - optional.length) + " packages they depend on, and of " + optional.length +
+    ", " + (deps.length - optional.length) + " more they depend on, and of " + optional.length +
     " optional ones (esbuild'"'"'s binary, one package per platform) the one for this platform, at the versions the lock file pins");
 '
 npm ci --no-audit --no-fund --loglevel=error
