@@ -97,6 +97,11 @@
 // whole log aged out (a snapshot). A resume ahead of the log (a forged
 // Last-Event-ID) is the caller's to refuse: it signs its cursors.
 //
+// Origins. AppendFrom keeps an opaque tag with an event, as the header
+// Cgw-Origin (the stream's republish keeps headers), and Read, Subscribe
+// and a Cursor give it back as Event.Origin: the session's hash of the
+// client instance whose call the event reports.
+//
 // Lost acknowledgements. On a single, non-clustered server the
 // expected-last-subject-sequence check runs before the duplicate check
 // (stream.go, processJetStreamMsgWithBatch), so a retried append whose

@@ -76,7 +76,7 @@ func (e *Engine) Subscribe(sid SID, fn func(Live)) (*Subscription, error) {
 		if err != nil || seq == 0 {
 			return
 		}
-		l := Live{Event: Event{Seq: seq, Data: m.Data}}
+		l := Live{Event: Event{Seq: seq, Data: m.Data, Origin: m.Header.Get(hdrOrigin)}}
 		if v := m.Header.Get(hdrLastSeq); v != "" {
 			l.Prev, err = strconv.ParseUint(v, 10, 64)
 			l.HasPrev = err == nil

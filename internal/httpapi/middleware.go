@@ -257,7 +257,7 @@ func (s *Server) panicked(w http.ResponseWriter, r *http.Request, v any) {
 
 const (
 	corsAllowMethods  = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
-	corsAllowHeaders  = "Authorization, Content-Type, Last-Event-ID, X-Customer-Id, X-Request-Id"
+	corsAllowHeaders  = "Authorization, Content-Type, Last-Event-ID, X-Client-Instance, X-Customer-Id, X-Request-Id"
 	corsExposeHeaders = "Retry-After, X-Request-Id"
 	corsMaxAge        = "600"
 )

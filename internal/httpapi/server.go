@@ -158,7 +158,7 @@ func (s *Server) routes() chi.Router {
 
 	// The demo widget and the API reference (package web).
 	widget, docs := web.Handler(), web.DocsHandler()
-	for _, p := range []string{"/", "/index.html", "/app.js", "/style.css"} {
+	for _, p := range []string{"/", "/index.html", "/app.js", "/customer-sdk.js", "/style.css"} {
 		r.Method(http.MethodGet, p, widget)
 	}
 	r.Method(http.MethodGet, "/docs", docs)

@@ -44,6 +44,7 @@ type fwdRequest struct {
 	Snapshot   bool     `json:"snapshot,omitempty"`    // a stream's snapshot as of the log's sequence (logSnapshot)
 	CustomerID string   `json:"customer_id,omitempty"` // the caller's X-Customer-Id (AcquireAs)
 	TimeoutMS  int64    `json:"timeout_ms,omitempty"`  // how long the caller waits
+	Origin     Origin   `json:"origin,omitempty"`      // the calling client instance (WithOrigin)
 }
 
 // fwdReply is the owner's answer: Result, or Err (EncodeError).
@@ -90,7 +91,7 @@ func (p *Pool) Exec(ctx context.Context, token, customerID string, call op.Call)
 	if err := call.Validate(); err != nil {
 		return nil, err
 	}
-	return p.route(ctx, token, customerID, fwdRequest{Call: &call}, true,
+	return p.route(ctx, token, customerID, fwdRequest{Call: &call, Origin: OriginFrom(ctx)}, true,
 		func(ctx context.Context, s *Session) (json.RawMessage, error) { return s.Run(ctx, call) })
 }
 
@@ -511,7 +512,7 @@ func (p *Pool) answer(r engine.Request, e *entry) {
 		reply(r, nil, err)
 		return
 	}
-	res, err := s.Run(ctx, *req.Call)
+	res, err := s.Run(WithOrigin(ctx, req.Origin), *req.Call)
 	reply(r, res, err)
 }
 

@@ -93,7 +93,7 @@ func newLogAppender(s *Session, eng *engine.Engine, own engine.Ownership, local 
 
 // push queues the session's event numbered local (Session.appendLocked,
 // under Session.mu), and starts run when none is at work.
-func (a *logAppender) push(local uint64, name string, data []byte) {
+func (a *logAppender) push(local uint64, ev encoded) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed {
@@ -102,7 +102,7 @@ func (a *logAppender) push(local uint64, name string, data []byte) {
 	if len(a.queue) >= maxLogQueue {
 		a.overflow = true
 	} else {
-		a.queue = append(a.queue, logged{local, encoded{name, data}})
+		a.queue = append(a.queue, logged{local, ev})
 	}
 	a.spawnLocked()
 }
@@ -233,7 +233,7 @@ func (a *logAppender) appendOne(last, n uint64, ev encoded) (uint64, error) {
 	back := 20 * time.Millisecond
 	refused := 0
 	for {
-		seq, err := a.eng.AppendOwned(context.Background(), a.own, last, id, data)
+		seq, err := a.eng.AppendOwnedFrom(context.Background(), a.own, last, id, ev.origin.String(), data)
 		if err == nil {
 			return seq, nil
 		}

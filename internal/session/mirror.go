@@ -207,7 +207,7 @@ func (p *Pool) readLog(ctx context.Context, sid engine.SID, after, upTo uint64) 
 				return msgs, upTo, false, nil
 			}
 			if name, data, ok := DecodeLogEvent(ev.Data); ok {
-				msgs = append(msgs, Message{ID: strconv.FormatUint(ev.Seq, 10), Name: name, Data: data})
+				msgs = append(msgs, Message{ID: strconv.FormatUint(ev.Seq, 10), Name: name, Data: data, Origin: parseOrigin(ev.Origin)})
 			}
 		}
 		last = pg.Last
@@ -344,7 +344,7 @@ func (m *mirror) deliverLocked(evs []engine.Event) {
 		if !ok {
 			continue
 		}
-		msg := Message{ID: strconv.FormatUint(ev.Seq, 10), Name: name, Data: data}
+		msg := Message{ID: strconv.FormatUint(ev.Seq, 10), Name: name, Data: data, Origin: parseOrigin(ev.Origin)}
 		final := name == sdk.EventDisconnected && endsSession(data)
 		delivered := 0
 		for sub := range s.subs {
