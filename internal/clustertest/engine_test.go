@@ -143,6 +143,20 @@ func TestClusterEngineKill9(t *testing.T) {
 	if c.resyncs > 0 {
 		t.Errorf("engine-kill9: %d stream resumes fell back to a snapshot", c.resyncs)
 	}
+	meanwhile := 0
+	for _, cu := range r.cs {
+		cu.mu.Lock()
+		for _, at := range cu.sentAt {
+			if !at.Before(down) && at.Before(up) {
+				meanwhile++
+			}
+		}
+		cu.mu.Unlock()
+	}
+	t.Logf("engine-kill9: %d agent messages were sent while the engine was down (each required once, in order, on every stream)", meanwhile)
+	if meanwhile == 0 {
+		t.Errorf("engine-kill9: no agent message was sent while the engine was down")
+	}
 	if d := r.doubleSockets(); len(d) > 0 {
 		t.Errorf("%d samples with two live sockets for one token, first %s ×%d at %s", len(d), d[0].token, d[0].n, d[0].at.Format("15:04:05.000"))
 	}
