@@ -85,7 +85,7 @@ func TestClusterEngineKill9(t *testing.T) {
 			}
 		}
 	}
-	time.Sleep(time.Until(down.Add(9 * time.Second)))
+	time.Sleep(time.Until(down.Add(8 * time.Second)))
 
 	up := time.Now()
 	eng.start(t) // same port, same store
@@ -140,6 +140,10 @@ func TestClusterEngineKill9(t *testing.T) {
 	r.endSampler()
 	worst, who := r.worstLatency(down)
 	t.Logf("engine-kill9: worst delivery time of an agent message sent from the kill on: %v (%s)", worst.Round(time.Millisecond), who)
+	if limit := up.Sub(down) + lease + 3*time.Second; worst > limit {
+		t.Errorf("engine-kill9: an agent message took %v to reach a stream of %s, beyond the outage (%v) + lease TTL + 3 s",
+			worst.Round(time.Millisecond), who, up.Sub(down).Round(100*time.Millisecond))
+	}
 	if c.resyncs > 0 {
 		t.Errorf("engine-kill9: %d stream resumes fell back to a snapshot", c.resyncs)
 	}
