@@ -338,8 +338,8 @@ type recorder struct {
 	lastID string
 	conns  int
 	fails  int
-	ends   []streamEnd // how each connection that got a 200 ended
-	refus  []refusal   // connections answered other than 200 (bounded: the last maxRefusals)
+	ends   []streamEnd // how each connection that got a 200 ended (the last maxRefusals)
+	refus  []refusal   // connections answered other than 200 (the last maxRefusals)
 }
 
 // streamEnd is the end of one stream connection: hinted when its last
@@ -418,6 +418,9 @@ func (r *recorder) once() {
 	seen, retry, hint := false, false, false
 	defer func() {
 		r.mu.Lock()
+		if len(r.ends) == maxRefusals {
+			r.ends = r.ends[1:]
+		}
 		r.ends = append(r.ends, streamEnd{at: time.Now(), hinted: hint, cut: ctx.Err() != nil})
 		r.mu.Unlock()
 	}()
@@ -570,6 +573,9 @@ type call struct {
 	retryAfter string
 }
 
+// maxCalls bounds run.calls (a soak keeps the newest).
+const maxCalls = 100000
+
 // callsIn are the traffic's POSTs sent at or after from and answered by to.
 func (r *run) callsIn(from, to time.Time) []call {
 	r.callMu.Lock()
@@ -684,6 +690,9 @@ func (r *run) startTraffic(agentEvery, customerEvery time.Duration) {
 					cl.code, cl.retryAfter = jsonField(b, "code"), h.Get("Retry-After")
 				}
 				r.callMu.Lock()
+				if len(r.calls) == maxCalls {
+					r.calls = r.calls[1:]
+				}
 				r.calls = append(r.calls, cl)
 				r.callMu.Unlock()
 				if id := jsonField(b, "id"); st == 201 && id != "" {
@@ -759,6 +768,17 @@ next:
 		}
 		out = append(out, d)
 	}
+	return out
+}
+
+// takeDoubles returns the moments with two live sockets for one token
+// outside the excused windows, and forgets them all (a soak's table stays
+// bounded by one round).
+func (r *run) takeDoubles(excused ...[2]time.Time) []doubleSocket {
+	out := r.doubleSockets(excused...)
+	r.sockMu.Lock()
+	r.doubles = nil
+	r.sockMu.Unlock()
 	return out
 }
 

@@ -87,10 +87,11 @@ func TestClusterSoak(t *testing.T) {
 
 	start := time.Now()
 	end := start.Add(d)
-	var excused [][2]time.Time // windows in which a stopped replica holds a socket it cannot close
+	var excused [][2]time.Time // this round's window in which a stopped replica holds a socket it cannot close
 	tally := map[chaos]int{}
 	for round := 1; time.Now().Before(end); round++ {
 		roundStart := time.Now()
+		excused = excused[:0]
 		kind := chaosKinds[rng.IntN(len(chaosKinds))]
 		tally[kind]++
 		r.startTraffic(agentEvery, customerEvery)
@@ -151,12 +152,7 @@ func TestClusterSoak(t *testing.T) {
 		time.Sleep(2 * time.Second)
 		r.endTraffic()
 		c := r.verdict(fmt.Sprintf("soak round %d (%s, at %v)", round, what, roundStart.Sub(start).Round(time.Second)), 30*time.Second)
-		var doubles []doubleSocket
-		for _, ds := range r.doubleSockets(excused...) {
-			if !ds.at.Before(roundStart) {
-				doubles = append(doubles, ds)
-			}
-		}
+		doubles := r.takeDoubles(excused...)
 		if len(doubles) > 0 {
 			t.Errorf("soak round %d (%s): %d samples with two live sockets for one token, first %s ×%d at %s",
 				round, what, len(doubles), doubles[0].token, doubles[0].n, doubles[0].at.Format("15:04:05.000"))
