@@ -39,7 +39,8 @@
 // trip is bounded by the caller's context, or by Config.OpTimeout when
 // that context has no deadline; transient engine errors (no responders
 // while a leader is elected, 10158/10163/10164, 503) are retried with
-// backoff within that bound.
+// backoff within that bound, and so is an attempt left without an answer
+// for 2 s (a request to a stream whose leader was killed is dropped).
 //
 // # Layout
 //

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -1044,4 +1045,38 @@ func TestNoWriteAfterTakeover(t *testing.T) {
 		t.Fatalf("%d markers, events %v", markers, events)
 	}
 	t.Logf("%d owner markers, events %v", markers, events)
+}
+
+// TestRetryUnavailableBoundsAttempts: an attempt that gets no answer (a
+// JetStream API request to a stream whose killed leader is not replaced
+// yet is dropped) is given up after attemptTimeout and tried again, not
+// waited for until the caller's context ends.
+func TestRetryUnavailableBoundsAttempts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		start := time.Now()
+		attempts := 0
+		err := retryUnavailable(ctx, func(ctx context.Context) error {
+			attempts++
+			if attempts == 1 {
+				<-ctx.Done() // the dropped request: no answer
+				return ctx.Err()
+			}
+			return nil
+		})
+		if err != nil || attempts != 2 {
+			t.Fatalf("err %v after %d attempts", err, attempts)
+		}
+		if took := time.Since(start); took > attemptTimeout+time.Second {
+			t.Errorf("the unanswered attempt held the call for %v", took)
+		}
+		// The caller's own deadline still ends it, with its error.
+		ctx2, cancel2 := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		defer cancel2()
+		err = retryUnavailable(ctx2, func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() })
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("err %v, want the caller's deadline", err)
+		}
+	})
 }
