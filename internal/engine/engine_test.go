@@ -539,8 +539,15 @@ func TestRequestNoOwner(t *testing.T) {
 	if _, err := e.Request(ctx, sid, []byte("ping")); !errors.Is(err, ErrNoOwner) {
 		t.Fatalf("Request without owner: %v", err)
 	}
+	// Served but not owned: nobody's session (no owner record).
 	sub, err := e.Serve(sid, func(r Request) { _ = r.Respond(append([]byte("pong:"), r.Data...)) })
 	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Request(ctx, sid, []byte("ping")); !errors.Is(err, ErrNoOwner) {
+		t.Fatalf("Request, served without an owner record: %v", err)
+	}
+	if _, err := e.Own(ctx, sid); err != nil {
 		t.Fatal(err)
 	}
 	got, err := e.Request(ctx, sid, []byte("ping"))
@@ -550,10 +557,57 @@ func TestRequestNoOwner(t *testing.T) {
 	if err := sub.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	testwait.For(t, 5*time.Second, "ErrNoOwner after Stop", func() bool {
-		_, err := e.Request(ctx, sid, []byte("ping"))
-		return errors.Is(err, ErrNoOwner)
-	})
+	// Owned, not served: the node answers "not the owner" at once.
+	if _, err := e.Request(ctx, sid, []byte("ping")); !errors.Is(err, ErrNoOwner) {
+		t.Fatalf("Request after Stop: %v", err)
+	}
+}
+
+// TestRequestOwnerNode: a request goes to the node named in the owner
+// record, which hands it to the session's handler; a record of an epoch
+// the node no longer holds, or of a node that is gone, is nobody's.
+func TestRequestOwnerNode(t *testing.T) {
+	s := runServer(t)
+	a := startEngine(t, Config{URL: s.ClientURL(), NodeID: "a"})
+	b := startEngine(t, Config{URL: s.ClientURL(), NodeID: "b"})
+	ctx := ctxT(t, 20*time.Second)
+	sid := sidOf("owner-node")
+	if _, err := a.Own(ctx, sid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Serve(sid, func(r Request) { _ = r.Respond(append([]byte("a:"), r.Data...)) }); err != nil {
+		t.Fatal(err)
+	}
+	// b serves the same sid without owning it: never asked.
+	if _, err := b.Serve(sid, func(r Request) { _ = r.Respond([]byte("b")) }); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []*Engine{a, b} {
+		got, err := e.Request(ctx, sid, []byte("x"))
+		if err != nil || string(got) != "a:x" {
+			t.Fatalf("Request from %s: %q %v", e.NodeID(), got, err)
+		}
+	}
+	// a's next epoch (a lost lease, say): the record's epoch is not served.
+	if err := a.lease.acquire(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Request(ctx, sid, []byte("x")); !errors.Is(err, ErrNoOwner) {
+		t.Fatalf("Request under a stale epoch: %v", err)
+	}
+	if _, err := a.Own(ctx, sid); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.Request(ctx, sid, []byte("x")); err != nil || string(got) != "a:x" {
+		t.Fatalf("Request after a's Own under its new epoch: %q %v", got, err)
+	}
+	// a gone (its connection closed): no responders.
+	if err := a.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Request(ctx, sid, []byte("x")); !errors.Is(err, ErrNoOwner) {
+		t.Fatalf("Request to a closed node: %v", err)
+	}
 }
 
 func TestOnce(t *testing.T) {
