@@ -77,7 +77,8 @@
 //     makes a retried append store once.
 //   - RePublish to a core subject: live delivery with no consumer (a
 //     consumer costs milliseconds and a server object each); one core
-//     subscription per customer that has streams on this replica.
+//     subscription per customer that has streams on a replica that does
+//     not own it (the owner hands its appends to its own streams).
 //   - Direct batch get (next_by_subj, batch, max_bytes) for reads: no
 //     consumer either, bounded in count and bytes, in order.
 //   - KV with bucket MaxAge for the node lease and CAS (revision) updates

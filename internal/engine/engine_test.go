@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -1098,4 +1099,37 @@ func TestNoWriteAfterTakeover(t *testing.T) {
 		t.Fatalf("%d markers, events %v", markers, events)
 	}
 	t.Logf("%d owner markers, events %v", markers, events)
+}
+
+// TestReadAllocatesLittle: a Read costs kilobytes, not the 512 KiB channel
+// nats.go's SubscribeSync makes for every subscription (64Ki pointers):
+// at a few hundred stream opens a second, two reads each, that channel
+// was most of the gateway's allocation.
+func TestReadAllocatesLittle(t *testing.T) {
+	e := embedded(t, nil)
+	ctx := ctxT(t, 20*time.Second)
+	sid := sidOf("read-allocs")
+	own, err := e.Own(ctx, sid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.AppendOwned(ctx, own, own.LastSeq, "", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	read := func() {
+		if p, err := e.Read(ctx, sid, 0, 0); err != nil || len(p.Events) != 1 {
+			t.Fatalf("Read: %+v %v", p, err)
+		}
+	}
+	read() // warm up
+	const n = 20
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range n {
+		read()
+	}
+	runtime.ReadMemStats(&after)
+	if per := (after.TotalAlloc - before.TotalAlloc) / n; per > 64<<10 {
+		t.Errorf("a Read allocates %d KiB, want at most 64", per>>10)
+	}
 }
