@@ -150,6 +150,25 @@ func (p *Pool) Subscribe(ctx context.Context, token, customerID, lastEventID str
 		})
 		return sub, err
 	}
+	// The opening (engine round trips, a forwarded snapshot) runs on a
+	// goroutine of its own, which the caller waits for: its stack grows
+	// deep and goes with it, while the caller's, which then serves the
+	// stream for as long as it lasts, stays small.
+	type opened struct {
+		sub *Subscriber
+		err error
+	}
+	done := make(chan opened, 1)
+	go func() {
+		sub, err := p.subscribeCluster(ctx, token, customerID, lastEventID)
+		done <- opened{sub, err}
+	}()
+	o := <-done
+	return o.sub, o.err
+}
+
+// subscribeCluster is Subscribe in cluster mode.
+func (p *Pool) subscribeCluster(ctx context.Context, token, customerID, lastEventID string) (*Subscriber, error) {
 	sid := p.sid(token)
 	var (
 		snapshot []Message
@@ -503,12 +522,14 @@ func (p *Pool) keepMirrors() {
 		}
 		p.mu.Lock()
 		list := make([]*mirror, 0, len(p.mirrors))
-		fed := make(map[*mirror]*Session) // owned here: their appenders feed the mirrors
+		fed := make([]*Session, 0, len(p.mirrors)) // by list's index: the owned session whose appender feeds the mirror, or nil
 		for _, m := range p.mirrors {
 			list = append(list, m)
+			var s *Session
 			if m.feeder != nil {
-				fed[m] = m.feeder.s
+				s = m.feeder.s
 			}
+			fed = append(fed, s)
 		}
 		p.mu.Unlock()
 		if len(list) == 0 {
@@ -525,8 +546,8 @@ func (p *Pool) keepMirrors() {
 		unready = 0
 		sem := make(chan struct{}, keepWorkers)
 		var round sync.WaitGroup
-		for _, m := range list {
-			if s := fed[m]; s != nil {
+		for i, m := range list {
+			if s := fed[i]; s != nil {
 				// Streams here keep the session here from idling out;
 				// nothing can have been missed (the appender feeds every
 				// event): no engine round trip.
