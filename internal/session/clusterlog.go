@@ -120,7 +120,11 @@ func (a *logAppender) start() {
 	a.spawnLocked()
 }
 
-// spawnLocked starts run when there is work and none runs. A run holds a
+// spawnLocked starts run when there is work and none runs: on an idle
+// append worker of the pool when one is waiting (appendWorker), else on a
+// goroutine of its own. A worker keeps its stack from run to run; a
+// goroutine per run would leave a grown stack (an engine round trip deep)
+// to the collector at every push. A run on its own goroutine holds a
 // count of Pool.wg, taken while the session holds its own (from create to
 // end, which waits for done). a.mu held.
 func (a *logAppender) spawnLocked() {
@@ -129,11 +133,36 @@ func (a *logAppender) spawnLocked() {
 	}
 	a.running = true
 	p := a.s.pool
+	select {
+	case p.appendq <- a: // a waiting worker runs it (nil appendq: never ready)
+		return
+	default:
+	}
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
 		a.run()
 	}()
+}
+
+// appendWorkers is how many goroutines a clustered pool keeps for its
+// sessions' appenders (spawnLocked): enough for the appends in flight at a
+// steady rate; a burst beyond them runs on goroutines of their own.
+const appendWorkers = 16
+
+// appendWorker runs the appenders handed to it (spawnLocked's hand-off
+// succeeds only while it waits) until the pool's context ends; one of
+// Pool.wg's counts.
+func (p *Pool) appendWorker() {
+	defer p.wg.Done()
+	for {
+		select {
+		case a := <-p.appendq:
+			a.run()
+		case <-p.ctx.Done():
+			return
+		}
+	}
 }
 
 // doneLocked closes done once closed and nothing runs. a.mu held.

@@ -170,8 +170,9 @@
 // encoded data: EncodeLogEvent) to the customer's log in the engine, in
 // the order it logs them, with engine.AppendOwned. appendLocked only
 // queues the event (logAppender.push, under Session.mu, on the read loop);
-// the session's appender (logAppender.run, a goroutine that runs while
-// events wait, started by push: an idle session holds none) appends,
+// the session's appender (logAppender.run, which runs while events wait,
+// started by push on one of the pool's idle append workers, else on a
+// goroutine of its own: an idle session holds none) appends,
 // retrying while the engine is unreachable and giving up when fenced (the
 // session ends). end closes it and waits for it to drain,
 // off the read loop, before the ownership is released. A new owner whose
@@ -225,9 +226,10 @@
 // they come back with their Last-Event-ID); an owner that cannot renew
 // its lease is fenced (above).
 //
-// Goroutines in cluster mode, each counted in Pool.wg: watchLease and
-// keepMirrors (the pool's life; keepMirrors waits for the few workers of
-// each round), one per forwarded request, a session's appender (while
+// Goroutines in cluster mode, each counted in Pool.wg: watchLease,
+// keepMirrors and appendWorkers append workers (the pool's life; they end
+// with its context, a worker once the appender it runs is done;
+// keepMirrors waits for the few workers of each round), one per forwarded request, a session's appender (while
 // events wait) and the release at its end, a mirror's teardown, and the
 // opening of a stream (Pool.Subscribe waits for it, not counted); a mirror holds a count
 // of its own for its life, but no goroutine. Locks: Pool.mu before Session.mu (a
