@@ -114,6 +114,7 @@ type Engine struct {
 	streams  []streamNames
 
 	lease leaseState
+	ops   opsTable // the sessions this node serves (Serve)
 
 	stop    context.CancelFunc
 	wg      sync.WaitGroup
@@ -226,6 +227,9 @@ func Start(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	if err := e.setup(ctx); err != nil {
+		return nil, err
+	}
+	if err := e.serveNode(); err != nil {
 		return nil, err
 	}
 	if err := e.lease.start(ctx, e); err != nil {

@@ -347,29 +347,36 @@ func (e *Engine) Read(ctx context.Context, sid SID, afterSeq uint64, max int) (P
 	var p Page
 	err = retryUnavailable(ctx, func(ctx context.Context) error {
 		var err error
-		p, err = e.readOnce(ctx, sn, body, afterSeq)
+		p, err = e.readOnce(ctx, sn, body, afterSeq, max)
 		return err
 	})
 	return p, err
 }
 
-func (e *Engine) readOnce(ctx context.Context, sn streamNames, body []byte, afterSeq uint64) (Page, error) {
+// readOnce makes one direct batch get of at most batch events. Its answers
+// come on a channel subscription sized for the batch and its end marker:
+// nats.go's SubscribeSync would make a channel of SubChanLen (64Ki
+// pointers, 512 KiB) for every read, which at a few hundred stream opens a
+// second was most of the gateway's allocation and so of its GC work.
+func (e *Engine) readOnce(ctx context.Context, sn streamNames, body []byte, afterSeq uint64, batch int) (Page, error) {
 	p := Page{Last: afterSeq}
 	inbox := e.nc.NewRespInbox()
-	sub, err := e.nc.SubscribeSync(inbox)
+	ch := make(chan *nats.Msg, batch+2)
+	sub, err := e.nc.ChanSubscribe(inbox, ch)
 	if err != nil {
 		return p, err
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	_ = sub.SetPendingLimits(maxReadEvents+2, e.cfg.ReadMaxBytes+int(e.cfg.MaxEventBytes)+1<<20)
 	if err := e.nc.PublishRequest(sn.direct, inbox, body); err != nil {
 		return p, err
 	}
 	first := true
 	for {
-		m, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			return p, fmt.Errorf("engine: read: %w", err)
+		var m *nats.Msg
+		select {
+		case m = <-ch:
+		case <-ctx.Done():
+			return p, fmt.Errorf("engine: read: %w", ctx.Err())
 		}
 		if st := m.Header.Get("Status"); st != "" {
 			switch st {

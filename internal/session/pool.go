@@ -50,6 +50,10 @@ type Pool struct {
 	releasing map[string]chan struct{}
 	// mirrors: cluster mode: the customers' streams on this replica.
 	mirrors map[engine.SID]*mirror
+
+	// appendq hands an appender to an idle append worker (cluster mode;
+	// unbuffered: a send succeeds only into a waiting worker). Immutable.
+	appendq chan *logAppender
 }
 
 // entry is one slot of the pool. ready is closed by the creation goroutine
@@ -81,9 +85,13 @@ func NewPool(cfg Config, log *zap.Logger, reg prometheus.Registerer) *Pool {
 	if cfg.Engine != nil {
 		p.releasing = make(map[string]chan struct{})
 		p.mirrors = make(map[engine.SID]*mirror)
-		p.wg.Add(2)
+		p.appendq = make(chan *logAppender)
+		p.wg.Add(2 + appendWorkers)
 		go p.watchLease()
 		go p.keepMirrors()
+		for range appendWorkers {
+			go p.appendWorker()
+		}
 	}
 	return p
 }

@@ -462,14 +462,21 @@ func (s *Session) stop(err error, final *Message, cond func() bool) bool {
 		delete(s.sneak, chat)
 	}
 	p.removeLocked(s)
+	var unfed *mirror
 	if s.own != nil {
 		// No forwarded call reaches this session from now on; the next
 		// session of the token here Owns only once end has released.
 		_ = s.own.sub.Drain()
 		s.release = p.releaseLocked(s.token, s.own.sid)
+		// The customer's streams here now follow whoever owns it next
+		// (the appender still feeds them what it has queued).
+		unfed = p.unfeedLocked(s.own.sid, s.elog)
 	}
 	s.mu.Unlock()
 	p.mu.Unlock()
+	if unfed != nil {
+		p.liveSub(unfed)
+	}
 	s.cancel()
 	// The client is closed off the caller's goroutine (Close may wait a
 	// second for the peer's close frame); its end then ends the session.
