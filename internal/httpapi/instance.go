@@ -9,11 +9,11 @@ import (
 
 // instanceHeader names the client instance id: an opaque id a client
 // (one SDK instance, one browser tab) makes up once and sends on its stream
-// and on every call. The events that a call's result adds to the stream for
-// the customer's other tabs (the new_event of a send_event, say) are left
-// out of the streams opened with the caller's own id, as an SDK instance
-// emits nothing for what it resolves itself (session.Origin). Without it a
-// stream gets every event, as before. EventSource, which cannot send
+// and on every call. A stream opened with it gets what that instance's SDK
+// would emit (session.Origin): not the events that a call's result adds to
+// the stream for the customer's other tabs (the new_event of a send_event,
+// say) when the call was its own, and not the user_data of another
+// instance's lookups. Without it a stream gets every event, as before. EventSource, which cannot send
 // headers, gives it as the query parameter instanceQuery.
 const (
 	instanceHeader = "X-Client-Instance"

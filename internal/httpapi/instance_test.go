@@ -29,6 +29,25 @@ func textsUntil(t *testing.T, st *sseStream, last string) []string {
 	}
 }
 
+// userDataUntil reads st up to the new_event with text last and reports
+// whether a user_data event came before it.
+func userDataUntil(t *testing.T, st *sseStream, last string) bool {
+	t.Helper()
+	seen := false
+	for {
+		m := st.event()
+		switch m.Event {
+		case "user_data":
+			seen = true
+		case "new_event":
+			ev, _ := m.data(t)["event"].(map[string]any)
+			if text, _ := ev["text"].(string); text == last {
+				return seen
+			}
+		}
+	}
+}
+
 // ownCallsScenario runs the "own call" story on the replicas pick hands
 // out: streams of one customer opened by instance tab-a, by tab-b and by no
 // instance; tab-a and tab-b each send a message, then the agent does. A
@@ -69,6 +88,22 @@ func ownCallsScenario(t *testing.T, pick func() *env, sim *chatiosim.Server, tok
 	} {
 		if got := textsUntil(t, c.st, "agent"); fmt.Sprint(got) != fmt.Sprint(c.want) {
 			t.Errorf("stream of %s got %q, want %q", c.name, got, c.want)
+		}
+	}
+
+	// A lookup by tab-a: the user_data of getChatsSummary is what tab-a's
+	// SDK emits for its own call; tab-b's SDK emits nothing for it.
+	expect(t, pick().do("GET", "/v1/chats", token, nil, hA), 200, "")
+	if _, err := sim.Agent("agent-own", "Agent").SendMessage(chat, "agent2"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		st   *sseStream
+		want bool
+	}{{"tab-a", a, true}, {"tab-a by query", q, true}, {"tab-b", b, false}, {"no instance", none, true}} {
+		if got := userDataUntil(t, c.st, "agent2"); got != c.want {
+			t.Errorf("stream of %s: user_data of tab-a's getChatsSummary %v, want %v", c.name, got, c.want)
 		}
 	}
 

@@ -382,11 +382,11 @@ func (st *streamer) release() {
 	st.s.streams.Add(-1)
 }
 
-// appendMessage is appendMessage for this stream: an event with the
-// stream's origin (its instance's own call's result, for the other tabs)
-// is left out.
+// appendMessage is appendMessage for this stream: an event whose origin
+// does not admit the stream's instance (session.Origin.Admits) is left
+// out.
 func (st *streamer) appendMessage(buf []byte, m session.Message) []byte {
-	if m.Origin != 0 && m.Origin == st.origin {
+	if !m.Origin.Admits(st.origin) {
 		return buf
 	}
 	return appendMessage(buf, m)

@@ -29,13 +29,14 @@
 // Each runs on Do (the in-flight limit, the wait for a live upstream) and
 // sends its requests through chatio's typed methods; an SDK method's
 // request is made with chatio.EmitFrom, so that its result also reaches the
-// subscribers as the SDK emits it. What a result shows the customer's other
-// tabs (sdk.ResultPushEvents: the new_event of a send_event, say) is tagged
-// with the Origin of the calling client instance (WithOrigin, carried by a
-// forwarded call as fwdRequest.Origin), and Message.Origin keeps it, in the
-// ring and in the engine's log (engine.AppendOwnedFrom): a stream opened by
-// that instance leaves those events out (httpapi), as an SDK instance
-// emits nothing for what it resolves itself. Run takes the call as an op.Call (one
+// subscribers as the SDK emits it. The events of a call are tagged with
+// the Origin of the calling client instance (WithOrigin, carried by a
+// forwarded call as fwdRequest.Origin) and with whom they are for: what
+// the caller's SDK emits for its call, or what the customer's other tabs
+// see of its result push (the new_event of a send_event, say).
+// Message.Origin keeps the tag, in the ring and in the engine's log
+// (engine.AppendOwnedFrom), and httpapi gives each stream opened by an
+// instance what its SDK would emit (Origin.Admits). Run takes the call as an op.Call (one
 // that came from another replica), validates it, dispatches it and returns
 // the value as JSON; EncodeError and DecodeError carry its error across
 // JSON so that errors.Is and errors.As answer on the receiving side as on

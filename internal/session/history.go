@@ -92,7 +92,7 @@ func (s *Session) GetChatHistory(ctx context.Context, a op.GetChatHistory) (_ Hi
 	if err != nil {
 		return HistoryPage{}, err
 	}
-	s.publish(evs...)
+	s.publishFrom(nil, evs, nil, OriginFrom(ctx)) // the calling instance's SDK emits them
 	return page, nil
 }
 

@@ -565,9 +565,11 @@ func (s *Session) publishWithSummary(snap *summarySnap, evs ...sdk.Event) uint64
 	return s.publishFrom(snap, evs, nil, 0)
 }
 
-// publishFrom is publishWithSummary of evs then others, the events of
-// others tagged with origin (the instance whose call's result they
-// report to the other tabs), all in one critical section.
+// publishFrom is publishWithSummary of evs then others, all in one
+// critical section, tagged for origin, the instance whose call they come
+// from (Origin's doc): evs are what its SDK emits for its call, others
+// what the other tabs see of the call's result push. Without an origin,
+// others' user_data and thread_summary are left out (evs have them).
 func (s *Session) publishFrom(snap *summarySnap, evs, others []sdk.Event, origin Origin) uint64 {
 	if len(evs)+len(others) == 0 {
 		return 0
@@ -575,8 +577,17 @@ func (s *Session) publishFrom(snap *summarySnap, evs, others []sdk.Event, origin
 	out := make([]encoded, 0, len(evs)+len(others))
 	for i := range len(evs) + len(others) {
 		e, o := evs, Origin(0)
+		if origin != 0 {
+			o = origin | originOwn
+		}
 		if i >= len(evs) {
 			e, o, i = others, origin, i-len(evs)
+			if n := e[i].Name; n == sdk.EventUserData || n == sdk.EventThreadSummary {
+				if origin == 0 {
+					continue
+				}
+				o = origin | originOthers
+			}
 		}
 		data, err := encodeJSON(e[i].Data)
 		if err != nil {
@@ -953,8 +964,8 @@ func (s *Session) handleItem(it chatio.StreamItem) {
 }
 
 // itemEvents converts a push, or the result of a call, to the SDK's
-// events: evs, what every stream gets (the SDK emits them for its own call
-// too), and others, what the customer's other tabs see of a call's result
+// events: evs, what the calling SDK emits for its call (or of the push),
+// and others, what the customer's other tabs see of a call's result push
 // (the calling instance resolves it and emits nothing for it).
 func itemEvents(it *chatio.StreamItem) (evs, others []sdk.Event, err error) {
 	if it.ResultOf == "" {
@@ -962,10 +973,13 @@ func itemEvents(it *chatio.StreamItem) (evs, others []sdk.Event, err error) {
 		return evs, nil, err
 	}
 	evs, err = sdk.ResultFrameEvents(it.ResultOf, it.Frame)
-	if err != nil {
+	if err != nil || it.Frame.Type != chatio.TypePush {
 		return evs, nil, err
 	}
-	others, err = sdk.ResultPushEvents(it.Frame)
+	// All of the push, its user_data and thread_summary included
+	// (publishFrom tags them, or leaves them out without an origin):
+	// sdk.ResultPushEvents less those.
+	others, err = sdk.PushEvents(it.Frame)
 	return evs, others, err
 }
 

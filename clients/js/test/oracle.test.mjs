@@ -8,9 +8,9 @@
 // resolves (its result pushes), and neither does this client.
 //
 // A second instance of the same customer (another tab) sees those result
-// pushes as the SDK would see them without a request id, less user_data
-// and thread_summary (the gateway logs what the SDK emits for its own call
-// once, for every tab).
+// pushes as the SDK would see them without a request id, and nothing of
+// what the calling SDK emits for its own call (the user_data of a lookup,
+// say): each instance gets what its SDK would emit (X-Client-Instance).
 
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -122,11 +122,12 @@ for (const name of names) {
         const where = `step ${i} (${st.call ?? (st.push ? 'push' : st.drop ? 'drop' : 'wait')})`;
         await up.step(i);
         const ma = ra.events.length, mb = rb.events.length;
-        let wantB = [...gs.events];
+        // The other tab: the step's pushes, less what the calling SDK
+        // emitted for its own call (the user_data and thread_summary of
+        // its result), then the result pushes as plain pushes.
+        let wantB = st.call ? gs.events.filter((e) => e[0] !== 'user_data' && e[0] !== 'thread_summary') : [...gs.events];
         if (st.call) {
-          for (const rp of gs.resultPushes ?? []) {
-            for (const e of rp.asPushEvents) if (e[0] !== 'user_data' && e[0] !== 'thread_summary') wantB.push(e);
-          }
+          for (const rp of gs.resultPushes ?? []) wantB.push(...rp.asPushEvents);
           const args = structuredClone(st.args ?? []);
           let p;
           switch (st.call) {
