@@ -163,3 +163,51 @@ func startOtherLoad(pids ...int) *otherLoad {
 	}()
 	return &otherLoad{stop: func() float64 { cancel(); return <-done }}
 }
+
+// readProcs is readProc added up over pids (RSS and CPU), skipping the
+// processes that are gone; an error when none could be read.
+func readProcs(pids []int) (procSample, error) {
+	sum := procSample{at: time.Now()}
+	var err error
+	ok := false
+	for _, pid := range pids {
+		p, e := readProc(pid)
+		if e != nil {
+			err = e
+			continue
+		}
+		ok = true
+		sum.rss += p.rss
+		sum.cpu += p.cpu
+	}
+	if !ok {
+		return sum, err
+	}
+	return sum, nil
+}
+
+// procSet is a reading of several processes, by pid (those that could be
+// read).
+type procSet map[int]procSample
+
+func readSet(pids []int) procSet {
+	s := procSet{}
+	for _, pid := range pids {
+		if p, err := readProc(pid); err == nil {
+			s[pid] = p
+		}
+	}
+	return s
+}
+
+// shareSet is cpuShare added up over the processes read both times (a
+// process killed in between is left out).
+func shareSet(a, b procSet) float64 {
+	var sum float64
+	for pid, pa := range a {
+		if pb, ok := b[pid]; ok {
+			sum += cpuShare(pa, pb)
+		}
+	}
+	return sum
+}
