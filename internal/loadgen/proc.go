@@ -124,18 +124,12 @@ func startOtherLoad(pids ...int) *otherLoad {
 	go func() {
 		peak := 0.0
 		defer func() { done <- peak }()
-		read := func() (machineSample, time.Duration, bool) {
+		read := func() (machineSample, procSet, bool) {
 			m, err := readMachine()
 			if err != nil {
-				return m, 0, false
+				return m, nil, false
 			}
-			var own time.Duration
-			for _, pid := range pids {
-				if p, err := readProc(pid); err == nil {
-					own += p.cpu
-				}
-			}
-			return m, own, true
+			return m, readSet(pids), true
 		}
 		prevM, prevOwn, ok := read()
 		if !ok {
@@ -155,7 +149,16 @@ func startOtherLoad(pids ...int) *otherLoad {
 			}
 			wall := m.at.Sub(prevM.at)
 			if wall > 0 {
-				other := float64((m.busy-prevM.busy)-(own-prevOwn)) / float64(wall)
+				// Only the processes read both times: one killed in
+				// between (a cluster run's SIGKILL) would look like
+				// CPU given back.
+				var ownCPU time.Duration
+				for pid, b := range own {
+					if a, ok := prevOwn[pid]; ok {
+						ownCPU += b.cpu - a.cpu
+					}
+				}
+				other := float64((m.busy-prevM.busy)-ownCPU) / float64(wall)
 				peak = max(peak, other)
 			}
 			prevM, prevOwn = m, own

@@ -302,6 +302,9 @@ func (r *Report) rows() []row {
 		if m.Gateway != nil {
 			own += m.Gateway.CPULoad
 		}
+		if m.Cluster != nil {
+			own += m.Cluster.EngineCPU // the nats-server child
+		}
 		return max(0, m.MachineCPU-own), m.MachineCPU > 0
 	})
 	addNum("  other processes, busiest second (cores)", func(m *ModeReport) (float64, bool) { return m.OtherCPUPeak, m.MachineCPU > 0 })
