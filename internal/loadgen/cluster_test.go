@@ -282,3 +282,22 @@ func TestClusterSmoke(t *testing.T) {
 		t.Errorf("markdown lacks the takeover:\n%s", md.String())
 	}
 }
+
+// A process gone between two readings (a replica killed mid-run) is left
+// out of the sums, not counted as CPU given back.
+func TestProcSetGone(t *testing.T) {
+	self := os.Getpid()
+	const gone = 1 << 30 // no such pid
+	p, err := readProcs([]int{self, gone})
+	if err != nil || p.rss <= 0 {
+		t.Fatalf("readProcs: %+v, %v", p, err)
+	}
+	if _, err := readProcs([]int{gone}); err == nil {
+		t.Error("readProcs of no live process: no error")
+	}
+	a := procSet{self: {at: time.Unix(0, 0), cpu: time.Second}, gone: {at: time.Unix(0, 0), cpu: 50 * time.Second}}
+	b := procSet{self: {at: time.Unix(10, 0), cpu: 3 * time.Second}}
+	if got := shareSet(a, b); got != 0.2 {
+		t.Errorf("shareSet = %v, want 0.2 (2 s of CPU in 10 s, the gone process left out)", got)
+	}
+}

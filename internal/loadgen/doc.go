@@ -66,9 +66,9 @@
 // waited for by its Close) or the direct client's read loop. A cluster
 // run's resumes run on goroutines the gateway fleet starts (counted in its
 // readers group, none once Close has begun) and Close waits for; the
-// kill and its probes run on the agent's goroutine. Latency
-// recorders, receive counters and error counts are safe for concurrent
-// use. The child processes (gateways, worker, relay, nats-server) belong to the Run that
-// started them, which stops them before it returns; they are killed if
-// this process dies.
+// kill and its probes run on the agent's goroutine. Latency recorders,
+// receive counters and error counts are safe for concurrent use. The
+// child processes (gateways, worker, relay, nats-server) belong to the
+// Run that started them, which stops them before it returns; they are
+// killed if this process dies.
 package loadgen
