@@ -337,10 +337,34 @@ type KillReport struct {
 	TargetMs     float64            `json:"target_ms"` // lease TTL + 3 s
 	WithinTarget int                `json:"within_target"`
 	DownSeenMs   float64            `json:"down_seen_ms,omitempty"` // kill → a client first refused by it
+	// From the kill to the end of the measured phase: the surviving
+	// replicas' CPU, and the whole machine's (cores).
+	SurvivorsCPU float64 `json:"survivors_cpu"`
+	MachineCPU   float64 `json:"machine_cpu_after_kill"`
+	AfterKillS   float64 `json:"after_kill_s"`
 
 	killAt time.Time
 	victim int   // index of the killed replica
 	probed []int // the sessions probed
+
+	survivorsA procSet // the survivors just after the kill
+	machineA   machineSample
+}
+
+// endPhase records the CPU from the kill to now (the measured phase's end).
+func (k *KillReport) endPhase() {
+	if k == nil || k.survivorsA == nil {
+		return
+	}
+	var pids []int
+	for pid := range k.survivorsA {
+		pids = append(pids, pid)
+	}
+	k.SurvivorsCPU = shareSet(k.survivorsA, readSet(pids))
+	if m, err := readMachine(); err == nil {
+		k.MachineCPU, _ = machineShare(k.machineA, m)
+		k.AfterKillS = m.at.Sub(k.machineA.at).Seconds()
+	}
 }
 
 // writeCluster writes the cluster sections of a report.
@@ -408,6 +432,10 @@ func (m *ModeReport) writeCluster(w io.Writer, md bool) {
 	h(fmt.Sprintf("Takeover: SIGKILL of %s (owner of %.0f sessions) %.1f s into the measured phase", k.Replica, k.Owned, k.AfterSeconds))
 	fmt.Fprintf(w, "probed sessions %d (probes sent in %.0f ms), resumed %d, within lease TTL + 3 s (%.0f ms): %d\n",
 		k.Probed, k.ProbeSendMs, k.Resumed, k.TargetMs, k.WithinTarget)
+	if k.AfterKillS > 0 {
+		fmt.Fprintf(w, "from the kill to the end of the measured phase (%.0f s): the surviving replicas used %.2f cores, the whole machine %.2f\n",
+			k.AfterKillS, k.SurvivorsCPU, k.MachineCPU)
+	}
 	if md {
 		fmt.Fprintln(w)
 	}
@@ -586,10 +614,18 @@ func (kl *killer) run(ctx context.Context) []int {
 			probed = append(probed, i)
 		}
 	}
+	var survivors []int
+	for n, g := range kl.gws {
+		if n != victim {
+			survivors = append(survivors, g.pid())
+		}
+	}
+	machineA, _ := readMachine()
 	kl.mr.Cluster.Kill = &KillReport{
 		Replica: replicaName(victim), AfterSeconds: kl.at.Seconds(), Owned: owned, Probed: len(probed),
 		TargetMs: float64((leaseTTL(kl.cfg) + 3*time.Second).Milliseconds()),
 		killAt:   at, victim: victim, probed: probed,
+		survivorsA: readSet(survivors), machineA: machineA,
 	}
 	kl.logf("SIGKILL %s (gateway_sessions %.0f); probing %d sessions", replicaName(victim), owned, len(probed))
 	return probed

@@ -257,6 +257,9 @@ func TestClusterSmoke(t *testing.T) {
 		// its own failure.
 		t.Logf("streams not resumed before the run ended: %v", k.NotResumed)
 	}
+	if k.AfterKillS <= 0 || k.MachineCPU <= 0 || k.SurvivorsCPU <= 0 {
+		t.Errorf("CPU after the kill not measured: %+v", k)
+	}
 	if k.ByCase[caseStreamOnly].Count+k.ByCase[caseOwnerAndStream].Count > 0 && c.Resumes == 0 {
 		t.Errorf("streams on the killed replica, none resumed")
 	}

@@ -390,6 +390,9 @@ func runMode(ctx context.Context, cfg Config, mode string, nofile uint64) (_ *Mo
 		if lerr != nil {
 			logf("load: %v", lerr)
 		}
+		if mr.Cluster != nil {
+			mr.Cluster.Kill.endPhase()
+		}
 		mr.CustomerSent = n
 		mr.CustomerRate = float64(n) / elapsed
 		mr.AgentSent = agentTotal
