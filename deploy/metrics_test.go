@@ -497,6 +497,7 @@ var dashboardMust = []string{
 	"gateway_engine_connected", "gateway_engine_round_trip_seconds_bucket",
 	"gateway_cluster_forwarded_calls_total", "gateway_cluster_forward_duration_seconds_bucket",
 	"gateway_cluster_takeovers_total", "gateway_cluster_fenced_sessions_total",
+	"gateway_cluster_owned_sessions", "gateway_cluster_fenced_appends_total",
 }
 
 var reLabelValues = regexp.MustCompile(`^\s*label_values\((.*),\s*([A-Za-z_]\w*)\s*\)\s*$`)
@@ -592,6 +593,7 @@ var alertsMust = map[string]string{
 	"GatewayPodNotReady":            "kube_pod_status_ready",
 	"GatewayEngineUnreachable":      "gateway_engine_connected",
 	"GatewaySessionsFenced":         "gateway_cluster_fenced_sessions_total",
+	"GatewayGapFillIncomplete":      "gateway_gap_fill_incomplete_total",
 }
 
 func checkAlerts(t *testing.T, exposed map[string]labelSet) {

@@ -105,6 +105,9 @@ progress "deploy kit" ./scripts/check-deploy.sh
 echo "== TypeScript types from api/openapi.yaml: generated as committed, a strict client compiles"
 progress "spec types" ./scripts/check-spec-types.sh
 
+echo "== JS client (clients/js): npm ci, build, the widget's copy, a strict sample app, node:test against a real gateway"
+progress "JS client" ./scripts/check-js-client.sh
+
 # Each package's result is printed as go test reports it, in package order
 # (a long package holds back the lines of those after it: the heartbeat
 # names what still runs meanwhile).

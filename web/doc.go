@@ -2,8 +2,12 @@
 // binary so that nothing is fetched at run time:
 //
 //   - Handler: the demo customer chat widget (static/index.html, app.js,
-//     style.css) at "/". The widget is written only against the public REST
-//     and SSE API of API.md, as a page on another origin would be: with
+//     style.css) at "/". The widget is written against the SDK's API of
+//     @chatio-gateway/customer-sdk (clients/js), whose browser build is
+//     static/customer-sdk.js (generated: scripts/check-js-client.sh
+//     --update writes it, and the test command checks it is current); it
+//     has no REST or SSE code of its own. It uses the gateway as a page on
+//     another origin would: with
 //     ?api=http://host:port it talks to a gateway on that origin (which
 //     must allow the page's origin through CORS), else to its own origin.
 //     ?token=T picks the customer token; without it the page makes up one

@@ -60,7 +60,10 @@ func Handler() http.Handler {
 			"/":           index,
 			"/index.html": index,
 			"/app.js":     load("static/app.js", typeJS, "no-cache"),
-			"/style.css":  load("static/style.css", typeCSS, "no-cache"),
+			// The browser build of clients/js (scripts/check-js-client.sh
+			// checks that it is the current one).
+			"/customer-sdk.js": load("static/customer-sdk.js", typeJS, "no-cache"),
+			"/style.css":       load("static/style.css", typeCSS, "no-cache"),
 		},
 		csp: widgetCSP,
 	}

@@ -37,7 +37,9 @@ func TestWidgetAssets(t *testing.T) {
 	}{
 		{"/", typeHTML, "no-cache", `data-testid="messages"`},
 		{"/index.html", typeHTML, "no-cache", `<script src="app.js" defer>`},
-		{"/app.js", typeJS, "no-cache", "EventSource"},
+		{"/index.html", typeHTML, "no-cache", `<script src="customer-sdk.js" defer>`},
+		{"/app.js", typeJS, "no-cache", "ChatioGatewaySDK.init"},
+		{"/customer-sdk.js", typeJS, "no-cache", "var ChatioGatewaySDK"},
 		{"/style.css", typeCSS, "no-cache", ".msg.me"},
 	} {
 		t.Run(tc.path, func(t *testing.T) {
@@ -180,7 +182,7 @@ func TestConditionalGet(t *testing.T) {
 
 func TestEmbeddedFilesNonEmpty(t *testing.T) {
 	want := map[string]bool{
-		"static/index.html": true, "static/app.js": true, "static/style.css": true,
+		"static/index.html": true, "static/app.js": true, "static/customer-sdk.js": true, "static/style.css": true,
 		"static/docs/index.html": true, "static/docs/redoc.standalone.js": true,
 		"static/docs/redoc.standalone.js.LICENSE.txt": true, "static/docs/LICENSE": true, "static/docs/NOTICE": true,
 	}

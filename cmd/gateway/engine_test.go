@@ -34,8 +34,8 @@ func natsOn(t *testing.T, port int, dir string) *server.Server {
 
 // TestExternalEngine: with GATEWAY_NATS_URL naming a server that is not up
 // yet, the gateway listens at once and answers /healthz 200, /readyz 503
-// engine_unavailable and calls 503 OVERLOADED, each 503 with Retry-After,
-// while it retries; once the server is up it serves. When the server goes
+// engine_unavailable and calls 503 OVERLOADED, each 503 with Retry-After
+// (and the CORS headers of GATEWAY_CORS_ORIGINS), while it retries; once the server is up it serves. When the server goes
 // down /readyz turns 503 again, and 200 when it is back on the same port.
 // Then the gateway stops cleanly.
 func TestExternalEngine(t *testing.T) {
@@ -55,21 +55,10 @@ func TestExternalEngine(t *testing.T) {
 	t.Setenv("GATEWAY_NODE_ID", "gw-test")
 	t.Setenv("GATEWAY_LEASE_TTL", "1s")
 	t.Setenv("GATEWAY_ENGINE_START_TIMEOUT", "1m")
+	t.Setenv("GATEWAY_CORS_ORIGINS", "https://shop.example")
 
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	addrc := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, io.Discard, io.Discard, func(a net.Addr) { addrc <- a }) }()
-	var base string
-	select {
-	case a := <-addrc:
-		base = "http://" + a.String()
-	case err := <-done:
-		t.Fatalf("run ended: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("not listening while the engine is down")
-	}
+	gw := startRun(t, io.Discard, io.Discard) // listening while the engine is down
+	base := gw.base
 
 	client := &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second}
 	defer client.CloseIdleConnections()
@@ -100,6 +89,17 @@ func TestExternalEngine(t *testing.T) {
 	if st, h, m := get("/v1/session"); st != 503 || m["code"] != "OVERLOADED" || h.Get("Retry-After") == "" {
 		t.Fatalf("a call before the engine is up: %d %v", st, m)
 	}
+	// A browser reads that 503: it carries the CORS headers.
+	req, _ := http.NewRequest("GET", base+"/v1/session", nil)
+	req.Header.Set("Origin", "https://shop.example")
+	if res, err := client.Do(req); err != nil {
+		t.Fatal(err)
+	} else {
+		res.Body.Close()
+		if res.StatusCode != 503 || res.Header.Get("Access-Control-Allow-Origin") != "https://shop.example" {
+			t.Fatalf("a browser's call before the engine is up: %d %v", res.StatusCode, res.Header)
+		}
+	}
 
 	dir := t.TempDir()
 	s := natsOn(t, port, dir)
@@ -122,15 +122,7 @@ func TestExternalEngine(t *testing.T) {
 	natsOn(t, port, dir)
 	testwait.For(t, 20*time.Second, "readyz 200 again", func() bool { st, _, _ := get("/readyz"); return st == 200 })
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("run did not return")
-	}
+	gw.stop()
 }
 
 // TestExternalEngineStopWhileStarting: a gateway stopped while it still
@@ -141,21 +133,9 @@ func TestExternalEngineStopWhileStarting(t *testing.T) {
 	t.Setenv("GATEWAY_LOG_LEVEL", "error")
 	t.Setenv("GATEWAY_NATS_URL", "nats://127.0.0.1:1")
 	t.Setenv("GATEWAY_CLUSTER_KEY", strings.Repeat("5a", 32))
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	listening := make(chan struct{})
-	go func() { done <- run(ctx, nil, io.Discard, io.Discard, func(net.Addr) { close(listening) }) }()
-	<-listening
-	time.Sleep(300 * time.Millisecond)
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("run did not return")
-	}
+	gw := startRun(t, io.Discard, io.Discard)
+	time.Sleep(300 * time.Millisecond) // a pace: the engine retried meanwhile
+	gw.stop()
 }
 
 func metrics(t *testing.T, c *http.Client, base string) string {
@@ -184,24 +164,11 @@ func TestEmbeddedRestartSameDataDir(t *testing.T) {
 
 	// start runs the gateway until the returned stop is called.
 	start := func() (base string, stop func()) {
-		ctx, cancel := context.WithCancel(t.Context())
-		addrc := make(chan net.Addr, 1)
-		done := make(chan error, 1)
-		go func() { done <- run(ctx, nil, io.Discard, io.Discard, func(a net.Addr) { addrc <- a }) }()
-		select {
-		case a := <-addrc:
-			base = "http://" + a.String()
-		case err := <-done:
-			t.Fatalf("run ended: %v", err)
-		case <-time.After(10 * time.Second):
-			t.Fatal("not listening")
-		}
-		return base, func() {
-			cancel()
+		gw := startRun(t, io.Discard, io.Discard)
+		return gw.base, func() {
+			gw.end()
 			client.CloseIdleConnections()
-			if err := <-done; err != nil {
-				t.Fatalf("run: %v", err)
-			}
+			gw.wait()
 		}
 	}
 	do := func(method, url string) (int, string) {

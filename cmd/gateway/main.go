@@ -154,7 +154,7 @@ func serve(ctx context.Context, cfg config, log *zap.Logger, stdout io.Writer, o
 	// The listener comes up before an external engine: until the engine is
 	// reached, /healthz is 200 and the rest 503 (httpapi.Starting).
 	handler := &swapHandler{}
-	handler.set(httpapi.Starting(cfg.RetryHint))
+	handler.set(httpapi.Starting(httpapi.Config{RetryHint: cfg.RetryHint, AllowedOrigins: cfg.CORSOrigins}))
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true) // h2c with prior knowledge, same port

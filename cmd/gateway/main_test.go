@@ -3,10 +3,8 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -214,21 +212,9 @@ func TestEmbeddedRun(t *testing.T) {
 	t.Setenv("GATEWAY_SHUTDOWN_GRACE", "5s")
 	t.Setenv("GATEWAY_DATA_DIR", t.TempDir())
 
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	addrc := make(chan net.Addr, 1)
-	done := make(chan error, 1)
 	var stdout syncBuffer
-	go func() { done <- run(ctx, nil, &stdout, io.Discard, func(a net.Addr) { addrc <- a }) }()
-	var base string
-	select {
-	case a := <-addrc:
-		base = "http://" + a.String()
-	case err := <-done:
-		t.Fatalf("run ended: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("not listening")
-	}
+	gw := startRun(t, &stdout, io.Discard)
+	base := gw.base
 	if !strings.Contains(stdout.String(), "embedded chat.io simulator") {
 		t.Errorf("stdout: %q", stdout.String())
 	}
@@ -293,7 +279,7 @@ func TestEmbeddedRun(t *testing.T) {
 	waitLine(t, lines, "event: connected")
 
 	start := time.Now()
-	cancel()
+	gw.end()
 	retry := false
 	for l := range lines {
 		retry = retry || strings.HasPrefix(l, "retry: ")
@@ -301,14 +287,7 @@ func TestEmbeddedRun(t *testing.T) {
 	if !retry {
 		t.Error("stream ended without a retry hint")
 	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("run did not return")
-	}
+	gw.wait()
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("shutdown took %v", d)
 	}

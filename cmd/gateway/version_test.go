@@ -3,11 +3,9 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"debug/buildinfo"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,7 +14,6 @@ import (
 	"runtime/debug"
 	"strings"
 	"testing"
-	"time"
 )
 
 // setLinkVars sets main.version and main.revision for one test, as
@@ -104,21 +101,9 @@ func TestBuildInfoAtStartup(t *testing.T) {
 	t.Setenv("GATEWAY_LOG_LEVEL", "info")
 	t.Setenv("GATEWAY_SHUTDOWN_GRACE", "5s")
 
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	addrc := make(chan net.Addr, 1)
-	done := make(chan error, 1)
 	var logs syncBuffer
-	go func() { done <- run(ctx, nil, io.Discard, &logs, func(a net.Addr) { addrc <- a }) }()
-	var base string
-	select {
-	case a := <-addrc:
-		base = "http://" + a.String()
-	case err := <-done:
-		t.Fatalf("run ended: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("not listening")
-	}
+	gw := startRun(t, io.Discard, &logs)
+	base := gw.base
 
 	first, _, _ := strings.Cut(logs.String(), "\n")
 	var line map[string]any
@@ -147,16 +132,7 @@ func TestBuildInfoAtStartup(t *testing.T) {
 	if !found {
 		t.Errorf("/metrics lacks the line\n\t%s", want)
 	}
-
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("run did not return")
-	}
+	gw.stop()
 }
 
 // TestVersionOfABuiltBinary builds the gateway as the Dockerfile does

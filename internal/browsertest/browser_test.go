@@ -53,7 +53,7 @@ const (
 // TestWidgetInBrowser chats through the demo widget in headless Chromium:
 // same origin (message, typing, answer, upload), an upstream outage
 // (reconnecting → restored, nothing lost, nothing twice), and the widget on
-// another origin (CORS, tickets, a cut stream).
+// another origin (CORS, the streaming fetch, a cut stream).
 func TestWidgetInBrowser(t *testing.T) {
 	requireChromium(t)
 	began := time.Now()
@@ -152,8 +152,8 @@ func TestWidgetInBrowser(t *testing.T) {
 	}
 	c.waitFor("an agent message through the cross-origin stream", fromAgent(qaAgentName, pushed))
 
-	// The gateway cuts the browser's connections: a new ticket, a new
-	// cross-origin stream resumed after the last event.
+	// The gateway cuts the browser's connections: a new cross-origin
+	// stream resumed after the last event.
 	mark = c.stateMark()
 	env.gw.CloseClientConnections()
 	c.waitFor("the cross-origin status to say restored", stateSince(mark, "reconnecting", "restored")+` && __bt.state() === 'restored'`)
@@ -492,30 +492,35 @@ func (tb *tab) expectStatesSince(mark int, want ...string) {
 	}
 }
 
-// expectStreams checks that the page opened n EventSources so far, each
-// on the gateway with a ticket of its own, every one after the first
-// resuming after the last event seen.
+// expectStreams checks that the page opened n event streams so far (the
+// package's streaming fetch), each on the gateway with the token in the
+// Authorization header and nothing in the URL, all with the page's one
+// client instance id, every one after the first resuming after the last
+// event seen (Last-Event-ID).
 func (tb *tab) expectStreams(gateway string, n int) {
 	tb.t.Helper()
-	urls := evalJS[[]string](tb, `__bt.rec.streams`)
-	if len(urls) != n {
-		tb.t.Errorf("%s: %d event streams opened, want %d: %q", tb.name, len(urls), n, urls)
+	type stream struct {
+		URL, LastEventID, Instance string
+		Auth                       bool
 	}
-	tickets := map[string]bool{}
-	for i, raw := range urls {
-		u, err := url.Parse(raw)
+	streams := evalJS[[]stream](tb, `__bt.rec.streams`)
+	if len(streams) != n {
+		tb.t.Errorf("%s: %d event streams opened, want %d: %+v", tb.name, len(streams), n, streams)
+	}
+	for i, st := range streams {
+		u, err := url.Parse(st.URL)
 		if err != nil || u.Scheme+"://"+u.Host != gateway || u.Path != "/v1/events" {
-			tb.t.Errorf("%s: event stream %s is not the gateway's (%s)", tb.name, raw, gateway)
+			tb.t.Errorf("%s: event stream %s is not the gateway's (%s)", tb.name, st.URL, gateway)
 			continue
 		}
-		q := u.Query()
-		if tk := q.Get("ticket"); tk == "" || tickets[tk] {
-			tb.t.Errorf("%s: event stream %s: missing or reused ticket", tb.name, raw)
-		} else {
-			tickets[tk] = true
+		if u.RawQuery != "" || !st.Auth {
+			tb.t.Errorf("%s: event stream %s: the token is not (only) in the Authorization header: %+v", tb.name, st.URL, st)
 		}
-		if i > 0 && q.Get("lastEventId") == "" {
-			tb.t.Errorf("%s: event stream %s does not resume (no lastEventId)", tb.name, raw)
+		if st.Instance == "" || st.Instance != streams[0].Instance {
+			tb.t.Errorf("%s: event stream %d: client instance %q, want the page's %q", tb.name, i, st.Instance, streams[0].Instance)
+		}
+		if i > 0 && st.LastEventID == "" {
+			tb.t.Errorf("%s: event stream %s does not resume (no Last-Event-ID)", tb.name, st.URL)
 		}
 	}
 }
@@ -563,10 +568,17 @@ func (tb *tab) expectUniqueIDs() {
 // the message list.
 const recorderJS = `(() => {
   const rec = { states: [], typing: [], progress: [], upload: [], streams: [] };
-  // Every EventSource the page opens, by URL.
-  const NativeEventSource = window.EventSource;
-  window.EventSource = class extends NativeEventSource {
-    constructor(url, init) { super(url, init); rec.streams.push(new URL(String(url), location.href).href); }
+  // Every event stream the page opens (a fetch of /v1/events, by the
+  // package): its URL and the headers that matter.
+  const nativeFetch = window.fetch;
+  window.fetch = function (input, init) {
+    const u = new URL(String(input instanceof Request ? input.url : input), location.href);
+    if (u.pathname === '/v1/events') {
+      const h = new Headers((init && init.headers) || (input instanceof Request ? input.headers : undefined));
+      rec.streams.push({ url: u.href, auth: (h.get('Authorization') || '').startsWith('Bearer '),
+        lastEventId: h.get('Last-Event-ID') || '', instance: h.get('X-Client-Instance') || '' });
+    }
+    return nativeFetch.apply(this, arguments);
   };
   const q = (id) => document.querySelector('[data-testid="' + id + '"]');
   const record = (el, attr, v) => {

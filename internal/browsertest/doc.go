@@ -14,9 +14,13 @@
 //     "reconnecting", then "restored", and agent messages sent during and
 //     after the outage show up exactly once;
 //   - the widget served from another origin (a second server on another
-//     port, ?api= pointing at the gateway): CORS, tickets and the
-//     EventSource work across origins, also after the gateway cuts the
-//     browser's streams.
+//     port, ?api= pointing at the gateway): CORS and the package's
+//     streaming fetch (the token in the Authorization header, never in a
+//     URL) work across origins, also after the gateway cuts the browser's
+//     streams (the stream resumes with Last-Event-ID).
+//
+// The widget is written against @chatio-gateway/customer-sdk (clients/js):
+// the test checks its streams by wrapping the page's fetch.
 //
 // The browser is Debian's chromium at /usr/bin/chromium, started with the
 // flags this project's machines need (headless, no sandbox, no GPU, no

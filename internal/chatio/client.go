@@ -162,24 +162,35 @@ type Stats struct {
 type StreamItem struct {
 	Frame    Frame  // the push (or response) frame as received
 	ResultOf string // "" for a plain push; else the action of the request this frame is the result of
+	// Origin is the tag of the call this frame is the result of (EmitFrom;
+	// 0 for a push or an untagged call): opaque to the client.
+	Origin uint64
 }
 
 // CallOption modifies one Call.
 type CallOption func(*callOptions)
 
 type callOptions struct {
-	emit bool
+	emit   bool
+	origin uint64
 }
 
 // Emit makes Call also hand the result frame to OnItem (ResultOf = the
 // action), in arrival order relative to pushes, before Call returns.
 func Emit() CallOption { return func(o *callOptions) { o.emit = true } }
 
+// EmitFrom is Emit with the StreamItem's Origin set to origin: a tag the
+// caller gives the call (the session's: which client instance made it).
+func EmitFrom(origin uint64) CallOption {
+	return func(o *callOptions) { o.emit, o.origin = true, origin }
+}
+
 // pendingCall is one request in flight.
 type pendingCall struct {
 	id     string
 	action string
 	emit   bool
+	origin uint64
 	res    chan callResult // capacity 1; written once by whoever removes the call from Client.pending
 }
 
@@ -348,7 +359,7 @@ func (c *Client) Call(ctx context.Context, action string, payload any, opts ...C
 	defer func() { <-c.sem }()
 
 	id := strconv.FormatUint(c.nextID.Add(1), 10)
-	p := &pendingCall{id: id, action: action, emit: o.emit, res: make(chan callResult, 1)}
+	p := &pendingCall{id: id, action: action, emit: o.emit, origin: o.origin, res: make(chan callResult, 1)}
 	c.mu.Lock()
 	if c.dead {
 		cause := c.cause
@@ -723,7 +734,7 @@ func (c *Client) unknown(action, id string) bool {
 
 // resolve delivers a result, first to OnItem when the call asked for it.
 func (c *Client) resolve(p *pendingCall, f *Frame, r callResult) bool {
-	if p.emit && !c.toItem(StreamItem{Frame: *f, ResultOf: p.action}) {
+	if p.emit && !c.toItem(StreamItem{Frame: *f, ResultOf: p.action, Origin: p.origin}) {
 		p.res <- callResult{err: callErr(c.currentCause())}
 		return false
 	}

@@ -3,6 +3,7 @@ package clustertest
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -117,11 +118,15 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// proc is one gateway process; it keeps its port across restarts.
+// proc is one child process, a gateway or a nats-server; it keeps its
+// ports (and its data dir) across restarts.
 type proc struct {
 	name, base string
 	env        []string
-	stderr     *syncBuffer // every run's stderr
+	stderr     *syncBuffer             // every run's stderr
+	bin        func(*testing.T) string // gatewayBinary, or natsBinary
+	args       []string
+	ready      string // the URL that answers 200 once it is ready
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -130,10 +135,11 @@ type proc struct {
 
 func newProc(t *testing.T, name string, env ...string) *proc {
 	port := freePort(t)
-	p := &proc{name: name, base: fmt.Sprintf("http://127.0.0.1:%d", port), stderr: &syncBuffer{}}
+	p := &proc{name: name, base: fmt.Sprintf("http://127.0.0.1:%d", port), stderr: &syncBuffer{}, bin: gatewayBinary}
+	p.ready = p.base + "/readyz"
 	p.env = append(os.Environ(),
 		"GATEWAY_ADDR="+fmt.Sprintf("127.0.0.1:%d", port),
-		"GATEWAY_LOG_LEVEL=warn",
+		"GATEWAY_LOG_LEVEL="+cmp.Or(os.Getenv("CLUSTERTEST_LOG_LEVEL"), "warn"),
 		"GATEWAY_HEARTBEAT=1s",
 		"GATEWAY_RETRY_HINT=1s",
 		"GATEWAY_SHUTDOWN_GRACE=5s",
@@ -147,10 +153,18 @@ func newProc(t *testing.T, name string, env ...string) *proc {
 	return p
 }
 
-// start runs the process and waits until /readyz answers 200.
+// start runs the process and waits until it is ready (a gateway's
+// /readyz, a nats-server's /healthz answers 200).
 func (p *proc) start(t *testing.T) {
 	t.Helper()
-	cmd := exec.Command(gatewayBinary(t))
+	p.launch(t)
+	p.waitReady(t, 20*time.Second)
+}
+
+// launch runs the process.
+func (p *proc) launch(t *testing.T) {
+	t.Helper()
+	cmd := exec.Command(p.bin(t), p.args...)
 	cmd.Env = p.env
 	fmt.Fprintf(p.stderr, "--- %s start %s\n", p.name, time.Now().Format("15:04:05.000"))
 	cmd.Stderr = p.stderr
@@ -163,11 +177,19 @@ func (p *proc) start(t *testing.T) {
 	p.mu.Lock()
 	p.cmd, p.exited = cmd, exited
 	p.mu.Unlock()
+}
+
+// waitReady waits until p.ready answers 200.
+func (p *proc) waitReady(t *testing.T, within time.Duration) {
+	t.Helper()
+	p.mu.Lock()
+	exited := p.exited
+	p.mu.Unlock()
 	c := &http.Client{Timeout: time.Second}
 	defer c.CloseIdleConnections()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(within)
 	for {
-		res, err := c.Get(p.base + "/readyz")
+		res, err := c.Get(p.ready)
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == 200 {
@@ -257,13 +279,19 @@ func restClient(t *testing.T) *http.Client {
 }
 
 func do(c *http.Client, method, url, token, body string) (int, []byte) {
+	st, b, _ := doH(c, method, url, token, body)
+	return st, b
+}
+
+// doH is do that also returns the answer's header.
+func doH(c *http.Client, method, url, token, body string) (int, []byte, http.Header) {
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
 	req, err := http.NewRequest(method, url, rd)
 	if err != nil {
-		return 0, nil
+		return 0, nil, nil
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	if body != "" {
@@ -271,11 +299,11 @@ func do(c *http.Client, method, url, token, body string) (int, []byte) {
 	}
 	res, err := c.Do(req)
 	if err != nil {
-		return 0, []byte(err.Error())
+		return 0, []byte(err.Error()), nil
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
-	return res.StatusCode, b
+	return res.StatusCode, b, res.Header
 }
 
 func jsonField(b []byte, name string) string {
@@ -310,7 +338,28 @@ type recorder struct {
 	lastID string
 	conns  int
 	fails  int
+	ends   []streamEnd // how each connection that got a 200 ended (the last maxRefusals)
+	refus  []refusal   // connections answered other than 200 (the last maxRefusals)
 }
+
+// streamEnd is the end of one stream connection: hinted when its last
+// lines were a retry hint ("retry: N" and a comment saying reconnect),
+// cut when the recorder gave up on it (idleCut) or stopped.
+type streamEnd struct {
+	at          time.Time
+	hinted, cut bool
+}
+
+// refusal is a stream connection answered other than 200 (status 0: no
+// answer).
+type refusal struct {
+	at         time.Time
+	status     int
+	code       string
+	retryAfter string
+}
+
+const maxRefusals = 10000
 
 const idleCut = 3 * time.Second
 
@@ -350,17 +399,13 @@ func (r *recorder) once() {
 	}
 	res, err := r.c.Do(req)
 	if err != nil {
-		r.mu.Lock()
-		r.fails++
-		r.mu.Unlock()
+		r.refused(refusal{at: time.Now()})
 		return
 	}
 	defer res.Body.Close()
 	if res.StatusCode != 200 {
-		_, _ = io.Copy(io.Discard, res.Body)
-		r.mu.Lock()
-		r.fails++
-		r.mu.Unlock()
+		b, _ := io.ReadAll(io.LimitReader(res.Body, 4<<10))
+		r.refused(refusal{at: time.Now(), status: res.StatusCode, code: jsonField(b, "code"), retryAfter: res.Header.Get("Retry-After")})
 		return
 	}
 	r.mu.Lock()
@@ -370,11 +415,22 @@ func (r *recorder) once() {
 	sc.Buffer(make([]byte, 64<<10), 8<<20)
 	var m msg
 	var data []string
-	seen := false
+	seen, retry, hint := false, false, false
+	defer func() {
+		r.mu.Lock()
+		if len(r.ends) == maxRefusals {
+			r.ends = r.ends[1:]
+		}
+		r.ends = append(r.ends, streamEnd{at: time.Now(), hinted: hint, cut: ctx.Err() != nil})
+		r.mu.Unlock()
+	}()
 	for sc.Scan() {
 		watchdog.Reset(idleCut)
 		line := sc.Text()
 		if line == "" {
+			if seen {
+				hint = false
+			}
 			if seen && (m.Event != "" || m.ID != "" || len(data) > 0) {
 				m.Data = strings.Join(data, "\n")
 				m.Conn, m.At = conn, time.Now()
@@ -385,10 +441,11 @@ func (r *recorder) once() {
 				}
 				r.mu.Unlock()
 			}
-			m, data, seen = msg{}, nil, false
+			m, data, seen, retry = msg{}, nil, false, false
 			continue
 		}
 		if strings.HasPrefix(line, ":") {
+			hint = hint || (retry && strings.Contains(line, "reconnect"))
 			continue
 		}
 		field, value, _ := strings.Cut(line, ":")
@@ -401,11 +458,49 @@ func (r *recorder) once() {
 		case "data":
 			data = append(data, value)
 		case "retry":
+			retry = true
+			continue
 		default:
 			continue
 		}
 		seen = true
 	}
+}
+
+func (r *recorder) refused(f refusal) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.fails++
+	if len(r.refus) == maxRefusals {
+		r.refus = r.refus[1:]
+	}
+	r.refus = append(r.refus, f)
+}
+
+// endsSince are the ends of the connections that ended at or after from.
+func (r *recorder) endsSince(from time.Time) []streamEnd {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []streamEnd
+	for _, e := range r.ends {
+		if !e.at.Before(from) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// refusedIn are the refused connections between from and to.
+func (r *recorder) refusedIn(from, to time.Time) []refusal {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []refusal
+	for _, f := range r.refus {
+		if !f.at.Before(from) && !f.at.After(to) {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 func (r *recorder) messages() []msg {
@@ -448,6 +543,7 @@ type run struct {
 	sim     *chatiosim.Server
 	simURL  string
 	procs   []*proc
+	nats    []*proc // nats-server child processes, when the scenario runs them
 	reps    bases
 	rest    *http.Client
 	streams *http.Client
@@ -457,11 +553,40 @@ type run struct {
 	traffic                                  sync.WaitGroup
 	agentSent, custOK, custFailed, agentErrs atomic.Int64
 
+	callMu sync.Mutex
+	calls  []call // the customers' message POSTs, in the order they ended
+
 	stopSampler chan struct{}
 	sampler     sync.WaitGroup
 	samples     atomic.Int64
+	maxSockets  atomic.Int64 // the most live sockets of one token in a sample
 	sockMu      sync.Mutex
 	doubles     []doubleSocket // moments with two live sockets for one token
+}
+
+// call is one customer message POST of the traffic: when it was sent and
+// answered, and the answer (status 0: no answer).
+type call struct {
+	start, end time.Time
+	status     int
+	code       string
+	retryAfter string
+}
+
+// maxCalls bounds run.calls (a soak keeps the newest).
+const maxCalls = 100000
+
+// callsIn are the traffic's POSTs sent at or after from and answered by to.
+func (r *run) callsIn(from, to time.Time) []call {
+	r.callMu.Lock()
+	defer r.callMu.Unlock()
+	var out []call
+	for _, c := range r.calls {
+		if !c.start.Before(from) && !c.end.After(to) {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 type doubleSocket struct {
@@ -557,8 +682,19 @@ func (r *run) startTraffic(agentEvery, customerEvery time.Duration) {
 					return
 				case <-time.After(customerEvery/2 + rand.N(customerEvery)):
 				}
-				st, b := do(r.rest, "POST", r.reps.pick()+"/v1/chats/"+c.chat+"/messages", c.token,
+				start := time.Now()
+				st, b, h := doH(r.rest, "POST", r.reps.pick()+"/v1/chats/"+c.chat+"/messages", c.token,
 					fmt.Sprintf(`{"text":"customer %s #%d"}`, c.token, n))
+				cl := call{start: start, end: time.Now(), status: st}
+				if st != 201 {
+					cl.code, cl.retryAfter = jsonField(b, "code"), h.Get("Retry-After")
+				}
+				r.callMu.Lock()
+				if len(r.calls) == maxCalls {
+					r.calls = r.calls[1:]
+				}
+				r.calls = append(r.calls, cl)
+				r.callMu.Unlock()
 				if id := jsonField(b, "id"); st == 201 && id != "" {
 					c.mu.Lock()
 					c.required[id] = true
@@ -594,7 +730,11 @@ func (r *run) startSampler() {
 			}
 			r.samples.Add(1)
 			for _, c := range r.cs {
-				if n := r.sim.CustomerSockets(c.id); n > 1 {
+				n := r.sim.CustomerSockets(c.id)
+				if int64(n) > r.maxSockets.Load() {
+					r.maxSockets.Store(int64(n))
+				}
+				if n > 1 {
 					r.sockMu.Lock()
 					r.doubles = append(r.doubles, doubleSocket{time.Now(), c.token, n})
 					r.sockMu.Unlock()
@@ -628,6 +768,17 @@ next:
 		}
 		out = append(out, d)
 	}
+	return out
+}
+
+// takeDoubles returns the moments with two live sockets for one token
+// outside the excused windows, and forgets them all (a soak's table stays
+// bounded by one round).
+func (r *run) takeDoubles(excused ...[2]time.Time) []doubleSocket {
+	out := r.doubleSockets(excused...)
+	r.sockMu.Lock()
+	r.doubles = nil
+	r.sockMu.Unlock()
 	return out
 }
 
@@ -680,10 +831,16 @@ func slicesIndex(ps []*proc, p *proc) int {
 	return -1
 }
 
+// counts is what a verdict counted.
+type counts struct {
+	sent, delivered, want, duplicates, missing, outOfOrder int
+	resumes, resyncs, refused                              int
+}
+
 // verdict waits for every required event on every stream (settleWithin),
 // a pause for duplicates, then counts per stream: lost, duplicated, out of
 // order, foreign, ids not rising. It fails the test on any of them.
-func (r *run) verdict(name string, settleWithin time.Duration) {
+func (r *run) verdict(name string, settleWithin time.Duration) counts {
 	t := r.t
 	deadline := time.Now().Add(settleWithin)
 	for _, c := range r.cs {
@@ -782,17 +939,19 @@ func (r *run) verdict(name string, settleWithin time.Duration) {
 	}
 	t.Logf("%s: %d customers × %d streams on %d replicas; sent %d (agent %d, customer %d; %d customer POSTs failed, outcome unknown); "+
 		"delivered %d of %d required deliveries; duplicates %d, missing %d, out of order %d, foreign %d, bad ids %d; "+
-		"stream resumes %d (resyncs %d, connections refused or failed %d); socket table sampled %d times",
+		"stream resumes %d (resyncs %d, connections refused or failed %d); socket table sampled %d times, at most %d live sockets for one token",
 		name, len(r.cs), len(r.cs[0].recs), len(r.procs), r.agentSent.Load()+r.custOK.Load(), r.agentSent.Load(), r.custOK.Load(), r.custFailed.Load(),
-		delivered, want, duplicates, missing, outOfOrder, foreign, badIDs, resumes, resyncs, refused, r.samples.Load())
+		delivered, want, duplicates, missing, outOfOrder, foreign, badIDs, resumes, resyncs, refused, r.samples.Load(), r.maxSockets.Load())
 	if r.agentErrs.Load() > 0 {
 		t.Errorf("%s: %d agent messages could not be sent", name, r.agentErrs.Load())
 	}
 	if t.Failed() {
-		for _, p := range r.procs {
+		for _, p := range append(append([]*proc(nil), r.procs...), r.nats...) {
 			t.Logf("%s stderr (tail):\n%s", p.name, tail(p.stderr.String(), 4000))
 		}
 	}
+	return counts{sent: int(r.agentSent.Load() + r.custOK.Load()), delivered: delivered, want: want, duplicates: duplicates,
+		missing: missing, outOfOrder: outOfOrder, resumes: resumes, resyncs: resyncs, refused: refused}
 }
 
 func tail(s string, n int) string {

@@ -107,6 +107,9 @@ func BenchmarkRequest(b *testing.B) {
 	e := embedded(b, nil)
 	ctx := context.Background()
 	sid := sidOf("bench-op")
+	if _, err := e.Own(ctx, sid); err != nil {
+		b.Fatal(err)
+	}
 	sub, err := e.Serve(sid, func(r Request) { _ = r.Respond(r.Data) })
 	if err != nil {
 		b.Fatal(err)

@@ -10,7 +10,7 @@
 // own := Own(sid), then AppendOwned(own, last, msgID, event) for each
 // upstream event, last being the previous append's sequence (first:
 // own.LastSeq); Serve(sid) answers the calls other replicas forward with
-// Request; on ErrFenced, or when LeaseLost's channel closes, it closes the
+// Request (which reads the owner record and asks that node); on ErrFenced, or when LeaseLost's channel closes, it closes the
 // socket; Release(sid) when the session ends. Any replica: Request(sid),
 // and on ErrNoOwner, Own(sid) and open the socket. A stream reader:
 // Subscribe(sid) first (one per customer on this replica, fanned out to its
@@ -26,27 +26,33 @@
 // Start and stopped by Close (which cancels it and waits for it). It also
 // owns what it started: the embedded nats-server (its goroutines end with
 // Shutdown in Close) and the NATS connection, whose goroutines (reader,
-// flusher, one per asynchronous subscription: Subscribe and Serve) end
-// when Close drains it. Close first deletes the node lease, so other nodes
+// flusher, one per asynchronous subscription: each Subscribe, and the
+// node's one operations subscription, made by Start, which hands every
+// Serve's requests to their handlers) end when Close drains it. Close first deletes the node lease, so other nodes
 // may take this node's sessions over at once; callers Release their
 // sessions before. Close is idempotent and bounded by its context.
 //
-// Every Engine method is safe for concurrent use. A Subscribe or Serve
-// callback runs on its subscription's goroutine, one message at a time,
-// in order; it must not block for long (Subscribe's queue is bounded, and
-// what overflows is dropped, then filled in by a Cursor). A Cursor is not
+// Every Engine method is safe for concurrent use. A Subscribe callback
+// runs on its subscription's goroutine, one message at a time, in order;
+// it must not block for long (Subscribe's queue is bounded, and what
+// overflows is dropped, then filled in by a Cursor). A Serve handler runs
+// on the node's operations goroutine, shared by every session the node
+// serves, one request at a time: it must not block at all (it hands the
+// request to a goroutine of its own). A Cursor is not
 // safe for concurrent use: one goroutine per Cursor. Every engine round
 // trip is bounded by the caller's context, or by Config.OpTimeout when
 // that context has no deadline; transient engine errors (no responders
 // while a leader is elected, 10158/10163/10164, 503) are retried with
-// backoff within that bound.
+// backoff within that bound, and so is an attempt left without an answer
+// for 2 s (a request to a stream whose leader was killed is dropped).
 //
 // # Layout
 //
 //	CGW_EV_<n>          log streams, n = FNV-1a(sid) mod Streams
 //	  cgw.ev.<n>.<sid>    a customer's events (file storage, R = Replicas)
 //	cgw.live.<n>.<sid>  core subject each stored event is republished to
-//	cgw.op.<sid>        core request/reply subject of the session's owner
+//	cgw.op.<node>       core request/reply subject of a node: requests to the
+//	                    sessions it owns (headers Cgw-Sid, Cgw-Epoch)
 //	KV cgw_nodes        key NodeID, value the node's epoch; MaxAge LeaseTTL
 //	KV cgw_owners       key sid, value "<node> <epoch>"; MaxAge MaxAge
 //	KV cgw_once         key HMAC(id), per-key TTL (1s..24h)
@@ -72,13 +78,20 @@
 //     makes a retried append store once.
 //   - RePublish to a core subject: live delivery with no consumer (a
 //     consumer costs milliseconds and a server object each); one core
-//     subscription per customer that has streams on this replica.
+//     subscription per customer that has streams on a replica that does
+//     not own it (the owner hands its appends to its own streams).
 //   - Direct batch get (next_by_subj, batch, max_bytes) for reads: no
 //     consumer either, bounded in count and bytes, in order.
 //   - KV with bucket MaxAge for the node lease and CAS (revision) updates
 //     for renewals and owner records; KV per-key TTL for one-time ids.
-//   - Core request/reply for calls to the owner: "no responders" comes back
-//     at once and means nobody owns the session (ErrNoOwner).
+//   - Core request/reply for calls to the owner, one subject per node (not
+//     per session: a subscription costs a goroutine in nats.go and a
+//     server object): Request reads the owner record and sends to its
+//     node with the record's epoch; "no responders" (the node is gone)
+//     and the node's "not the owner" (it serves no such session under
+//     that epoch) both come back at once and mean nobody owns the
+//     session (ErrNoOwner). A paused node answers nothing: the caller
+//     watches the node lease while it waits.
 //
 // # What the engine's code showed (and where the design changed)
 //
@@ -96,6 +109,11 @@
 // successor kept (no snapshot needed), and conservative when a customer's
 // whole log aged out (a snapshot). A resume ahead of the log (a forged
 // Last-Event-ID) is the caller's to refuse: it signs its cursors.
+//
+// Origins. AppendFrom keeps an opaque tag with an event, as the header
+// Cgw-Origin (the stream's republish keeps headers), and Read, Subscribe
+// and a Cursor give it back as Event.Origin: the session's hash of the
+// client instance whose call the event reports.
 //
 // Lost acknowledgements. On a single, non-clustered server the
 // expected-last-subject-sequence check runs before the duplicate check

@@ -114,6 +114,7 @@ type Engine struct {
 	streams  []streamNames
 
 	lease leaseState
+	ops   opsTable // the sessions this node serves (Serve)
 
 	stop    context.CancelFunc
 	wg      sync.WaitGroup
@@ -226,6 +227,9 @@ func Start(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	if err := e.setup(ctx); err != nil {
+		return nil, err
+	}
+	if err := e.serveNode(); err != nil {
 		return nil, err
 	}
 	if err := e.lease.start(ctx, e); err != nil {
@@ -442,13 +446,26 @@ func (e *Engine) checkStreamCount(ctx context.Context) error {
 	return nil
 }
 
+// attemptTimeout bounds one attempt of retryUnavailable. A JetStream API
+// request that reaches a stream whose leader is gone (killed, not yet
+// replaced) is dropped: no answer, no "no responders". Bounded only by
+// the caller's context, one such request waited for all of it (a
+// takeover's Own, for GATEWAY_UPSTREAM_DIAL_TIMEOUT, while every call of
+// that customer waited for the takeover); so an attempt without an
+// answer in attemptTimeout is tried again, as Append does.
+const attemptTimeout = 2 * time.Second
+
 // retryUnavailable runs f until it succeeds, fails with something other
-// than a transient cluster error, or ctx ends (then the last error).
+// than a transient cluster error, or ctx ends (then the last error). Each
+// attempt is bounded by attemptTimeout; one that runs out is retried.
 func retryUnavailable(ctx context.Context, f func(context.Context) error) error {
 	back := 20 * time.Millisecond
 	for {
-		err := f(ctx)
-		if err == nil || !transient(err) {
+		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		err := f(actx)
+		timedOut := err != nil && ctx.Err() == nil && actx.Err() != nil
+		cancel()
+		if err == nil || !(timedOut || transient(err)) {
 			return err
 		}
 		select {

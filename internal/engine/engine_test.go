@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -539,8 +541,15 @@ func TestRequestNoOwner(t *testing.T) {
 	if _, err := e.Request(ctx, sid, []byte("ping")); !errors.Is(err, ErrNoOwner) {
 		t.Fatalf("Request without owner: %v", err)
 	}
+	// Served but not owned: nobody's session (no owner record).
 	sub, err := e.Serve(sid, func(r Request) { _ = r.Respond(append([]byte("pong:"), r.Data...)) })
 	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Request(ctx, sid, []byte("ping")); !errors.Is(err, ErrNoOwner) {
+		t.Fatalf("Request, served without an owner record: %v", err)
+	}
+	if _, err := e.Own(ctx, sid); err != nil {
 		t.Fatal(err)
 	}
 	got, err := e.Request(ctx, sid, []byte("ping"))
@@ -550,10 +559,57 @@ func TestRequestNoOwner(t *testing.T) {
 	if err := sub.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	testwait.For(t, 5*time.Second, "ErrNoOwner after Stop", func() bool {
-		_, err := e.Request(ctx, sid, []byte("ping"))
-		return errors.Is(err, ErrNoOwner)
-	})
+	// Owned, not served: the node answers "not the owner" at once.
+	if _, err := e.Request(ctx, sid, []byte("ping")); !errors.Is(err, ErrNoOwner) {
+		t.Fatalf("Request after Stop: %v", err)
+	}
+}
+
+// TestRequestOwnerNode: a request goes to the node named in the owner
+// record, which hands it to the session's handler; a record of an epoch
+// the node no longer holds, or of a node that is gone, is nobody's.
+func TestRequestOwnerNode(t *testing.T) {
+	s := runServer(t)
+	a := startEngine(t, Config{URL: s.ClientURL(), NodeID: "a"})
+	b := startEngine(t, Config{URL: s.ClientURL(), NodeID: "b"})
+	ctx := ctxT(t, 20*time.Second)
+	sid := sidOf("owner-node")
+	if _, err := a.Own(ctx, sid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Serve(sid, func(r Request) { _ = r.Respond(append([]byte("a:"), r.Data...)) }); err != nil {
+		t.Fatal(err)
+	}
+	// b serves the same sid without owning it: never asked.
+	if _, err := b.Serve(sid, func(r Request) { _ = r.Respond([]byte("b")) }); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []*Engine{a, b} {
+		got, err := e.Request(ctx, sid, []byte("x"))
+		if err != nil || string(got) != "a:x" {
+			t.Fatalf("Request from %s: %q %v", e.NodeID(), got, err)
+		}
+	}
+	// a's next epoch (a lost lease, say): the record's epoch is not served.
+	if err := a.lease.acquire(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Request(ctx, sid, []byte("x")); !errors.Is(err, ErrNoOwner) {
+		t.Fatalf("Request under a stale epoch: %v", err)
+	}
+	if _, err := a.Own(ctx, sid); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.Request(ctx, sid, []byte("x")); err != nil || string(got) != "a:x" {
+		t.Fatalf("Request after a's Own under its new epoch: %q %v", got, err)
+	}
+	// a gone (its connection closed): no responders.
+	if err := a.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Request(ctx, sid, []byte("x")); !errors.Is(err, ErrNoOwner) {
+		t.Fatalf("Request to a closed node: %v", err)
+	}
 }
 
 func TestOnce(t *testing.T) {
@@ -1044,4 +1100,73 @@ func TestNoWriteAfterTakeover(t *testing.T) {
 		t.Fatalf("%d markers, events %v", markers, events)
 	}
 	t.Logf("%d owner markers, events %v", markers, events)
+}
+
+// TestRetryUnavailableBoundsAttempts: an attempt that gets no answer (a
+// JetStream API request to a stream whose killed leader is not replaced
+// yet is dropped) is given up after attemptTimeout and tried again, not
+// waited for until the caller's context ends.
+func TestRetryUnavailableBoundsAttempts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		start := time.Now()
+		attempts := 0
+		err := retryUnavailable(ctx, func(ctx context.Context) error {
+			attempts++
+			if attempts == 1 {
+				<-ctx.Done() // the dropped request: no answer
+				return ctx.Err()
+			}
+			return nil
+		})
+		if err != nil || attempts != 2 {
+			t.Fatalf("err %v after %d attempts", err, attempts)
+		}
+		if took := time.Since(start); took > attemptTimeout+time.Second {
+			t.Errorf("the unanswered attempt held the call for %v", took)
+		}
+		// The caller's own deadline still ends it, with its error.
+		ctx2, cancel2 := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		defer cancel2()
+		err = retryUnavailable(ctx2, func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() })
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("err %v, want the caller's deadline", err)
+		}
+	})
+}
+
+// TestReadAllocatesLittle: a Read costs kilobytes, not the 512 KiB channel
+// nats.go's SubscribeSync makes for every subscription (64Ki pointers):
+// at a few hundred stream opens a second, two reads each, that channel
+// was most of the gateway's allocation.
+func TestReadAllocatesLittle(t *testing.T) {
+	e := embedded(t, nil)
+	ctx := ctxT(t, 20*time.Second)
+	sid := sidOf("read-allocs")
+	own, err := e.Own(ctx, sid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.AppendOwned(ctx, own, own.LastSeq, "", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	read := func() {
+		if p, err := e.Read(ctx, sid, 0, 0); err != nil || len(p.Events) != 1 {
+			t.Fatalf("Read: %+v %v", p, err)
+		}
+	}
+	read() // warm up
+	const n = 20
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range n {
+		read()
+	}
+	runtime.ReadMemStats(&after)
+	per := (after.TotalAlloc - before.TotalAlloc) / n
+	t.Logf("a Read allocates %d bytes", per)
+	if per > 64<<10 {
+		t.Errorf("a Read allocates %d KiB, want at most 64", per>>10)
+	}
 }

@@ -21,33 +21,55 @@ type Live struct {
 	Marker bool
 }
 
-// Subscription is a live subscription or an operations subscription.
+// Subscription is a live subscription (Subscribe) or a session's
+// registration on the node's operations subscription (Serve).
 type Subscription struct {
-	sub *nats.Subscription
+	sub  *nats.Subscription // Subscribe's
+	stop func()             // Serve's: takes the registration out
 }
 
-// Stop ends the subscription.
+// Stop ends the subscription. For Serve, requests not yet handed to the
+// handler are answered "not the owner" (the caller's ErrNoOwner).
 func (s *Subscription) Stop() error {
-	if s == nil || s.sub == nil {
+	if s == nil {
+		return nil
+	}
+	if s.stop != nil {
+		s.stop()
+		return nil
+	}
+	if s.sub == nil {
 		return nil
 	}
 	return s.sub.Unsubscribe()
 }
 
 // Drain ends the subscription once the messages it has received are
-// handled: its callback still runs for them (asynchronously, after Drain
-// returns), and none arrives after. An owner stops Serve this way, so that
-// no request it took is left without an answer.
+// handled: for Subscribe, its callback still runs for them
+// (asynchronously, after Drain returns), and none arrives after. For
+// Serve it is Stop: a request the handler was given is its to answer
+// (an owner's handler answers each on a goroutine of its own), and the
+// next ones are answered "not the owner".
 func (s *Subscription) Drain() error {
-	if s == nil || s.sub == nil {
+	if s == nil {
+		return nil
+	}
+	if s.stop != nil {
+		s.stop()
+		return nil
+	}
+	if s.sub == nil {
 		return nil
 	}
 	return s.sub.Drain()
 }
 
 // Dropped is how many messages the subscription dropped because fn fell
-// behind (a Cursor fills them in from the log).
+// behind (a Cursor fills them in from the log); 0 for Serve's.
 func (s *Subscription) Dropped() int {
+	if s == nil || s.sub == nil {
+		return 0
+	}
 	n, _ := s.sub.Dropped()
 	return n
 }
@@ -76,7 +98,7 @@ func (e *Engine) Subscribe(sid SID, fn func(Live)) (*Subscription, error) {
 		if err != nil || seq == 0 {
 			return
 		}
-		l := Live{Event: Event{Seq: seq, Data: m.Data}}
+		l := Live{Event: Event{Seq: seq, Data: m.Data, Origin: m.Header.Get(hdrOrigin)}}
 		if v := m.Header.Get(hdrLastSeq); v != "" {
 			l.Prev, err = strconv.ParseUint(v, 10, 64)
 			l.HasPrev = err == nil

@@ -18,6 +18,9 @@ import (
 type Event struct {
 	Seq  uint64
 	Data []byte
+	// Origin is the opaque tag the event was appended with (AppendFrom;
+	// "" for none), kept in a header of its message, beside the data.
+	Origin string
 }
 
 // Page is what Read returns.
@@ -53,7 +56,12 @@ const (
 	// hdrOwner marks an owner marker: the empty event a new owner appends
 	// to fence the log (see Own). Readers skip it.
 	hdrOwner = "Cgw-Owner"
+	// hdrOrigin is an event's origin tag (AppendFrom), opaque here.
+	hdrOrigin = "Cgw-Origin"
 )
+
+// MaxOriginLen bounds an origin tag (AppendFrom).
+const MaxOriginLen = 64
 
 const (
 	maxMsgIDLen   = 200
@@ -101,7 +109,20 @@ func (e *Engine) Append(ctx context.Context, sid SID, expectedLastSeq uint64, ms
 	if len(data) > int(e.cfg.MaxEventBytes) {
 		return 0, fmt.Errorf("engine: event of %d bytes, above %d", len(data), e.cfg.MaxEventBytes)
 	}
-	return e.append(ctx, sid, expectedLastSeq, msgID, data, "")
+	return e.AppendFrom(ctx, sid, expectedLastSeq, msgID, "", data)
+}
+
+// AppendFrom is Append of an event tagged with origin (opaque, one line,
+// at most MaxOriginLen bytes; "" for none): Read, Subscribe and a Cursor
+// give it back as the Event's Origin.
+func (e *Engine) AppendFrom(ctx context.Context, sid SID, expectedLastSeq uint64, msgID, origin string, data []byte) (uint64, error) {
+	if len(data) > int(e.cfg.MaxEventBytes) {
+		return 0, fmt.Errorf("engine: event of %d bytes, above %d", len(data), e.cfg.MaxEventBytes)
+	}
+	if len(origin) > MaxOriginLen || strings.ContainsAny(origin, "\r\n") {
+		return 0, errors.New("engine: origin too long or not one line")
+	}
+	return e.append(ctx, sid, expectedLastSeq, msgID, data, "", origin)
 }
 
 // AppendOwned is Append for the holder of own: it is refused (ErrFenced)
@@ -109,13 +130,18 @@ func (e *Engine) Append(ctx context.Context, sid SID, expectedLastSeq uint64, ms
 // lease was lost and taken again: the session may have another owner by
 // now, and what the caller read meanwhile must not reach the log).
 func (e *Engine) AppendOwned(ctx context.Context, own Ownership, expectedLastSeq uint64, msgID string, data []byte) (uint64, error) {
+	return e.AppendOwnedFrom(ctx, own, expectedLastSeq, msgID, "", data)
+}
+
+// AppendOwnedFrom is AppendOwned of an event tagged with origin (AppendFrom).
+func (e *Engine) AppendOwnedFrom(ctx context.Context, own Ownership, expectedLastSeq uint64, msgID, origin string, data []byte) (uint64, error) {
 	if own.Node != e.cfg.NodeID || own.Epoch != e.epoch() {
 		return 0, fmt.Errorf("%w (ownership of an earlier lease)", ErrFenced)
 	}
-	return e.Append(ctx, own.SID, expectedLastSeq, msgID, data)
+	return e.AppendFrom(ctx, own.SID, expectedLastSeq, msgID, origin, data)
 }
 
-func (e *Engine) append(ctx context.Context, sid SID, expected uint64, msgID string, data []byte, owner string) (uint64, error) {
+func (e *Engine) append(ctx context.Context, sid SID, expected uint64, msgID string, data []byte, owner, origin string) (uint64, error) {
 	sn, err := e.names(sid)
 	if err != nil {
 		return 0, err
@@ -143,6 +169,9 @@ func (e *Engine) append(ctx context.Context, sid SID, expected uint64, msgID str
 	}
 	if owner != "" {
 		h[hdrOwner] = []string{owner}
+	}
+	if origin != "" {
+		h[hdrOrigin] = []string{origin}
 	}
 	m := &nats.Msg{Subject: sn.evPfx + string(sid), Header: h, Data: data}
 
@@ -318,29 +347,36 @@ func (e *Engine) Read(ctx context.Context, sid SID, afterSeq uint64, max int) (P
 	var p Page
 	err = retryUnavailable(ctx, func(ctx context.Context) error {
 		var err error
-		p, err = e.readOnce(ctx, sn, body, afterSeq)
+		p, err = e.readOnce(ctx, sn, body, afterSeq, max)
 		return err
 	})
 	return p, err
 }
 
-func (e *Engine) readOnce(ctx context.Context, sn streamNames, body []byte, afterSeq uint64) (Page, error) {
+// readOnce makes one direct batch get of at most batch events. Its answers
+// come on a channel subscription sized for the batch and its end marker:
+// nats.go's SubscribeSync would make a channel of SubChanLen (64Ki
+// pointers, 512 KiB) for every read, which at a few hundred stream opens a
+// second was most of the gateway's allocation and so of its GC work.
+func (e *Engine) readOnce(ctx context.Context, sn streamNames, body []byte, afterSeq uint64, batch int) (Page, error) {
 	p := Page{Last: afterSeq}
 	inbox := e.nc.NewRespInbox()
-	sub, err := e.nc.SubscribeSync(inbox)
+	ch := make(chan *nats.Msg, batch+2)
+	sub, err := e.nc.ChanSubscribe(inbox, ch)
 	if err != nil {
 		return p, err
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	_ = sub.SetPendingLimits(maxReadEvents+2, e.cfg.ReadMaxBytes+int(e.cfg.MaxEventBytes)+1<<20)
 	if err := e.nc.PublishRequest(sn.direct, inbox, body); err != nil {
 		return p, err
 	}
 	first := true
 	for {
-		m, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			return p, fmt.Errorf("engine: read: %w", err)
+		var m *nats.Msg
+		select {
+		case m = <-ch:
+		case <-ctx.Done():
+			return p, fmt.Errorf("engine: read: %w", ctx.Err())
 		}
 		if st := m.Header.Get("Status"); st != "" {
 			switch st {
@@ -367,7 +403,7 @@ func (e *Engine) readOnce(ctx context.Context, sn streamNames, body []byte, afte
 		}
 		p.Last = seq
 		if m.Header.Get(hdrOwner) == "" {
-			p.Events = append(p.Events, Event{Seq: seq, Data: m.Data})
+			p.Events = append(p.Events, Event{Seq: seq, Data: m.Data, Origin: m.Header.Get(hdrOrigin)})
 		}
 	}
 }

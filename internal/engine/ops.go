@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -19,41 +20,134 @@ type Request struct {
 // Respond answers the request (once).
 func (r Request) Respond(data []byte) error { return r.msg.Respond(data) }
 
-// Serve subscribes the owner to the session's operations subject
-// cgw.op.<sid> (core request/reply, no queue group: one owner). handler
-// runs on the subscription's goroutine, one request at a time; it may hand
-// the Request to another goroutine and Respond from there.
+// Headers of a request to a session's owner (on its node's subject).
+const (
+	hdrSID   = "Cgw-Sid"   // the session the request is for
+	hdrEpoch = "Cgw-Epoch" // the owner record's epoch
+	// hdrNotOwner answers a request for a session the node does not serve
+	// (under that epoch): the caller's ErrNoOwner, as "no responders".
+	hdrNotOwner = "Cgw-Not-Owner"
+)
+
+// Bounds of the node's operations subscription queue: requests wait there
+// for the one goroutine that hands them to their session's handler.
+const (
+	opsPendingMsgs  = 64 << 10
+	opsPendingBytes = 256 << 20
+)
+
+// opsTable is what a node serves: one operations subscription per node
+// (cgw.op.<node>, made by Start), whose one nats.go goroutine hands each
+// request to its session's handler (Serve), or answers "not the owner".
+type opsTable struct {
+	mu sync.RWMutex
+	m  map[SID]*opsEntry
+}
+
+// opsEntry is one Serve registration.
+type opsEntry struct{ fn func(Request) }
+
+func nodeSubject(node string) string { return "cgw.op." + node }
+
+// serveNode subscribes the node's operations subject (Start).
+func (e *Engine) serveNode() error {
+	e.ops.m = make(map[SID]*opsEntry)
+	sub, err := e.nc.Subscribe(nodeSubject(e.cfg.NodeID), e.dispatchOp)
+	if err != nil {
+		return fmt.Errorf("engine: operations subscription: %w", err)
+	}
+	_ = sub.SetPendingLimits(opsPendingMsgs, opsPendingBytes)
+	return nil
+}
+
+// dispatchOp runs on the operations subscription's goroutine: it hands a
+// request to the handler of its session when this node serves it under
+// the epoch the caller read in the owner record, and answers "not the
+// owner" otherwise.
+func (e *Engine) dispatchOp(m *nats.Msg) {
+	if m.Reply == "" {
+		return
+	}
+	sid := SID(m.Header.Get(hdrSID))
+	var ent *opsEntry
+	if m.Header.Get(hdrEpoch) == e.epoch() {
+		e.ops.mu.RLock()
+		ent = e.ops.m[sid]
+		e.ops.mu.RUnlock()
+	}
+	if ent == nil {
+		r := nats.NewMsg(m.Reply)
+		r.Header.Set(hdrNotOwner, "1")
+		_ = e.nc.PublishMsg(r)
+		return
+	}
+	ent.fn(Request{Data: m.Data, msg: m})
+}
+
+// Serve makes this node answer the requests other replicas send to the
+// session's owner (Request), once it holds the session's owner record
+// (Own): they reach the node's operations subject cgw.op.<node> (core
+// request/reply) and are handed to handler, which runs on the node's one
+// operations goroutine, one request at a time for every session of the
+// node: it must not block (it hands the Request to another goroutine and
+// Responds from there). One handler per session: a second Serve of the
+// same sid replaces the first. Stop or Drain ends it.
 func (e *Engine) Serve(sid SID, handler func(Request)) (*Subscription, error) {
 	if !sid.Valid() {
 		return nil, fmt.Errorf("engine: invalid sid %q", sid)
 	}
-	sub, err := e.nc.Subscribe(opSubject(sid), func(m *nats.Msg) {
-		handler(Request{Data: m.Data, msg: m})
-	})
-	if err != nil {
-		return nil, fmt.Errorf("engine: serve: %w", err)
+	if e.closed.Load() {
+		return nil, ErrClosed
 	}
-	_ = sub.SetPendingLimits(1024, 64<<20)
-	return &Subscription{sub: sub}, nil
+	ent := &opsEntry{fn: handler}
+	e.ops.mu.Lock()
+	e.ops.m[sid] = ent
+	e.ops.mu.Unlock()
+	return &Subscription{stop: func() {
+		e.ops.mu.Lock()
+		if e.ops.m[sid] == ent {
+			delete(e.ops.m, sid)
+		}
+		e.ops.mu.Unlock()
+	}}, nil
 }
 
-func opSubject(sid SID) string { return "cgw.op." + string(sid) }
-
 // Request sends payload to the session's owner and returns its answer,
-// bounded by ctx (OpTimeout without a deadline). ErrNoOwner: nobody serves
-// the session (the caller takes it over with Own).
+// bounded by ctx (OpTimeout without a deadline): it reads the session's
+// owner record and sends to that node's operations subject. ErrNoOwner:
+// nobody serves the session (no record, no node there to answer, or the
+// node does not serve it under the recorded epoch): the caller takes it
+// over with Own.
 func (e *Engine) Request(ctx context.Context, sid SID, payload []byte) ([]byte, error) {
 	if !sid.Valid() {
 		return nil, fmt.Errorf("engine: invalid sid %q", sid)
 	}
 	ctx, cancel := e.opCtx(ctx)
 	defer cancel()
-	m, err := e.nc.RequestWithContext(ctx, opSubject(sid), payload)
+	ent, err := e.owner.Get(ctx, string(sid))
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return nil, ErrNoOwner
+	}
+	if err != nil {
+		return nil, fmt.Errorf("engine: request: owner record: %w", err)
+	}
+	rec := parseOwner(ent.Value())
+	if !validToken(rec.node) {
+		return nil, ErrNoOwner
+	}
+	msg := nats.NewMsg(nodeSubject(rec.node))
+	msg.Header.Set(hdrSID, string(sid))
+	msg.Header.Set(hdrEpoch, rec.epoch)
+	msg.Data = payload
+	m, err := e.nc.RequestMsgWithContext(ctx, msg)
 	if errors.Is(err, nats.ErrNoResponders) {
 		return nil, ErrNoOwner
 	}
 	if err != nil {
 		return nil, fmt.Errorf("engine: request: %w", err)
+	}
+	if m.Header.Get(hdrNotOwner) != "" {
+		return nil, ErrNoOwner
 	}
 	return m.Data, nil
 }

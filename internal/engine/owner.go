@@ -345,7 +345,7 @@ func (e *Engine) fence(ctx context.Context, sid SID, mine ownerRec, rev uint64) 
 		if err != nil {
 			return 0, err
 		}
-		seq, err = e.append(ctx, sid, last, fmt.Sprintf("own.%s.%d", mine.epoch, rev), nil, mine.node)
+		seq, err = e.append(ctx, sid, last, fmt.Sprintf("own.%s.%d", mine.epoch, rev), nil, mine.node, "")
 		if err == nil {
 			return seq, nil
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
@@ -595,7 +596,7 @@ func TestClusterNothingLost(t *testing.T) {
 
 // TestClusterEngineDown: a replica that lost the engine answers calls it
 // would forward with 503 and Retry-After at once, and ends its streams
-// with a retry hint.
+// with a retry hint, counted as engine_unavailable.
 func TestClusterEngineDown(t *testing.T) {
 	c := newCluster(t, 2, 3*time.Second)
 	c.nodes[0].startChat("ed")
@@ -616,6 +617,14 @@ func TestClusterEngineDown(t *testing.T) {
 	}
 	if !retry {
 		t.Errorf("the stream ended without a retry hint: %+v", msgs)
+	}
+	// Counted as what it was, not as a draining replica's.
+	ends := c.nodes[1].api.m.streamEnds
+	testwait.For(t, 5*time.Second, "the stream's end counted", func() bool {
+		return testutil.ToFloat64(ends.WithLabelValues("engine_unavailable")) == 1
+	})
+	if n := testutil.ToFloat64(ends.WithLabelValues("draining")); n != 0 {
+		t.Errorf("%v streams counted as draining", n)
 	}
 	expect(t, c.nodes[0].do("GET", "/v1/chats", "ed", nil), 200, "") // the owner serves on
 }

@@ -38,6 +38,12 @@
 // Stream tickets are sealed, not stored (tickets.go): any replica redeems
 // one, once (engine.Once), and the Server holds nothing per ticket.
 //
+// X-Client-Instance (instance.go): a client's opaque instance id, on its
+// calls (the call's context carries its session.Origin) and on its stream
+// (header, or clientInstance for EventSource). The streamer leaves out the
+// messages whose Origin is its own: the events that report the instance's
+// own calls to the other tabs, which an SDK instance does not emit.
+//
 // Tokens are never logged, never put in a metric label and never accepted in
 // a URL; the access log carries the route pattern, not the query string.
 package httpapi

@@ -167,7 +167,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if retry {
 		var rl *rateLimitedError
 		if errors.As(err, &rl) {
-			w.Header().Set("Retry-After", rl.retryAfter())
+			w.Header().Set("Retry-After", rl.RetryAfter())
 		} else {
 			w.Header().Set("Retry-After", s.retryAfter)
 		}

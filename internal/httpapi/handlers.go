@@ -112,6 +112,10 @@ func (s *Server) rest(fn restFunc) http.HandlerFunc {
 			s.writeError(w, r, err)
 			return
 		}
+		if r, err = withInstance(r); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 		status, result, err := fn(r, token)
 		if err != nil {
 			s.writeError(w, r, err)

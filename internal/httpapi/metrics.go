@@ -102,8 +102,8 @@ var (
 	callOutcomes = []string{"ok", "authentication", "request_failed", "timeout", "canceled",
 		"overloaded", "connection_lost", "too_large", "error"}
 	// streamEndReasons: why an event stream ended, or refused_full.
-	streamEndReasons = []string{"client_gone", "write_failed", "draining", "slow_subscriber",
-		"session_closed", "ended", "refused_full"}
+	streamEndReasons = []string{"client_gone", "write_failed", "draining", "engine_unavailable",
+		"slow_subscriber", "session_closed", "ended", "refused_full"}
 	// ticketOutcomes: what became of a stream ticket.
 	ticketOutcomes = []string{"issued", "redeemed", "rejected", "unavailable"}
 )

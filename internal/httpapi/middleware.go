@@ -257,26 +257,50 @@ func (s *Server) panicked(w http.ResponseWriter, r *http.Request, v any) {
 
 const (
 	corsAllowMethods  = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
-	corsAllowHeaders  = "Authorization, Content-Type, Last-Event-ID, X-Customer-Id, X-Request-Id"
+	corsAllowHeaders  = "Authorization, Content-Type, Last-Event-ID, X-Client-Instance, X-Customer-Id, X-Request-Id"
 	corsExposeHeaders = "Retry-After, X-Request-Id"
 	corsMaxAge        = "600"
 )
 
-// cors answers preflights and marks answers to allowed origins. Without
-// configured origins it does nothing.
+// cors is the Server's CORS middleware (corsPolicy.wrap).
 func (s *Server) cors(next http.Handler) http.Handler {
+	return corsPolicy{origins: s.origins, anyOrigin: s.anyOrigin}.wrap(next)
+}
+
+// corsPolicy is the CORS policy of AllowedOrigins: the Server's answers
+// and Starting's carry the same headers. Immutable.
+type corsPolicy struct {
+	origins   map[string]bool // allowed origins, without a trailing slash
+	anyOrigin bool            // "*" was allowed
+}
+
+// newCORSPolicy is the policy of allowed (Config.AllowedOrigins, valid).
+func newCORSPolicy(allowed []string) corsPolicy {
+	c := corsPolicy{origins: make(map[string]bool, len(allowed))}
+	for _, o := range allowed {
+		if o == "*" {
+			c.anyOrigin = true
+		}
+		c.origins[strings.TrimRight(o, "/")] = true
+	}
+	return c
+}
+
+// wrap answers preflights and marks answers to allowed origins. Without
+// configured origins it does nothing.
+func (c corsPolicy) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		origin := r.Header.Get("Origin")
-		if len(s.origins) == 0 || origin == "" {
+		if len(c.origins) == 0 || origin == "" {
 			next.ServeHTTP(w, r)
 			return
 		}
 		h := w.Header()
 		h.Add("Vary", "Origin")
-		allowed := s.anyOrigin || s.origins[strings.TrimRight(origin, "/")]
+		allowed := c.anyOrigin || c.origins[strings.TrimRight(origin, "/")]
 		preflight := r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != ""
 		if allowed {
-			if s.anyOrigin {
+			if c.anyOrigin {
 				h.Set("Access-Control-Allow-Origin", "*")
 			} else {
 				h.Set("Access-Control-Allow-Origin", origin)

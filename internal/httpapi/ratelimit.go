@@ -4,9 +4,10 @@ import (
 	"hash/maphash"
 	"math"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
+
+	"github.com/chatio-gateway/chatio-gateway/internal/session"
 )
 
 // The per-token request rate limit.
@@ -29,6 +30,22 @@ import (
 //
 // Streams opened with a ticket are not counted again: the ticket itself was
 // (POST /v1/tickets), and it serves one stream.
+//
+// Several replicas. Each replica counts the requests it receives; behind
+// a round-robin balancer that alone would give a customer the limit once
+// per replica. In cluster mode New also hands the limiter to the pool
+// (session.Pool.SetCallLimit): the owner of a customer's session counts
+// every SDK call another replica forwards to it in the customer's bucket
+// here, the one its own requests are counted in, and refuses what is over
+// (the same 429, with its own Retry-After: session.RateLimitError crosses
+// back). So the SDK calls (every /v1 REST route on the session but GET
+// /v1/session) are limited cluster-wide: at most RateBurst at once and
+// RateLimit per second for the customer, wherever they are received (a
+// forwarded call is also counted where it was received, which refuses
+// nothing the owner would let through). Tickets, streams opened with the
+// header, GET /v1/session and uploads (sent upstream from the replica that
+// receives them) are limited per replica: up to N times the limit with N
+// replicas.
 //
 // The table of buckets. The limit is checked before the token is known to
 // be good (that takes a login upstream, which the limit protects), so
@@ -69,17 +86,10 @@ import (
 // maxRateBuckets bounds the rate limiter's table.
 const maxRateBuckets = 100000
 
-// rateLimitedError is a request refused by the per-token rate limit.
-type rateLimitedError struct{ wait time.Duration }
-
-func (e *rateLimitedError) Error() string {
-	return "rate limit: retry in " + e.wait.String()
-}
-
-// retryAfter is the Retry-After value: whole seconds, at least 1.
-func (e *rateLimitedError) retryAfter() string {
-	return strconv.Itoa(max(1, int(math.Ceil(e.wait.Seconds()))))
-}
+// rateLimitedError is a request refused by the per-token rate limit: the
+// session package's type, so that an owner's refusal of a forwarded call
+// crosses to the replica that received it (session.EncodeError).
+type rateLimitedError = session.RateLimitError
 
 // rateLimiter holds a token bucket per access token, in two generations.
 type rateLimiter struct {
@@ -159,7 +169,7 @@ func (l *rateLimiter) allow(token string) error {
 	if b.tokens >= 1 {
 		b.tokens--
 	} else {
-		err = &rateLimitedError{wait: time.Duration((1 - b.tokens) / l.rate * float64(time.Second))}
+		err = &rateLimitedError{Wait: time.Duration((1 - b.tokens) / l.rate * float64(time.Second))}
 	}
 	l.cur[key] = b
 	return err

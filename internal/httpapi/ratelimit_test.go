@@ -47,8 +47,8 @@ func TestRateLimiterRefill(t *testing.T) {
 	l, c := testLimiter(10, 2, 100)
 	drain(t, l, "a", 2)
 	c.add(50 * time.Millisecond)
-	if rl := limited(t, l, "a"); rl.wait <= 0 || rl.wait > 50*time.Millisecond || rl.retryAfter() != "1" {
-		t.Fatalf("wait %v, Retry-After %s", rl.wait, rl.retryAfter())
+	if rl := limited(t, l, "a"); rl.Wait <= 0 || rl.Wait > 50*time.Millisecond || rl.RetryAfter() != "1" {
+		t.Fatalf("wait %v, Retry-After %s", rl.Wait, rl.RetryAfter())
 	}
 	c.add(50 * time.Millisecond) // 10/s: one more
 	drain(t, l, "a", 1)
@@ -122,8 +122,8 @@ func TestRateLimiterForgetsIdle(t *testing.T) {
 	if n := l.len(); n != 3 {
 		t.Fatalf("%d buckets after one period, want 3", n)
 	}
-	if rl := limited(t, l, "late"); rl.wait != 500*time.Millisecond { // 0.5 of 1 refilled
-		t.Fatalf("late's state lost: wait %v", rl.wait)
+	if rl := limited(t, l, "late"); rl.Wait != 500*time.Millisecond { // 0.5 of 1 refilled
+		t.Fatalf("late's state lost: wait %v", rl.Wait)
 	}
 	c.add(4 * time.Second) // t=8s: "early" (t=0) is dropped
 	_ = l.allow("other")

@@ -70,7 +70,6 @@ func New(cfg Config, pool *session.Pool, log *zap.Logger, reg prometheus.Registe
 		engine:  cfg.Engine,
 		tickets: newTicketSealer(cfg.TicketKey),
 		limiter: newRateLimiter(cfg.RateLimit, cfg.RateBurst, maxRateBuckets),
-		origins: make(map[string]bool),
 		drain:   make(chan struct{}),
 	}
 	s.once = &localOnce{ttl: cfg.TicketTTL, now: time.Now, seen: make(map[string]bool)}
@@ -78,12 +77,8 @@ func New(cfg Config, pool *session.Pool, log *zap.Logger, reg prometheus.Registe
 		s.once = cfg.Engine
 	}
 	s.uploads, s.stopUploads = context.WithCancelCause(context.Background())
-	for _, o := range cfg.AllowedOrigins {
-		if o == "*" {
-			s.anyOrigin = true
-		}
-		s.origins[strings.TrimRight(o, "/")] = true
-	}
+	cors := newCORSPolicy(cfg.AllowedOrigins)
+	s.origins, s.anyOrigin = cors.origins, cors.anyOrigin
 	s.gatherer = cfg.Gatherer
 	if s.gatherer == nil {
 		if g, ok := reg.(prometheus.Gatherer); ok {
@@ -94,6 +89,12 @@ func New(cfg Config, pool *session.Pool, log *zap.Logger, reg prometheus.Registe
 	}
 	s.retryAfter = strconv.Itoa(int(math.Ceil(cfg.RetryHint.Seconds())))
 	s.retryField = "retry: " + strconv.FormatInt(cfg.RetryHint.Milliseconds(), 10) + "\n"
+	if pool != nil && pool.Clustered() {
+		// The owner of a customer's session counts the calls other
+		// replicas forward to it in the customer's bucket here too: the
+		// limit holds cluster-wide for the calls (session/limit.go).
+		pool.SetCallLimit(s.limiter.allow)
+	}
 	s.router = s.routes()
 	return s
 }
@@ -157,7 +158,7 @@ func (s *Server) routes() chi.Router {
 
 	// The demo widget and the API reference (package web).
 	widget, docs := web.Handler(), web.DocsHandler()
-	for _, p := range []string{"/", "/index.html", "/app.js", "/style.css"} {
+	for _, p := range []string{"/", "/index.html", "/app.js", "/customer-sdk.js", "/style.css"} {
 		r.Method(http.MethodGet, p, widget)
 	}
 	r.Method(http.MethodGet, "/docs", docs)

@@ -75,6 +75,13 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, idErr)
 		return
 	}
+	// The client instance that opened the stream: its own calls' results
+	// for the other tabs are left out (session.Origin).
+	origin, err := streamOrigin(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 
 	if !s.Ready() {
 		s.writeError(w, r, session.ErrDraining)
@@ -117,7 +124,6 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 
 	var sub *session.Subscriber
 	ctx = contextWithCustomerID(ctx, customerID)
-	var err error
 	if s.pool.Clustered() {
 		// On any replica: the customer's log in the engine (ids are its
 		// sequences), the snapshot from the session's owner.
@@ -134,7 +140,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	st = &streamer{s: s, ctx: ctx, w: w, r: r, sub: sub, done: ctx.Done(), events: sub.C()}
+	st = &streamer{s: s, ctx: ctx, w: w, r: r, sub: sub, done: ctx.Done(), events: sub.C(), origin: origin}
 	if p := parkOf(r); p != nil {
 		p.st = st // ServeHTTP serves it once the router has returned (park.go)
 		return
@@ -154,6 +160,7 @@ type streamer struct {
 	done   <-chan struct{}        // ctx.Done()
 	events <-chan session.Message // sub.C()
 	msg    session.Message        // received by serve for send, out of serve's frame
+	origin session.Origin         // the client instance that opened the stream (0: none)
 
 	rc        *http.ResponseController
 	watchdog  *time.Timer   // cuts a write that takes longer than WriteTimeout
@@ -214,7 +221,7 @@ func (st *streamer) start() string {
 	buf := append(*bp, st.s.retryField...)
 	buf = append(buf, ": connected\n\n"...)
 	for _, m := range st.sub.Snapshot() {
-		buf = appendMessage(buf, m)
+		buf = st.appendMessage(buf, m)
 	}
 	st.sub.ReleaseSnapshot()
 	err := st.write(buf)
@@ -231,7 +238,7 @@ func (st *streamer) start() string {
 // one flush.
 func (st *streamer) send() string {
 	bp := getBuf()
-	buf := appendMessage(*bp, st.msg)
+	buf := st.appendMessage(*bp, st.msg)
 	st.msg = session.Message{} // not held while the stream waits
 	open := true
 batch:
@@ -242,12 +249,15 @@ batch:
 				open = false
 				break batch
 			}
-			buf = appendMessage(buf, m)
+			buf = st.appendMessage(buf, m)
 		default:
 			break batch
 		}
 	}
-	err := st.write(buf)
+	var err error
+	if len(buf) > 0 { // empty: all were the stream's own calls' (appendMessage)
+		err = st.write(buf)
+	}
 	*bp = buf
 	putBuf(bp)
 	if err != nil {
@@ -266,20 +276,27 @@ batch:
 	return ""
 }
 
-// draining ends the stream for SetDraining (or a draining pool) with a
-// retry hint drawn uniformly from [RetryHint, 2×RetryHint], in
-// milliseconds: the streams of a draining replica all end at once, and
-// their clients should not all come back at once.
+// draining ends the stream for SetDraining (or a draining pool): see
+// retryLater.
 func (st *streamer) draining() string {
+	return st.retryLater("draining", "\n: draining, reconnect\n\n")
+}
+
+// retryLater ends the stream with a retry hint drawn uniformly from
+// [RetryHint, 2×RetryHint], in milliseconds, and comment (a comment line
+// and the message's end); it returns reason. The streams of a draining
+// replica, or of one that lost its engine, all end at once, and their
+// clients should not all come back at once.
+func (st *streamer) retryLater(reason, comment string) string {
 	hint := st.s.cfg.RetryHint.Milliseconds()
 	b := make([]byte, 0, 64)
 	b = append(b, "retry: "...)
 	b = strconv.AppendInt(b, hint+rand.Int64N(hint+1), 10)
-	b = append(b, "\n: draining, reconnect\n\n"...)
+	b = append(b, comment...)
 	if st.write(b) != nil {
 		return "write_failed"
 	}
-	return "draining"
+	return reason
 }
 
 // beat writes a heartbeat.
@@ -324,9 +341,11 @@ func (st *streamer) cutWrite() {
 	_ = st.rc.SetWriteDeadline(time.Unix(1, 0))
 }
 
-// end handles a subscription the session ended: a cut-off slow subscriber
-// and a draining pool get a retry hint (they should come back, with
-// Last-Event-ID); an ended session has sent its final event already.
+// end handles a subscription the session ended: a cut-off slow subscriber,
+// a draining pool and a replica that lost its engine (engine_unavailable:
+// the stream may come back here or elsewhere) get a retry hint (they
+// should come back, with Last-Event-ID); an ended session has sent its
+// final event already.
 func (st *streamer) end() string {
 	err := st.sub.Err()
 	switch {
@@ -335,6 +354,8 @@ func (st *streamer) end() string {
 			return "write_failed"
 		}
 		return "slow_subscriber"
+	case errors.Is(err, session.ErrEngine):
+		return st.retryLater("engine_unavailable", "\n: engine unavailable, reconnect\n\n")
 	case errors.Is(err, session.ErrDraining):
 		return st.draining()
 	case errors.Is(err, session.ErrSessionClosed):
@@ -359,6 +380,16 @@ func (st *streamer) release() {
 	st.s.m.streamsOpen.Dec()
 	st.sub.Close()
 	st.s.streams.Add(-1)
+}
+
+// appendMessage is appendMessage for this stream: an event with the
+// stream's origin (its instance's own call's result, for the other tabs)
+// is left out.
+func (st *streamer) appendMessage(buf []byte, m session.Message) []byte {
+	if m.Origin != 0 && m.Origin == st.origin {
+		return buf
+	}
+	return appendMessage(buf, m)
 }
 
 // appendMessage appends one SSE message. The id and event name keep only

@@ -89,6 +89,10 @@ func TestStreamHeartbeat(t *testing.T) {
 			t.Fatalf("heartbeat interval %v, want the default %v", every, DefaultHeartbeatInterval)
 		}
 		chat, _ := e.startChat("tok")
+		// The call's answer can come before its events are published (the
+		// reader goroutine converts them): let it finish, so that they are
+		// in the snapshot or replay and not between the heartbeats below.
+		synctest.Wait()
 		s := e.openStream("/v1/events", "tok")
 		s.waitEvent("connected")
 		start := time.Now()

@@ -17,8 +17,9 @@ import (
 // has run their Validate, as Run does), the value the SDK method resolves
 // to out. Each is one upstream request (history pages and ratings: a few)
 // run by Do, so each has Do's errors besides the upstream's; the request
-// of an SDK method proper is made with chatio.Emit, so that its result
-// reaches the session's subscribers as the SDK emits it.
+// of an SDK method proper is made with chatio.EmitFrom, so that its result
+// reaches the session's subscribers as the SDK emits it, the events for the
+// other tabs tagged with the calling instance (WithOrigin).
 
 // CallTrace hears how an SDK call's upstream part went, for metrics (as
 // net/http/httptrace, it rides on the call's context: WithCallTrace).
@@ -47,11 +48,12 @@ func traceDone(ctx context.Context, start time.Time, err error) {
 
 // sdkCall carries out one SDK method whose result comes from one request
 // of action: send (with Emit), then what the SDK resolves (sdk.ParseResult).
-func (s *Session) sdkCall(ctx context.Context, action string, send func(ctx context.Context, c *chatio.Client) (json.RawMessage, error)) (any, error) {
+func (s *Session) sdkCall(ctx context.Context, action string, send func(ctx context.Context, c *chatio.Client, emit chatio.CallOption) (json.RawMessage, error)) (any, error) {
 	var result any
+	emit := chatio.EmitFrom(uint64(OriginFrom(ctx)))
 	err := s.Do(ctx, func(ctx context.Context, c *chatio.Client) error {
 		start := time.Now()
-		raw, err := send(ctx, c)
+		raw, err := send(ctx, c, emit)
 		traceDone(ctx, start, err)
 		if err != nil {
 			return err
@@ -67,30 +69,30 @@ func (s *Session) sdkCall(ctx context.Context, action string, send func(ctx cont
 
 // StartChat is startChat: start_chat, resolving {chat}.
 func (s *Session) StartChat(ctx context.Context, a op.StartChat) (any, error) {
-	return s.sdkCall(ctx, chatio.ActionStartChat, func(ctx context.Context, c *chatio.Client) (json.RawMessage, error) {
-		return c.StartChat(ctx, a.Scope, a.Events, a.Properties, chatio.Emit())
+	return s.sdkCall(ctx, chatio.ActionStartChat, func(ctx context.Context, c *chatio.Client, emit chatio.CallOption) (json.RawMessage, error) {
+		return c.StartChat(ctx, a.Scope, a.Events, a.Properties, emit)
 	})
 }
 
 // GetChatsSummary is getChatsSummary: one page of the customer's chats.
 func (s *Session) GetChatsSummary(ctx context.Context, a op.GetChatsSummary) (any, error) {
-	return s.sdkCall(ctx, chatio.ActionGetChatsSummary, func(ctx context.Context, c *chatio.Client) (json.RawMessage, error) {
-		return c.GetChatsSummary(ctx, a.Offset, a.Limit, chatio.Emit())
+	return s.sdkCall(ctx, chatio.ActionGetChatsSummary, func(ctx context.Context, c *chatio.Client, emit chatio.CallOption) (json.RawMessage, error) {
+		return c.GetChatsSummary(ctx, a.Offset, a.Limit, emit)
 	})
 }
 
 // GetChatThreads is getChatThreads: whole threads of a chat.
 func (s *Session) GetChatThreads(ctx context.Context, a op.GetChatThreads) (any, error) {
-	return s.sdkCall(ctx, chatio.ActionGetChatThreads, func(ctx context.Context, c *chatio.Client) (json.RawMessage, error) {
-		return c.GetChatThreads(ctx, a.ChatID, a.ThreadIDs, chatio.Emit())
+	return s.sdkCall(ctx, chatio.ActionGetChatThreads, func(ctx context.Context, c *chatio.Client, emit chatio.CallOption) (json.RawMessage, error) {
+		return c.GetChatThreads(ctx, a.ChatID, a.ThreadIDs, emit)
 	})
 }
 
 // GetChatThreadsSummary is getChatThreadsSummary: one page of a chat's
 // thread summaries.
 func (s *Session) GetChatThreadsSummary(ctx context.Context, a op.GetChatThreadsSummary) (any, error) {
-	return s.sdkCall(ctx, chatio.ActionGetChatThreadsSummary, func(ctx context.Context, c *chatio.Client) (json.RawMessage, error) {
-		return c.GetChatThreadsSummary(ctx, a.ChatID, a.Offset, a.Limit, chatio.Emit())
+	return s.sdkCall(ctx, chatio.ActionGetChatThreadsSummary, func(ctx context.Context, c *chatio.Client, emit chatio.CallOption) (json.RawMessage, error) {
+		return c.GetChatThreadsSummary(ctx, a.ChatID, a.Offset, a.Limit, emit)
 	})
 }
 
@@ -102,29 +104,29 @@ func (s *Session) SendEvent(ctx context.Context, a op.SendEvent) (any, error) {
 		return nil, &op.ArgError{Message: "event must be an object"}
 	}
 	wire := chatio.WireEvent(ev)
-	return s.sdkCall(ctx, chatio.ActionSendEvent, func(ctx context.Context, c *chatio.Client) (json.RawMessage, error) {
-		return c.SendEvent(ctx, a.ChatID, wire, chatio.Emit())
+	return s.sdkCall(ctx, chatio.ActionSendEvent, func(ctx context.Context, c *chatio.Client, emit chatio.CallOption) (json.RawMessage, error) {
+		return c.SendEvent(ctx, a.ChatID, wire, emit)
 	})
 }
 
 // CloseThread is closeThread.
 func (s *Session) CloseThread(ctx context.Context, a op.CloseThread) (any, error) {
-	return s.sdkCall(ctx, chatio.ActionCloseThread, func(ctx context.Context, c *chatio.Client) (json.RawMessage, error) {
-		return c.CloseThread(ctx, a.ChatID, chatio.Emit())
+	return s.sdkCall(ctx, chatio.ActionCloseThread, func(ctx context.Context, c *chatio.Client, emit chatio.CallOption) (json.RawMessage, error) {
+		return c.CloseThread(ctx, a.ChatID, emit)
 	})
 }
 
 // UpdateChatProperties is updateChatProperties.
 func (s *Session) UpdateChatProperties(ctx context.Context, a op.UpdateChatProperties) (any, error) {
-	return s.sdkCall(ctx, chatio.ActionUpdateChatProperties, func(ctx context.Context, c *chatio.Client) (json.RawMessage, error) {
-		return c.UpdateChatProperties(ctx, a.ChatID, a.Properties, chatio.Emit())
+	return s.sdkCall(ctx, chatio.ActionUpdateChatProperties, func(ctx context.Context, c *chatio.Client, emit chatio.CallOption) (json.RawMessage, error) {
+		return c.UpdateChatProperties(ctx, a.ChatID, a.Properties, emit)
 	})
 }
 
 // UpdateChatThreadProperties is updateChatThreadProperties.
 func (s *Session) UpdateChatThreadProperties(ctx context.Context, a op.UpdateChatThreadProperties) (any, error) {
-	return s.sdkCall(ctx, chatio.ActionUpdateChatThreadProperties, func(ctx context.Context, c *chatio.Client) (json.RawMessage, error) {
-		return c.UpdateChatThreadProperties(ctx, a.ChatID, a.ThreadID, a.Properties, chatio.Emit())
+	return s.sdkCall(ctx, chatio.ActionUpdateChatThreadProperties, func(ctx context.Context, c *chatio.Client, emit chatio.CallOption) (json.RawMessage, error) {
+		return c.UpdateChatThreadProperties(ctx, a.ChatID, a.ThreadID, a.Properties, emit)
 	})
 }
 
@@ -137,16 +139,16 @@ func (s *Session) UpdateCustomer(ctx context.Context, a op.UpdateCustomer) (any,
 	if customer == nil {
 		customer = jsonobj.Object{}
 	}
-	return s.sdkCall(ctx, chatio.ActionUpdateCustomer, func(ctx context.Context, c *chatio.Client) (json.RawMessage, error) {
-		return c.UpdateCustomer(ctx, customer, chatio.Emit())
+	return s.sdkCall(ctx, chatio.ActionUpdateCustomer, func(ctx context.Context, c *chatio.Client, emit chatio.CallOption) (json.RawMessage, error) {
+		return c.UpdateCustomer(ctx, customer, emit)
 	})
 }
 
 // UpdateLastSeenTimestamp is updateLastSeenTimestamp; as with the SDK
 // 0.9.1, a.Timestamp is not sent.
 func (s *Session) UpdateLastSeenTimestamp(ctx context.Context, a op.UpdateLastSeenTimestamp) (any, error) {
-	return s.sdkCall(ctx, chatio.ActionUpdateLastSeenTimestamp, func(ctx context.Context, c *chatio.Client) (json.RawMessage, error) {
-		return c.UpdateLastSeenTimestamp(ctx, a.ChatID, chatio.Emit())
+	return s.sdkCall(ctx, chatio.ActionUpdateLastSeenTimestamp, func(ctx context.Context, c *chatio.Client, emit chatio.CallOption) (json.RawMessage, error) {
+		return c.UpdateLastSeenTimestamp(ctx, a.ChatID, emit)
 	})
 }
 

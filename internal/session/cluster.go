@@ -44,6 +44,7 @@ type fwdRequest struct {
 	Snapshot   bool     `json:"snapshot,omitempty"`    // a stream's snapshot as of the log's sequence (logSnapshot)
 	CustomerID string   `json:"customer_id,omitempty"` // the caller's X-Customer-Id (AcquireAs)
 	TimeoutMS  int64    `json:"timeout_ms,omitempty"`  // how long the caller waits
+	Origin     Origin   `json:"origin,omitempty"`      // the calling client instance (WithOrigin)
 }
 
 // fwdReply is the owner's answer: Result, or Err (EncodeError).
@@ -90,7 +91,7 @@ func (p *Pool) Exec(ctx context.Context, token, customerID string, call op.Call)
 	if err := call.Validate(); err != nil {
 		return nil, err
 	}
-	return p.route(ctx, token, customerID, fwdRequest{Call: &call}, true,
+	return p.route(ctx, token, customerID, fwdRequest{Call: &call, Origin: OriginFrom(ctx)}, true,
 		func(ctx context.Context, s *Session) (json.RawMessage, error) { return s.Run(ctx, call) })
 }
 
@@ -238,7 +239,7 @@ func (p *Pool) route(ctx context.Context, token, customerID string, req fwdReque
 				}
 			} else {
 				forwarded = true
-				p.m.forwarded.Inc()
+				p.m.forwarded.WithLabelValues(req.kind()).Inc()
 				p.m.forwardS.Observe(time.Since(start).Seconds())
 				if req.Call != nil {
 					traceDone(ctx, start, err)
@@ -379,6 +380,7 @@ func (p *Pool) own(token string, e *entry) (*ownership, error) {
 		}
 		return nil, fmt.Errorf("%w: %w", ErrEngine, err)
 	}
+	p.m.owned.Inc() // until releaseLocked's release has run
 	sub, err := eng.Serve(sid, p.serveOps(e))
 	if err != nil {
 		p.mu.Lock()
@@ -412,6 +414,7 @@ func (p *Pool) releaseLocked(token string, sid engine.SID) func() {
 			p.log.Info("session ownership not released (it lapses with the lease)", zap.Error(err))
 		}
 		cancel()
+		p.m.owned.Dec()
 		p.mu.Lock()
 		if p.releasing[token] == done {
 			delete(p.releasing, token)
@@ -505,7 +508,11 @@ func (p *Pool) answer(r engine.Request, e *entry) {
 		reply(r, res, err)
 		return
 	}
-	res, err := s.Run(ctx, *req.Call)
+	if err := p.limitCall(s.token); err != nil { // the customer's limit, cluster-wide (limit.go)
+		reply(r, nil, err)
+		return
+	}
+	res, err := s.Run(WithOrigin(ctx, req.Origin), *req.Call)
 	reply(r, res, err)
 }
 
@@ -570,9 +577,8 @@ func (p *Pool) fence() {
 	p.mu.Unlock()
 	if len(list) > 0 {
 		p.log.Warn("lease lost: closing the sessions this replica owned", zap.Int("sessions", len(list)))
-		p.m.fenced.Add(float64(len(list)))
 	}
 	for _, s := range list {
-		s.stop(errFenced, nil, nil)
+		p.stopFenced(s, errFenced)
 	}
 }

@@ -70,6 +70,10 @@ type logAppender struct {
 	seq        uint64   // guarded by mu: its sequence in the engine's log
 	waiters    []waiter // guarded by mu: seqAt's, by rising local
 	failed     bool     // guarded by mu: run gave up: waiters get no sequence
+	// mirror is the customer's streams on this replica, fed each appended
+	// event straight from here (no live subscription: see feed); set by
+	// Pool.mirrorOf under Pool.mu, guarded by mu.
+	mirror *mirror
 }
 
 // logged is one event queued for the log, with its session sequence.
@@ -93,7 +97,7 @@ func newLogAppender(s *Session, eng *engine.Engine, own engine.Ownership, local 
 
 // push queues the session's event numbered local (Session.appendLocked,
 // under Session.mu), and starts run when none is at work.
-func (a *logAppender) push(local uint64, name string, data []byte) {
+func (a *logAppender) push(local uint64, ev encoded) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed {
@@ -102,7 +106,7 @@ func (a *logAppender) push(local uint64, name string, data []byte) {
 	if len(a.queue) >= maxLogQueue {
 		a.overflow = true
 	} else {
-		a.queue = append(a.queue, logged{local, encoded{name, data}})
+		a.queue = append(a.queue, logged{local, ev})
 	}
 	a.spawnLocked()
 }
@@ -116,7 +120,11 @@ func (a *logAppender) start() {
 	a.spawnLocked()
 }
 
-// spawnLocked starts run when there is work and none runs. A run holds a
+// spawnLocked starts run when there is work and none runs: on an idle
+// append worker of the pool when one is waiting (appendWorker), else on a
+// goroutine of its own. A worker keeps its stack from run to run; a
+// goroutine per run would leave a grown stack (an engine round trip deep)
+// to the collector at every push. A run on its own goroutine holds a
 // count of Pool.wg, taken while the session holds its own (from create to
 // end, which waits for done). a.mu held.
 func (a *logAppender) spawnLocked() {
@@ -125,11 +133,36 @@ func (a *logAppender) spawnLocked() {
 	}
 	a.running = true
 	p := a.s.pool
+	select {
+	case p.appendq <- a: // a waiting worker runs it (nil appendq: never ready)
+		return
+	default:
+	}
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
 		a.run()
 	}()
+}
+
+// appendWorkers is how many goroutines a clustered pool keeps for its
+// sessions' appenders (spawnLocked): enough for the appends in flight at a
+// steady rate; a burst beyond them runs on goroutines of their own.
+const appendWorkers = 16
+
+// appendWorker runs the appenders handed to it (spawnLocked's hand-off
+// succeeds only while it waits) until the pool's context ends; one of
+// Pool.wg's counts.
+func (p *Pool) appendWorker() {
+	defer p.wg.Done()
+	for {
+		select {
+		case a := <-p.appendq:
+			a.run()
+		case <-p.ctx.Done():
+			return
+		}
+	}
 }
 
 // doneLocked closes done once closed and nothing runs. a.mu held.
@@ -161,8 +194,9 @@ func (a *logAppender) seqAt(local uint64) <-chan uint64 {
 	return ch
 }
 
-// appended records that the event numbered local is at seq in the log.
-func (a *logAppender) appended(local, seq uint64) {
+// appended records that the event numbered local is at seq in the log,
+// and returns the mirror to feed it to (nil: none).
+func (a *logAppender) appended(local, seq uint64) *mirror {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.local, a.seq = local, seq
@@ -171,6 +205,27 @@ func (a *logAppender) appended(local, seq uint64) {
 		a.waiters[i].ch <- seq
 	}
 	a.waiters = a.waiters[i:]
+	return a.mirror
+}
+
+// unfeed stops feeding m (its teardown).
+func (a *logAppender) unfeed(m *mirror) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.mirror == m {
+		a.mirror = nil
+	}
+}
+
+// feed makes the appender hand every event it appends from now on to m,
+// as the live subscription would (the owner's own streams need none), and
+// returns the log's sequence of the last event appended before: the
+// mirror's streams read the log up to it (join). Pool.mu held.
+func (a *logAppender) feed(m *mirror) uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.mirror = m
+	return a.seq
 }
 
 // close lets done close once what is queued is appended (or fenced).
@@ -202,7 +257,9 @@ func (a *logAppender) run() {
 		}
 		for _, l := range batch {
 			a.n++
-			seq, err := a.appendOne(a.last, a.n, l.ev)
+			data := EncodeLogEvent(l.ev.name, l.ev.data)
+			seq, err := a.appendOne(a.last, a.n, l.ev.name, l.ev.origin, data)
+			stored := err == nil
 			if errors.Is(err, errUnstorable) {
 				seq, err = a.last, nil // the event is left out: its successor follows last
 			}
@@ -210,8 +267,12 @@ func (a *logAppender) run() {
 				a.drop(fmt.Errorf("%w: appending to the log: %w", errFenced, err))
 				break
 			}
+			prev := a.last
 			a.last = seq
-			a.appended(l.local, seq)
+			m := a.appended(l.local, seq)
+			if stored && m != nil {
+				m.onLive(engine.Live{Event: engine.Event{Seq: seq, Data: data, Origin: l.ev.origin.String()}, Prev: prev, HasPrev: true})
+			}
 		}
 	}
 }
@@ -227,22 +288,25 @@ const unstorableAfter = 3
 
 // appendOne appends ev after last, retrying while the engine is
 // unreachable: until it answers, or the lease runs out (ErrFenced).
-func (a *logAppender) appendOne(last, n uint64, ev encoded) (uint64, error) {
+func (a *logAppender) appendOne(last, n uint64, name string, origin Origin, data []byte) (uint64, error) {
 	id := a.own.Epoch + "." + strconv.FormatUint(a.own.Revision, 10) + "." + strconv.FormatUint(n, 10)
-	data := EncodeLogEvent(ev.name, ev.data)
 	back := 20 * time.Millisecond
 	refused := 0
 	for {
-		seq, err := a.eng.AppendOwned(context.Background(), a.own, last, id, data)
+		seq, err := a.eng.AppendOwnedFrom(context.Background(), a.own, last, id, origin.String(), data)
 		if err == nil {
 			return seq, nil
 		}
-		if errors.Is(err, engine.ErrFenced) || errors.Is(err, engine.ErrClosed) {
+		if errors.Is(err, engine.ErrFenced) {
+			a.s.pool.m.fencedAppends.Inc()
+			return 0, err
+		}
+		if errors.Is(err, engine.ErrClosed) {
 			return 0, err
 		}
 		if a.eng.Ready() {
 			if refused++; refused >= unstorableAfter {
-				a.s.log.Warn("the log refuses an event: left out", zap.String("event", ev.name), zap.Int("bytes", len(data)), zap.Error(err))
+				a.s.log.Warn("the log refuses an event: left out", zap.String("event", name), zap.Int("bytes", len(data)), zap.Error(err))
 				a.s.pool.m.dropped.WithLabelValues(reasonEncode).Inc()
 				return 0, errUnstorable
 			}
@@ -267,6 +331,10 @@ func (a *logAppender) drop(err error) {
 	a.waiters = nil
 	a.mu.Unlock()
 	a.s.log.Warn("the session's log refused its events: session ends", zap.Error(err))
+	if errors.Is(err, engine.ErrFenced) {
+		a.s.pool.stopFenced(a.s, err)
+		return
+	}
 	a.s.stop(err, nil, nil)
 }
 

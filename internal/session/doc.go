@@ -28,8 +28,14 @@
 // one call that is not a value: its form streams upstream as it is read.
 // Each runs on Do (the in-flight limit, the wait for a live upstream) and
 // sends its requests through chatio's typed methods; an SDK method's
-// request is made with chatio.Emit, so that its result also reaches the
-// subscribers as the SDK emits it. Run takes the call as an op.Call (one
+// request is made with chatio.EmitFrom, so that its result also reaches the
+// subscribers as the SDK emits it. What a result shows the customer's other
+// tabs (sdk.ResultPushEvents: the new_event of a send_event, say) is tagged
+// with the Origin of the calling client instance (WithOrigin, carried by a
+// forwarded call as fwdRequest.Origin), and Message.Origin keeps it, in the
+// ring and in the engine's log (engine.AppendOwnedFrom): a stream opened by
+// that instance leaves those events out (httpapi), as an SDK instance
+// emits nothing for what it resolves itself. Run takes the call as an op.Call (one
 // that came from another replica), validates it, dispatches it and returns
 // the value as JSON; EncodeError and DecodeError carry its error across
 // JSON so that errors.Is and errors.As answer on the receiving side as on
@@ -71,7 +77,10 @@
 // at a time), logs in, sends get_chats_summary as the SDK does, reads back
 // what each known chat missed according to that summary (emitted as
 // new_event, oldest first, without duplicates; a chat that missed nothing
-// costs no request), and emits user_data… and connection_restored. A
+// costs no request; its threads are paged through back to the last one
+// delivered, at most maxGapThreads of them: what a fill cannot read back
+// is logged and counted, gateway_gap_fill_incomplete_total, never skipped
+// silently), and emits user_data… and connection_restored. A
 // chat's read-back that fails for a reason that may pass (a timeout, an
 // error answer of the upstream's trouble) fails the restore: the session
 // dials again rather than announce connection_restored with a gap unfilled
@@ -128,14 +137,16 @@
 // under the cluster key: no token reaches the engine.
 //
 // Ownership comes first: Pool.create calls engine.Own before it dials, and
-// serves the session's op subject (engine.Serve) at once, so that the
-// replicas that lose the race forward to it; requests that arrive while it
+// serves the session (engine.Serve: a handler on the node's one operations
+// subscription, no subscription of its own) at once, so that the replicas
+// that lose the race forward to it; requests that arrive while it
 // dials wait for the session (the entry's ready). A create that fails
 // gives the ownership back (engine.Release) once its socket, if any, is
 // closed. When the session ends (Disconnect, idle, a refused re-login,
 // Shutdown), stop drains its Serve (under Pool.mu: no request reaches it
 // once the next session of the token here serves; those it had taken are
-// answered ErrSessionClosed, and the caller tries again) and records the release in
+// answered ErrSessionClosed, the next ones "not the owner", and the caller
+// tries again) and records the release in
 // Pool.releasing; end runs it once the socket is closed, on a goroutine
 // of its own (end may run on a read loop). The next create of the token
 // here waits for it: a Release after this replica's next Own would delete
@@ -151,7 +162,9 @@
 // it lost the race for Own (ErrElsewhere): it forwards again, with a short
 // backoff, within DialTimeout. An owner answers each forwarded request on
 // a goroutine of its own (counted in Pool.wg, added under Pool.mu while
-// not draining). Pool.SendFile uploads from the receiving replica, on its
+// not draining), and applies the customer's call limit (SetCallLimit: the
+// HTTP layer's rate limiter) to a forwarded SDK call before it runs it, so
+// that the limit holds cluster-wide (limit.go). Pool.SendFile uploads from the receiving replica, on its
 // session's client when it has one, else with chatio.UploadFile and the
 // token: an upload needs no socket.
 //
@@ -160,7 +173,9 @@
 // lease (errFenced, a cause of ErrSessionClosed), which closes its socket;
 // a create that finishes after the loss fails (ErrEngine). The engine
 // itself refuses a lapsed owner's appends: the appender then ends the
-// session too. ErrEngine (the engine failed, or this replica's lease is
+// session too. Either way the session is counted once as fenced
+// (stopFenced: by whichever ends it), and each refused append as a fenced
+// append. ErrEngine (the engine failed, or this replica's lease is
 // not valid) and ErrElsewhere (Acquire of a session another replica owns)
 // are 503 with Retry-After.
 //
@@ -168,8 +183,9 @@
 // encoded data: EncodeLogEvent) to the customer's log in the engine, in
 // the order it logs them, with engine.AppendOwned. appendLocked only
 // queues the event (logAppender.push, under Session.mu, on the read loop);
-// the session's appender (logAppender.run, a goroutine that runs while
-// events wait, started by push: an idle session holds none) appends,
+// the session's appender (logAppender.run, which runs while events wait,
+// started by push on one of the pool's idle append workers, else on a
+// goroutine of its own: an idle session holds none) appends,
 // retrying while the engine is unreachable and giving up when fenced (the
 // session ends). end closes it and waits for it to drain,
 // off the read loop, before the ownership is released. A new owner whose
@@ -183,14 +199,26 @@
 // log, so that its ids are the log's sequences (Pool.Subscribe). A replica
 // has one mirror per customer with streams here: a Session used only as
 // the container of its Subscribers (mu, subs; no client, not in the
-// pool's map), one engine.Subscribe whose callback (the subscription's
-// goroutine) passes each live event through one engine.Cursor under the
-// mirror's Session.mu and offers what it yields to every Subscriber that
-// has not had it (Subscriber.after). A mirror holds no goroutine: one
-// pool goroutine (keepMirrors) asks, every keepInterval and for each
-// mirror with streams, the owner for the session's info (keeping it from
-// idling out, and having it taken over when nobody owns it) and catches
-// the mirror's cursor up with the log. A fresh stream
+// pool's map, newMirrorSession) and one engine.Cursor, through which each
+// live event passes under the mirror's Session.mu before what it yields
+// is offered to every Subscriber that has not had it (Subscriber.after).
+// The live events come from the session's own appender when this replica
+// owns the session (mirror.feeder: logAppender.run hands the mirror each
+// event it appended, with its sequence and its predecessor's, off its
+// lock; the owner needs no engine subscription), else from one
+// engine.Subscribe (its callback, on the subscription's goroutine). When
+// the owned session ends, stop takes the mirror off its appender (which
+// still hands it what it had queued) and subscribes it (liveSub): the
+// cursor drops what both give, and fills from the log what neither did.
+// A mirror holds no goroutine: one pool goroutine (keepMirrors), every
+// keepInterval, touches the sessions that feed mirrors with streams
+// (keeping them from idling out: no engine round trip, and nothing to
+// catch up), and for each other mirror with streams asks the owner for
+// the session's info (keeping it from idling out, and having it taken
+// over when nobody owns it) and catches the mirror's cursor up with the
+// log. Pool.Subscribe opens a stream on a goroutine of its own that it
+// waits for, so that the deep stack of the opening is not kept by the
+// caller's goroutine for the stream's life. A fresh stream
 // gets its snapshot from the owner as of the log's sequence N (a
 // forwarded snapshot request: the owner waits until its appender has
 // appended the event the snapshot is current at, logAppender.seqAt), reads
@@ -211,16 +239,19 @@
 // they come back with their Last-Event-ID); an owner that cannot renew
 // its lease is fenced (above).
 //
-// Goroutines in cluster mode, each counted in Pool.wg: watchLease and
-// keepMirrors (the pool's life; keepMirrors waits for the few workers of
-// each round), one per forwarded request, a session's appender (while
-// events wait) and the release at its end, a mirror's teardown; a mirror holds a count
+// Goroutines in cluster mode, each counted in Pool.wg: watchLease,
+// keepMirrors and appendWorkers append workers (the pool's life; they end
+// with its context, a worker once the appender it runs is done;
+// keepMirrors waits for the few workers of each round), one per forwarded request, a session's appender (while
+// events wait) and the release at its end, a mirror's teardown, and the
+// opening of a stream (Pool.Subscribe waits for it, not counted); a mirror holds a count
 // of its own for its life, but no goroutine. Locks: Pool.mu before Session.mu (a
 // mirror's Session.mu included), as ever; the engine's subscriptions are
 // stopped or drained under them (a local unsubscribe, no round trip: a
 // drained Serve still answers, later, the requests it had taken, so that
 // none waits out its timeout); logAppender.mu
-// is taken under Session.mu and nothing under it. The only engine round
+// is taken under Session.mu or Pool.mu (feed, unfeed) and nothing under
+// it: the appender feeds a mirror after it let go of it. The only engine round
 // trips under a lock are a mirror cursor's reads (Next's gap fill,
 // CatchUp), under that mirror's Session.mu, which they serialise. The
 // engine is the caller's: Shutdown the pool (which releases what it owns)

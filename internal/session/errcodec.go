@@ -49,6 +49,7 @@ type errorJSON struct {
 	Auth         *chatio.AuthError         `json:"auth,omitempty"`
 	Disconnected *chatio.DisconnectedError `json:"disconnected,omitempty"`
 	Arg          *op.ArgError              `json:"arg,omitempty"`
+	Limit        *RateLimitError           `json:"limit,omitempty"`
 }
 
 // EncodeError is err as JSON (null for nil), for DecodeError on the other
@@ -68,6 +69,7 @@ func EncodeError(err error) (json.RawMessage, error) {
 		ae *chatio.AuthError
 		de *chatio.DisconnectedError
 		ar *op.ArgError
+		rl *RateLimitError
 	)
 	if errors.As(err, &re) {
 		j.Request = re
@@ -80,6 +82,9 @@ func EncodeError(err error) (json.RawMessage, error) {
 	}
 	if errors.As(err, &ar) {
 		j.Arg = ar
+	}
+	if errors.As(err, &rl) {
+		j.Limit = rl
 	}
 	return json.Marshal(j)
 }
@@ -114,6 +119,9 @@ func DecodeError(b []byte) error {
 	}
 	if j.Arg != nil {
 		r.causes = append(r.causes, j.Arg)
+	}
+	if j.Limit != nil {
+		r.causes = append(r.causes, j.Limit)
 	}
 	return r
 }

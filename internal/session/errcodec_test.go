@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
 	"github.com/chatio-gateway/chatio-gateway/internal/op"
@@ -33,6 +34,7 @@ func TestErrorCodec(t *testing.T) {
 		chatio.ErrFileTooLarge,
 		ErrOverloaded, ErrDraining, ErrSessionClosed, ErrTooManySubscribers, ErrBadCursor, ErrBadRating,
 		&op.ArgError{Message: "type is required"},
+		&RateLimitError{Wait: 1500 * time.Millisecond},
 		errors.New("something else"),
 	}
 	for _, err := range errs {
@@ -54,6 +56,7 @@ func TestErrorCodec(t *testing.T) {
 		checkAs[*chatio.AuthError](t, b, err, got)
 		checkAs[*chatio.DisconnectedError](t, b, err, got)
 		checkAs[*op.ArgError](t, b, err, got)
+		checkAs[*RateLimitError](t, b, err, got)
 		// it survives being encoded again
 		b2, _ := EncodeError(got)
 		if string(b2) != string(b) {

@@ -2,6 +2,9 @@ package session
 
 import (
 	"errors"
+	"math"
+	"strconv"
+	"time"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/op"
 )
@@ -37,3 +40,20 @@ var (
 	// op.ErrBadRating, an *op.ArgError).
 	ErrBadRating = op.ErrBadRating
 )
+
+// RateLimitError is a request refused by the customer's rate limit: by the
+// HTTP layer's limiter of the replica that received it, or, for a call
+// forwarded to the session's owner, by the owner's (Pool.SetCallLimit).
+// Wait is how long until the limit lets the next request through.
+type RateLimitError struct {
+	Wait time.Duration `json:"wait"`
+}
+
+func (e *RateLimitError) Error() string {
+	return "rate limit: retry in " + e.Wait.String()
+}
+
+// RetryAfter is Wait as a Retry-After value: whole seconds, at least 1.
+func (e *RateLimitError) RetryAfter() string {
+	return strconv.Itoa(max(1, int(math.Ceil(e.Wait.Seconds()))))
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -27,7 +28,8 @@ const (
 	maxTrackedChats   = 1024 // chats remembered for gap filling
 	maxSeenPerChat    = 256  // recent event ids remembered per chat
 	maxThreadsPerChat = 64   // thread orders remembered per chat
-	gapSummaryLimit   = 25   // newest threads looked at when filling a gap
+	gapSummaryLimit   = 25   // threads per look-up when filling a gap (a summary page, a get_chat_threads)
+	maxGapThreads     = 200  // newest threads of a chat a gap fill reads back at most
 )
 
 // wireDelivery is what a frame delivers, read from the wire payload: the
@@ -391,8 +393,9 @@ func newestInSummary(payload json.RawMessage) (map[string]string, bool) {
 // get_chats_summary answer of the new connection: a chat whose newest event
 // there is the last one delivered missed nothing and costs no request.
 //
-// A chat the upstream cannot read back at all (chatUnreadable) is logged
-// and skipped. Any other failure is returned, and the restore with it: a
+// A chat the upstream cannot read back at all (chatUnreadable) is logged,
+// counted (gateway_gap_fill_incomplete_total{reason="unreadable"}) and
+// skipped. Any other failure is returned, and the restore with it: a
 // look-up that timed out, or that the upstream refused for a trouble of its
 // own, would leave the chat's gap unfilled behind connection_restored, and
 // for good: the new connection's pushes move the chat past the gap, and the
@@ -418,10 +421,28 @@ func (s *Session) fillGaps(ctx context.Context, c *chatio.Client, summary json.R
 			if !chatUnreadable(err) {
 				return fmt.Errorf("gap fill: %w", err)
 			}
-			s.log.Info("gap fill skipped a chat", zap.Error(err))
+			s.gapIncomplete(gapUnreadable, "gap fill: the chat cannot be read back; its missed events are not delivered", zap.Error(err))
 		}
 	}
 	return nil
+}
+
+// Why a gap fill could not read a chat's gap back whole (the reason label
+// of gateway_gap_fill_incomplete_total).
+const (
+	gapUnreadable     = "unreadable"       // the upstream refuses to read the chat back (chatUnreadable)
+	gapTooManyThreads = "too_many_threads" // the last delivered thread is older than the newest maxGapThreads
+	gapThreadUnknown  = "thread_unknown"   // the last delivered thread is not in the chat's list, its order unknown
+)
+
+// gapIncompleteReasons: every reason of gateway_gap_fill_incomplete_total.
+var gapIncompleteReasons = []string{gapUnreadable, gapTooManyThreads, gapThreadUnknown}
+
+// gapIncomplete says that a gap fill left events of a chat out: a warning
+// and the metric, never silently.
+func (s *Session) gapIncomplete(reason, msg string, fields ...zap.Field) {
+	s.pool.m.gapIncomplete.WithLabelValues(reason).Inc()
+	s.log.Warn(msg, append(fields, zap.String("reason", reason))...)
 }
 
 // chatUnreadable reports whether err, a gap fill's look-up failure, says
@@ -443,35 +464,89 @@ func chatUnreadable(err error) bool {
 	return false
 }
 
+// fillChat reads back what chat missed after t's last delivered event:
+// the rest of that thread and every newer thread (gapThreads), read
+// gapSummaryLimit threads at a time, oldest first, and publishes them.
 func (s *Session) fillChat(ctx context.Context, c *chatio.Client, chat string, t *chatTrack) error {
-	raw, err := c.GetChatThreadsSummary(ctx, chat, 0, gapSummaryLimit)
+	ids, err := s.gapThreads(ctx, c, chat, t)
 	if err != nil {
 		return err
 	}
-	sum, err := chatio.ParseThreadsSummary(raw)
-	if err != nil {
-		return err
+	for len(ids) > 0 {
+		n := min(len(ids), gapSummaryLimit)
+		if err := s.fillThreads(ctx, c, chat, t, ids[:n]); err != nil {
+			return err
+		}
+		ids = ids[n:]
 	}
+	return nil
+}
+
+// gapThreads lists, oldest first, the threads of chat a gap fill reads
+// back: t's last delivered thread and the newer ones. It pages through the
+// chat's thread summaries (newest first) until it meets the last delivered
+// thread, a thread older than it, or the end of the list, reading at most
+// maxGapThreads: when the last delivered thread is older than those, the
+// newest maxGapThreads are read back and the rest is reported left out
+// (gapIncomplete); when it is not in the whole list and its order is
+// unknown, nothing can be told newer than it, and that is reported too.
+func (s *Session) gapThreads(ctx context.Context, c *chatio.Client, chat string, t *chatTrack) ([]string, error) {
 	lastOrder, known := t.threads[t.thread]
-	for _, ts := range sum.Threads {
-		if ts.ID == t.thread {
-			lastOrder, known = wireNumber(ts.Order)
+	var (
+		listed []chatio.ThreadSummaryEntry // newest first
+		whole  bool                        // the list goes back to it, or to the chat's first thread
+	)
+	for offset := 0; offset < maxGapThreads && !whole; offset += gapSummaryLimit {
+		raw, err := c.GetChatThreadsSummary(ctx, chat, offset, gapSummaryLimit)
+		if err != nil {
+			return nil, err
+		}
+		sum, err := chatio.ParseThreadsSummary(raw)
+		if err != nil {
+			return nil, err
+		}
+		for _, ts := range sum.Threads {
+			o, ok := wireNumber(ts.Order)
+			switch {
+			case ts.ID == t.thread:
+				lastOrder, known, whole = o, ok, true
+			case known && ok && o < lastOrder:
+				whole = true // older than the last delivered thread: the list is past it
+			}
+			listed = append(listed, ts)
+		}
+		total, ok := wireNumber(sum.Total)
+		if len(sum.Threads) < gapSummaryLimit || ok && offset+len(sum.Threads) >= int(total) {
+			whole = true // the chat's first thread is listed
 		}
 	}
-	if !known {
-		s.log.Info("gap fill: last thread of a chat unknown; chat skipped")
-		return nil
+	switch {
+	case !whole:
+		// Every thread listed is newer than the last delivered one, its
+		// order known or not.
+		s.gapIncomplete(gapTooManyThreads, "gap fill: the chat's last delivered thread is older than its newest threads read back; the events of the threads between are not delivered",
+			zap.Int("threads_read", len(listed)))
+		if !known {
+			lastOrder = math.Inf(-1)
+		}
+	case !known:
+		s.gapIncomplete(gapThreadUnknown, "gap fill: the chat's last delivered thread is not among its threads and its order is unknown; its missed events are not delivered",
+			zap.Int("threads_read", len(listed)))
+		return nil, nil
 	}
 	var ids []string
-	for _, ts := range sum.Threads {
-		if o, ok := wireNumber(ts.Order); ok && o >= lastOrder {
-			ids = append(ids, ts.ID)
+	for i := len(listed) - 1; i >= 0; i-- {
+		if o, ok := wireNumber(listed[i].Order); ok && o >= lastOrder {
+			ids = append(ids, listed[i].ID)
 		}
 	}
-	if len(ids) == 0 {
-		return nil
-	}
-	raw, err = c.GetChatThreads(ctx, chat, ids)
+	return ids, nil
+}
+
+// fillThreads reads back threads ids of chat (oldest first, at most
+// gapSummaryLimit) and publishes what t has not delivered of them.
+func (s *Session) fillThreads(ctx context.Context, c *chatio.Client, chat string, t *chatTrack, ids []string) error {
+	raw, err := c.GetChatThreads(ctx, chat, ids)
 	if err != nil {
 		return err
 	}

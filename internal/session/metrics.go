@@ -27,12 +27,15 @@ type metrics struct {
 	subscribersCut *prometheus.CounterVec
 	framesIgnored  *prometheus.CounterVec
 	replayBytes    prometheus.Gauge
+	gapIncomplete  *prometheus.CounterVec
 
 	// Cluster mode (registered only then: newMetrics' cluster).
-	forwarded prometheus.Counter
-	forwardS  prometheus.Histogram
-	takeovers prometheus.Counter
-	fenced    prometheus.Counter
+	owned         prometheus.Gauge
+	forwarded     *prometheus.CounterVec // by kind: forwardKinds
+	forwardS      prometheus.Histogram
+	takeovers     prometheus.Counter
+	fenced        prometheus.Counter
+	fencedAppends prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics { return newPoolMetrics(reg, false) }
@@ -76,9 +79,18 @@ func newPoolMetrics(reg prometheus.Registerer, cluster bool) *metrics {
 			Name: "gateway_replay_bytes",
 			Help: "Bytes of event data kept by the sessions' replay rings, all together.",
 		}),
-		forwarded: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "gateway_cluster_forwarded_calls_total", Help: "Calls forwarded to the replica owning the session (cluster mode).",
+		owned: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gateway_cluster_owned_sessions",
+			Help: "Sessions this replica owns in the engine: from engine.Own until the ownership is given back (cluster mode).",
 		}),
+		gapIncomplete: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_gap_fill_incomplete_total",
+			Help: "Chats whose missed events a gap fill after a reconnect could not read back whole, by reason: unreadable, too_many_threads, thread_unknown.",
+		}, []string{"reason"}),
+		forwarded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_cluster_forwarded_calls_total",
+			Help: "Requests forwarded to the replica owning the session, by kind: call (an SDK call), info (GET /v1/session, and a stream's keep-alive of its session), snapshot (a stream's first events) (cluster mode).",
+		}, []string{"kind"}),
 		forwardS: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "gateway_cluster_forward_duration_seconds", Help: "Time of a call forwarded to the session's owner, engine round trip and the owner's work (cluster mode).",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 15},
@@ -87,16 +99,23 @@ func newPoolMetrics(reg prometheus.Registerer, cluster bool) *metrics {
 			Name: "gateway_cluster_takeovers_total", Help: "Sessions this replica took ownership of because nobody served them (cluster mode).",
 		}),
 		fenced: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "gateway_cluster_fenced_sessions_total", Help: "Sessions closed because this replica's lease was lost (cluster mode).",
+			Name: "gateway_cluster_fenced_sessions_total",
+			Help: "Sessions this replica closed because it was fenced: its lease was lost, or the engine refused an append of theirs (cluster mode).",
+		}),
+		fencedAppends: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gateway_cluster_fenced_appends_total",
+			Help: "Appends to a customer's log the engine refused because this replica is not its owner any more (cluster mode).",
 		}),
 	}
 	if reg != nil {
 		m.register(reg)
 		if cluster {
+			m.owned = promreg.Register(reg, m.owned)
 			m.forwarded = promreg.Register(reg, m.forwarded)
 			m.forwardS = promreg.Register(reg, m.forwardS)
 			m.takeovers = promreg.Register(reg, m.takeovers)
 			m.fenced = promreg.Register(reg, m.fenced)
+			m.fencedAppends = promreg.Register(reg, m.fencedAppends)
 		}
 	}
 	// Every documented series exists from the start, at 0: a counter that
@@ -112,7 +131,44 @@ func newPoolMetrics(reg prometheus.Registerer, cluster bool) *metrics {
 		m.dropped.WithLabelValues(r)
 	}
 	m.subscribersCut.WithLabelValues(reasonSlow)
+	for _, r := range gapIncompleteReasons {
+		m.gapIncomplete.WithLabelValues(r)
+	}
+	for _, k := range forwardKinds {
+		m.forwarded.WithLabelValues(k)
+	}
 	return m
+}
+
+// The kinds of a forwarded request (gateway_cluster_forwarded_calls_total).
+const (
+	kindCall     = "call"
+	kindInfo     = "info"
+	kindSnapshot = "snapshot"
+)
+
+// forwardKinds: every kind of forwarded request.
+var forwardKinds = []string{kindCall, kindInfo, kindSnapshot}
+
+// kind is the label value of a forwarded request.
+func (r fwdRequest) kind() string {
+	switch {
+	case r.Call != nil:
+		return kindCall
+	case r.Snapshot:
+		return kindSnapshot
+	}
+	return kindInfo
+}
+
+// stopFenced ends s because it is fenced (err: how it was told), and
+// counts it in gateway_cluster_fenced_sessions_total when this call is
+// what ended it: the lease watcher (fence) and the session's appender
+// (a refused append) may both find the same session fenced.
+func (p *Pool) stopFenced(s *Session, err error) {
+	if s.stop(err, nil, nil) {
+		p.m.fenced.Inc()
+	}
 }
 
 // The label values of the reason labels, each a closed set (README.md,
@@ -140,4 +196,5 @@ func (m *metrics) register(reg prometheus.Registerer) {
 	m.subscribersCut = promreg.Register(reg, m.subscribersCut)
 	m.framesIgnored = promreg.Register(reg, m.framesIgnored)
 	m.replayBytes = promreg.Register(reg, m.replayBytes)
+	m.gapIncomplete = promreg.Register(reg, m.gapIncomplete)
 }

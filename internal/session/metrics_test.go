@@ -23,12 +23,13 @@ func TestReasonSeriesAtStart(t *testing.T) {
 		"gateway_upstream_frames_ignored_total": len(ignoredFrameReasons),
 		"gateway_events_dropped_total":          len(droppedReasons),
 		"gateway_subscribers_cut_total":         1,
+		"gateway_gap_fill_incomplete_total":     len(gapIncompleteReasons),
 	} {
 		if got, err := testutil.GatherAndCount(reg, name); err != nil || got != want {
 			t.Errorf("%s: %d series (%v), want %d", name, got, err, want)
 		}
 	}
-	if len(dialFailureReasons) != 6 || len(ignoredFrameReasons) != 3 || len(droppedReasons) != 5 {
+	if len(dialFailureReasons) != 6 || len(ignoredFrameReasons) != 3 || len(droppedReasons) != 5 || len(gapIncompleteReasons) != 3 {
 		t.Fatal("a reason list changed: update README.md's metrics table too")
 	}
 }

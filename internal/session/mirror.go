@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio"
 	"github.com/chatio-gateway/chatio-gateway/internal/engine"
 	"github.com/chatio-gateway/chatio-gateway/internal/sdk"
@@ -17,10 +19,13 @@ import (
 // Event streams in cluster mode: every stream, on any replica (the owner
 // included), reads the customer's log in the engine, so that its ids are
 // the log's sequences. A replica has one mirror per customer with streams
-// here: one engine.Subscribe and one engine.Cursor, fanned out to the
-// streams' Subscribers; a new stream gets its snapshot from the owner (as
-// of the log's sequence N) and the log's events after N, or, resuming, the
-// log's events after its Last-Event-ID.
+// here: one engine.Cursor, fanned out to the streams' Subscribers, fed the
+// customer's live events either by the session's own log appender, when
+// this replica owns the session (each event as its append returns, with
+// its sequence: no engine subscription), or else by one engine.Subscribe.
+// A new stream gets its snapshot from the owner (as of the log's sequence
+// N) and the log's events after N, or, resuming, the log's events after
+// its Last-Event-ID.
 
 // logSnapshot is a snapshot as of the log's sequence Seq: what the owner
 // answers a forwarded snapshot request with.
@@ -109,7 +114,15 @@ type mirror struct {
 	sid   engine.SID
 	token string   // to keep the owner's session alive (and take it over) while streams are open
 	s     *Session // the container: mu, subs, cfg, pool; no client, not in the pool's map
-	esub  *engine.Subscription
+
+	// Guarded by Pool.mu. Exactly one of them feeds the mirror while it
+	// is in Pool.mirrors (both nil only while liveSub retries):
+	esub   *engine.Subscription // the customer's live events, when this replica does not own the session
+	feeder *logAppender         // the owned session's appender, which feeds the mirror (logAppender.feed)
+	// fedFrom: the log's last sequence appended before feeder fed the
+	// mirror: what the first join reads up to. Set before the mirror is
+	// published; immutable.
+	fedFrom uint64
 
 	// guarded by s.mu
 	cur     *engine.Cursor // nil until the first join
@@ -137,6 +150,25 @@ func (p *Pool) Subscribe(ctx context.Context, token, customerID, lastEventID str
 		})
 		return sub, err
 	}
+	// The opening (engine round trips, a forwarded snapshot) runs on a
+	// goroutine of its own, which the caller waits for: its stack grows
+	// deep and goes with it, while the caller's, which then serves the
+	// stream for as long as it lasts, stays small.
+	type opened struct {
+		sub *Subscriber
+		err error
+	}
+	done := make(chan opened, 1)
+	go func() {
+		sub, err := p.subscribeCluster(ctx, token, customerID, lastEventID)
+		done <- opened{sub, err}
+	}()
+	o := <-done
+	return o.sub, o.err
+}
+
+// subscribeCluster is Subscribe in cluster mode.
+func (p *Pool) subscribeCluster(ctx context.Context, token, customerID, lastEventID string) (*Subscriber, error) {
 	sid := p.sid(token)
 	var (
 		snapshot []Message
@@ -207,7 +239,7 @@ func (p *Pool) readLog(ctx context.Context, sid engine.SID, after, upTo uint64) 
 				return msgs, upTo, false, nil
 			}
 			if name, data, ok := DecodeLogEvent(ev.Data); ok {
-				msgs = append(msgs, Message{ID: strconv.FormatUint(ev.Seq, 10), Name: name, Data: data})
+				msgs = append(msgs, Message{ID: strconv.FormatUint(ev.Seq, 10), Name: name, Data: data, Origin: parseOrigin(ev.Origin)})
 			}
 		}
 		last = pg.Last
@@ -220,9 +252,10 @@ func (p *Pool) readLog(ctx context.Context, sid engine.SID, after, upTo uint64) 
 	}
 }
 
-// mirrorOf returns the customer's mirror, made (and subscribed to the
-// customer's live events) on first use. A mirror holds a count of Pool.wg
-// until its teardown.
+// mirrorOf returns the customer's mirror, made on first use: fed by the
+// session's appender when this replica owns the session, else subscribed
+// to the customer's live events. A mirror holds a count of Pool.wg until
+// its teardown.
 func (p *Pool) mirrorOf(sid engine.SID, token string) (*mirror, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -232,17 +265,88 @@ func (p *Pool) mirrorOf(sid engine.SID, token string) (*mirror, error) {
 	if m := p.mirrors[sid]; m != nil {
 		return m, nil
 	}
-	m := &mirror{sid: sid, token: token, s: newSession(p, "")}
-	esub, err := p.cfg.Engine.Subscribe(sid, m.onLive)
-	if err != nil {
-		m.s.cancel()
-		return nil, fmt.Errorf("%w: %w", ErrEngine, err)
+	m := &mirror{sid: sid, token: token, s: newMirrorSession(p)}
+	if s := p.ownedLocked(token); s != nil {
+		// This replica owns the session: its appender feeds the mirror
+		// (until the session ends: Session.stop subscribes the mirror).
+		m.feeder = s.elog
+		m.fedFrom = s.elog.feed(m)
+	} else {
+		esub, err := p.cfg.Engine.Subscribe(sid, m.onLive)
+		if err != nil {
+			m.s.cancel()
+			return nil, fmt.Errorf("%w: %w", ErrEngine, err)
+		}
+		m.esub = esub
 	}
-	m.esub = esub
 	m.s.mirror = m
 	p.mirrors[sid] = m
 	p.wg.Add(1) // the mirror's, until teardown
 	return m, nil
+}
+
+// newMirrorSession is a mirror's container: only what a container uses
+// (Pool, Config, mu, subs; the pool's context, nothing of its own to
+// cancel), lighter than newSession's (no logger, tracker, channels or
+// context of its own): there is one per customer with streams here.
+func newMirrorSession(p *Pool) *Session {
+	return &Session{
+		pool:   p,
+		cfg:    &p.cfg,
+		log:    p.log,
+		ctx:    p.ctx,
+		cancel: func() {},
+		status: StatusConnecting,
+		subs:   make(map[*Subscriber]struct{}, 1),
+	}
+}
+
+// ownedLocked returns token's session when this replica owns it and it is
+// open (not being created, not fenced); else nil. Pool.mu held.
+func (p *Pool) ownedLocked(token string) *Session {
+	e := p.sessions[token]
+	if e == nil {
+		return nil
+	}
+	select {
+	case <-e.ready:
+	default:
+		return nil
+	}
+	if e.s == nil || e.s.own == nil || e.s.elog == nil || e.s.own.fenced() {
+		return nil
+	}
+	return e.s
+}
+
+// unfeedLocked is told by Session.stop that the owned session whose
+// appender a fed the customer's mirror ends: the mirror needs the
+// engine's live events from now on (liveSub). It returns the mirror to
+// subscribe, or nil. Pool.mu held.
+func (p *Pool) unfeedLocked(sid engine.SID, a *logAppender) *mirror {
+	m := p.mirrors[sid]
+	if m == nil || m.feeder != a {
+		return nil
+	}
+	m.feeder = nil
+	return m
+}
+
+// liveSub subscribes m to the customer's live events, unless it is gone,
+// fed, or subscribed already. An engine error leaves it to keepMirrors,
+// which tries again at its next round and catches the mirror up.
+func (p *Pool) liveSub(m *mirror) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.mirrors[m.sid] != m || m.esub != nil || m.feeder != nil {
+		return
+	}
+	esub, err := p.cfg.Engine.Subscribe(m.sid, m.onLive)
+	if err != nil {
+		p.log.Warn("mirror: live subscription failed; retried at the next keep round", zap.Error(err))
+		return
+	}
+	m.esub = esub
 }
 
 // join registers a subscriber that has snapshot (nil when resuming) and
@@ -255,7 +359,11 @@ func (m *mirror) join(ctx context.Context, snapshot, replay []Message, pos uint6
 			s.mu.Unlock()
 			return nil, errMirrorGone
 		}
-		if m.cur == nil || pos >= m.cur.Last() {
+		h := m.fedFrom // a new mirror: what its feeder appended before it fed it
+		if m.cur != nil {
+			h = m.cur.Last()
+		}
+		if pos >= h {
 			if err := s.admitLocked(); err != nil {
 				s.mu.Unlock()
 				m.maybeTeardown()
@@ -282,7 +390,6 @@ func (m *mirror) join(ctx context.Context, snapshot, replay []Message, pos uint6
 			s.mu.Unlock()
 			return sub, nil
 		}
-		h := m.cur.Last()
 		s.mu.Unlock()
 		// The mirror is ahead: read what it delivered since pos.
 		evs, at, tooOld, err := s.pool.readLog(ctx, m.sid, pos, h)
@@ -298,8 +405,9 @@ func (m *mirror) join(ctx context.Context, snapshot, replay []Message, pos uint6
 	}
 }
 
-// onLive is the mirror's engine subscription callback: it runs on the
-// subscription's goroutine, one event at a time.
+// onLive takes one live event: the engine subscription's callback (on
+// its goroutine), or from the owned session's appender (logAppender.run),
+// one event at a time each; the cursor drops what both gave.
 func (m *mirror) onLive(l engine.Live) {
 	s := m.s
 	s.mu.Lock()
@@ -344,7 +452,7 @@ func (m *mirror) deliverLocked(evs []engine.Event) {
 		if !ok {
 			continue
 		}
-		msg := Message{ID: strconv.FormatUint(ev.Seq, 10), Name: name, Data: data}
+		msg := Message{ID: strconv.FormatUint(ev.Seq, 10), Name: name, Data: data, Origin: parseOrigin(ev.Origin)}
 		final := name == sdk.EventDisconnected && endsSession(data)
 		delivered := 0
 		for sub := range s.subs {
@@ -390,8 +498,10 @@ func (p *Pool) keepInterval() time.Duration {
 const keepWorkers = 16
 
 // keepMirrors runs while the pool does (cluster mode): every keepInterval,
-// for each mirror with streams, it asks the session's owner for the
-// session's info, which keeps the session from idling out (its streams
+// for each mirror fed by this replica's own session it touches the
+// session (no engine round trip: streams here keep it from idling out,
+// and its appender fed them every event); for each other mirror with
+// streams, it asks the session's owner for the session's info, which keeps the session from idling out (its streams
 // are here, not there) and has it taken over when nobody owns it (its
 // events then reach the log again), then catches the mirror up with the
 // log (catchUp). When the engine is not Ready at two rounds in a row, the
@@ -412,8 +522,14 @@ func (p *Pool) keepMirrors() {
 		}
 		p.mu.Lock()
 		list := make([]*mirror, 0, len(p.mirrors))
+		fed := make([]*Session, 0, len(p.mirrors)) // by list's index: the owned session whose appender feeds the mirror, or nil
 		for _, m := range p.mirrors {
 			list = append(list, m)
+			var s *Session
+			if m.feeder != nil {
+				s = m.feeder.s
+			}
+			fed = append(fed, s)
 		}
 		p.mu.Unlock()
 		if len(list) == 0 {
@@ -430,10 +546,18 @@ func (p *Pool) keepMirrors() {
 		unready = 0
 		sem := make(chan struct{}, keepWorkers)
 		var round sync.WaitGroup
-		for _, m := range list {
+		for i, m := range list {
+			if s := fed[i]; s != nil {
+				// Streams here keep the session here from idling out;
+				// nothing can have been missed (the appender feeds every
+				// event): no engine round trip.
+				s.touch()
+				continue
+			}
 			if m.streams() == 0 {
 				continue
 			}
+			p.liveSub(m) // when an engine error left it without one
 			sem <- struct{}{}
 			round.Go(func() {
 				defer func() { <-sem }()
@@ -526,6 +650,10 @@ func (m *mirror) teardown(err error) {
 	m.early = nil
 	m.cur = nil
 	_ = m.esub.Stop()
+	if m.feeder != nil {
+		m.feeder.unfeed(m)
+		m.feeder = nil
+	}
 	if p.mirrors[m.sid] == m {
 		delete(p.mirrors, m.sid)
 	}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -36,6 +37,8 @@ type Pool struct {
 	// Shutdown's Wait never races an Add at zero.
 	wg sync.WaitGroup
 
+	callLimit atomic.Pointer[func(token string) error] // SetCallLimit's (limit.go)
+
 	pollOnce sync.Once
 	poller   *netpoll.Poller // the upstream sockets' read loops: set by pollOnce at the first dial, closed by Shutdown
 
@@ -47,6 +50,10 @@ type Pool struct {
 	releasing map[string]chan struct{}
 	// mirrors: cluster mode: the customers' streams on this replica.
 	mirrors map[engine.SID]*mirror
+
+	// appendq hands an appender to an idle append worker (cluster mode;
+	// unbuffered: a send succeeds only into a waiting worker). Immutable.
+	appendq chan *logAppender
 }
 
 // entry is one slot of the pool. ready is closed by the creation goroutine
@@ -78,9 +85,13 @@ func NewPool(cfg Config, log *zap.Logger, reg prometheus.Registerer) *Pool {
 	if cfg.Engine != nil {
 		p.releasing = make(map[string]chan struct{})
 		p.mirrors = make(map[engine.SID]*mirror)
-		p.wg.Add(2)
+		p.appendq = make(chan *logAppender)
+		p.wg.Add(2 + appendWorkers)
 		go p.watchLease()
 		go p.keepMirrors()
+		for range appendWorkers {
+			go p.appendWorker()
+		}
 	}
 	return p
 }

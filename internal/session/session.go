@@ -130,6 +130,10 @@ type Message struct {
 	ID   string
 	Name string
 	Data []byte
+	// Origin is the client instance whose call's result this event
+	// reports to the other tabs (0: every stream gets it); a stream opened
+	// by that instance leaves it out (Origin's doc).
+	Origin Origin
 }
 
 func newSession(p *Pool, token string) *Session {
@@ -184,7 +188,7 @@ func (s *Session) adoptCustomerID(id string) {
 	}
 	current := s.snap != nil && s.snap.seq == s.seq
 	s.customerID = id
-	s.appendLocked(sdk.EventCustomerID, data, false)
+	s.appendLocked(encoded{name: sdk.EventCustomerID, data: data}, false)
 	if current {
 		s.snap.seq = s.seq // the chats have not changed: still reusable
 	}
@@ -445,7 +449,7 @@ func (s *Session) stop(err error, final *Message, cond func() bool) bool {
 	s.client = nil
 	cut := 0
 	if final != nil {
-		cut = s.appendLocked(final.Name, final.Data, true)
+		cut = s.appendLocked(encoded{name: final.Name, data: final.Data}, true)
 	}
 	for sub := range s.subs {
 		sub.endLocked(err)
@@ -458,14 +462,21 @@ func (s *Session) stop(err error, final *Message, cond func() bool) bool {
 		delete(s.sneak, chat)
 	}
 	p.removeLocked(s)
+	var unfed *mirror
 	if s.own != nil {
 		// No forwarded call reaches this session from now on; the next
 		// session of the token here Owns only once end has released.
 		_ = s.own.sub.Drain()
 		s.release = p.releaseLocked(s.token, s.own.sid)
+		// The customer's streams here now follow whoever owns it next
+		// (the appender still feeds them what it has queued).
+		unfed = p.unfeedLocked(s.own.sid, s.elog)
 	}
 	s.mu.Unlock()
 	p.mu.Unlock()
+	if unfed != nil {
+		p.liveSub(unfed)
+	}
 	s.cancel()
 	// The client is closed off the caller's goroutine (Close may wait a
 	// second for the peer's close frame); its end then ends the session.
@@ -483,8 +494,9 @@ func (s *Session) stop(err error, final *Message, cond func() bool) bool {
 // ---- the event log ----
 
 type encoded struct {
-	name string
-	data []byte
+	name   string
+	data   []byte
+	origin Origin
 }
 
 // encodeJSON marshals v the way JSON.stringify would print it (no HTML
@@ -550,18 +562,29 @@ func (s *Session) publish(evs ...sdk.Event) uint64 {
 // publishWithSummary is publish; with a non-nil snap it also makes snap the
 // session's summary as of the last event, in the same critical section.
 func (s *Session) publishWithSummary(snap *summarySnap, evs ...sdk.Event) uint64 {
-	if len(evs) == 0 {
+	return s.publishFrom(snap, evs, nil, 0)
+}
+
+// publishFrom is publishWithSummary of evs then others, the events of
+// others tagged with origin (the instance whose call's result they
+// report to the other tabs), all in one critical section.
+func (s *Session) publishFrom(snap *summarySnap, evs, others []sdk.Event, origin Origin) uint64 {
+	if len(evs)+len(others) == 0 {
 		return 0
 	}
-	out := make([]encoded, 0, len(evs))
-	for _, e := range evs {
-		data, err := encodeJSON(e.Data)
+	out := make([]encoded, 0, len(evs)+len(others))
+	for i := range len(evs) + len(others) {
+		e, o := evs, Origin(0)
+		if i >= len(evs) {
+			e, o, i = others, origin, i-len(evs)
+		}
+		data, err := encodeJSON(e[i].Data)
 		if err != nil {
 			s.pool.m.dropped.WithLabelValues(reasonEncode).Inc()
-			s.log.Error("event not encodable", zap.String("event", e.Name), zap.Error(err))
+			s.log.Error("event not encodable", zap.String("event", e[i].Name), zap.Error(err))
 			continue
 		}
-		out = append(out, encoded{e.Name, data})
+		out = append(out, encoded{e[i].Name, data, o})
 	}
 	seq, cut := s.appendAll(out, snap)
 	if cut > 0 {
@@ -582,7 +605,7 @@ func (s *Session) appendAll(out []encoded, snap *summarySnap) (seq uint64, cut i
 		return 0, 0
 	}
 	for _, e := range out {
-		cut += s.appendLocked(e.name, e.data, false)
+		cut += s.appendLocked(e, false)
 	}
 	if snap != nil {
 		snap.seq = s.seq
@@ -637,12 +660,12 @@ func (s *Session) keepSummary(snap *summarySnap, seq uint64) {
 // cut off with ErrSlowSubscriber. final may use the one slot each queue
 // keeps for the session's last message. It returns how many subscribers
 // were cut off. s.mu held.
-func (s *Session) appendLocked(name string, data []byte, final bool) (cut int) {
+func (s *Session) appendLocked(e encoded, final bool) (cut int) {
 	s.seq++
 	if s.elog != nil {
-		s.elog.push(s.seq, name, data)
+		s.elog.push(s.seq, e)
 	}
-	m := Message{ID: strconv.FormatUint(s.seq, 10), Name: name, Data: data}
+	m := Message{ID: strconv.FormatUint(s.seq, 10), Name: e.name, Data: e.data, Origin: e.origin}
 	if s.elog == nil { // in cluster mode streams resume from the engine's log
 		s.keepLocked(m)
 	}
@@ -919,28 +942,31 @@ func (s *Session) handleItem(it chatio.StreamItem) {
 		s.pool.m.dropped.WithLabelValues(reasonDuplicate).Inc()
 		return
 	}
-	evs, err := itemEvents(&it)
+	evs, others, err := itemEvents(&it)
 	if err != nil {
 		s.notConvertible(&it, err)
 	}
 	if w != nil {
 		s.tracker.delivered(w)
 	}
-	s.publish(evs...)
+	s.publishFrom(nil, evs, others, Origin(it.Origin))
 }
 
-// itemEvents converts a push, or the result of a call, to the SDK's events.
-func itemEvents(it *chatio.StreamItem) ([]sdk.Event, error) {
+// itemEvents converts a push, or the result of a call, to the SDK's
+// events: evs, what every stream gets (the SDK emits them for its own call
+// too), and others, what the customer's other tabs see of a call's result
+// (the calling instance resolves it and emits nothing for it).
+func itemEvents(it *chatio.StreamItem) (evs, others []sdk.Event, err error) {
 	if it.ResultOf == "" {
-		return sdk.PushEvents(it.Frame)
+		evs, err = sdk.PushEvents(it.Frame)
+		return evs, nil, err
 	}
-	evs, err := sdk.ResultFrameEvents(it.ResultOf, it.Frame)
+	evs, err = sdk.ResultFrameEvents(it.ResultOf, it.Frame)
 	if err != nil {
-		return evs, err
+		return evs, nil, err
 	}
-	// The customer's other tabs see what this call did.
-	more, err := sdk.ResultPushEvents(it.Frame)
-	return append(evs, more...), err
+	others, err = sdk.ResultPushEvents(it.Frame)
+	return evs, others, err
 }
 
 // The logging of handleItem's failures, in functions of their own: the

@@ -1,16 +1,17 @@
-// The chatio-gateway demo customer chat widget. It uses only the public
-// REST and Server-Sent Events API (API.md), as a page on another origin
-// would: ?api=http://host:port picks the gateway (default: this origin),
-// ?token=T the customer token (default: a random one kept in localStorage).
+// The chatio-gateway demo customer chat widget, written against
+// @chatio-gateway/customer-sdk (customer-sdk.js, its browser build: the
+// global ChatioGatewaySDK), the chat.io Customer SDK's API over the
+// gateway, as a page on another origin would use it: ?api=http://host:port
+// picks the gateway (default: this origin), ?token=T the customer token
+// (default: a random one kept in localStorage). There is no REST or SSE
+// code here: the package does the calls, the stream, resuming it and
+// telling this tab's own actions from the other tabs'.
 'use strict';
 
 (() => {
   const MAX_FILE = 10 << 20; // the gateway's file limit
   const PEEK_DELAY = 300; // ms of quiet typing before a sneak peek goes out
-  const SEEN_MAX = 2000; // stream ids remembered for de-duplication
   const TOKEN_KEY = 'chatio-demo-token';
-  const STREAM_EVENTS = ['customer_id', 'connected', 'user_data', 'new_event', 'user_is_typing',
-    'user_stopped_typing', 'thread_closed', 'connection_lost', 'connection_restored', 'disconnected'];
   const STATE_TEXT = {
     connecting: 'Connecting…', connected: 'Connected', reconnecting: 'Reconnecting…',
     restored: 'Connection restored', disconnected: 'Disconnected', error: 'Cannot connect',
@@ -32,18 +33,15 @@
   const params = new URLSearchParams(location.search);
   const api = apiBase(params.get('api'));
   const token = params.get('token') || storedToken();
-
-  // The stream: one EventSource at a time; gen tells a current callback
-  // from a stale one.
-  const stream = {
-    es: null, gen: 0, timer: 0, attempt: 0,
-    lastId: '', // id of the last event handled: resume point
-    seen: new Set(), // recent event ids, insertion-ordered
-    opened: false, // a stream has been open once
-    connected: false, // a `connected` snapshot has arrived once
-    upstreamDown: false, // between connection_lost and connection_restored
-    stopped: false, // disconnected by the server, or refused: no automatic retry
+  // The SDK's auth object: the demo's token has no customer id of its own
+  // (the gateway tells it: customer_id).
+  const auth = {
+    getToken: () => Promise.resolve({ accessToken: token, tokenType: 'Bearer', entityId: '' }),
+    getFreshToken: () => Promise.resolve({ accessToken: token, tokenType: 'Bearer', entityId: '' }),
   };
+
+  let sdk = null; // the SDK instance; a new one after "Reconnect"
+  let connectedOnce = false;
   // The conversation shown: one chat.
   const chat = {
     id: '', me: '', starting: null,
@@ -51,123 +49,31 @@
     events: new Map(), // event id → its <li>
     pending: new Map(), // customId → <li> of a message being sent
     typing: new Set(), // user ids typing
-    historyStarted: false, cursor: '', done: false, loadingOlder: false,
+    history: null, // the chat's getChatHistory iterator: older pages
+    historyStarted: false, done: false, loadingOlder: false,
   };
 
-  // ---- REST ----
+  // ---- the SDK ----
 
-  async function call(method, path, body) {
-    const init = { method, headers: { Authorization: 'Bearer ' + token }, credentials: 'omit', cache: 'no-store' };
-    if (body !== undefined) {
-      init.headers['Content-Type'] = 'application/json';
-      init.body = JSON.stringify(body);
-    }
-    let res;
-    try {
-      res = await fetch(api + path, init);
-    } catch (e) {
-      throw apiError(0, { message: 'the gateway cannot be reached' });
-    }
-    let data = null;
-    if (res.status !== 204) {
-      try { data = await res.json(); } catch (e) { /* no JSON body */ }
-    }
-    if (!res.ok) throw apiError(res.status, data, res.headers.get('Retry-After'));
-    return data;
-  }
-
-  function apiError(status, body, retryAfter) {
-    const e = new Error((body && body.message) || 'HTTP ' + status);
-    e.status = status;
-    e.code = body && body.code;
-    e.retryAfter = Number(retryAfter) || 0;
-    return e;
-  }
-
-  const chatPath = (id, suffix) => '/v1/chats/' + encodeURIComponent(id) + suffix;
-
-  // ---- the event stream ----
-
-  // connect gets a fresh single-use ticket and opens the stream, resuming
-  // after the last event seen. The browser's own reconnect is never used
-  // (it would reuse the spent ticket): any error closes the EventSource
-  // and comes back here after a jittered backoff.
-  async function connect() {
-    clearTimeout(stream.timer);
-    closeStream();
-    const gen = ++stream.gen;
-    stream.stopped = false;
+  function connect() {
+    if (sdk) sdk.destroy();
     ui.reconnect.hidden = true;
-    setState(stream.opened ? 'reconnecting' : 'connecting');
-    let ticket;
-    try {
-      ticket = (await call('POST', '/v1/tickets')).ticket;
-    } catch (e) {
-      if (gen !== stream.gen) return;
-      if (e.status === 401 || e.status === 400) return stop('error', e.message);
-      return retryLater(gen, e.retryAfter);
-    }
-    if (gen !== stream.gen) return;
-    let url = api + '/v1/events?ticket=' + encodeURIComponent(ticket);
-    if (stream.lastId) url += '&lastEventId=' + encodeURIComponent(stream.lastId);
-    const es = new EventSource(url);
-    stream.es = es;
-    let prevId = ''; // an event without an id line repeats the previous one
-    es.onopen = () => {
-      if (gen !== stream.gen) return;
-      if (stream.opened && stream.connected) setState(stream.upstreamDown ? 'reconnecting' : 'restored');
-      stream.opened = true;
-    };
-    es.onerror = () => {
-      if (gen !== stream.gen) return;
-      closeStream();
-      if (stream.stopped) return void (ui.reconnect.hidden = false); // after `disconnected`
-      setState(stream.opened ? 'reconnecting' : 'connecting');
-      retryLater(gen);
-    };
-    for (const name of STREAM_EVENTS) {
-      es.addEventListener(name, (m) => {
-        if (gen !== stream.gen) return;
-        stream.attempt = 0; // events flow: the next failure retries at once
-        const id = m.lastEventId;
-        if (id && id !== prevId) {
-          prevId = id;
-          if (seenBefore(id)) return;
-          stream.lastId = id;
-        }
-        let data = null;
-        try { data = m.data ? JSON.parse(m.data) : null; } catch (e) { return; }
-        try { on[name](data); } catch (e) { console.error('handling', name, e); }
+    setState(connectedOnce ? 'reconnecting' : 'connecting');
+    sdk = ChatioGatewaySDK.init({
+      gatewayUrl: api || location.origin,
+      auth,
+      onError: (e) => stop('error', e.message),
+    });
+    for (const name of Object.keys(on)) {
+      sdk.on(name, (data) => {
+        try { on[name](data); } catch (e) { console.warn('handling', name, e); }
       });
     }
   }
 
-  function closeStream() {
-    if (stream.es) stream.es.close();
-    stream.es = null;
-  }
-
-  function retryLater(gen, afterSeconds) {
-    const n = stream.attempt++;
-    const cap = Math.min(30000, 500 * 2 ** n);
-    const delay = Math.max((afterSeconds || 0) * 1000, n === 0 ? 200 : cap / 2 + Math.random() * cap / 2);
-    stream.timer = setTimeout(() => { if (gen === stream.gen) connect(); }, delay);
-  }
-
   function stop(state, detail) {
-    stream.gen++;
-    clearTimeout(stream.timer);
-    closeStream();
-    stream.stopped = true;
     setState(state, detail);
     ui.reconnect.hidden = false;
-  }
-
-  function seenBefore(id) {
-    if (stream.seen.has(id)) return true;
-    stream.seen.add(id);
-    if (stream.seen.size > SEEN_MAX) stream.seen.delete(stream.seen.values().next().value);
-    return false;
   }
 
   function setState(state, detail) {
@@ -191,28 +97,21 @@
       renderTyping();
     },
     connected(summary) {
-      stream.upstreamDown = false;
-      stream.stopped = false;
       ui.reconnect.hidden = true;
-      setState(stream.connected ? 'restored' : 'connected');
-      stream.connected = true;
+      setState(connectedOnce ? 'restored' : 'connected');
+      connectedOnce = true;
       resync(summary);
     },
     connection_lost() {
-      stream.upstreamDown = true;
       setState('reconnecting');
     },
     connection_restored(summary) {
-      stream.upstreamDown = false;
-      stream.stopped = false;
       ui.reconnect.hidden = true;
       setState('restored');
       resync(summary);
     },
     disconnected(data) {
-      stream.stopped = true; // the stream ends next; stay down until asked
-      setState('disconnected', data && data.reason);
-      ui.reconnect.hidden = false;
+      stop('disconnected', data && data.reason); // the stream ends; stay down until asked
     },
     new_event(data) {
       if (!data || !data.event) return;
@@ -251,6 +150,7 @@
 
   function openChat(id) {
     chat.id = id;
+    chat.history = sdk.getChatHistory(id);
     chat.historyStarted = false;
     loadNewest();
   }
@@ -258,29 +158,32 @@
   function ensureChat() {
     if (chat.id) return Promise.resolve(chat.id);
     if (!chat.starting) {
-      chat.starting = call('POST', '/v1/chats', {})
+      chat.starting = sdk.startChat()
         .then((c) => { if (!chat.id) openChat(c.id); return chat.id; })
         .finally(() => { chat.starting = null; });
     }
     return chat.starting;
   }
 
+  // loadNewest shows the newest page of history: the first page of the
+  // chat's iterator (whose later pages are the older ones), or, once that
+  // was read, the first page of a fresh iterator (a resync).
   async function loadNewest() {
     const id = chat.id;
+    const first = !chat.historyStarted;
+    const it = first ? chat.history : sdk.getChatHistory(id);
+    if (first) chat.historyStarted = true;
     let page;
     try {
-      page = await call('GET', chatPath(id, '/history'));
+      page = await it.next();
     } catch (e) {
       if (id === chat.id) showError('Could not load the conversation: ' + e.message);
+      if (first && id === chat.id) chat.historyStarted = false;
       return;
     }
     if (id !== chat.id) return;
-    if (!chat.historyStarted) {
-      chat.historyStarted = true;
-      chat.cursor = page.cursor || '';
-      chat.done = !!page.done || !page.cursor;
-    }
-    quietly(() => { for (const ev of page.events || []) addEvent(ev, 'sorted'); });
+    if (first) chat.done = !!page.done;
+    quietly(() => { for (const ev of page.value || []) addEvent(ev, 'sorted'); });
     updateOlder();
   }
 
@@ -291,14 +194,13 @@
     ui.older.disabled = true;
     ui.older.textContent = 'Loading older messages…';
     try {
-      const page = await call('GET', chatPath(id, '/history?cursor=' + encodeURIComponent(chat.cursor)));
+      const page = await chat.history.next();
       if (id !== chat.id) return;
-      chat.cursor = page.cursor || '';
-      chat.done = !!page.done || !page.cursor;
+      chat.done = !!page.done;
       const sc = ui.scroller;
       const height = sc.scrollHeight;
       const first = ui.list.firstElementChild;
-      quietly(() => { for (const ev of page.events || []) addEvent(ev, 'before', first); });
+      quietly(() => { for (const ev of page.value || []) addEvent(ev, 'before', first); });
       sc.scrollTop += sc.scrollHeight - height; // keep the reader's place
     } catch (e) {
       showError('Could not load older messages: ' + e.message);
@@ -480,8 +382,7 @@
     place(li, 'live');
     try {
       const id = await ensureChat();
-      const ev = await call('POST', chatPath(id, '/messages'), { text, customId });
-      addEvent(ev, 'live');
+      addEvent(await sdk.sendMessage(id, { text, customId }), 'live');
     } catch (e) {
       if (!chat.pending.has(customId)) return;
       chat.pending.delete(customId);
@@ -506,35 +407,18 @@
       uploadShown = setTimeout(() => { ui.upload.hidden = true; }, err ? 0 : 800);
       if (err) showError('Could not send ' + file.name + ': ' + err);
     };
-    ensureChat().then((id) => {
-      const form = new FormData();
-      form.append('file', file, file.name);
-      const xhr = new XMLHttpRequest();
-      xhr.open('POST', api + chatPath(id, '/files'));
-      xhr.setRequestHeader('Authorization', 'Bearer ' + token);
-      xhr.upload.onprogress = (e) => { if (e.lengthComputable) ui.progress.value = Math.round(100 * e.loaded / e.total); };
-      xhr.onload = () => {
-        if (xhr.status >= 200 && xhr.status < 300) {
-          ui.progress.value = 100;
-          return finish(); // the file event itself arrives as new_event
-        }
-        let msg = 'HTTP ' + xhr.status;
-        try { msg = JSON.parse(xhr.responseText).message || msg; } catch (e) { /* not JSON */ }
-        finish(xhr.status === 413 ? 'it is too large' : msg);
-      };
-      xhr.onerror = () => finish('the gateway cannot be reached');
-      xhr.onabort = () => finish('cancelled');
-      xhr.send(form);
-    }, (e) => finish(e.message));
+    ensureChat()
+      .then((id) => sdk.sendFile(id, { file }, { onProgress: (p) => { ui.progress.value = Math.round(100 * p); } }))
+      .then(() => { ui.progress.value = 100; finish(); }, // the file event itself arrives as new_event
+        (e) => finish(e.status === 413 ? 'it is too large' : e.message));
   }
 
   function sneakPeek(text) {
     if (!chat.id || !text.trim()) return;
-    call('PUT', chatPath(chat.id, '/sneak-peek'), { text }).then(() => {
-      ui.peek.hidden = false;
-      clearTimeout(peekShown);
-      peekShown = setTimeout(() => { ui.peek.hidden = true; }, 1500);
-    }, () => { /* best effort */ });
+    sdk.setSneakPeek(chat.id, text); // resolves nothing, as the SDK's
+    ui.peek.hidden = false;
+    clearTimeout(peekShown);
+    peekShown = setTimeout(() => { ui.peek.hidden = true; }, 1500);
   }
 
   // ---- small helpers ----
@@ -639,8 +523,7 @@
   });
   ui.older.addEventListener('click', loadOlder);
   ui.scroller.addEventListener('scroll', () => { if (ui.scroller.scrollTop < 40) loadOlder(); }, { passive: true });
-  ui.reconnect.addEventListener('click', () => { stream.attempt = 0; connect(); });
-  window.addEventListener('online', () => { if (!stream.es && !stream.stopped) { stream.attempt = 0; connect(); } });
+  ui.reconnect.addEventListener('click', connect);
   ui.docs.href = api + '/docs';
 
   connect();

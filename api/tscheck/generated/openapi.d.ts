@@ -58,6 +58,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/customer-sdk.js": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The browser build of @chatio-gateway/customer-sdk (the widget's client)
+         * @description The chat.io Customer SDK's API over this gateway (clients/js in the
+         *     project), as one script that defines the global `ChatioGatewaySDK`
+         *     (`ChatioGatewaySDK.init({gatewayUrl, auth})`). The widget loads it.
+         */
+        get: operations["widgetSDK"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/style.css": {
         parameters: {
             query?: never;
@@ -1076,6 +1098,8 @@ export interface components {
     parameters: {
         /** @description The customer id that came with the token from chat.io's customer auth (`entityId`); only echoed back (the stream's `customer_id`, `GET /v1/session`'s `customerId`), never used to authorise anything. Once, at most 128 bytes of UTF-8 without control characters; else 400 INVALID_ARGS. */
         CustomerId: string;
+        /** @description An opaque id the client makes up once per instance (one SDK instance, one browser tab: a random UUID, say) and sends on its stream and on every call. The events a call's result adds to the stream for the customer's other tabs (the `new_event` of a sent event, the `chat_properties_updated` of `updateChatProperties`…) are left out of the streams opened with the caller's own id, live and on resume, on any replica: an SDK instance resolves its own calls and emits nothing for them. Event data never changes; without the header a stream gets every event. Once, 1 to 128 printable ASCII characters without spaces; else 400 INVALID_ARGS. */
+        ClientInstance: string;
         /** @description Chat id (1–128 bytes, no control characters). */
         Chat: string;
         /** @description Thread id (1–128 bytes, no control characters). */
@@ -1136,6 +1160,26 @@ export interface operations {
         };
     };
     widgetScript: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description JavaScript. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/javascript": unknown;
+                };
+            };
+        };
+    };
+    widgetSDK: {
         parameters: {
             query?: never;
             header?: never;
@@ -1375,6 +1419,8 @@ export interface operations {
             header?: {
                 /** @description The customer id that came with the token from chat.io's customer auth (`entityId`); only echoed back (the stream's `customer_id`, `GET /v1/session`'s `customerId`), never used to authorise anything. Once, at most 128 bytes of UTF-8 without control characters; else 400 INVALID_ARGS. */
                 "X-Customer-Id"?: components["parameters"]["CustomerId"];
+                /** @description An opaque id the client makes up once per instance (one SDK instance, one browser tab: a random UUID, say) and sends on its stream and on every call. The events a call's result adds to the stream for the customer's other tabs (the `new_event` of a sent event, the `chat_properties_updated` of `updateChatProperties`…) are left out of the streams opened with the caller's own id, live and on resume, on any replica: an SDK instance resolves its own calls and emits nothing for them. Event data never changes; without the header a stream gets every event. Once, 1 to 128 printable ASCII characters without spaces; else 400 INVALID_ARGS. */
+                "X-Client-Instance"?: components["parameters"]["ClientInstance"];
             };
             path?: never;
             cookie?: never;
@@ -1404,6 +1450,8 @@ export interface operations {
             query?: {
                 /** @description A ticket from `POST /v1/tickets`, instead of the Authorization header. Single use. */
                 ticket?: string;
+                /** @description Same as the X-Client-Instance header (for EventSource, which cannot set it). */
+                clientInstance?: string;
                 /** @description Same as the Last-Event-ID header (for clients that cannot set it). */
                 lastEventId?: string;
             };
@@ -1412,6 +1460,8 @@ export interface operations {
                 "Last-Event-ID"?: string;
                 /** @description The customer id that came with the token from chat.io's customer auth (`entityId`); only echoed back (the stream's `customer_id`, `GET /v1/session`'s `customerId`), never used to authorise anything. Once, at most 128 bytes of UTF-8 without control characters; else 400 INVALID_ARGS. */
                 "X-Customer-Id"?: components["parameters"]["CustomerId"];
+                /** @description An opaque id the client makes up once per instance (one SDK instance, one browser tab: a random UUID, say) and sends on its stream and on every call. The events a call's result adds to the stream for the customer's other tabs (the `new_event` of a sent event, the `chat_properties_updated` of `updateChatProperties`…) are left out of the streams opened with the caller's own id, live and on resume, on any replica: an SDK instance resolves its own calls and emits nothing for them. Event data never changes; without the header a stream gets every event. Once, 1 to 128 printable ASCII characters without spaces; else 400 INVALID_ARGS. */
+                "X-Client-Instance"?: components["parameters"]["ClientInstance"];
             };
             path?: never;
             cookie?: never;
@@ -1455,6 +1505,8 @@ export interface operations {
             header?: {
                 /** @description The customer id that came with the token from chat.io's customer auth (`entityId`); only echoed back (the stream's `customer_id`, `GET /v1/session`'s `customerId`), never used to authorise anything. Once, at most 128 bytes of UTF-8 without control characters; else 400 INVALID_ARGS. */
                 "X-Customer-Id"?: components["parameters"]["CustomerId"];
+                /** @description An opaque id the client makes up once per instance (one SDK instance, one browser tab: a random UUID, say) and sends on its stream and on every call. The events a call's result adds to the stream for the customer's other tabs (the `new_event` of a sent event, the `chat_properties_updated` of `updateChatProperties`…) are left out of the streams opened with the caller's own id, live and on resume, on any replica: an SDK instance resolves its own calls and emits nothing for them. Event data never changes; without the header a stream gets every event. Once, 1 to 128 printable ASCII characters without spaces; else 400 INVALID_ARGS. */
+                "X-Client-Instance"?: components["parameters"]["ClientInstance"];
             };
             path?: never;
             cookie?: never;
@@ -1485,6 +1537,8 @@ export interface operations {
             header?: {
                 /** @description The customer id that came with the token from chat.io's customer auth (`entityId`); only echoed back (the stream's `customer_id`, `GET /v1/session`'s `customerId`), never used to authorise anything. Once, at most 128 bytes of UTF-8 without control characters; else 400 INVALID_ARGS. */
                 "X-Customer-Id"?: components["parameters"]["CustomerId"];
+                /** @description An opaque id the client makes up once per instance (one SDK instance, one browser tab: a random UUID, say) and sends on its stream and on every call. The events a call's result adds to the stream for the customer's other tabs (the `new_event` of a sent event, the `chat_properties_updated` of `updateChatProperties`…) are left out of the streams opened with the caller's own id, live and on resume, on any replica: an SDK instance resolves its own calls and emits nothing for them. Event data never changes; without the header a stream gets every event. Once, 1 to 128 printable ASCII characters without spaces; else 400 INVALID_ARGS. */
+                "X-Client-Instance"?: components["parameters"]["ClientInstance"];
             };
             path?: never;
             cookie?: never;
@@ -1513,6 +1567,8 @@ export interface operations {
             header?: {
                 /** @description The customer id that came with the token from chat.io's customer auth (`entityId`); only echoed back (the stream's `customer_id`, `GET /v1/session`'s `customerId`), never used to authorise anything. Once, at most 128 bytes of UTF-8 without control characters; else 400 INVALID_ARGS. */
                 "X-Customer-Id"?: components["parameters"]["CustomerId"];
+                /** @description An opaque id the client makes up once per instance (one SDK instance, one browser tab: a random UUID, say) and sends on its stream and on every call. The events a call's result adds to the stream for the customer's other tabs (the `new_event` of a sent event, the `chat_properties_updated` of `updateChatProperties`…) are left out of the streams opened with the caller's own id, live and on resume, on any replica: an SDK instance resolves its own calls and emits nothing for them. Event data never changes; without the header a stream gets every event. Once, 1 to 128 printable ASCII characters without spaces; else 400 INVALID_ARGS. */
+                "X-Client-Instance"?: components["parameters"]["ClientInstance"];
             };
             path?: never;
             cookie?: never;
@@ -1545,6 +1601,8 @@ export interface operations {
             header?: {
                 /** @description The customer id that came with the token from chat.io's customer auth (`entityId`); only echoed back (the stream's `customer_id`, `GET /v1/session`'s `customerId`), never used to authorise anything. Once, at most 128 bytes of UTF-8 without control characters; else 400 INVALID_ARGS. */
                 "X-Customer-Id"?: components["parameters"]["CustomerId"];
+                /** @description An opaque id the client makes up once per instance (one SDK instance, one browser tab: a random UUID, say) and sends on its stream and on every call. The events a call's result adds to the stream for the customer's other tabs (the `new_event` of a sent event, the `chat_properties_updated` of `updateChatProperties`…) are left out of the streams opened with the caller's own id, live and on resume, on any replica: an SDK instance resolves its own calls and emits nothing for them. Event data never changes; without the header a stream gets every event. Once, 1 to 128 printable ASCII characters without spaces; else 400 INVALID_ARGS. */
+                "X-Client-Instance"?: components["parameters"]["ClientInstance"];
             };
             path?: never;
             cookie?: never;
@@ -1575,6 +1633,8 @@ export interface operations {
             header?: {
                 /** @description The customer id that came with the token from chat.io's customer auth (`entityId`); only echoed back (the stream's `customer_id`, `GET /v1/session`'s `customerId`), never used to authorise anything. Once, at most 128 bytes of UTF-8 without control characters; else 400 INVALID_ARGS. */
                 "X-Customer-Id"?: components["parameters"]["CustomerId"];
+                /** @description An opaque id the client makes up once per instance (one SDK instance, one browser tab: a random UUID, say) and sends on its stream and on every call. The events a call's result adds to the stream for the customer's other tabs (the `new_event` of a sent event, the `chat_properties_updated` of `updateChatProperties`…) are left out of the streams opened with the caller's own id, live and on resume, on any replica: an SDK instance resolves its own calls and emits nothing for them. Event data never changes; without the header a stream gets every event. Once, 1 to 128 printable ASCII characters without spaces; else 400 INVALID_ARGS. */
+                "X-Client-Instance"?: components["parameters"]["ClientInstance"];
             };
             path?: never;
             cookie?: never;
@@ -1614,6 +1674,8 @@ export interface operations {
             header?: {
                 /** @description The customer id that came with the token from chat.io's customer auth (`entityId`); only echoed back (the stream's `customer_id`, `GET /v1/session`'s `customerId`), never used to authorise anything. Once, at most 128 bytes of UTF-8 without control characters; else 400 INVALID_ARGS. */
                 "X-Customer-Id"?: components["parameters"]["CustomerId"];
+                /** @description An opaque id the client makes up once per instance (one SDK instance, one browser tab: a random UUID, say) and sends on its stream and on every call. The events a call's result adds to the stream for the customer's other tabs (the `new_event` of a sent event, the `chat_properties_updated` of `updateChatProperties`…) are left out of the streams opened with the caller's own id, live and on resume, on any replica: an SDK instance resolves its own calls and emits nothing for them. Event data never changes; without the header a stream gets every event. Once, 1 to 128 printable ASCII characters without spaces; else 400 INVALID_ARGS. */
+                "X-Client-Instance"?: components["parameters"]["ClientInstance"];
             };
             path: {
                 /** @description Chat id (1–128 bytes, no control characters). */
@@ -1652,6 +1714,8 @@ export interface operations {
             header?: {
                 /** @description The customer id that came with the token from chat.io's customer auth (`entityId`); only echoed back (the stream's `customer_id`, `GET /v1/session`'s `customerId`), never used to authorise anything. Once, at most 128 bytes of UTF-8 without control characters; else 400 INVALID_ARGS. */
                 "X-Customer-Id"?: components["parameters"]["CustomerId"];
+                /** @description An opaque id the client makes up once per instance (one SDK instance, one browser tab: a random UUID, say) and sends on its stream and on every call. The events a call's result adds to the stream for the customer's other tabs (the `new_event` of a sent event, the `chat_properties_updated` of `updateChatProperties`…) are left out of the streams opened with the caller's own id, live and on resume, on any replica: an SDK instance resolves its own calls and emits nothing for them. Event data never changes; without the header a stream gets every event. Once, 1 to 128 printable ASCII characters without spaces; else 400 INVALID_ARGS. */
+                "X-Client-Instance"?: components["parameters"]["ClientInstance"];
             };
             path: {
                 /** @description Chat id (1–128 bytes, no control characters). */
@@ -1689,6 +1753,8 @@ export interface operations {
             header?: {
                 /** @description The customer id that came with the token from chat.io's customer auth (`entityId`); only echoed back (the stream's `customer_id`, `GET /v1/session`'s `customerId`), never used to authorise anything. Once, at most 128 bytes of UTF-8 without control characters; else 400 INVALID_ARGS. */
                 "X-Customer-Id"?: components["parameters"]["CustomerId"];
+                /** @description An opaque id the client makes up once per instance (one SDK instance, one browser tab: a random UUID, say) and sends on its stream and on every call. The events a call's result adds to the stream for the customer's other tabs (the `new_event` of a sent event, the `chat_properties_updated` of `updateChatProperties`…) are left out of the streams opened with the caller's own id, live and on resume, on any replica: an SDK instance resolves its own calls and emits nothing for them. Event data never changes; without the header a stream gets every event. Once, 1 to 128 printable ASCII characters without spaces; else 400 INVALID_ARGS. */
+                "X-Client-Instance"?: components["parameters"]["ClientInstance"];
             };
             path: {
                 /** @description Chat id (1–128 bytes, no control characters). */
@@ -1723,6 +1789,8 @@ export interface operations {
             header?: {
                 /** @description The customer id that came with the token from chat.io's customer auth (`entityId`); only echoed back (the stream's `customer_id`, `GET /v1/session`'s `customerId`), never used to authorise anything. Once, at most 128 bytes of UTF-8 without control characters; else 400 INVALID_ARGS. */
                 "X-Customer-Id"?: components["parameters"]["CustomerId"];
+                /** @description An opaque id the client makes up once per instance (one SDK instance, one browser tab: a random UUID, say) and sends on its stream and on every call. The events a call's result adds to the stream for the customer's other tabs (the `new_event` of a sent event, the `chat_properties_updated` of `updateChatProperties`…) are left out of the streams opened with the caller's own id, live and on resume, on any replica: an SDK instance resolves its own calls and emits nothing for them. Event data never changes; without the header a stream gets every event. Once, 1 to 128 printable ASCII characters without spaces; else 400 INVALID_ARGS. */
+                "X-Client-Instance"?: components["parameters"]["ClientInstance"];
             };
             path: {
                 /** @description Chat id (1–128 bytes, no control characters). */
@@ -1763,6 +1831,8 @@ export interface operations {
             header?: {
                 /** @description The customer id that came with the token from chat.io's customer auth (`entityId`); only echoed back (the stream's `customer_id`, `GET /v1/session`'s `customerId`), never used to authorise anything. Once, at most 128 bytes of UTF-8 without control characters; else 400 INVALID_ARGS. */
                 "X-Customer-Id"?: components["parameters"]["CustomerId"];
+                /** @description An opaque id the client makes up once per instance (one SDK instance, one browser tab: a random UUID, say) and sends on its stream and on every call. The events a call's result adds to the stream for the customer's other tabs (the `new_event` of a sent event, the `chat_properties_updated` of `updateChatProperties`…) are left out of the streams opened with the caller's own id, live and on resume, on any replica: an SDK instance resolves its own calls and emits nothing for them. Event data never changes; without the header a stream gets every event. Once, 1 to 128 printable ASCII characters without spaces; else 400 INVALID_ARGS. */
+                "X-Client-Instance"?: components["parameters"]["ClientInstance"];
             };
             path: {
                 /** @description Chat id (1–128 bytes, no control characters). */
@@ -1803,6 +1873,8 @@ export interface operations {
             header?: {
                 /** @description The customer id that came with the token from chat.io's customer auth (`entityId`); only echoed back (the stream's `customer_id`, `GET /v1/session`'s `customerId`), never used to authorise anything. Once, at most 128 bytes of UTF-8 without control characters; else 400 INVALID_ARGS. */
                 "X-Customer-Id"?: components["parameters"]["CustomerId"];
+                /** @description An opaque id the client makes up once per instance (one SDK instance, one browser tab: a random UUID, say) and sends on its stream and on every call. The events a call's result adds to the stream for the customer's other tabs (the `new_event` of a sent event, the `chat_properties_updated` of `updateChatProperties`…) are left out of the streams opened with the caller's own id, live and on resume, on any replica: an SDK instance resolves its own calls and emits nothing for them. Event data never changes; without the header a stream gets every event. Once, 1 to 128 printable ASCII characters without spaces; else 400 INVALID_ARGS. */
+                "X-Client-Instance"?: components["parameters"]["ClientInstance"];
             };
             path: {
                 /** @description Chat id (1–128 bytes, no control characters). */
@@ -1843,6 +1915,8 @@ export interface operations {
             header?: {
                 /** @description The customer id that came with the token from chat.io's customer auth (`entityId`); only echoed back (the stream's `customer_id`, `GET /v1/session`'s `customerId`), never used to authorise anything. Once, at most 128 bytes of UTF-8 without control characters; else 400 INVALID_ARGS. */
                 "X-Customer-Id"?: components["parameters"]["CustomerId"];
+                /** @description An opaque id the client makes up once per instance (one SDK instance, one browser tab: a random UUID, say) and sends on its stream and on every call. The events a call's result adds to the stream for the customer's other tabs (the `new_event` of a sent event, the `chat_properties_updated` of `updateChatProperties`…) are left out of the streams opened with the caller's own id, live and on resume, on any replica: an SDK instance resolves its own calls and emits nothing for them. Event data never changes; without the header a stream gets every event. Once, 1 to 128 printable ASCII characters without spaces; else 400 INVALID_ARGS. */
+                "X-Client-Instance"?: components["parameters"]["ClientInstance"];
             };
             path: {
                 /** @description Chat id (1–128 bytes, no control characters). */
@@ -1883,6 +1957,8 @@ export interface operations {
             header?: {
                 /** @description The customer id that came with the token from chat.io's customer auth (`entityId`); only echoed back (the stream's `customer_id`, `GET /v1/session`'s `customerId`), never used to authorise anything. Once, at most 128 bytes of UTF-8 without control characters; else 400 INVALID_ARGS. */
                 "X-Customer-Id"?: components["parameters"]["CustomerId"];
+                /** @description An opaque id the client makes up once per instance (one SDK instance, one browser tab: a random UUID, say) and sends on its stream and on every call. The events a call's result adds to the stream for the customer's other tabs (the `new_event` of a sent event, the `chat_properties_updated` of `updateChatProperties`…) are left out of the streams opened with the caller's own id, live and on resume, on any replica: an SDK instance resolves its own calls and emits nothing for them. Event data never changes; without the header a stream gets every event. Once, 1 to 128 printable ASCII characters without spaces; else 400 INVALID_ARGS. */
+                "X-Client-Instance"?: components["parameters"]["ClientInstance"];
             };
             path: {
                 /** @description Chat id (1–128 bytes, no control characters). */
@@ -1922,6 +1998,8 @@ export interface operations {
             header?: {
                 /** @description The customer id that came with the token from chat.io's customer auth (`entityId`); only echoed back (the stream's `customer_id`, `GET /v1/session`'s `customerId`), never used to authorise anything. Once, at most 128 bytes of UTF-8 without control characters; else 400 INVALID_ARGS. */
                 "X-Customer-Id"?: components["parameters"]["CustomerId"];
+                /** @description An opaque id the client makes up once per instance (one SDK instance, one browser tab: a random UUID, say) and sends on its stream and on every call. The events a call's result adds to the stream for the customer's other tabs (the `new_event` of a sent event, the `chat_properties_updated` of `updateChatProperties`…) are left out of the streams opened with the caller's own id, live and on resume, on any replica: an SDK instance resolves its own calls and emits nothing for them. Event data never changes; without the header a stream gets every event. Once, 1 to 128 printable ASCII characters without spaces; else 400 INVALID_ARGS. */
+                "X-Client-Instance"?: components["parameters"]["ClientInstance"];
             };
             path: {
                 /** @description Chat id (1–128 bytes, no control characters). */
@@ -1948,6 +2026,8 @@ export interface operations {
             header?: {
                 /** @description The customer id that came with the token from chat.io's customer auth (`entityId`); only echoed back (the stream's `customer_id`, `GET /v1/session`'s `customerId`), never used to authorise anything. Once, at most 128 bytes of UTF-8 without control characters; else 400 INVALID_ARGS. */
                 "X-Customer-Id"?: components["parameters"]["CustomerId"];
+                /** @description An opaque id the client makes up once per instance (one SDK instance, one browser tab: a random UUID, say) and sends on its stream and on every call. The events a call's result adds to the stream for the customer's other tabs (the `new_event` of a sent event, the `chat_properties_updated` of `updateChatProperties`…) are left out of the streams opened with the caller's own id, live and on resume, on any replica: an SDK instance resolves its own calls and emits nothing for them. Event data never changes; without the header a stream gets every event. Once, 1 to 128 printable ASCII characters without spaces; else 400 INVALID_ARGS. */
+                "X-Client-Instance"?: components["parameters"]["ClientInstance"];
             };
             path: {
                 /** @description Chat id (1–128 bytes, no control characters). */
@@ -1980,6 +2060,8 @@ export interface operations {
             header?: {
                 /** @description The customer id that came with the token from chat.io's customer auth (`entityId`); only echoed back (the stream's `customer_id`, `GET /v1/session`'s `customerId`), never used to authorise anything. Once, at most 128 bytes of UTF-8 without control characters; else 400 INVALID_ARGS. */
                 "X-Customer-Id"?: components["parameters"]["CustomerId"];
+                /** @description An opaque id the client makes up once per instance (one SDK instance, one browser tab: a random UUID, say) and sends on its stream and on every call. The events a call's result adds to the stream for the customer's other tabs (the `new_event` of a sent event, the `chat_properties_updated` of `updateChatProperties`…) are left out of the streams opened with the caller's own id, live and on resume, on any replica: an SDK instance resolves its own calls and emits nothing for them. Event data never changes; without the header a stream gets every event. Once, 1 to 128 printable ASCII characters without spaces; else 400 INVALID_ARGS. */
+                "X-Client-Instance"?: components["parameters"]["ClientInstance"];
             };
             path: {
                 /** @description Chat id (1–128 bytes, no control characters). */
@@ -2014,6 +2096,8 @@ export interface operations {
             header?: {
                 /** @description The customer id that came with the token from chat.io's customer auth (`entityId`); only echoed back (the stream's `customer_id`, `GET /v1/session`'s `customerId`), never used to authorise anything. Once, at most 128 bytes of UTF-8 without control characters; else 400 INVALID_ARGS. */
                 "X-Customer-Id"?: components["parameters"]["CustomerId"];
+                /** @description An opaque id the client makes up once per instance (one SDK instance, one browser tab: a random UUID, say) and sends on its stream and on every call. The events a call's result adds to the stream for the customer's other tabs (the `new_event` of a sent event, the `chat_properties_updated` of `updateChatProperties`…) are left out of the streams opened with the caller's own id, live and on resume, on any replica: an SDK instance resolves its own calls and emits nothing for them. Event data never changes; without the header a stream gets every event. Once, 1 to 128 printable ASCII characters without spaces; else 400 INVALID_ARGS. */
+                "X-Client-Instance"?: components["parameters"]["ClientInstance"];
             };
             path: {
                 /** @description Chat id (1–128 bytes, no control characters). */

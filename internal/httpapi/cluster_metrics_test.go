@@ -1,0 +1,143 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/chatio-gateway/chatio-gateway/internal/engine"
+	"github.com/chatio-gateway/chatio-gateway/internal/session"
+	"github.com/chatio-gateway/chatio-gateway/internal/testwait"
+)
+
+// gaugeValue is the value of a replica's gauge named name (one series, no
+// labels).
+func gaugeValue(t *testing.T, e *env, name string) float64 {
+	t.Helper()
+	mfs, err := e.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
+
+// TestClusterFencedAppend: an owner whose append the engine refuses
+// (another writer appended to the customer's log: the owner is not its
+// owner any more) while its lease is valid closes the session itself, and
+// counts it: one fenced append, one fenced session (the lease watcher,
+// which counted them alone before, never sees it). The owned-sessions
+// gauge follows the ownership: 1 on the owner, 0 elsewhere, 0 once given
+// back.
+func TestClusterFencedAppend(t *testing.T) {
+	c := newCluster(t, 2, 3*time.Second)
+	chat, _ := c.nodes[0].startChat("fa")
+	if o := c.owner("fa"); o != 0 {
+		t.Fatalf("owner %d, want 0", o)
+	}
+	if n := gaugeValue(t, c.nodes[0], "gateway_cluster_owned_sessions"); n != 1 {
+		t.Errorf("owner: %v owned sessions", n)
+	}
+	if n := gaugeValue(t, c.nodes[1], "gateway_cluster_owned_sessions"); n != 0 {
+		t.Errorf("the other replica: %v owned sessions", n)
+	}
+
+	// Another writer appends after the log's last event, as a new owner's
+	// marker would.
+	sid := engine.CustomerKey(clusterKey, "1", "fa")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := 0; ; i++ {
+		last, err := c.engs[1].LastSeq(ctx, sid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.engs[1].Append(ctx, sid, last, "intruder", session.EncodeLogEvent("intruder", []byte("{}")))
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, engine.ErrFenced) || i > 20 {
+			t.Fatal(err) // ErrFenced: the owner appended meanwhile
+		}
+	}
+	// The owner's next event is refused: the session ends, its socket closes.
+	c.nodes[0].do("POST", "/v1/chats/"+chat+"/messages", "fa", `{"text":"refused"}`)
+	testwait.For(t, 5*time.Second, "the owner closes its socket", func() bool { return c.sockets("fa") == 0 })
+	if !c.engs[0].LeaseValid() {
+		t.Fatal("the owner's lease lapsed: the test proves nothing")
+	}
+	testwait.For(t, 5*time.Second, "the ownership given back", func() bool {
+		return gaugeValue(t, c.nodes[0], "gateway_cluster_owned_sessions") == 0
+	})
+	if n := counterValue(t, c.nodes[0], "gateway_cluster_fenced_appends_total"); n != 1 {
+		t.Errorf("fenced appends: %v, want 1", n)
+	}
+	if n := counterValue(t, c.nodes[0], "gateway_cluster_fenced_sessions_total"); n != 1 {
+		t.Errorf("fenced sessions: %v, want 1", n)
+	}
+}
+
+// labelledValue is the value of a replica's counter name in its series
+// with label = value.
+func labelledValue(t *testing.T, e *env, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := e.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == label && lp.GetValue() == value {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no series %s{%s=%q}", name, label, value)
+	return 0
+}
+
+// TestClusterForwardedKinds: the requests a replica forwards to the owner
+// are counted by kind (every kind a series from the start): an SDK call,
+// GET /v1/session (info), a stream's snapshot.
+func TestClusterForwardedKinds(t *testing.T) {
+	c := newCluster(t, 2, 3*time.Second)
+	fwd := func(kind string) float64 {
+		return labelledValue(t, c.nodes[1], "gateway_cluster_forwarded_calls_total", "kind", kind)
+	}
+	for _, k := range []string{"call", "info", "snapshot"} {
+		if n := fwd(k); n != 0 {
+			t.Errorf("%s: %v at start", k, n)
+		}
+	}
+	c.nodes[0].startChat("fk")
+	if o := c.owner("fk"); o != 0 {
+		t.Fatalf("owner %d, want 0", o)
+	}
+	expect(t, c.nodes[1].do("GET", "/v1/chats", "fk", nil), 200, "")
+	if n := fwd("call"); n != 1 {
+		t.Errorf("calls forwarded: %v, want 1", n)
+	}
+	expect(t, c.nodes[1].do("GET", "/v1/session", "fk", nil), 200, "")
+	if n := fwd("info"); n < 1 {
+		t.Errorf("info requests forwarded: %v", n)
+	}
+	st := c.nodes[1].openStream("/v1/events", "fk")
+	st.waitEvent("connected")
+	if n := fwd("snapshot"); n != 1 {
+		t.Errorf("snapshots forwarded: %v, want 1", n)
+	}
+	if n := fwd("call"); n != 1 {
+		t.Errorf("calls forwarded: %v, want 1 (a stream forwards no call)", n)
+	}
+}
