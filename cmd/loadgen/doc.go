@@ -9,5 +9,14 @@
 //
 //	go run ./cmd/loadgen -k 500 -r 100 -s 20 -duration 10s
 //
+// With -replicas N (N ≥ 2) the gateway runs as a cluster: N processes on
+// one nats-server with JetStream (the binary re-executed as a child), each
+// request to a random replica; the report splits REST latency into calls
+// that ran on the session's owner and calls forwarded to it, and with
+// -kill-owner-at it SIGKILLs the replica owning the most sessions and
+// measures how long each affected stream took to resume with every event:
+//
+//	go run ./cmd/loadgen -mode gateway -replicas 3 -k 5000 -kill-owner-at 20s -duration 40s
+//
 // See bench/RESULTS.md for the full runs.
 package main

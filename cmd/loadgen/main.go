@@ -21,6 +21,9 @@ const workerArg = "client-worker"
 // relayArg makes the binary serve as the byte relay of -mode relay.
 const relayArg = "tcp-relay"
 
+// natsArg makes the binary serve as the nats-server of -replicas.
+const natsArg = "nats-server"
+
 func main() {
 	if len(os.Args) == 2 && os.Args[1] == workerArg {
 		if err := loadgen.ServeWorker(os.Stdin, os.Stdout); err != nil {
@@ -32,6 +35,13 @@ func main() {
 	if len(os.Args) == 2 && os.Args[1] == relayArg {
 		if err := loadgen.ServeRelay(os.Stdin, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "loadgen relay:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if len(os.Args) == 2 && os.Args[1] == natsArg {
+		if err := loadgen.ServeNATS(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen nats-server:", err)
 			os.Exit(1)
 		}
 		return
@@ -61,8 +71,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&cfg.CallersDuration, "callers-duration", 10*time.Second, "length of the throughput phase")
 	fs.StringVar(&cfg.GatewayBin, "gateway-bin", "", "gateway binary (default: go build ./cmd/gateway into a temp dir)")
 	fs.StringVar(&cfg.ProfileDir, "profile", "", "turn the gateway's pprof on and save heap and CPU profiles in this directory")
+	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", 5*time.Second, "how long to wait after the measured phase for the pushes still on their way")
 	fs.DurationVar(&cfg.Settle, "settle", 2*time.Second, "pause after the ramp before memory is read")
 	fs.IntVar(&cfg.DirectReadLoops, "direct-read-loops", 0, "event loops reading the direct clients' sockets, as the gateway's GATEWAY_UPSTREAM_READ_LOOPS (-1: a goroutine per socket)")
+	fs.IntVar(&cfg.Replicas, "replicas", 1, "gateway processes; above 1 a cluster: one nats-server (a child process) with JetStream, a shared GATEWAY_CLUSTER_KEY, each request to a random replica")
+	fs.DurationVar(&cfg.LeaseTTL, "lease-ttl", 0, "the replicas' GATEWAY_LEASE_TTL (0: the gateway's default)")
+	fs.DurationVar(&cfg.KillOwnerAt, "kill-owner-at", 0, "SIGKILL the replica owning the most sessions this long into the measured phase and measure the takeover (needs -replicas ≥ 2)")
 	inProc := fs.Bool("clients-inprocess", false, "run the clients in this process, not in a worker (the direct ones only when their sockets fit)")
 	gwLog := fs.Bool("gateway-log", false, "pass the gateway's log (level warn) to stderr")
 	var env stringList
@@ -90,6 +104,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if exe, err := os.Executable(); err == nil {
 		cfg.Worker = []string{exe, workerArg}
 		cfg.Relay = []string{exe, relayArg}
+		cfg.NATS = []string{exe, natsArg}
 	}
 	if cfg.ProfileDir != "" {
 		if err := os.MkdirAll(cfg.ProfileDir, 0o755); err != nil {

@@ -80,6 +80,23 @@ type Config struct {
 	// with -1 by a goroutine per socket.
 	DirectReadLoops int
 
+	// Replicas > 1 runs the gateway mode as a cluster (see cluster.go):
+	// that many gateway processes on one nats-server with JetStream,
+	// customers' calls spread over them at random. 0 or 1: one gateway on
+	// its embedded engine, as before.
+	Replicas int
+	// LeaseTTL is the replicas' GATEWAY_LEASE_TTL (0: the gateway's
+	// default).
+	LeaseTTL time.Duration
+	// KillOwnerAt > 0 (cluster runs only) SIGKILLs the replica owning the
+	// most sessions that long into the measured phase, and measures the
+	// takeover of its sessions (KillReport). It must fall inside Duration.
+	KillOwnerAt time.Duration
+	// NATS is the command that runs the cluster's nats-server as a child
+	// process (the load generator re-executing itself; see ServeNATS), so
+	// that its memory and CPU are read apart. nil → in this process.
+	NATS []string
+
 	// DrainTimeout bounds the wait for in-flight pushes after the measured
 	// phase. 0 → 5s.
 	DrainTimeout time.Duration
@@ -153,6 +170,18 @@ func (c Config) Validate() error {
 		}
 	default:
 		errs = append(errs, fmt.Errorf("loadgen: mode %q: want both, gateway, direct or relay", c.Mode))
+	}
+	switch {
+	case c.Replicas < 0 || c.Replicas > 9:
+		errs = append(errs, errors.New("loadgen: 0 to 9 replicas"))
+	case c.Replicas > 1 && c.Mode != "" && c.Mode != ModeGateway && c.Mode != ModeBoth:
+		errs = append(errs, errors.New("loadgen: replicas need mode gateway or both"))
+	case c.KillOwnerAt < 0 || c.LeaseTTL < 0:
+		errs = append(errs, errors.New("loadgen: durations must not be negative"))
+	case c.KillOwnerAt > 0 && c.Replicas < 2:
+		errs = append(errs, errors.New("loadgen: kill-owner-at needs at least 2 replicas"))
+	case c.KillOwnerAt > 0 && c.KillOwnerAt >= c.Duration && c.Duration > 0:
+		errs = append(errs, errors.New("loadgen: kill-owner-at must fall inside the measured phase"))
 	}
 	k := c.K
 	if k == 0 {

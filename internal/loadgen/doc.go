@@ -41,6 +41,18 @@
 // names the client each figure was measured with (what read the pushes,
 // what made the calls).
 //
+// A cluster run (Config.Replicas > 1; see cluster.go) runs the gateway
+// mode against several gateway processes on one nats-server with
+// JetStream: each session is opened on a replica that becomes its owner,
+// its stream on another chosen at random, every other call on a random
+// replica, so that REST latency is reported apart for calls that ran on
+// the owner and calls forwarded to it (checked against the replicas'
+// gateway_sessions and forwarded-call metrics). A stream its replica cut
+// resumes on another with Last-Event-ID, as a browser's EventSource would;
+// with KillOwnerAt the owner of the most sessions is SIGKILLed mid-phase
+// and each affected stream's takeover time is measured with a probe
+// message.
+//
 // Every phase is bounded in time and count; the run stops by itself and
 // uses 127.0.0.1 only.
 //
@@ -51,9 +63,12 @@
 // goroutine that reads them, which owns the stream's SSE parser: an
 // h2Reader's read goroutine (one per connection, ended by its close),
 // net/http's client's stream goroutine (started by the gateway fleet,
-// waited for by its Close) or the direct client's read loop. Latency
-// recorders, receive counters and error counts are safe for concurrent
-// use. The child processes (gateway, worker, relay) belong to the Run that
-// started them, which stops them before it returns; they are killed if
-// this process dies.
+// waited for by its Close) or the direct client's read loop. A cluster
+// run's resumes run on goroutines the gateway fleet starts (counted in its
+// readers group, none once Close has begun) and Close waits for; the
+// kill and its probes run on the agent's goroutine. Latency recorders,
+// receive counters and error counts are safe for concurrent use. The
+// child processes (gateways, worker, relay, nats-server) belong to the
+// Run that started them, which stops them before it returns; they are
+// killed if this process dies.
 package loadgen

@@ -46,6 +46,15 @@ type fleetResult struct {
 	// Connections is the TCP connections the clients opened to the gateway.
 	Connections int64 `json:"connections,omitempty"`
 
+	// Cluster runs (several replicas) only.
+	ProbeAt []int64 `json:"probe_at,omitempty"` // unix ns at which each session's stream got its first takeover probe; 0: none
+	Resumes int64   `json:"resumes,omitempty"`  // streams resumed with Last-Event-ID after their replica cut them
+	Retried int64   `json:"retried,omitempty"`  // calls sent again to another replica after a transport error
+	DownAt  int64   `json:"down_at,omitempty"`  // unix ns at which the clients first found a replica refusing connections
+	// ResumeFailures counts the resume attempts that failed, by kind (the
+	// stream tried again).
+	ResumeFailures map[string]int64 `json:"resume_failures,omitempty"`
+
 	Calls    map[string][]int64 `json:"calls"`    // request latency by route/action
 	Errors   map[string]int64   `json:"errors"`   // by kind
 	Received []int64            `json:"received"` // agent messages received per session
@@ -72,15 +81,27 @@ func agentText(now time.Time) string {
 	return agentPrefix + strconv.FormatInt(now.UnixNano(), 10)
 }
 
+// probeText is the text of a takeover probe sent now (see KillOwnerAt):
+// an agent message like any other, marked with a "p" after its time.
+func probeText(now time.Time) string {
+	return agentText(now) + "p"
+}
+
 // agentMarker is how an agent message's text looks inside JSON.
 var agentMarker = []byte(`"` + agentPrefix)
 
 // pushSentAt finds an agent message's send time in a JSON document (an SSE
 // data line or a websocket frame's payload); ok false when there is none.
 func pushSentAt(data []byte) (time.Time, bool) {
+	at, _, ok := pushSent(data)
+	return at, ok
+}
+
+// pushSent is pushSentAt that also tells a takeover probe (probeText).
+func pushSent(data []byte) (at time.Time, probe, ok bool) {
 	i := bytes.Index(data, agentMarker)
 	if i < 0 {
-		return time.Time{}, false
+		return time.Time{}, false, false
 	}
 	rest := data[i+len(agentMarker):]
 	var ns int64
@@ -89,10 +110,15 @@ func pushSentAt(data []byte) (time.Time, bool) {
 		ns = ns*10 + int64(rest[n]-'0')
 		n++
 	}
-	if n == 0 || n >= len(rest) || rest[n] != '"' {
-		return time.Time{}, false
+	digits := n
+	if n < len(rest) && rest[n] == 'p' {
+		probe = true
+		n++
 	}
-	return time.Unix(0, ns), true
+	if digits == 0 || n >= len(rest) || rest[n] != '"' {
+		return time.Time{}, false, false
+	}
+	return time.Unix(0, ns), probe, true
 }
 
 // counters is the per-session receive count shared by both fleets.

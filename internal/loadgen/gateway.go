@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -23,7 +24,8 @@ type gatewayProc struct {
 	base      string // http://127.0.0.1:PORT
 	pprofBase string // http://127.0.0.1:PORT of pprof, "" when off
 	exited    chan struct{}
-	waitErr   error // set before exited is closed
+	waitErr   error       // set before exited is closed
+	killed    atomic.Bool // SIGKILLed by the run (KillOwnerAt)
 }
 
 // buildGateway compiles ./cmd/gateway of the module containing the working

@@ -124,18 +124,12 @@ func startOtherLoad(pids ...int) *otherLoad {
 	go func() {
 		peak := 0.0
 		defer func() { done <- peak }()
-		read := func() (machineSample, time.Duration, bool) {
+		read := func() (machineSample, procSet, bool) {
 			m, err := readMachine()
 			if err != nil {
-				return m, 0, false
+				return m, nil, false
 			}
-			var own time.Duration
-			for _, pid := range pids {
-				if p, err := readProc(pid); err == nil {
-					own += p.cpu
-				}
-			}
-			return m, own, true
+			return m, readSet(pids), true
 		}
 		prevM, prevOwn, ok := read()
 		if !ok {
@@ -155,11 +149,68 @@ func startOtherLoad(pids ...int) *otherLoad {
 			}
 			wall := m.at.Sub(prevM.at)
 			if wall > 0 {
-				other := float64((m.busy-prevM.busy)-(own-prevOwn)) / float64(wall)
+				// Only the processes read both times: one killed in
+				// between (a cluster run's SIGKILL) would look like
+				// CPU given back.
+				var ownCPU time.Duration
+				for pid, b := range own {
+					if a, ok := prevOwn[pid]; ok {
+						ownCPU += b.cpu - a.cpu
+					}
+				}
+				other := float64((m.busy-prevM.busy)-ownCPU) / float64(wall)
 				peak = max(peak, other)
 			}
 			prevM, prevOwn = m, own
 		}
 	}()
 	return &otherLoad{stop: func() float64 { cancel(); return <-done }}
+}
+
+// readProcs is readProc added up over pids (RSS and CPU), skipping the
+// processes that are gone; an error when none could be read.
+func readProcs(pids []int) (procSample, error) {
+	sum := procSample{at: time.Now()}
+	var err error
+	ok := false
+	for _, pid := range pids {
+		p, e := readProc(pid)
+		if e != nil {
+			err = e
+			continue
+		}
+		ok = true
+		sum.rss += p.rss
+		sum.cpu += p.cpu
+	}
+	if !ok {
+		return sum, err
+	}
+	return sum, nil
+}
+
+// procSet is a reading of several processes, by pid (those that could be
+// read).
+type procSet map[int]procSample
+
+func readSet(pids []int) procSet {
+	s := procSet{}
+	for _, pid := range pids {
+		if p, err := readProc(pid); err == nil {
+			s[pid] = p
+		}
+	}
+	return s
+}
+
+// shareSet is cpuShare added up over the processes read both times (a
+// process killed in between is left out).
+func shareSet(a, b procSet) float64 {
+	var sum float64
+	for pid, pa := range a {
+		if pb, ok := b[pid]; ok {
+			sum += cpuShare(pa, pb)
+		}
+	}
+	return sum
 }

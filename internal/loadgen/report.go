@@ -39,11 +39,20 @@ type ReportConfig struct {
 	H2Conns         int     `json:"h2_conns"`
 	Callers         int     `json:"callers"`
 	CallersDuration string  `json:"callers_duration"`
+	Replicas        int     `json:"replicas,omitempty"`
+	KillOwnerAt     string  `json:"kill_owner_at,omitempty"`
 }
 
 func reportConfig(c Config) ReportConfig {
-	return ReportConfig{K: c.K, Ramp: c.Ramp, R: c.R, S: c.S, Duration: c.Duration.String(), Proto: c.Proto,
+	rc := ReportConfig{K: c.K, Ramp: c.Ramp, R: c.R, S: c.S, Duration: c.Duration.String(), Proto: c.Proto,
 		H2Conns: c.H2Conns, Callers: c.Callers, CallersDuration: c.CallersDuration.String()}
+	if c.Replicas > 1 {
+		rc.Replicas = c.Replicas
+		if c.KillOwnerAt > 0 {
+			rc.KillOwnerAt = c.KillOwnerAt.String()
+		}
+	}
+	return rc
 }
 
 // ModeReport is what one mode measured.
@@ -75,6 +84,7 @@ type ModeReport struct {
 	MachineCPU    float64            `json:"machine_cpu"`          // cores used by every process of the machine in the measured phase
 	StealCPU      float64            `json:"steal_cpu"`            // cores taken by the hypervisor in the measured phase
 	OtherCPUPeak  float64            `json:"other_cpu_peak"`       // most cores other processes used in any one second of the measured phase
+	Cluster       *ClusterReport     `json:"cluster,omitempty"`    // gateway mode with several replicas
 }
 
 // clientsOf names the clients a mode's figures were measured with: what
@@ -292,6 +302,9 @@ func (r *Report) rows() []row {
 		if m.Gateway != nil {
 			own += m.Gateway.CPULoad
 		}
+		if m.Cluster != nil {
+			own += m.Cluster.EngineCPU // the nats-server child
+		}
 		return max(0, m.MachineCPU-own), m.MachineCPU > 0
 	})
 	addNum("  other processes, busiest second (cores)", func(m *ModeReport) (float64, bool) { return m.OtherCPUPeak, m.MachineCPU > 0 })
@@ -361,6 +374,12 @@ func (r *Report) title() string {
 	if c.Callers > 0 {
 		t += fmt.Sprintf(", throughput %d callers × %s", c.Callers, c.CallersDuration)
 	}
+	if c.Replicas > 1 {
+		t += fmt.Sprintf(", %d gateway replicas on one nats-server", c.Replicas)
+		if c.KillOwnerAt != "" {
+			t += ", the owner of the most sessions SIGKILLed " + c.KillOwnerAt + " into the measured phase"
+		}
+	}
 	return t
 }
 
@@ -377,6 +396,9 @@ func (r *Report) Text(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	for _, m := range r.Modes {
+		m.writeCluster(w, false)
+	}
 	r.writeErrors(w, "")
 	return nil
 }
@@ -390,6 +412,9 @@ func (r *Report) Markdown(w io.Writer) error {
 	fmt.Fprintln(w, "|---|---:|---:|---:|")
 	for _, rw := range r.rows() {
 		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", rw.name, rw.gw, rw.direct, rw.ratio)
+	}
+	for _, m := range r.Modes {
+		m.writeCluster(w, true)
 	}
 	r.writeErrors(w, "- ")
 	return nil

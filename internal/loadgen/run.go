@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -132,11 +133,13 @@ func runMode(ctx context.Context, cfg Config, mode string, nofile uint64) (_ *Mo
 	defer sm.close()
 
 	var (
-		gw     *gatewayProc
+		gw     *gatewayProc   // the gateway, or a cluster run's first replica
+		gws    []*gatewayProc // every replica (one: a single gateway)
+		eng    *engineProc    // a cluster run's nats-server
 		fl     fleet
 		rss    *sampler
 		remote *remoteFleet
-		mid    int // the pid of the process in the middle, gateway or relay; 0 if none
+		mids   []int // the pids of the processes in the middle, gateway replicas or relay; none if none
 	)
 	prefix := "lg-" + mode + "-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "-"
 	spec := fleetSpec{Mode: mode, Prefix: prefix, URL: sm.url, Loops: cfg.DirectReadLoops}
@@ -149,18 +152,49 @@ func runMode(ctx context.Context, cfg Config, mode string, nofile uint64) (_ *Mo
 			"GATEWAY_MAX_STREAMS=" + strconv.Itoa(k+100),
 			"GATEWAY_H2_MAX_STREAMS=" + strconv.Itoa(max(perConn, 1000)),
 		}
-		env = append(env, cfg.GatewayEnv...)
-		gw, err = startGateway(ctx, cfg.GatewayBin, sm.url, env, cfg.ProfileDir != "", cfg.GatewayStderr)
-		if err != nil {
-			return nil, err
-		}
-		defer func() {
-			if serr := gw.stop(30 * time.Second); serr != nil && err == nil {
-				logf("gateway stop: %v", serr)
+		n := max(cfg.Replicas, 1)
+		if n > 1 {
+			if eng, err = startEngine(cfg.NATS, cfg.GatewayStderr); err != nil {
+				return nil, err
 			}
-		}()
+			defer eng.stop()
+			env = append(env, "GATEWAY_NATS_URL="+eng.url, "GATEWAY_CLUSTER_KEY="+clusterKey())
+			if cfg.LeaseTTL > 0 {
+				env = append(env, "GATEWAY_LEASE_TTL="+cfg.LeaseTTL.String())
+			}
+			where := "a child process"
+			if eng.pid == 0 {
+				where = "in the load generator's process"
+			}
+			mr.Cluster = &ClusterReport{Replicas: n, LeaseTTL: leaseTTL(cfg).String(), Engine: where}
+		}
+		env = append(env, cfg.GatewayEnv...)
+		for r := range n {
+			renv := env
+			if n > 1 {
+				renv = append(slices.Clip(env), "GATEWAY_NODE_ID="+replicaName(r))
+			}
+			g, err := startGateway(ctx, cfg.GatewayBin, sm.url, renv, cfg.ProfileDir != "" && r == 0, cfg.GatewayStderr)
+			if err != nil {
+				return nil, err
+			}
+			gws = append(gws, g)
+			defer func() {
+				if killed(g) {
+					return
+				}
+				if serr := g.stop(30 * time.Second); serr != nil && err == nil {
+					logf("gateway stop: %v", serr)
+				}
+			}()
+			spec.URLs = append(spec.URLs, g.base)
+			mids = append(mids, g.pid())
+		}
+		gw = gws[0]
 		spec.URL, spec.Proto, spec.H2Conns = gw.base, cfg.Proto, cfg.H2Conns
-		mid = gw.pid()
+		if n == 1 {
+			spec.URLs = nil
+		}
 	case ModeRelay:
 		// The relay holds two sockets per session.
 		if need := uint64(2*k + 256); nofile > 0 && need > nofile {
@@ -176,7 +210,7 @@ func runMode(ctx context.Context, cfg Config, mode string, nofile uint64) (_ *Mo
 		defer rl.stop(10 * time.Second)
 		spec.Mode = ModeDirect
 		spec.URL = "ws://" + rl.addr + strings.TrimPrefix(sm.url, "ws://"+target)
-		mid = rl.pid()
+		mids = []int{rl.pid()}
 	default:
 		mr.Proto = "websocket"
 	}
@@ -184,9 +218,14 @@ func runMode(ctx context.Context, cfg Config, mode string, nofile uint64) (_ *Mo
 	// The direct clients' sockets and the simulator's ends of them share
 	// this process's file limit unless the clients run in the worker.
 	need := uint64(2*k + 256)
-	if mid != 0 {
-		rss = startSampler(mid)
+	if len(mids) > 0 {
+		rss = startSampler(mids...)
 		defer rss.stop()
+	}
+	var engRSS *sampler
+	if eng != nil && eng.pid != 0 {
+		engRSS = startSampler(eng.pid)
+		defer engRSS.stop()
 	}
 	if cfg.Worker != nil && (!cfg.ClientsInProcess || (spec.Mode == ModeDirect && need > nofile)) {
 		remote, err = startRemoteFleet(cfg.Worker, spec, cfg.GatewayStderr)
@@ -214,13 +253,17 @@ func runMode(ctx context.Context, cfg Config, mode string, nofile uint64) (_ *Mo
 	}()
 
 	// Idle: the gateway (or relay) up, no session yet.
-	if mid != 0 {
+	if len(mids) > 0 {
 		sleepCtx(ctx, min(cfg.Settle, time.Second))
-		if s, err := readProc(mid); err == nil {
+		if s, err := readProcs(mids); err == nil {
 			mr.Gateway = &GatewayUsage{IdleRSSMiB: mib(s.rss)}
 		}
 		if gw != nil && mr.Gateway != nil {
-			mr.Gateway.IdleRuntime, _ = gw.scrapeRuntime(ctx)
+			mr.Gateway.IdleRuntime, _ = scrapeRuntimeAll(ctx, gws)
+		}
+		if mr.Cluster != nil && engRSS != nil {
+			p, _ := readProc(eng.pid)
+			mr.Cluster.EngineRSS.IdleMiB = mib(p.rss)
 		}
 	}
 
@@ -250,16 +293,24 @@ func runMode(ctx context.Context, cfg Config, mode string, nofile uint64) (_ *Mo
 		}
 	}
 	sleepCtx(ctx, cfg.Settle)
-	if mid != 0 && mr.Gateway != nil {
-		if s, err := readProc(mid); err == nil {
+	if len(mids) > 0 && mr.Gateway != nil {
+		if s, err := readProcs(mids); err == nil {
 			mr.Gateway.OpenRSSMiB = mib(s.rss)
 			if mr.Opened > 0 {
 				mr.Gateway.PerSessionKiB = (mr.Gateway.OpenRSSMiB - mr.Gateway.IdleRSSMiB) * 1024 / float64(mr.Opened)
 			}
 		}
 	}
+	var clusterOpen []map[string]float64 // each replica's metrics with the sessions open
+	if mr.Cluster != nil {
+		clusterOpen = openCluster(ctx, mr.Cluster, gws, prefix, live)
+		if engRSS != nil {
+			p, _ := readProc(eng.pid)
+			mr.Cluster.EngineRSS.OpenMiB = mib(p.rss)
+		}
+	}
 	if gw != nil && mr.Gateway != nil {
-		mr.Gateway.OpenRuntime, _ = gw.scrapeRuntime(ctx)
+		mr.Gateway.OpenRuntime, _ = scrapeRuntimeAll(ctx, gws)
 		if n := float64(mr.Opened); n > 0 {
 			a, b := mr.Gateway.IdleRuntime, mr.Gateway.OpenRuntime
 			mr.Gateway.PerSessionHeapKiB = (b.HeapInuse - a.HeapInuse) / 1024 / n
@@ -297,19 +348,24 @@ func runMode(ctx context.Context, cfg Config, mode string, nofile uint64) (_ *Mo
 	var agentErrs errorCounts
 	if len(live) > 0 && ctx.Err() == nil {
 		logf("measured phase: %.0f agent msgs/s, %.0f customer msgs/s for %v", cfg.R, cfg.S, cfg.Duration)
-		var gwA, selfA, wA procSample
-		if mid != 0 {
-			gwA, _ = readProc(mid)
+		var selfA, wA, engA procSample
+		var gwA procSet
+		if len(mids) > 0 {
+			gwA = readSet(mids)
 			rss.mark()
+		}
+		if engRSS != nil {
+			engA, _ = readProc(eng.pid)
+			engRSS.mark()
 		}
 		if remote != nil {
 			wA, _ = readProc(remote.pid())
 		}
 		selfA, _ = readProc(os.Getpid())
 		machA, _ := readMachine()
-		pids := []int{os.Getpid()}
-		if mid != 0 {
-			pids = append(pids, mid)
+		pids := append([]int{os.Getpid()}, mids...)
+		if engRSS != nil {
+			pids = append(pids, eng.pid)
 		}
 		if remote != nil {
 			pids = append(pids, remote.pid())
@@ -320,9 +376,13 @@ func runMode(ctx context.Context, cfg Config, mode string, nofile uint64) (_ *Mo
 		var wg sync.WaitGroup
 		wg.Add(1)
 		start := time.Now()
+		var kill *killer
+		if cfg.KillOwnerAt > 0 && mr.Cluster != nil {
+			kill = &killer{at: cfg.KillOwnerAt, gws: gws, prefix: prefix, chats: chats, live: live, cfg: cfg, mr: mr, logf: logf}
+		}
 		go func() {
 			defer wg.Done()
-			agentTotal = agentLoad(ctx, agent, chats, live, cfg.R, cfg.Duration, sent, &agentErrs)
+			agentTotal = agentLoad(ctx, agent, chats, live, cfg.R, cfg.Duration, sent, &agentErrs, kill)
 		}()
 		n, lerr := fl.Load(ctx, cfg.S, cfg.Duration)
 		wg.Wait()
@@ -330,14 +390,29 @@ func runMode(ctx context.Context, cfg Config, mode string, nofile uint64) (_ *Mo
 		if lerr != nil {
 			logf("load: %v", lerr)
 		}
+		if mr.Cluster != nil {
+			mr.Cluster.Kill.endPhase()
+		}
 		mr.CustomerSent = n
 		mr.CustomerRate = float64(n) / elapsed
 		mr.AgentSent = agentTotal
 		mr.AgentRate = float64(agentTotal) / elapsed
-		if mid != 0 && mr.Gateway != nil {
-			gwB, _ := readProc(mid)
-			mr.Gateway.CPULoad = cpuShare(gwA, gwB)
+		if len(mids) > 0 && mr.Gateway != nil {
+			gwB := readSet(mids)
+			mr.Gateway.CPULoad = shareSet(gwA, gwB)
 			mr.Gateway.PeakRSSMiB = mib(rss.peakSinceMark())
+			if mr.Cluster != nil {
+				for r, g := range gws {
+					if a, ok := gwA[g.pid()]; ok {
+						mr.Cluster.PerReplica[r].CPULoad = shareSet(procSet{g.pid(): a}, gwB)
+					}
+				}
+			}
+		}
+		if engRSS != nil {
+			engB, _ := readProc(eng.pid)
+			mr.Cluster.EngineCPU = cpuShare(engA, engB)
+			mr.Cluster.EngineRSS.PeakMiB = mib(engRSS.peakSinceMark())
 		}
 		selfB, _ := readProc(os.Getpid())
 		mr.LoadgenCPU = cpuShare(selfA, selfB)
@@ -358,9 +433,9 @@ func runMode(ctx context.Context, cfg Config, mode string, nofile uint64) (_ *Mo
 	// Throughput: callers back to back.
 	if cfg.Callers > 0 && len(live) >= cfg.Callers && ctx.Err() == nil {
 		logf("throughput: %d callers for %v", cfg.Callers, cfg.CallersDuration)
-		var gwA procSample
-		if mid != 0 {
-			gwA, _ = readProc(mid)
+		var gwA procSet
+		if len(mids) > 0 {
+			gwA = readSet(mids)
 		}
 		profiled := cpuProfile("cpu-throughput", cfg.CallersDuration)
 		selfA, _ := readProc(os.Getpid())
@@ -375,9 +450,8 @@ func runMode(ctx context.Context, cfg Config, mode string, nofile uint64) (_ *Mo
 				CallsPerSec: float64(t.Calls) / t.Seconds, Latency: summarize(t.Lat),
 				LoadgenCPU: cpuShare(selfA, selfB),
 			}
-			if mid != 0 {
-				gwB, _ := readProc(mid)
-				mr.Throughput.GatewayCPU = cpuShare(gwA, gwB)
+			if len(mids) > 0 {
+				mr.Throughput.GatewayCPU = shareSet(gwA, readSet(mids))
 			}
 			logf("throughput: %.0f calls/s, %d errors", mr.Throughput.CallsPerSec, t.Errors)
 		}
@@ -427,8 +501,11 @@ func runMode(ctx context.Context, cfg Config, mode string, nofile uint64) (_ *Mo
 	// A healthy simulator never drops a socket: a gateway session that had
 	// to reconnect is an error, although its stream saw none (the session
 	// restored what was missed).
+	if mr.Cluster != nil {
+		closeCluster(ctx, mr.Cluster, gws, clusterOpen, res, prefix)
+	}
 	if gw != nil && mr.Gateway != nil {
-		if end, err := gw.scrapeRuntime(ctx); err == nil {
+		if end, err := scrapeRuntimeAll(ctx, gws); err == nil {
 			if n := int64(end.Reconnects - mr.Gateway.IdleRuntime.Reconnects); n > 0 {
 				mr.Errors["gateway: upstream reconnects"] += n
 			}
@@ -446,7 +523,10 @@ func runMode(ctx context.Context, cfg Config, mode string, nofile uint64) (_ *Mo
 // agentLoad has one agent send rate messages per second for d, round-robin
 // over the live sessions' chats; each text carries its send time. It counts
 // what was sent to each session and returns the total.
-func agentLoad(ctx context.Context, agent *chatiosim.Agent, chats []string, live []int, rate float64, d time.Duration, sent []int64, errs *errorCounts) int64 {
+//
+// kill, when set, is run once its time has come, on this goroutine: the
+// sessions it returns each get a takeover probe at once (probeText).
+func agentLoad(ctx context.Context, agent *chatiosim.Agent, chats []string, live []int, rate float64, d time.Duration, sent []int64, errs *errorCounts, kill *killer) int64 {
 	if rate <= 0 || len(live) == 0 {
 		return 0
 	}
@@ -461,6 +541,20 @@ func agentLoad(ctx context.Context, agent *chatiosim.Agent, chats []string, live
 		if ctx.Err() != nil {
 			break
 		}
+		if kill != nil && time.Since(p.start) >= kill.at {
+			probes := kill.run(ctx)
+			t0 := time.Now()
+			for _, i := range probes {
+				if _, err := agent.SendMessage(chats[i], probeText(time.Now())); err != nil {
+					errs.inc("agent probe: " + err.Error())
+					continue
+				}
+				sent[i]++
+				total++
+			}
+			kill.mr.Cluster.Kill.ProbeSendMs = ms(int64(time.Since(t0)))
+			kill = nil
+		}
 		i := live[n%len(live)]
 		if _, err := agent.SendMessage(chats[i], agentText(time.Now())); err != nil {
 			errs.inc("agent send: " + err.Error())
@@ -472,16 +566,17 @@ func agentLoad(ctx context.Context, agent *chatiosim.Agent, chats []string, live
 	return total
 }
 
-// sampler reads a process's RSS every 200 ms and keeps the peak.
+// sampler reads processes' RSS every 200 ms and keeps the peak of their
+// sum.
 type sampler struct {
-	pid  int
+	pids []int
 	stop func()
 	mu   sync.Mutex
 	peak int64 // guarded by mu; since the last mark
 }
 
-func startSampler(pid int) *sampler {
-	s := &sampler{pid: pid}
+func startSampler(pids ...int) *sampler {
+	s := &sampler{pids: pids}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -494,7 +589,7 @@ func startSampler(pid int) *sampler {
 				return
 			case <-t.C:
 			}
-			if p, err := readProc(pid); err == nil {
+			if p, err := readProcs(pids); err == nil {
 				s.mu.Lock()
 				s.peak = max(s.peak, p.rss)
 				s.mu.Unlock()
@@ -506,14 +601,14 @@ func startSampler(pid int) *sampler {
 }
 
 func (s *sampler) mark() {
-	p, _ := readProc(s.pid)
+	p, _ := readProcs(s.pids)
 	s.mu.Lock()
 	s.peak = p.rss
 	s.mu.Unlock()
 }
 
 func (s *sampler) peakSinceMark() int64 {
-	p, _ := readProc(s.pid)
+	p, _ := readProcs(s.pids)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return max(s.peak, p.rss)

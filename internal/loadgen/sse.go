@@ -13,13 +13,14 @@ var errSSELine = errors.New("event stream line over 1 MiB")
 
 // sseParser splits an event stream into messages, fed in pieces as they
 // arrive (a read, a DATA frame), so that a message is handled as soon as
-// its last byte is in. Only the event and data fields are kept.
+// its last byte is in. Only the event, data and id fields are kept.
 type sseParser struct {
 	message func(event, data []byte) // called at the blank line ending a message; its arguments are valid during the call
 
-	line  []byte // a line begun in an earlier piece
-	event []byte
-	data  []byte
+	line   []byte // a line begun in an earlier piece
+	event  []byte
+	data   []byte
+	lastID string // the last event id seen (the id field persists across messages, as in a browser's EventSource)
 }
 
 // feed parses the next piece of the stream.
@@ -58,6 +59,8 @@ func (p *sseParser) field(line []byte) {
 		p.event, p.data = p.event[:0], p.data[:0]
 	case bytes.HasPrefix(line, []byte("event: ")):
 		p.event = append(p.event[:0], line[len("event: "):]...)
+	case bytes.HasPrefix(line, []byte("id:")):
+		p.lastID = string(bytes.TrimPrefix(line[len("id:"):], []byte(" ")))
 	case bytes.HasPrefix(line, []byte("data: ")):
 		if len(p.data) > 0 {
 			p.data = append(p.data, '\n')

@@ -19,18 +19,23 @@ import (
 
 // fleetSpec says which fleet a worker opens.
 type fleetSpec struct {
-	Mode    string `json:"mode"`              // ModeGateway or ModeDirect
-	URL     string `json:"url"`               // the gateway's base URL or the simulator's websocket URL
-	Prefix  string `json:"prefix"`            // token prefix
-	Proto   string `json:"proto,omitempty"`   // gateway: ProtoH1 or ProtoH2
-	H2Conns int    `json:"h2conns,omitempty"` // gateway over h2c
-	Loops   int    `json:"read_loops"`        // direct: Config.DirectReadLoops
+	Mode    string   `json:"mode"`              // ModeGateway or ModeDirect
+	URL     string   `json:"url"`               // the gateway's base URL or the simulator's websocket URL
+	URLs    []string `json:"urls,omitempty"`    // gateway: the replicas' base URLs when there are several (URL unused)
+	Prefix  string   `json:"prefix"`            // token prefix
+	Proto   string   `json:"proto,omitempty"`   // gateway: ProtoH1 or ProtoH2
+	H2Conns int      `json:"h2conns,omitempty"` // gateway over h2c
+	Loops   int      `json:"read_loops"`        // direct: Config.DirectReadLoops
 }
 
 // newFleet makes the fleet spec describes in this process.
 func newFleet(spec fleetSpec) (fleet, error) {
 	if spec.Mode == ModeGateway {
-		return newGatewayFleet(spec.URL, spec.Prefix, spec.Proto, spec.H2Conns), nil
+		bases := spec.URLs
+		if len(bases) == 0 {
+			bases = []string{spec.URL}
+		}
+		return newGatewayFleet(bases, spec.Prefix, spec.Proto, spec.H2Conns), nil
 	}
 	return newDirectFleet(spec.URL, spec.Prefix, spec.Loops)
 }
