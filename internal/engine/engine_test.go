@@ -1170,3 +1170,38 @@ func TestReadAllocatesLittle(t *testing.T) {
 		t.Errorf("a Read allocates %d KiB, want at most 64", per>>10)
 	}
 }
+
+// TestOwnerID: the owner's incarnation changes with every change of owner,
+// also when the same node, restarted, owns the session again (a forwarded
+// call sent to an owner that died watches it: session.Pool.forward).
+func TestOwnerID(t *testing.T) {
+	s := runServer(t)
+	ctx := ctxT(t, 20*time.Second)
+	sid := sidOf("owner-id")
+	a1 := startEngine(t, Config{URL: s.ClientURL(), NodeID: "a"})
+	if id, alive, err := a1.OwnerID(ctx, sid); id != "" || alive || err != nil {
+		t.Fatalf("no owner yet: %q %v %v", id, alive, err)
+	}
+	if _, err := a1.Own(ctx, sid); err != nil {
+		t.Fatal(err)
+	}
+	id1, alive, err := a1.OwnerID(ctx, sid)
+	if !strings.HasPrefix(id1, "a ") || !alive || err != nil {
+		t.Fatalf("owned by a: %q %v %v", id1, alive, err)
+	}
+	if err := a1.Release(ctx, sid); err != nil {
+		t.Fatal(err)
+	}
+	if err := a1.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Node a again, a new process: a new lease epoch.
+	a2 := startEngine(t, Config{URL: s.ClientURL(), NodeID: "a"})
+	if _, err := a2.Own(ctx, sid); err != nil {
+		t.Fatal(err)
+	}
+	id2, alive, err := a2.OwnerID(ctx, sid)
+	if node, _, _ := a2.Owner(ctx, sid); node != "a" || id2 == id1 || !strings.HasPrefix(id2, "a ") || !alive || err != nil {
+		t.Fatalf("owned by a restarted: %q (before %q), node %q, %v %v", id2, id1, node, alive, err)
+	}
+}

@@ -375,21 +375,39 @@ func (e *Engine) nodeAlive(ctx context.Context, rec ownerRec) (bool, error) {
 // Owner names the session's recorded owner node and whether its node lease
 // (of the recorded epoch) is alive; "" when there is no record.
 func (e *Engine) Owner(ctx context.Context, sid SID) (string, bool, error) {
+	rec, alive, err := e.ownerRecord(ctx, sid)
+	return rec.node, alive, err
+}
+
+// OwnerID is Owner with the owner's incarnation: its node and the epoch of
+// that node's lease, which differ after every change of owner (another
+// node, or the same node restarted); "" when there is no record.
+func (e *Engine) OwnerID(ctx context.Context, sid SID) (string, bool, error) {
+	rec, alive, err := e.ownerRecord(ctx, sid)
+	if rec.node == "" {
+		return "", alive, err
+	}
+	return rec.String(), alive, err
+}
+
+// ownerRecord is the session's owner record (zero without one) and whether
+// the lease it names is alive.
+func (e *Engine) ownerRecord(ctx context.Context, sid SID) (ownerRec, bool, error) {
 	if !sid.Valid() {
-		return "", false, fmt.Errorf("engine: invalid sid %q", sid)
+		return ownerRec{}, false, fmt.Errorf("engine: invalid sid %q", sid)
 	}
 	ctx, cancel := e.opCtx(ctx)
 	defer cancel()
 	ent, err := e.owner.Get(ctx, string(sid))
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
-		return "", false, nil
+		return ownerRec{}, false, nil
 	}
 	if err != nil {
-		return "", false, fmt.Errorf("engine: owner record: %w", err)
+		return ownerRec{}, false, fmt.Errorf("engine: owner record: %w", err)
 	}
 	rec := parseOwner(ent.Value())
 	alive, err := e.nodeAlive(ctx, rec)
-	return rec.node, alive, err
+	return rec, alive, err
 }
 
 // Release deletes the session's owner record if this node holds it (of

@@ -301,14 +301,22 @@ func (p *Pool) forward(ctx context.Context, sid engine.SID, req fwdRequest) (jso
 	// the owner's lease is looked at every third of a lease: lapsed, nobody
 	// owns the session (ErrNoOwner: the caller takes it over; the paused
 	// owner, once awake, answers nothing, see answer). The call is not
-	// sent again. forward owns the watching goroutine: it has ended when
-	// forward returns.
+	// sent again. The owner may also change under the call: a request sent
+	// as the owner was killed can reach its dead connection before the
+	// engine notices (no "no responders", no answer), and once the dead
+	// owner's lease lapsed another replica may take the session over,
+	// whose lease is alive. So a change of the owner's incarnation (node
+	// and lease epoch) between two looks ends the wait as a lapse does:
+	// the owner that was sent the call is gone, and it answers nothing
+	// once its lease lapsed. forward owns the watching goroutine: it has
+	// ended when forward returns.
 	watched := make(chan struct{})
 	go func() {
 		defer close(watched)
 		every := max(p.cfg.Engine.LeaseTTL()/3, 10*time.Millisecond)
 		t := time.NewTicker(every)
 		defer t.Stop()
+		first := ""
 		for {
 			select {
 			case <-rctx.Done():
@@ -316,12 +324,16 @@ func (p *Pool) forward(ctx context.Context, sid engine.SID, req fwdRequest) (jso
 			case <-t.C:
 			}
 			cctx, ccancel := context.WithTimeout(rctx, every)
-			_, alive, err := p.cfg.Engine.Owner(cctx, sid)
+			id, alive, err := p.cfg.Engine.OwnerID(cctx, sid)
 			ccancel()
-			if err == nil && !alive {
+			if err != nil {
+				continue
+			}
+			if !alive || (first != "" && id != first) {
 				cancel(errOwnerGone)
 				return
 			}
+			first = id
 		}
 	}()
 	defer func() { cancel(nil); <-watched }()
