@@ -1236,3 +1236,39 @@ func TestDuplicateWindowIsShort(t *testing.T) {
 		t.Fatalf("duplicate window %v, want 20s", d)
 	}
 }
+
+// TestSingleNodeNoRePublish: a SingleNode engine's log streams do not
+// republish (and a store made without it loses its republish, and gets
+// it back), and its log works as before.
+func TestSingleNodeNoRePublish(t *testing.T) {
+	dir := t.TempDir()
+	ctx := ctxT(t, 30*time.Second)
+	republish := func(e *Engine) bool {
+		t.Helper()
+		s, err := e.js.Stream(ctx, streamPrefix+"0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.CachedInfo().Config.RePublish != nil
+	}
+	sid := sidOf("single")
+	var last uint64
+	for i, single := range []bool{false, true, false, true} {
+		e, err := Start(ctx, Config{DataDir: dir, NodeID: "n1", ClusterKey: testKey(), SingleNode: single})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := republish(e); got == single || e.SingleNode() != single {
+			t.Fatalf("start %d (single %v): republish %v", i, single, got)
+		}
+		if last, err = e.Append(ctx, sid, last, fmt.Sprint(i), []byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+		if p, err := e.Read(ctx, sid, 0, 0); err != nil || len(p.Events) != i+1 || p.Last != last {
+			t.Fatalf("start %d: read %+v %v", i, p, err)
+		}
+		if err := e.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
