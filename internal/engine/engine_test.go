@@ -1272,3 +1272,38 @@ func TestSingleNodeNoRePublish(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamsDefault: Streams 0 is one log stream for a new SingleNode
+// store, four for another new store, and an existing store's own number
+// whatever SingleNode says.
+func TestStreamsDefault(t *testing.T) {
+	ctx := ctxT(t, 30*time.Second)
+	count := func(e *Engine) int {
+		t.Helper()
+		n := 0
+		for name := range e.js.StreamNames(ctx).Name() {
+			if strings.HasPrefix(name, streamPrefix) {
+				n++
+			}
+		}
+		return n
+	}
+	for _, c := range []struct {
+		single bool
+		want   int
+	}{{true, 1}, {false, 4}} {
+		dir := t.TempDir()
+		for i, single := range []bool{c.single, !c.single} {
+			e, err := Start(ctx, Config{DataDir: dir, NodeID: "n1", ClusterKey: testKey(), SingleNode: single})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := count(e); got != c.want || len(e.streams) != c.want {
+				t.Errorf("new store single %v, start %d (single %v): %d streams (%d used), want %d", c.single, i, single, got, len(e.streams), c.want)
+			}
+			if err := e.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
