@@ -67,7 +67,7 @@ type config struct {
 	ClusterKey         string        `envconfig:"GATEWAY_CLUSTER_KEY" desc:"hex key (≥32 bytes), the one secret the replicas share: the keys of stream tickets, history cursors and the engine's customer ids are derived from it; required with GATEWAY_NATS_URL; empty with the embedded engine: generated once and kept in GATEWAY_DATA_DIR"`
 	LeaseTTL           time.Duration `envconfig:"GATEWAY_LEASE_TTL" default:"10s" desc:"how long a replica's lease in the engine outlives its last renewal (renewed every third of it); the same on every replica"`
 	StreamReplicas     int           `envconfig:"GATEWAY_STREAM_REPLICAS" default:"0" desc:"copies the engine keeps of each stream and bucket (1 to 5; 3 survives one lost server); 0: 3 when the engine is a cluster of three or more servers, else 1"`
-	LogStreams         int           `envconfig:"GATEWAY_LOG_STREAMS" default:"4" desc:"streams the customers' event logs are spread over, each with its own leader; fixed for the life of a store (the gateway refuses to start on a store made with another number)"`
+	LogStreams         int           `envconfig:"GATEWAY_LOG_STREAMS" default:"0" desc:"streams the customers' event logs are spread over, each with its own leader; fixed for the life of a store (the gateway refuses to start on a store made with another number); 0: the store's number, else 1 for the embedded engine (one server: nothing to spread, and each stream has write buffers of its own) and 4 with GATEWAY_NATS_URL"`
 	LogMaxAge          time.Duration `envconfig:"GATEWAY_LOG_MAX_AGE" default:"24h" desc:"how long the engine keeps a customer's event"`
 	LogMaxBytes        int64         `envconfig:"GATEWAY_LOG_MAX_BYTES" default:"1073741824" desc:"bytes each log stream keeps (the oldest events go first); the engine's disk needs GATEWAY_LOG_STREAMS times this, per stream replica"`
 	EngineStartTimeout time.Duration `envconfig:"GATEWAY_ENGINE_START_TIMEOUT" default:"5m" desc:"how long the gateway keeps trying to reach GATEWAY_NATS_URL at start, with backoff (/readyz is 503 meanwhile), before it exits"`
@@ -213,8 +213,8 @@ func (c config) validateEngine() []error {
 	if c.StreamReplicas < 0 || c.StreamReplicas > 5 {
 		errs = append(errs, errors.New("GATEWAY_STREAM_REPLICAS must be 0 (automatic) to 5"))
 	}
-	if c.LogStreams < 1 || c.LogStreams > 1024 {
-		errs = append(errs, errors.New("GATEWAY_LOG_STREAMS must be 1 to 1024"))
+	if c.LogStreams < 0 || c.LogStreams > 1024 {
+		errs = append(errs, errors.New("GATEWAY_LOG_STREAMS must be 0 to 1024"))
 	}
 	if c.LogMaxAge <= 0 || c.LogMaxBytes <= 0 || c.EngineStartTimeout <= 0 {
 		errs = append(errs, errors.New("GATEWAY_LOG_MAX_AGE, GATEWAY_LOG_MAX_BYTES and GATEWAY_ENGINE_START_TIMEOUT must be positive"))

@@ -59,6 +59,9 @@ func prepareEngine(c config) (engineSetup, error) {
 		Replicas:   c.StreamReplicas,
 		MaxAge:     c.LogMaxAge,
 		MaxBytes:   c.LogMaxBytes,
+		// The embedded server listens on nothing: no other replica can
+		// read the log, so its streams need not republish appends.
+		SingleNode: c.NATSURL == "",
 	}
 	return s, nil
 }

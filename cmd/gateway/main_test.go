@@ -72,7 +72,7 @@ func TestConfigDefaults(t *testing.T) {
 		c.Heartbeat != 15*time.Second || c.TicketTTL != time.Minute || c.MaxBodyBytes != 1<<20 ||
 		c.PProf || c.PProfAddr != "127.0.0.1:6060" || c.LogLevel != "info" || len(c.CORSOrigins) != 0 ||
 		c.NATSURL != "" || c.DataDir != "" || c.ClusterKey != "" || c.LeaseTTL != 10*time.Second ||
-		c.StreamReplicas != 0 || c.LogStreams != 4 || c.LogMaxAge != 24*time.Hour || c.LogMaxBytes != 1<<30 ||
+		c.StreamReplicas != 0 || c.LogStreams != 0 || c.LogMaxAge != 24*time.Hour || c.LogMaxBytes != 1<<30 ||
 		c.EngineStartTimeout != 5*time.Minute {
 		t.Fatalf("defaults %+v", c)
 	}
@@ -102,7 +102,7 @@ func TestConfigFromEnv(t *testing.T) {
 		t.Fatalf("config %+v", c)
 	}
 	es, err := prepareEngine(c)
-	if err != nil || es.dir != "" || es.cfg.NodeID != "gw-1" || es.cfg.URL != c.NATSURL || es.cfg.Streams != 4 {
+	if err != nil || es.dir != "" || es.cfg.NodeID != "gw-1" || es.cfg.URL != c.NATSURL || es.cfg.Streams != 0 {
 		t.Fatalf("engine config %+v: %v", es.cfg, err)
 	}
 
@@ -116,7 +116,7 @@ func TestConfigFromEnv(t *testing.T) {
 		"GATEWAY_NODE_ID":         "gw.1",
 		"GATEWAY_LEASE_TTL":       "100ms",
 		"GATEWAY_STREAM_REPLICAS": "7",
-		"GATEWAY_LOG_STREAMS":     "0",
+		"GATEWAY_LOG_STREAMS":     "-1",
 		"GATEWAY_LOG_MAX_AGE":     "0s",
 		"GATEWAY_TICKET_TTL":      "2h",
 		"GATEWAY_ADDR":            "nohostport",

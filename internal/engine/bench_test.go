@@ -23,8 +23,17 @@ func reportPercentiles(b *testing.B, d []time.Duration) {
 
 // BenchmarkAppend: acked appends with the per-customer CAS, embedded
 // server, file storage, one customer's chain.
-func BenchmarkAppend(b *testing.B) {
-	e := embedded(b, nil)
+func BenchmarkAppend(b *testing.B) { benchmarkAppend(b, nil) }
+
+// BenchmarkAppendSingleNode: BenchmarkAppend with Config.SingleNode (the
+// gateway's embedded engine: no RePublish, one log stream).
+func BenchmarkAppendSingleNode(b *testing.B) {
+	benchmarkAppend(b, func(c *Config) { c.SingleNode = true })
+}
+
+func benchmarkAppend(b *testing.B, mod func(*Config)) {
+	b.ReportAllocs()
+	e := embedded(b, mod)
 	ctx := context.Background()
 	sid := sidOf("bench-append")
 	data := make([]byte, 256)

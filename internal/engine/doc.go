@@ -71,7 +71,14 @@
 //     leader, so no single stream is the cluster's ceiling.
 //   - MaxAge and MaxBytes bound the store; DenyDelete and DenyPurge keep
 //     "the events after S are all there" provable (only limits remove
-//     events, oldest first); a short Duplicates window (nats-server #8485).
+//     events, oldest first); a short Duplicates window (20s, nats-server
+//     #8485: the server keeps each append's id for the window, 40,000
+//     ids at 2,000 appends/s against 240,000 at its 2m default). A lost
+//     acknowledgement is retried within OpTimeout (each attempt at most
+//     2s), and a retry the window no longer covers is answered "wrong
+//     last sequence" and recognised by the customer's last event (on a
+//     single server that check comes first anyway), so the window only
+//     saves that look.
 //   - Nats-Expected-Last-Subject-Sequence on every append: it chains a
 //     customer's events and fences writers (10071: ErrFenced).
 //     Nats-Msg-Id (prefixed by the sid: the duplicate window is per stream)
@@ -79,7 +86,10 @@
 //   - RePublish to a core subject: live delivery with no consumer (a
 //     consumer costs milliseconds and a server object each); one core
 //     subscription per customer that has streams on a replica that does
-//     not own it (the owner hands its appends to its own streams).
+//     not own it (the owner hands its appends to its own streams). Not
+//     with Config.SingleNode (the embedded engine: no other replica can
+//     exist, every stream here is fed by its owner here): an append then
+//     costs the process 37 allocations instead of 53 (BenchmarkAppend).
 //   - Direct batch get (next_by_subj, batch, max_bytes) for reads: no
 //     consumer either, bounded in count and bytes, in order.
 //   - KV with bucket MaxAge for the node lease and CAS (revision) updates

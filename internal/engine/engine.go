@@ -38,9 +38,12 @@ type Config struct {
 	// It is renewed every LeaseTTL/3; the local deadline is LeaseTTL minus
 	// a fifth after a renewal was sent.
 	LeaseTTL time.Duration
-	// Streams is the number of log streams the customers are spread over
-	// (default 4). It must not change for an existing store: a customer's
-	// stream is its sid's hash modulo Streams.
+	// Streams is the number of log streams the customers are spread over.
+	// It must not change for an existing store: a customer's stream is its
+	// sid's hash modulo Streams. 0: the existing store's number, else 1
+	// with SingleNode (one server has no leaders to spread, and each
+	// stream keeps write buffers of its own: 50,000 appends of 200 bytes
+	// left 9 MB of live heap on one stream against 35 MB on four), else 4.
 	Streams int
 	// Replicas is the replica count of the streams and buckets (default: 3
 	// when the server reports a cluster of three or more servers, else 1).
@@ -56,8 +59,20 @@ type Config struct {
 	// MaxEventBytes bounds one event's payload (default 1 MiB).
 	MaxEventBytes int32
 	// Duplicates is the window in which a retried append with the same
-	// message id is recognised (default 2m; kept short, nats-server #8485).
+	// message id is recognised (default 20s; kept short, nats-server
+	// #8485: the server keeps every append's id for the window, 40,000
+	// ids at 2,000 appends/s). A retry after it is still recognised by
+	// the customer's last event (Append).
 	Duplicates time.Duration
+	// SingleNode: this Engine is the only one that reads or writes the log
+	// (the embedded server listens on nothing, so no other replica can
+	// reach it). The log streams then do not republish appends to the
+	// live subjects (server work and ~16 allocations on every append,
+	// for subscribers that cannot exist): Subscribe gets nothing, and the
+	// caller hands its own appends to its readers. Set it for the
+	// embedded engine only; a store made with it is republished again by
+	// the first Engine started without it.
+	SingleNode bool
 	// ReadMaxBytes bounds the payload bytes of one Read (default 4 MiB).
 	ReadMaxBytes int
 	// OpTimeout bounds one engine round trip when the caller's context has
@@ -158,11 +173,8 @@ func (c *Config) defaults() error {
 	if c.LeaseTTL < 300*time.Millisecond {
 		return errors.New("engine: LeaseTTL below 300ms")
 	}
-	if c.Streams <= 0 {
-		c.Streams = 4
-	}
-	if c.Streams > 1024 {
-		return errors.New("engine: more than 1024 streams")
+	if c.Streams < 0 || c.Streams > 1024 {
+		return errors.New("engine: Streams must be 0 to 1024")
 	}
 	if c.MaxEventsPerCustomer <= 0 {
 		c.MaxEventsPerCustomer = 1000
@@ -177,7 +189,7 @@ func (c *Config) defaults() error {
 		c.MaxEventBytes = 1 << 20
 	}
 	if c.Duplicates <= 0 {
-		c.Duplicates = 2 * time.Minute
+		c.Duplicates = 20 * time.Second
 	}
 	if c.Duplicates > c.MaxAge {
 		c.Duplicates = c.MaxAge
@@ -341,8 +353,21 @@ func (e *Engine) setup(ctx context.Context) error {
 			e.replicas = 3
 		}
 	}
-	if err := e.checkStreamCount(ctx); err != nil {
+	n, err := e.storeStreams(ctx)
+	if err != nil {
 		return err
+	}
+	switch {
+	case cfg.Streams == 0 && n > 0:
+		cfg.Streams = n
+	case cfg.Streams == 0 && n < 0:
+		cfg.Streams = 4
+	case cfg.Streams == 0 && cfg.SingleNode:
+		cfg.Streams = 1
+	case cfg.Streams == 0:
+		cfg.Streams = 4
+	case n > 0 && n != cfg.Streams:
+		return fmt.Errorf("engine: the log has %d streams, Streams is %d: it must not change for an existing store", n, cfg.Streams)
 	}
 	e.streams = make([]streamNames, cfg.Streams)
 	for i := range e.streams {
@@ -371,10 +396,12 @@ func (e *Engine) setup(ctx context.Context) error {
 			DenyPurge:         true,
 			AllowDirect:       true,
 			Metadata:          map[string]string{metaStreams: strconv.Itoa(cfg.Streams)},
-			RePublish: &jetstream.RePublish{
+		}
+		if !cfg.SingleNode {
+			sc.RePublish = &jetstream.RePublish{
 				Source:      sn.evPfx + "*",
 				Destination: sn.livPfx + "{{wildcard(1)}}",
-			},
+			}
 		}
 		if err := retryUnavailable(ctx, func(ctx context.Context) error {
 			_, err := e.js.CreateOrUpdateStream(ctx, sc)
@@ -383,7 +410,6 @@ func (e *Engine) setup(ctx context.Context) error {
 			return fmt.Errorf("engine: stream %s: %w", name, err)
 		}
 	}
-	var err error
 	kv := func(c jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 		var b jetstream.KeyValue
 		err := retryUnavailable(ctx, func(ctx context.Context) error {
@@ -421,10 +447,11 @@ func (e *Engine) setup(ctx context.Context) error {
 // metaStreams is the stream metadata key that records Config.Streams.
 const metaStreams = "cgw_streams"
 
-// checkStreamCount refuses to start with a Streams other than the one the
-// existing log streams were created with: customers would be looked for
-// in other streams than their events are in.
-func (e *Engine) checkStreamCount(ctx context.Context) error {
+// storeStreams is the number of log streams the existing store was made
+// with (Config.Streams must not change for it), 0 when there is none yet,
+// -1 when the store does not record it (made before it did; the default
+// then was 4).
+func (e *Engine) storeStreams(ctx context.Context) (int, error) {
 	var info *jetstream.StreamInfo
 	err := retryUnavailable(ctx, func(ctx context.Context) error {
 		s, err := e.js.Stream(ctx, streamPrefix+"0")
@@ -435,15 +462,20 @@ func (e *Engine) checkStreamCount(ctx context.Context) error {
 		return nil
 	})
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil
+		return 0, nil
 	}
 	if err != nil {
-		return fmt.Errorf("engine: stream %s0: %w", streamPrefix, err)
+		return 0, fmt.Errorf("engine: stream %s0: %w", streamPrefix, err)
 	}
-	if n := info.Config.Metadata[metaStreams]; n != "" && n != strconv.Itoa(e.cfg.Streams) {
-		return fmt.Errorf("engine: the log has %s streams, Streams is %d: it must not change for an existing store", n, e.cfg.Streams)
+	v := info.Config.Metadata[metaStreams]
+	if v == "" {
+		return -1, nil // made before the count was recorded
 	}
-	return nil
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 1024 {
+		return 0, fmt.Errorf("engine: stream %s0 records %q streams", streamPrefix, v)
+	}
+	return n, nil
 }
 
 // attemptTimeout bounds one attempt of retryUnavailable. A JetStream API
@@ -510,6 +542,10 @@ func (e *Engine) opCtx(ctx context.Context) (context.Context, context.CancelFunc
 
 // NodeID is this replica's node id.
 func (e *Engine) NodeID() string { return e.cfg.NodeID }
+
+// SingleNode reports Config.SingleNode: no live subjects (Subscribe gets
+// nothing); the caller feeds its readers its own appends.
+func (e *Engine) SingleNode() bool { return e.cfg.SingleNode }
 
 // Replicas is the replica count the streams and buckets were created with.
 func (e *Engine) Replicas() int { return e.replicas }

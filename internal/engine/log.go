@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -157,15 +158,35 @@ func (e *Engine) append(ctx context.Context, sid SID, expected uint64, msgID str
 	} else if len(msgID) > maxMsgIDLen || strings.ContainsAny(msgID, "\r\n") {
 		return 0, errors.New("engine: msgID too long or not one line")
 	}
-	ctx, cancel := e.opCtx(ctx)
-	defer cancel()
+	// The whole append is bounded by ctx's deadline, else by OpTimeout
+	// from now; a context for it is made only on the rare paths that need
+	// one (a refused append's look at the log): an append that is
+	// acknowledged at once makes none (publishOnce).
+	deadline, bounded := ctx.Deadline()
+	if !bounded {
+		deadline = time.Now().Add(e.cfg.OpTimeout)
+	}
+	var cancel context.CancelFunc
+	defer func() {
+		if cancel != nil {
+			cancel()
+		}
+	}()
+	opCtx := func() context.Context {
+		if bounded {
+			return ctx
+		}
+		var octx context.Context
+		octx, cancel = context.WithDeadline(ctx, deadline)
+		return octx
+	}
 
-	exp := strconv.FormatUint(expected, 10)
+	exp := []string{strconv.FormatUint(expected, 10)}
 	id := string(sid) + ":" + msgID
 	h := nats.Header{
 		hdrMsgID:      []string{id},
-		hdrExpSubjSeq: []string{exp},
-		hdrPrev:       []string{exp},
+		hdrExpSubjSeq: exp,
+		hdrPrev:       exp,
 	}
 	if owner != "" {
 		h[hdrOwner] = []string{owner}
@@ -183,7 +204,7 @@ func (e *Engine) append(ctx context.Context, sid SID, expected uint64, msgID str
 			// the lease held).
 			return 0, fmt.Errorf("%w (node lease lost while retrying)", ErrFenced)
 		}
-		seq, err := e.publishOnce(ctx, m)
+		seq, err := e.publishOnce(ctx, deadline, m)
 		if err == nil {
 			return seq, nil
 		}
@@ -192,8 +213,9 @@ func (e *Engine) append(ctx context.Context, sid SID, expected uint64, msgID str
 			// Wrong last sequence. On a single server the expected-sequence
 			// check runs before the duplicate check, so a retry of an
 			// append that was stored answers 10071 and not "duplicate":
-			// look whether the customer's last event is this one.
-			seq, ok, lerr := e.lastIsMsgID(ctx, sn, sid, id)
+			// look whether the customer's last event is this one. So is
+			// a retry after the duplicate window (Config.Duplicates).
+			seq, ok, lerr := e.lastIsMsgID(opCtx(), sn, sid, id)
 			if lerr != nil {
 				return 0, fmt.Errorf("engine: append refused (%s), and the log's last event unknown: %w", ae.Description, lerr)
 			}
@@ -205,10 +227,16 @@ func (e *Engine) append(ctx context.Context, sid SID, expected uint64, msgID str
 		if !transient(err) && !errors.Is(err, errAttemptTimeout) {
 			return 0, err
 		}
+		wait := min(back, time.Until(deadline))
+		if wait <= 0 {
+			return 0, fmt.Errorf("engine: append: %w (last: %v)", context.DeadlineExceeded, err)
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return 0, fmt.Errorf("engine: append: %w (last: %v)", ctx.Err(), err)
-		case <-time.After(back):
+		case <-t.C:
 		}
 		back = min(back*2, 400*time.Millisecond)
 	}
@@ -216,17 +244,45 @@ func (e *Engine) append(ctx context.Context, sid SID, expected uint64, msgID str
 
 var errAttemptTimeout = errors.New("engine: no acknowledgement in time")
 
-// publishOnce makes one publish attempt, bounded by a slice of ctx so that
-// a lost acknowledgement is retried before ctx ends.
-func (e *Engine) publishOnce(ctx context.Context, m *nats.Msg) (uint64, error) {
-	actx, cancel := context.WithTimeout(ctx, min(e.cfg.OpTimeout, 2*time.Second))
-	defer cancel()
-	resp, err := e.nc.RequestMsgWithContext(actx, m)
-	if err != nil {
-		if ctx.Err() == nil && actx.Err() != nil {
-			return 0, errAttemptTimeout
+// publishOnce makes one publish attempt, bounded by min(OpTimeout, 2s)
+// and by deadline (the whole append's) so that a lost acknowledgement is
+// retried before the append's time is up. A ctx that cannot end
+// (context.Background, the session appenders') takes no context of its
+// own: nats.go's timed request pools its timer.
+func (e *Engine) publishOnce(ctx context.Context, deadline time.Time, m *nats.Msg) (uint64, error) {
+	left := time.Until(deadline)
+	if left <= 0 {
+		return 0, context.DeadlineExceeded
+	}
+	d := min(left, e.cfg.OpTimeout, 2*time.Second)
+	var (
+		resp *nats.Msg
+		err  error
+	)
+	if ctx.Done() == nil {
+		resp, err = e.nc.RequestMsg(m, d)
+		if errors.Is(err, nats.ErrTimeout) {
+			if d < left {
+				return 0, errAttemptTimeout
+			}
+			return 0, context.DeadlineExceeded
 		}
+	} else {
+		actx, cancel := context.WithTimeout(ctx, d)
+		resp, err = e.nc.RequestMsgWithContext(actx, m)
+		cancel()
+		if err != nil && ctx.Err() == nil && actx.Err() != nil {
+			if d < left {
+				return 0, errAttemptTimeout
+			}
+			return 0, context.DeadlineExceeded
+		}
+	}
+	if err != nil {
 		return 0, err
+	}
+	if seq, ok := parsePlainAck(resp.Data); ok {
+		return seq, nil
 	}
 	var ack pubAck
 	if err := json.Unmarshal(resp.Data, &ack); err != nil {
@@ -243,6 +299,35 @@ func (e *Engine) publishOnce(ctx context.Context, m *nats.Msg) (uint64, error) {
 		return 0, errors.New("engine: acknowledgement without a sequence")
 	}
 	return ack.Seq, nil
+}
+
+// parsePlainAck reads the acknowledgement of a stored append as the
+// server writes it from its template, {"stream":"<name>","seq":<n>},
+// without encoding/json (its decoder costs several allocations per
+// append). Anything else (a duplicate, an error, a domain) is false: the
+// caller decodes it in full.
+func parsePlainAck(b []byte) (uint64, bool) {
+	const pfx, key = `{"stream":"`, `","seq":`
+	if !bytes.HasPrefix(b, []byte(pfx)) || len(b) < len(pfx)+len(key)+2 || b[len(b)-1] != '}' {
+		return 0, false
+	}
+	rest := b[len(pfx) : len(b)-1]
+	i := bytes.Index(rest, []byte(key))
+	if i < 0 || bytes.ContainsAny(rest[:i], `"\`) {
+		return 0, false
+	}
+	digits := rest[i+len(key):]
+	if len(digits) == 0 || len(digits) > 19 {
+		return 0, false
+	}
+	var seq uint64
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		seq = seq*10 + uint64(c-'0')
+	}
+	return seq, seq != 0
 }
 
 type storedMsg struct {

@@ -289,7 +289,8 @@ const unstorableAfter = 3
 // appendOne appends ev after last, retrying while the engine is
 // unreachable: until it answers, or the lease runs out (ErrFenced).
 func (a *logAppender) appendOne(last, n uint64, name string, origin Origin, data []byte) (uint64, error) {
-	id := a.own.Epoch + "." + strconv.FormatUint(a.own.Revision, 10) + "." + strconv.FormatUint(n, 10)
+	var b [96]byte // one allocation for the id (the string), not three
+	id := string(strconv.AppendUint(append(strconv.AppendUint(append(append(b[:0], a.own.Epoch...), '.'), a.own.Revision, 10), '.'), n, 10))
 	back := 20 * time.Millisecond
 	refused := 0
 	for {

@@ -211,6 +211,13 @@
 // the owned session ends, stop takes the mirror off its appender (which
 // still hands it what it had queued) and subscribes it (liveSub): the
 // cursor drops what both give, and fills from the log what neither did.
+// A session owned here again feeds a mirror that no session here feeds
+// (Pool.feedLocked, in create, before its appender starts). With a
+// SingleNode engine (the embedded one: no RePublish, no live subjects)
+// liveSub subscribes nothing: an unfed mirror waits for the keep round,
+// whose SessionInfo owns the session here again and whose catch-up reads
+// what the log got meanwhile (only the ended session's queue, which it
+// still hands over: no other replica can append).
 // A mirror holds no goroutine: one pool goroutine (keepMirrors), every
 // keepInterval, touches the sessions that feed mirrors with streams
 // (keeping them from idling out: no engine round trip, and nothing to

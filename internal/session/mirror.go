@@ -116,7 +116,10 @@ type mirror struct {
 	s     *Session // the container: mu, subs, cfg, pool; no client, not in the pool's map
 
 	// Guarded by Pool.mu. Exactly one of them feeds the mirror while it
-	// is in Pool.mirrors (both nil only while liveSub retries):
+	// is in Pool.mirrors (both nil only while liveSub retries, or, with a
+	// SingleNode engine, which has no live subjects, until the session is
+	// owned here again: feedLocked; the keep round catches it up
+	// meanwhile, and its SessionInfo takes the session over):
 	esub   *engine.Subscription // the customer's live events, when this replica does not own the session
 	feeder *logAppender         // the owned session's appender, which feeds the mirror (logAppender.feed)
 	// fedFrom: the log's last sequence appended before feeder fed the
@@ -271,7 +274,7 @@ func (p *Pool) mirrorOf(sid engine.SID, token string) (*mirror, error) {
 		// (until the session ends: Session.stop subscribes the mirror).
 		m.feeder = s.elog
 		m.fedFrom = s.elog.feed(m)
-	} else {
+	} else if !p.cfg.Engine.SingleNode() {
 		esub, err := p.cfg.Engine.Subscribe(sid, m.onLive)
 		if err != nil {
 			m.s.cancel()
@@ -332,13 +335,33 @@ func (p *Pool) unfeedLocked(sid engine.SID, a *logAppender) *mirror {
 	return m
 }
 
+// feedLocked is told by create that a session this replica now owns
+// (its appender a, not started yet) is published: a mirror of its
+// customer that no session here feeds (its session ended here, or
+// another replica owned it) is fed by a from now on, and needs no live
+// subscription. Every event a appends is handed to it; what others
+// appended before, its cursor reads from the log at the first event a
+// feeds (or the keep round's catch-up). Pool.mu held.
+func (p *Pool) feedLocked(sid engine.SID, a *logAppender) {
+	m := p.mirrors[sid]
+	if m == nil || m.feeder != nil {
+		return
+	}
+	m.feeder = a
+	a.feed(m)
+	if m.esub != nil {
+		_ = m.esub.Stop()
+		m.esub = nil
+	}
+}
+
 // liveSub subscribes m to the customer's live events, unless it is gone,
 // fed, or subscribed already. An engine error leaves it to keepMirrors,
 // which tries again at its next round and catches the mirror up.
 func (p *Pool) liveSub(m *mirror) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.mirrors[m.sid] != m || m.esub != nil || m.feeder != nil {
+	if p.mirrors[m.sid] != m || m.esub != nil || m.feeder != nil || p.cfg.Engine.SingleNode() {
 		return
 	}
 	esub, err := p.cfg.Engine.Subscribe(m.sid, m.onLive)
@@ -661,4 +684,18 @@ func (m *mirror) teardown(err error) {
 	p.mu.Unlock()
 	m.s.cancel()
 	p.wg.Done() // the mirror's count
+}
+
+// StreamsFed reports whether token's customer has streams on this
+// replica (a mirror), and whether this replica's own session of it feeds
+// them (no live subscription). Cluster mode; false, false otherwise.
+func (p *Pool) StreamsFed(token string) (mirrored, fed bool) {
+	if p.cfg.Engine == nil {
+		return false, false
+	}
+	sid := p.sid(token)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m := p.mirrors[sid]
+	return m != nil, m != nil && m.feeder != nil
 }

@@ -243,7 +243,8 @@ func (p *Pool) create(token, customerID string, e *entry) {
 	p.m.sessions.Inc()
 	p.wg.Add(1) // the session's, until its end
 	if s.elog != nil {
-		s.elog.start() // what open logged goes to the engine now
+		p.feedLocked(own.sid, s.elog) // before start: the mirror gets every event
+		s.elog.start()                // what open logged goes to the engine now
 	}
 	close(e.ready)
 	p.mu.Unlock()
