@@ -782,11 +782,10 @@ func (r *run) takeDoubles(excused ...[2]time.Time) []doubleSocket {
 	return out
 }
 
-// worstLatency is the longest time from an agent message's send (at or
-// after from) to its arrival on a stream, and that message's customer.
-func (r *run) worstLatency(from time.Time) (time.Duration, string) {
-	var worst time.Duration
-	var who string
+// deliveries calls fn for every delivery of an agent message sent at or
+// after from: the customer, the index of its stream, the message's send
+// time and the stream message that carried it.
+func (r *run) deliveries(from time.Time, fn func(c *customer, stream int, sent time.Time, m msg)) {
 	for _, c := range r.cs {
 		c.mu.Lock()
 		sent := make(map[string]time.Time, len(c.sentAt))
@@ -794,18 +793,30 @@ func (r *run) worstLatency(from time.Time) (time.Duration, string) {
 			sent[k] = v
 		}
 		c.mu.Unlock()
-		for _, rec := range c.recs {
+		for si, rec := range c.recs {
 			for _, m := range rec.messages() {
 				ne, ok := parseNewEvent(m)
 				if !ok {
 					continue
 				}
-				if at, ok := sent[ne.Event.ID]; ok && !at.Before(from) && m.At.Sub(at) > worst {
-					worst, who = m.At.Sub(at), c.token
+				if at, ok := sent[ne.Event.ID]; ok && !at.Before(from) {
+					fn(c, si, at, m)
 				}
 			}
 		}
 	}
+}
+
+// worstLatency is the longest time from an agent message's send (at or
+// after from) to its arrival on a stream, and that message's customer.
+func (r *run) worstLatency(from time.Time) (time.Duration, string) {
+	var worst time.Duration
+	var who string
+	r.deliveries(from, func(c *customer, _ int, sent time.Time, m msg) {
+		if d := m.At.Sub(sent); d > worst {
+			worst, who = d, c.token
+		}
+	})
 	return worst, who
 }
 
@@ -964,22 +975,9 @@ func tail(s string, n int) string {
 // clusterKey is a fixed 32-byte hex key shared by the replicas of a run.
 const clusterKey = "5f0c2a9e7b3d41c6a8e0f1d2c3b4a59687f6e5d4c3b2a1908f7e6d5c4b3a2918"
 
-// startCluster: a nats-server here and three gateway replicas on it.
+// startCluster: a nats-server here and n gateway replicas on it.
 func (r *run) startCluster(n int) {
-	natsURL := runNATS(r.t)
-	for i := range n {
-		p := newProc(r.t, fmt.Sprintf("gw%d", i+1),
-			"CHATIO_URL="+r.simURL,
-			"GATEWAY_NATS_URL="+natsURL,
-			"GATEWAY_CLUSTER_KEY="+clusterKey,
-			"GATEWAY_DATA_DIR="+r.t.TempDir(),
-		)
-		r.procs = append(r.procs, p)
-		r.reps = append(r.reps, p.base)
-	}
-	for _, p := range r.procs {
-		p.start(r.t)
-	}
+	r.startGateways(n, runNATS(r.t), nil)
 }
 
 // runNATSCluster runs three nats-servers with JetStream (file store) in

@@ -114,25 +114,9 @@ func (r *run) lateReport(from, ref time.Time, n int) {
 		conn       int
 	}
 	var ls []late
-	for _, c := range r.cs {
-		c.mu.Lock()
-		sent := make(map[string]time.Time, len(c.sentAt))
-		for k, v := range c.sentAt {
-			sent[k] = v
-		}
-		c.mu.Unlock()
-		for si, rec := range c.recs {
-			for _, m := range rec.messages() {
-				ne, ok := parseNewEvent(m)
-				if !ok {
-					continue
-				}
-				if at, ok := sent[ne.Event.ID]; ok && !at.Before(from) {
-					ls = append(ls, late{c.token, si, at.Sub(ref), m.At.Sub(at), m.Conn})
-				}
-			}
-		}
-	}
+	r.deliveries(from, func(c *customer, stream int, sent time.Time, m msg) {
+		ls = append(ls, late{c.token, stream, sent.Sub(ref), m.At.Sub(sent), m.Conn})
+	})
 	slices.SortFunc(ls, func(a, b late) int { return cmp.Compare(b.took, a.took) })
 	for _, l := range ls[:min(n, len(ls))] {
 		r.t.Logf("late: %s stream %d sent at %v took %v (connection %d)", l.who, l.stream, l.sent.Round(time.Millisecond), l.took.Round(time.Millisecond), l.conn)

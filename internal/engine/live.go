@@ -30,19 +30,7 @@ type Subscription struct {
 
 // Stop ends the subscription. For Serve, requests not yet handed to the
 // handler are answered "not the owner" (the caller's ErrNoOwner).
-func (s *Subscription) Stop() error {
-	if s == nil {
-		return nil
-	}
-	if s.stop != nil {
-		s.stop()
-		return nil
-	}
-	if s.sub == nil {
-		return nil
-	}
-	return s.sub.Unsubscribe()
-}
+func (s *Subscription) Stop() error { return s.end((*nats.Subscription).Unsubscribe) }
 
 // Drain ends the subscription once the messages it has received are
 // handled: for Subscribe, its callback still runs for them
@@ -50,18 +38,21 @@ func (s *Subscription) Stop() error {
 // Serve it is Stop: a request the handler was given is its to answer
 // (an owner's handler answers each on a goroutine of its own), and the
 // next ones are answered "not the owner".
-func (s *Subscription) Drain() error {
-	if s == nil {
+func (s *Subscription) Drain() error { return s.end((*nats.Subscription).Drain) }
+
+// end is Stop and Drain: Serve's registration taken out, or a
+// Subscribe's subscription ended by how.
+func (s *Subscription) end(how func(*nats.Subscription) error) error {
+	switch {
+	case s == nil:
 		return nil
-	}
-	if s.stop != nil {
+	case s.stop != nil:
 		s.stop()
 		return nil
-	}
-	if s.sub == nil {
+	case s.sub == nil:
 		return nil
 	}
-	return s.sub.Drain()
+	return how(s.sub)
 }
 
 // Dropped is how many messages the subscription dropped because fn fell

@@ -1,13 +1,9 @@
 package httpapi
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/testwait"
 )
@@ -41,24 +37,7 @@ func TestClusterOwnerStreamsFedLocally(t *testing.T) {
 
 	// Replica 0 loses its lease: its session is fenced, replica 1 takes
 	// the customer over; replica 0's streams stay.
-	nc, err := nats.Connect(c.ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	kv, err := js.KeyValue(ctx, "cgw_nodes")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := kv.Put(ctx, "r0", []byte("another-incarnation")); err != nil {
-		t.Fatal(err)
-	}
+	c.takeLease(0)
 	testwait.For(t, 3*time.Second, "replica 0 fenced: its socket closed", func() bool { return c.sockets("fl") == 0 })
 	testwait.For(t, 3*time.Second, "replica 0's streams subscribed to the live events", func() bool {
 		return c.engs[0].Conn().NumSubscriptions() == subs+1

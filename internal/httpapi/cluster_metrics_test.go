@@ -11,23 +11,6 @@ import (
 	"github.com/chatio-gateway/chatio-gateway/internal/testwait"
 )
 
-// gaugeValue is the value of a replica's gauge named name (one series, no
-// labels).
-func gaugeValue(t *testing.T, e *env, name string) float64 {
-	t.Helper()
-	mfs, err := e.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
-			return mf.GetMetric()[0].GetGauge().GetValue()
-		}
-	}
-	t.Fatalf("no metric %s", name)
-	return 0
-}
-
 // TestClusterFencedAppend: an owner whose append the engine refuses
 // (another writer appended to the customer's log: the owner is not its
 // owner any more) while its lease is valid closes the session itself, and
@@ -41,10 +24,10 @@ func TestClusterFencedAppend(t *testing.T) {
 	if o := c.owner("fa"); o != 0 {
 		t.Fatalf("owner %d, want 0", o)
 	}
-	if n := gaugeValue(t, c.nodes[0], "gateway_cluster_owned_sessions"); n != 1 {
+	if n := metricValue(t, c.nodes[0], "gateway_cluster_owned_sessions"); n != 1 {
 		t.Errorf("owner: %v owned sessions", n)
 	}
-	if n := gaugeValue(t, c.nodes[1], "gateway_cluster_owned_sessions"); n != 0 {
+	if n := metricValue(t, c.nodes[1], "gateway_cluster_owned_sessions"); n != 0 {
 		t.Errorf("the other replica: %v owned sessions", n)
 	}
 
@@ -78,12 +61,12 @@ func TestClusterFencedAppend(t *testing.T) {
 		t.Fatal("the owner's lease lapsed: the test proves nothing")
 	}
 	testwait.For(t, 5*time.Second, "the ownership given back", func() bool {
-		return gaugeValue(t, c.nodes[0], "gateway_cluster_owned_sessions") == 0
+		return metricValue(t, c.nodes[0], "gateway_cluster_owned_sessions") == 0
 	})
-	if n := counterValue(t, c.nodes[0], "gateway_cluster_fenced_appends_total"); n != 1 {
+	if n := metricValue(t, c.nodes[0], "gateway_cluster_fenced_appends_total"); n != 1 {
 		t.Errorf("fenced appends: %v, want 1", n)
 	}
-	if n := counterValue(t, c.nodes[0], "gateway_cluster_fenced_sessions_total"); n != 1 {
+	if n := metricValue(t, c.nodes[0], "gateway_cluster_fenced_sessions_total"); n != 1 {
 		t.Errorf("fenced sessions: %v, want 1", n)
 	}
 }

@@ -1,13 +1,9 @@
 package httpapi
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/chatio-gateway/chatio-gateway/internal/engine"
 	"github.com/chatio-gateway/chatio-gateway/internal/testwait"
@@ -39,24 +35,7 @@ func TestSingleNodeStreamsRefed(t *testing.T) {
 
 	// The replica loses its lease: its session is fenced and ends; the
 	// stream stays. The keep round owns the session here again.
-	nc, err := nats.Connect(c.ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	kv, err := js.KeyValue(ctx, "cgw_nodes")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := kv.Put(ctx, "r0", []byte("another-incarnation")); err != nil {
-		t.Fatal(err)
-	}
+	c.takeLease(0)
 	testwait.For(t, 3*time.Second, "the session fenced: its socket closed", func() bool { return c.sockets("sg") == 0 })
 	testwait.For(t, 10*time.Second, "the session owned here again, feeding the stream", func() bool {
 		m, fed := n.pool.StreamsFed("sg")

@@ -110,6 +110,31 @@ func newClusterEngine(t *testing.T, n int, ttl time.Duration, mod func(*envOptio
 	return c
 }
 
+// takeLease gives replica i's node lease to another incarnation, as if the
+// replica had been paused past its lease and the node restarted: its
+// sessions are fenced.
+func (c *cluster) takeLease(i int) {
+	c.t.Helper()
+	nc, err := nats.Connect(c.ns.ClientURL())
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	kv, err := js.KeyValue(ctx, "cgw_nodes")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, fmt.Sprintf("r%d", i), []byte("another-incarnation")); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
 // any is a replica picked at random.
 func (c *cluster) any() *env { return c.nodes[rand.N(len(c.nodes))] }
 
@@ -689,26 +714,9 @@ func TestClusterLeaseLost(t *testing.T) {
 	st := c.nodes[2].openStream("/v1/events", "ll")
 	st.waitEvent("connected")
 
-	nc, err := nats.Connect(c.ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	kv, err := js.KeyValue(ctx, "cgw_nodes")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := kv.Put(ctx, "r0", []byte("another-incarnation")); err != nil {
-		t.Fatal(err)
-	}
+	c.takeLease(0)
 	testwait.For(t, 3*time.Second, "replica 0 fenced: its socket closed", func() bool { return c.sockets("ll") == 0 })
-	if n := counterValue(t, c.nodes[0], "gateway_cluster_fenced_sessions_total"); n < 1 {
+	if n := metricValue(t, c.nodes[0], "gateway_cluster_fenced_sessions_total"); n < 1 {
 		t.Errorf("fenced sessions: %v", n)
 	}
 	expect(t, c.nodes[1].do("POST", "/v1/chats/"+chat+"/messages", "ll", `{"text":"later"}`), 201, "")
@@ -723,9 +731,9 @@ func TestClusterLeaseLost(t *testing.T) {
 	}
 }
 
-// counterValue is the value of a replica's counter named name (one
-// series, no labels).
-func counterValue(t *testing.T, e *env, name string) float64 {
+// metricValue is the value of a replica's counter or gauge named name
+// (one series, no labels).
+func metricValue(t *testing.T, e *env, name string) float64 {
 	t.Helper()
 	mfs, err := e.reg.Gather()
 	if err != nil {
@@ -733,7 +741,11 @@ func counterValue(t *testing.T, e *env, name string) float64 {
 	}
 	for _, mf := range mfs {
 		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
-			return mf.GetMetric()[0].GetCounter().GetValue()
+			m := mf.GetMetric()[0]
+			if c := m.GetCounter(); c != nil {
+				return c.GetValue()
+			}
+			return m.GetGauge().GetValue()
 		}
 	}
 	t.Fatalf("no metric %s", name)
