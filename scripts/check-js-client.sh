@@ -30,38 +30,9 @@ case "${1:-}" in
   *) echo "usage: $0 [--update]" >&2; exit 2 ;;
 esac
 
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing Node.js and npm through apt (Debian packages nodejs, npm) for the JS client"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
-  fi
-fi
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-  if [ -n "${CI:-}" ]; then
-    echo "node and npm are missing and could not be installed: the JS client cannot be tested"; exit 1
-  fi
-  echo "SKIPPED: node and npm are not installed, so clients/js was not built or tested (install Node.js 20 with npm to run it)"
-  exit 0
-fi
-major=$(node -p 'process.versions.node.split(".")[0]')
-if [ "$major" -lt 20 ]; then
-  echo "node $(node --version) is older than 20, which clients/js needs"; exit 1
-fi
-
-# What npm ci is about to install, from the lock file.
-node -e '
-  const lock = require("./package-lock.json");
-  const pkgs = lock.packages;
-  const root = pkgs[""];
-  const top = [...Object.keys(root.dependencies || {}), ...Object.keys(root.devDependencies || {})];
-  const deps = Object.keys(pkgs).filter((k) => k !== "" && !top.some((n) => k === "node_modules/" + n));
-  const optional = deps.filter((k) => pkgs[k].optional);
-  console.log("npm ci (clients/js/package-lock.json): " +
-    top.map((n) => n + "@" + pkgs["node_modules/" + n].version).join(", ") +
-    ", " + (deps.length - optional.length) + " more they depend on, and of " + optional.length +
-    " optional ones (esbuild'"'"'s binary, one package per platform) the one for this platform, at the versions the lock file pins");
-'
-npm ci --no-audit --no-fund --loglevel=error
+. "$root/scripts/lib-node.sh"
+need_node "the JS client" "node and npm are not installed, so clients/js was not built or tested"
+npm_ci clients/js/package-lock.json
 
 npm run --silent build
 

@@ -22,31 +22,9 @@ case "${1:-}" in
   *) echo "usage: $0 [--update]" >&2; exit 2 ;;
 esac
 
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing Node.js and npm through apt (Debian packages nodejs, npm) for the TypeScript check"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
-  fi
-fi
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-  if [ -n "${CI:-}" ]; then
-    echo "node and npm are missing and could not be installed: the TypeScript check cannot run"; exit 1
-  fi
-  echo "SKIPPED: node and npm are not installed, so the TypeScript types of api/openapi.yaml were not checked (install Node.js 20 with npm to run it)"
-  exit 0
-fi
-
-# What npm ci is about to install, from the lock file.
-node -e '
-  const lock = require("./package-lock.json");
-  const pkgs = lock.packages;
-  const top = Object.keys(pkgs[""].devDependencies || {});
-  const deps = Object.keys(pkgs).filter((k) => k !== "" && !top.some((n) => k === "node_modules/" + n));
-  console.log("npm ci (api/tscheck/package-lock.json): " +
-    top.map((n) => n + "@" + pkgs["node_modules/" + n].version).join(", ") +
-    ", and " + deps.length + " packages they depend on, at the versions the lock file pins");
-'
-npm ci --no-audit --no-fund --loglevel=error
+. ../../scripts/lib-node.sh
+need_node "the TypeScript check" "node and npm are not installed, so the TypeScript types of api/openapi.yaml were not checked"
+npm_ci api/tscheck/package-lock.json
 
 generated=generated/openapi.d.ts
 tmp=$(mktemp -d)

@@ -3,26 +3,18 @@
 // repeating an event.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
 import { init } from '../dist/index.mjs';
-import { customerIdOf, isNewEvent, makeAuth, newToken, record, startGateway, startSim } from './harness.mjs';
+import { customerIdOf, isNewEvent, makeAuth, newToken, record, withGateway } from './harness.mjs';
 
-let sim, gw;
-before(async () => {
-  sim = await startSim();
-  gw = await startGateway(sim);
-});
-after(async () => {
-  await gw?.stop();
-  await sim?.stop();
-});
+const env = withGateway();
 
 test('a 401 on the stream: getFreshToken once, then connected', async (t) => {
   const fresh = newToken('fresh');
   const auth = makeAuth('expired:' + fresh, fresh); // the simulator refuses expired:… tokens
   const errors = [];
-  const sdk = init({ gatewayUrl: gw.url, auth, onError: (e) => errors.push(e) });
+  const sdk = init({ gatewayUrl: env.gw.url, auth, onError: (e) => errors.push(e) });
   t.after(() => sdk.destroy());
   const rec = record(sdk);
   const [, summary] = await rec.waitFor((n) => n === 'connected', { what: 'connected' });
@@ -38,7 +30,7 @@ test('a token refused twice: the stream gives up (onError); a call answered AUTH
   const auth = makeAuth('expired:' + newToken()); // getFreshToken gives the same refused token
   let failed;
   const gaveUp = new Promise((ok) => { failed = ok; });
-  const sdk = init({ gatewayUrl: gw.url, auth, onError: failed });
+  const sdk = init({ gatewayUrl: env.gw.url, auth, onError: failed });
   t.after(() => sdk.destroy());
   const err = await gaveUp;
   assert.equal(err.code, 'AUTHENTICATION');
@@ -59,19 +51,19 @@ test('resume after the gateway cut the stream: every event once, connection_lost
     if (String(url).endsWith('/v1/events')) streams.push(new Headers(opts.headers).get('Last-Event-ID'));
     return fetch(url, opts);
   };
-  const sdk = init({ gatewayUrl: gw.url, auth: makeAuth(token), fetch: fetchSpy });
+  const sdk = init({ gatewayUrl: env.gw.url, auth: makeAuth(token), fetch: fetchSpy });
   t.after(() => sdk.destroy());
   const rec = record(sdk);
   await rec.waitFor((n) => n === 'connected');
   const chat = await sdk.startChat();
-  const say = (text) => sim.control('/agents/agent-r/message', { chat_id: chat.id, text });
+  const say = (text) => env.sim.control('/agents/agent-r/message', { chat_id: chat.id, text });
   for (const text of ['m0', 'm1']) await say(text);
   await rec.waitFor(isNewEvent('m1'));
   const mark = rec.events.length;
 
   // SIGTERM: the gateway drains the stream (retry: hint) and stops; it
   // comes back on the same data dir. Meanwhile the agent goes on writing.
-  const restart = gw.restart();
+  const restart = env.gw.restart();
   await rec.waitFor((n) => n === 'connection_lost', { from: mark, what: 'connection_lost' });
   await say('m2');
   await restart;

@@ -13,6 +13,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -147,6 +148,22 @@ export async function startGateway(sim, env = {}) {
  * A scenario upstream (test/upstream) playing testdata/oracle/NAME.json:
  * url for CHATIO_URL, and its control API.
  */
+// withGateway registers the calling test file's before and after hooks
+// that run a simulator and a gateway on it (startSim, startGateway with
+// gatewayEnv), and returns the object whose sim and gw they set.
+export function withGateway(gatewayEnv) {
+  const env = { sim: undefined, gw: undefined };
+  before(async () => {
+    env.sim = await startSim();
+    env.gw = await startGateway(env.sim, gatewayEnv);
+  });
+  after(async () => {
+    await env.gw?.stop();
+    await env.sim?.stop();
+  });
+  return env;
+}
+
 export async function startScenarioUpstream(path) {
   const child = spawn(binaries().upstream, [path], { stdio: ['pipe', 'pipe', 'inherit'] });
   const exited = new Promise((r) => child.once('exit', r));

@@ -2,27 +2,19 @@
 // simulator.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
 import chatIoCustomerSDK, { GatewayError, init, $$observable } from '../dist/index.mjs';
-import { customerIdOf, isNewEvent, makeAuth, newToken, record, startGateway, startSim, waitUntil } from './harness.mjs';
+import { customerIdOf, isNewEvent, makeAuth, newToken, record, waitUntil, withGateway } from './harness.mjs';
 
-let sim, gw;
-before(async () => {
-  sim = await startSim();
-  gw = await startGateway(sim);
-});
-after(async () => {
-  await gw?.stop();
-  await sim?.stop();
-});
+const env = withGateway();
 
-const agent = (path, body) => sim.control(`/agents/agent-js${path}`, { name: 'Agent JS', ...body });
+const agent = (path, body) => env.sim.control(`/agents/agent-js${path}`, { name: 'Agent JS', ...body });
 
 test('init returns at once, emits customer_id then connected, and every method resolves what the SDK resolves', async (t) => {
   const token = newToken();
   const auth = makeAuth(token);
-  const sdk = chatIoCustomerSDK.init({ gatewayUrl: gw.url, auth });
+  const sdk = chatIoCustomerSDK.init({ gatewayUrl: env.gw.url, auth });
   t.after(() => sdk.destroy());
   assert.equal(sdk.auth, auth);
   assert.equal(typeof init, 'function');
@@ -99,7 +91,7 @@ test('init returns at once, emits customer_id then connected, and every method r
   // Sneak peek: resolves nothing, reaches chat.io.
   assert.equal(sdk.setSneakPeek(chat.id, 'typing th'), undefined);
   await waitUntil('the sneak peek', async () => {
-    const c = await sim.control(`/chats/${chat.id}`);
+    const c = await env.sim.control(`/chats/${chat.id}`);
     return JSON.stringify(c).includes('typing th');
   });
 
@@ -117,7 +109,7 @@ test('init returns at once, emits customer_id then connected, and every method r
   // The agent closes it (thread_closed) and leaves (user_left_chat).
   await agent('/close', { chat_id: chat.id });
   await rec.waitFor((n, d) => n === 'thread_closed' && d.chat === chat.id, { from: mark, what: 'thread_closed' });
-  await sim.control('/agents/agent-js/leave', { chat_id: chat.id });
+  await env.sim.control('/agents/agent-js/leave', { chat_id: chat.id });
   await rec.waitFor((n, d) => n === 'user_left_chat' && d.user === 'agent-js', { from: mark, what: 'user_left_chat' });
 
   // History: pages newest first until done, every event once.
@@ -131,7 +123,7 @@ test('init returns at once, emits customer_id then connected, and every method r
 });
 
 test('errors carry the SDK code and type', async (t) => {
-  const sdk = init({ gatewayUrl: gw.url, auth: makeAuth(newToken()) });
+  const sdk = init({ gatewayUrl: env.gw.url, auth: makeAuth(newToken()) });
   t.after(() => sdk.destroy());
   await assert.rejects(sdk.getChatsSummary({ limit: 30 }), (e) => {
     assert.ok(e instanceof GatewayError);
@@ -149,7 +141,7 @@ test('errors carry the SDK code and type', async (t) => {
 });
 
 test('on, off, * and $$observable', async (t) => {
-  const sdk = init({ gatewayUrl: gw.url, auth: makeAuth(newToken()) });
+  const sdk = init({ gatewayUrl: env.gw.url, auth: makeAuth(newToken()) });
   t.after(() => sdk.destroy());
   const got = [];
   const onConnected = (d) => got.push(['on', d.totalChats]);
@@ -173,7 +165,7 @@ test('on, off, * and $$observable', async (t) => {
 });
 
 test('disconnect: connection_lost, calls refused, nothing more', async () => {
-  const sdk = init({ gatewayUrl: gw.url, auth: makeAuth(newToken()) });
+  const sdk = init({ gatewayUrl: env.gw.url, auth: makeAuth(newToken()) });
   const rec = record(sdk);
   await rec.waitFor((n) => n === 'connected');
   sdk.disconnect();
@@ -184,16 +176,16 @@ test('disconnect: connection_lost, calls refused, nothing more', async () => {
 
 test('disconnected: the session ended by chat.io ends the stream; endSession ends it for every tab', async () => {
   const token = newToken();
-  const sdk = init({ gatewayUrl: gw.url, auth: makeAuth(token) });
+  const sdk = init({ gatewayUrl: env.gw.url, auth: makeAuth(token) });
   const rec = record(sdk);
   await rec.waitFor((n) => n === 'connected');
-  await sim.control(`/customers/${customerIdOf(token)}/disconnect`, { reason: 'too_many_connections' });
+  await env.sim.control(`/customers/${customerIdOf(token)}/disconnect`, { reason: 'too_many_connections' });
   const [, data] = await rec.waitFor((n) => n === 'disconnected', { what: 'disconnected' });
   assert.equal(data.reason, 'too_many_connections');
   sdk.destroy();
 
-  const a = init({ gatewayUrl: gw.url, auth: makeAuth(token) });
-  const b = init({ gatewayUrl: gw.url, auth: makeAuth(token) });
+  const a = init({ gatewayUrl: env.gw.url, auth: makeAuth(token) });
+  const b = init({ gatewayUrl: env.gw.url, auth: makeAuth(token) });
   const ra = record(a), rb = record(b);
   await ra.waitFor((n) => n === 'connected');
   await rb.waitFor((n) => n === 'connected');
@@ -206,13 +198,13 @@ test('disconnected: the session ended by chat.io ends the stream; endSession end
 
 test('connection_lost and connection_restored when chat.io drops the socket', async (t) => {
   const token = newToken();
-  const sdk = init({ gatewayUrl: gw.url, auth: makeAuth(token) });
+  const sdk = init({ gatewayUrl: env.gw.url, auth: makeAuth(token) });
   t.after(() => sdk.destroy());
   const rec = record(sdk);
   await rec.waitFor((n) => n === 'connected');
   const chat = await sdk.startChat();
   const mark = rec.events.length;
-  await sim.control(`/customers/${customerIdOf(token)}/drop`, {});
+  await env.sim.control(`/customers/${customerIdOf(token)}/drop`, {});
   await rec.waitFor((n) => n === 'connection_lost', { from: mark, what: 'connection_lost' });
   const [, restored] = await rec.waitFor((n) => n === 'connection_restored', { from: mark, what: 'connection_restored' });
   assert.equal(restored.totalChats, 1);

@@ -3,25 +3,17 @@
 // results), and none of its own (the SDK resolves its own calls instead).
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
 import { init } from '../dist/index.mjs';
-import { isNewEvent, makeAuth, newToken, record, startGateway, startSim } from './harness.mjs';
+import { isNewEvent, makeAuth, newToken, record, withGateway } from './harness.mjs';
 
-let sim, gw;
-before(async () => {
-  sim = await startSim();
-  gw = await startGateway(sim);
-});
-after(async () => {
-  await gw?.stop();
-  await sim?.stop();
-});
+const env = withGateway();
 
 test('two tabs: each sees the other\'s calls, not its own', async (t) => {
   const token = newToken('tabs');
-  const a = init({ gatewayUrl: gw.url, auth: makeAuth(token) });
-  const b = init({ gatewayUrl: gw.url, auth: makeAuth(token) });
+  const a = init({ gatewayUrl: env.gw.url, auth: makeAuth(token) });
+  const b = init({ gatewayUrl: env.gw.url, auth: makeAuth(token) });
   t.after(() => { a.destroy(); b.destroy(); });
   assert.notEqual(a.instanceId, b.instanceId);
   const ra = record(a), rb = record(b);
@@ -40,7 +32,7 @@ test('two tabs: each sees the other\'s calls, not its own', async (t) => {
     ma = ra.events.length; mb = rb.events.length;
     await act();
     const text = `fence ${++fence}`;
-    await sim.control('/agents/agent-tabs/message', { chat_id: chat.id, text });
+    await env.sim.control('/agents/agent-tabs/message', { chat_id: chat.id, text });
     await ra.waitFor(isNewEvent(text), { from: ma, what: `${what}: fence on a` });
     await rb.waitFor(isNewEvent(text), { from: mb, what: `${what}: fence on b` });
     const strip = (evs) => evs.filter(([n, d]) => !(n === 'new_event' && d.event.text === text) && n !== 'user_data' && n !== 'user_joined_chat');

@@ -1,25 +1,17 @@
 // sendFile: the upload with its progress, the SDK's size check, cancel.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
 import { init } from '../dist/index.mjs';
-import { makeAuth, newToken, record, startGateway, startSim } from './harness.mjs';
+import { makeAuth, newToken, record, withGateway } from './harness.mjs';
 
-let sim, gw;
-before(async () => {
-  sim = await startSim();
-  gw = await startGateway(sim);
-});
-after(async () => {
-  await gw?.stop();
-  await sim?.stop();
-});
+const env = withGateway();
 
 test('sendFile reports progress up to 1 and resolves {url}; the file shows as new_event on both tabs', async (t) => {
   const token = newToken('file');
-  const a = init({ gatewayUrl: gw.url, auth: makeAuth(token) });
-  const b = init({ gatewayUrl: gw.url, auth: makeAuth(token) });
+  const a = init({ gatewayUrl: env.gw.url, auth: makeAuth(token) });
+  const b = init({ gatewayUrl: env.gw.url, auth: makeAuth(token) });
   t.after(() => { a.destroy(); b.destroy(); });
   const ra = record(a), rb = record(b);
   await ra.waitFor((n) => n === 'connected');
@@ -43,7 +35,7 @@ test('sendFile reports progress up to 1 and resolves {url}; the file shows as ne
 });
 
 test('sendFile: too big is INVALID_ARGS before any upload; cancel rejects CANCELLED', async (t) => {
-  const sdk = init({ gatewayUrl: gw.url, auth: makeAuth(newToken('file')) });
+  const sdk = init({ gatewayUrl: env.gw.url, auth: makeAuth(newToken('file')) });
   t.after(() => sdk.destroy());
   const chat = await sdk.startChat();
   const big = new Blob([new Uint8Array((10 << 20) + 1)]);
