@@ -82,7 +82,7 @@ func classify(r *http.Request, err error) (status int, body errorBody, retry boo
 		return http.StatusBadRequest, errorBody{Code: CodeInvalidArgs, Message: "could not read the request body"}, false
 	}
 	var (
-		rl  *rateLimitedError
+		rl  *session.RateLimitError
 		ae  *apiError
 		arg *op.ArgError
 		au  *chatio.AuthError
@@ -165,7 +165,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		log.Debug("request refused", zap.Error(err))
 	}
 	if retry {
-		var rl *rateLimitedError
+		var rl *session.RateLimitError
 		if errors.As(err, &rl) {
 			w.Header().Set("Retry-After", rl.RetryAfter())
 		} else {

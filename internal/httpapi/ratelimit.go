@@ -86,11 +86,6 @@ import (
 // maxRateBuckets bounds the rate limiter's table.
 const maxRateBuckets = 100000
 
-// rateLimitedError is a request refused by the per-token rate limit: the
-// session package's type, so that an owner's refusal of a forwarded call
-// crosses to the replica that received it (session.EncodeError).
-type rateLimitedError = session.RateLimitError
-
 // rateLimiter holds a token bucket per access token, in two generations.
 type rateLimiter struct {
 	rate   float64      // tokens per second; immutable
@@ -128,7 +123,9 @@ func newRateLimiter(rate float64, burst, size int) *rateLimiter {
 }
 
 // allow takes one request from token's bucket. It returns nil or a
-// *rateLimitedError; it never refuses a token for want of room.
+// *session.RateLimitError (the session package's type, so that an owner's
+// refusal of a forwarded call crosses to the replica that received it:
+// session.EncodeError); it never refuses a token for want of room.
 func (l *rateLimiter) allow(token string) error {
 	// A seeded 64-bit hash: two tokens share a bucket only by a collision
 	// that no one who does not know the seed can aim for (among 100,000
@@ -169,7 +166,7 @@ func (l *rateLimiter) allow(token string) error {
 	if b.tokens >= 1 {
 		b.tokens--
 	} else {
-		err = &rateLimitedError{Wait: time.Duration((1 - b.tokens) / l.rate * float64(time.Second))}
+		err = &session.RateLimitError{Wait: time.Duration((1 - b.tokens) / l.rate * float64(time.Second))}
 	}
 	l.cur[key] = b
 	return err

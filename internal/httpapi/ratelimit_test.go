@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/chatio-gateway/chatio-gateway/internal/session"
 )
 
 // clock is a limiter's clock that tests move.
@@ -31,10 +33,10 @@ func drain(t *testing.T, l *rateLimiter, token string, n int) {
 }
 
 // limited: token's next request is refused by the limit.
-func limited(t *testing.T, l *rateLimiter, token string) *rateLimitedError {
+func limited(t *testing.T, l *rateLimiter, token string) *session.RateLimitError {
 	t.Helper()
 	err := l.allow(token)
-	rl, ok := err.(*rateLimitedError)
+	rl, ok := err.(*session.RateLimitError)
 	if !ok {
 		t.Fatalf("%s: %v, want the rate limit", token, err)
 	}
