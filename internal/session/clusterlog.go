@@ -60,16 +60,17 @@ type logAppender struct {
 	n    uint64 // events appended: their message ids
 
 	mu         sync.Mutex
-	queue      []logged // guarded by mu: not appended yet, oldest first
-	started    bool     // guarded by mu: create has published the session: run may start
-	running    bool     // guarded by mu: a run goroutine is at work
-	closed     bool     // guarded by mu: no more events; what is queued is appended, then done
-	doneClosed bool     // guarded by mu
-	overflow   bool     // guarded by mu: an event was refused (maxLogQueue)
-	local      uint64   // guarded by mu: the session's sequence number of the last event appended
-	seq        uint64   // guarded by mu: its sequence in the engine's log
-	waiters    []waiter // guarded by mu: seqAt's, by rising local
-	failed     bool     // guarded by mu: run gave up: waiters get no sequence
+	queue      []logged     // guarded by mu: not appended yet, oldest first
+	started    bool         // guarded by mu: create has published the session: run may start
+	running    bool         // guarded by mu: a run goroutine is at work
+	closed     bool         // guarded by mu: no more events; what is queued is appended, then done
+	doneClosed bool         // guarded by mu
+	overflow   bool         // guarded by mu: an event was refused (maxLogQueue)
+	local      uint64       // guarded by mu: the session's sequence number of the last event appended
+	seq        uint64       // guarded by mu: its sequence in the engine's log
+	waiters    []waiter     // guarded by mu: seqAt's, by rising local
+	failed     bool         // guarded by mu: run gave up: waiters get no sequence
+	nextReady  *logAppender // guarded by Pool.readyMu: the next on the pool's ready list
 	// mirror is the customer's streams on this replica, fed each appended
 	// event straight from here (no live subscription: see feed); set by
 	// Pool.mirrorOf under Pool.mu, guarded by mu.
@@ -120,46 +121,86 @@ func (a *logAppender) start() {
 	a.spawnLocked()
 }
 
-// spawnLocked starts run when there is work and none runs: on an idle
-// append worker of the pool when one is waiting (appendWorker), else on a
-// goroutine of its own. A worker keeps its stack from run to run; a
-// goroutine per run would leave a grown stack (an engine round trip deep)
-// to the collector at every push. A run on its own goroutine holds a
-// count of Pool.wg, taken while the session holds its own (from create to
-// end, which waits for done). a.mu held.
+// spawnLocked has run started when there is work and none runs: it puts
+// the appender on the pool's ready list, which the append workers
+// (appendWorker) take from, oldest first. A burst of sessions with events
+// (an agent joining every chat at once) waits on the list for the
+// workers, rather than making a goroutine each, with a stack an engine
+// round trip deep, left to the collector. a.mu held.
 func (a *logAppender) spawnLocked() {
 	if !a.started || a.running || (len(a.queue) == 0 && !a.overflow) {
 		return
 	}
 	a.running = true
-	p := a.s.pool
-	select {
-	case p.appendq <- a: // a waiting worker runs it (nil appendq: never ready)
-		return
-	default:
-	}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		a.run()
-	}()
+	a.s.pool.ready(a)
 }
 
 // appendWorkers is how many goroutines a clustered pool keeps for its
-// sessions' appenders (spawnLocked): enough for the appends in flight at a
-// steady rate; a burst beyond them runs on goroutines of their own.
+// sessions' appenders (spawnLocked): enough for the appends in flight at
+// once; the others wait on the ready list.
 const appendWorkers = 16
 
-// appendWorker runs the appenders handed to it (spawnLocked's hand-off
-// succeeds only while it waits) until the pool's context ends; one of
-// Pool.wg's counts.
+// ready puts a on the ready list and wakes a waiting worker, if any. Once
+// the workers are gone (the pool's context ended), a runs on a goroutine
+// of its own.
+func (p *Pool) ready(a *logAppender) {
+	p.readyMu.Lock()
+	if p.readyWorkers == 0 {
+		p.readyMu.Unlock()
+		p.wg.Add(1) // the session holds a count till end waits for done
+		go func() {
+			defer p.wg.Done()
+			a.run()
+		}()
+		return
+	}
+	if p.readyTail == nil {
+		p.readyHead = a
+	} else {
+		p.readyTail.nextReady = a
+	}
+	p.readyTail = a
+	p.readyMu.Unlock()
+	select {
+	case p.readyWake <- struct{}{}:
+	default: // every worker has a wake-up pending: one of them takes a
+	}
+}
+
+// nextReady takes the oldest appender off the ready list; nil when it is
+// empty. The last worker to leave (leaving) takes what is left.
+func (p *Pool) nextReady(leaving bool) *logAppender {
+	p.readyMu.Lock()
+	defer p.readyMu.Unlock()
+	a := p.readyHead
+	if a != nil {
+		p.readyHead, a.nextReady = a.nextReady, nil
+		if p.readyHead == nil {
+			p.readyTail = nil
+		}
+		return a
+	}
+	if leaving {
+		p.readyWorkers--
+	}
+	return nil
+}
+
+// appendWorker runs the appenders of the ready list until the pool's
+// context ends, then what is left on it; one of Pool.wg's counts. A
+// worker keeps its stack from run to run.
 func (p *Pool) appendWorker() {
 	defer p.wg.Done()
 	for {
-		select {
-		case a := <-p.appendq:
+		for a := p.nextReady(false); a != nil; a = p.nextReady(false) {
 			a.run()
+		}
+		select {
+		case <-p.readyWake:
 		case <-p.ctx.Done():
+			for a := p.nextReady(true); a != nil; a = p.nextReady(true) {
+				a.run()
+			}
 			return
 		}
 	}

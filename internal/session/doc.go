@@ -185,8 +185,10 @@
 // the order it logs them, with engine.AppendOwned. appendLocked only
 // queues the event (logAppender.push, under Session.mu, on the read loop);
 // the session's appender (logAppender.run, which runs while events wait,
-// started by push on one of the pool's idle append workers, else on a
-// goroutine of its own: an idle session holds none) appends,
+// put by push on the pool's ready list, which its append workers take
+// from, oldest first: an idle session holds no goroutine, and a burst of
+// sessions with events waits for the workers instead of making a
+// goroutine each; after Shutdown's cancel, on a goroutine of its own) appends,
 // retrying while the engine is unreachable and giving up when fenced (the
 // session ends). end closes it and waits for it to drain,
 // off the read loop, before the ownership is released. A new owner whose
@@ -249,17 +251,17 @@
 //
 // Goroutines in cluster mode, each counted in Pool.wg: watchLease,
 // keepMirrors and appendWorkers append workers (the pool's life; they end
-// with its context, a worker once the appender it runs is done;
-// keepMirrors waits for the few workers of each round), one per forwarded request, a session's appender (while
-// events wait) and the release at its end, a mirror's teardown, and the
+// with its context, once the ready list is empty;
+// keepMirrors waits for the few workers of each round), one per forwarded request, a session's appender (only
+// once the workers have left) and the release at its end, a mirror's teardown, and the
 // opening of a stream (Pool.Subscribe waits for it, not counted); a mirror holds a count
 // of its own for its life, but no goroutine. Locks: Pool.mu before Session.mu (a
 // mirror's Session.mu included), as ever; the engine's subscriptions are
 // stopped or drained under them (a local unsubscribe, no round trip: a
 // drained Serve still answers, later, the requests it had taken, so that
 // none waits out its timeout); logAppender.mu
-// is taken under Session.mu or Pool.mu (feed, unfeed) and nothing under
-// it: the appender feeds a mirror after it let go of it. The only engine round
+// is taken under Session.mu or Pool.mu (feed, unfeed) and only
+// Pool.readyMu (the ready list) under it: the appender feeds a mirror after it let go of it. The only engine round
 // trips under a lock are a mirror cursor's reads (Next's gap fill,
 // CatchUp), under that mirror's Session.mu, which they serialise. The
 // engine is the caller's: Shutdown the pool (which releases what it owns)

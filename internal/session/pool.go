@@ -51,9 +51,16 @@ type Pool struct {
 	// mirrors: cluster mode: the customers' streams on this replica.
 	mirrors map[engine.SID]*mirror
 
-	// appendq hands an appender to an idle append worker (cluster mode;
-	// unbuffered: a send succeeds only into a waiting worker). Immutable.
-	appendq chan *logAppender
+	// The appenders with events to append and none of the append workers
+	// at them yet (cluster mode, spawnLocked): a list through
+	// logAppender.nextReady, oldest first, each appender at most once
+	// (logAppender.running), so bounded by the sessions. Taken after a
+	// logAppender.mu, before nothing.
+	readyMu      sync.Mutex
+	readyHead    *logAppender  // guarded by readyMu
+	readyTail    *logAppender  // guarded by readyMu
+	readyWorkers int           // guarded by readyMu: the append workers not gone yet
+	readyWake    chan struct{} // a waiting worker is woken by a send (capacity appendWorkers). Immutable.
 }
 
 // entry is one slot of the pool. ready is closed by the creation goroutine
@@ -85,7 +92,8 @@ func NewPool(cfg Config, log *zap.Logger, reg prometheus.Registerer) *Pool {
 	if cfg.Engine != nil {
 		p.releasing = make(map[string]chan struct{})
 		p.mirrors = make(map[engine.SID]*mirror)
-		p.appendq = make(chan *logAppender)
+		p.readyWake = make(chan struct{}, appendWorkers)
+		p.readyWorkers = appendWorkers
 		p.wg.Add(2 + appendWorkers)
 		go p.watchLease()
 		go p.keepMirrors()
