@@ -1342,3 +1342,53 @@ func TestStreamsDefault(t *testing.T) {
 		}
 	}
 }
+
+// TestOwnEmptyLog: a customer's first owner learns that its log holds
+// nothing earlier (Ownership.Empty); an owner after it (the record
+// released) does not. A log with events but no owner record (an
+// ownerless Append; a record the bucket's MaxAge dropped) refuses the
+// marker appended as if empty: Own reads the last sequence then, and its
+// marker follows the last event, as ever.
+func TestOwnEmptyLog(t *testing.T) {
+	e := embedded(t, nil)
+	ctx := ctxT(t, 20*time.Second)
+
+	first := sidOf("first-owner")
+	own, err := e.Own(ctx, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !own.Empty || own.LastSeq == 0 {
+		t.Fatalf("the first Own of a customer: %+v, want Empty and the marker's sequence", own)
+	}
+	s1, err := e.AppendOwned(ctx, own, own.LastSeq, "", []byte("1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Release(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	again, err := e.Own(ctx, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Empty || again.LastSeq <= s1 {
+		t.Fatalf("Own after a release: %+v, want not Empty, the marker after %d", again, s1)
+	}
+
+	orphan := sidOf("no-record")
+	s2, err := e.Append(ctx, orphan, 0, "", []byte("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	own3, err := e.Own(ctx, orphan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if own3.Empty || own3.LastSeq <= s2 {
+		t.Fatalf("Own of a log with events and no record: %+v, want not Empty, the marker after %d", own3, s2)
+	}
+	if _, err := e.AppendOwned(ctx, own3, own3.LastSeq, "", []byte("y")); err != nil {
+		t.Fatalf("append after the marker: %v", err)
+	}
+}

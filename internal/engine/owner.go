@@ -219,6 +219,9 @@ type Ownership struct {
 	// LastSeq is the customer's last sequence after the owner marker that
 	// fenced the log: the expectedLastSeq of the owner's first Append.
 	LastSeq uint64
+	// Empty: the log held nothing of the customer's before the owner
+	// marker (its first owner): there is nothing earlier to read.
+	Empty bool
 }
 
 type ownerRec struct{ node, epoch string }
@@ -256,9 +259,14 @@ func (e *Engine) Own(ctx context.Context, sid SID) (Ownership, error) {
 	back := 20 * time.Millisecond
 	for attempt := 0; attempt < maxOwnAttempts; attempt++ {
 		var rev uint64
+		// fresh: the session never had an owner record (not even one
+		// released since): its log is most likely empty, and the marker
+		// is appended expecting that first (fence).
+		fresh := false
 		ent, err := e.owner.Get(ctx, string(sid))
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):
+			fresh = errors.Is(err, jetstream.ErrKeyNotFound)
 			rev, err = e.owner.Create(ctx, string(sid), []byte(mine.String()))
 			if errors.Is(err, jetstream.ErrKeyExists) || isWrongLast(err) {
 				continue
@@ -309,7 +317,7 @@ func (e *Engine) Own(ctx context.Context, sid SID) (Ownership, error) {
 			}
 			return Ownership{}, fmt.Errorf("engine: owner record: %w", err)
 		}
-		seq, err := e.fence(ctx, sid, mine, rev)
+		seq, prev, err := e.fence(ctx, sid, mine, rev, fresh)
 		if err != nil {
 			// Unfenced, the record must not stand (a later Own would take
 			// it as fenced already): give it back, best effort.
@@ -318,7 +326,7 @@ func (e *Engine) Own(ctx context.Context, sid SID) (Ownership, error) {
 			cancel()
 			return Ownership{}, err
 		}
-		return Ownership{SID: sid, Node: mine.node, Epoch: mine.epoch, Revision: rev, LastSeq: seq}, nil
+		return Ownership{SID: sid, Node: mine.node, Epoch: mine.epoch, Revision: rev, LastSeq: seq, Empty: prev == 0}, nil
 	}
 	return Ownership{}, errors.New("engine: owner record: too many concurrent changes")
 }
@@ -336,24 +344,28 @@ func backoff(ctx context.Context, back *time.Duration) error {
 }
 
 // fence appends the owner marker after the customer's last event, reading
-// the last sequence again when a previous owner's append got in between.
-func (e *Engine) fence(ctx context.Context, sid SID, mine ownerRec, rev uint64) (uint64, error) {
-	var err error
+// the last sequence again when a previous owner's append got in between;
+// it returns the marker's sequence and the one before it (0: the log was
+// empty). fresh: the marker is first appended expecting an empty log,
+// without reading the last sequence (a log that is not empty refuses it,
+// and the last sequence is read then).
+func (e *Engine) fence(ctx context.Context, sid SID, mine ownerRec, rev uint64, fresh bool) (seq, last uint64, err error) {
 	for attempt := 0; attempt < maxOwnAttempts; attempt++ {
-		var last, seq uint64
-		last, err = e.LastSeq(ctx, sid)
-		if err != nil {
-			return 0, err
+		last = 0
+		if !fresh || attempt > 0 {
+			if last, err = e.LastSeq(ctx, sid); err != nil {
+				return 0, 0, err
+			}
 		}
 		seq, err = e.append(ctx, sid, last, fmt.Sprintf("own.%s.%d", mine.epoch, rev), nil, mine.node, "")
 		if err == nil {
-			return seq, nil
+			return seq, last, nil
 		}
 		if !errors.Is(err, ErrFenced) || !e.LeaseValid() {
-			return 0, err
+			return 0, 0, err
 		}
 	}
-	return 0, fmt.Errorf("engine: fencing the log: %w", err)
+	return 0, 0, fmt.Errorf("engine: fencing the log: %w", err)
 }
 
 // nodeAlive reports whether rec's node still holds the lease of rec's

@@ -202,7 +202,7 @@ func (p *Pool) route(ctx context.Context, token, customerID string, req fwdReque
 		return res, err
 	}
 	req.CustomerID = customerID
-	sid := p.sid(token)
+	var sid engine.SID // made when the call goes to another replica: an HMAC per local call is waste
 	deadline := time.Now().Add(p.cfg.DialTimeout)
 	back := 5 * time.Millisecond
 	closedRetries := 0
@@ -227,6 +227,9 @@ func (p *Pool) route(ctx context.Context, token, customerID string, req fwdReque
 			}
 			res, err = local(ctx, s)
 		default:
+			if sid == "" {
+				sid = p.sid(token)
+			}
 			start := time.Now()
 			res, err = p.forward(ctx, sid, req)
 			if errors.Is(err, engine.ErrNoOwner) {

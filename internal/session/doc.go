@@ -232,7 +232,8 @@
 // gets its snapshot from the owner as of the log's sequence N (a
 // forwarded snapshot request: the owner waits until its appender has
 // appended the event the snapshot is current at, logAppender.seqAt), reads
-// the log after N, and joins the mirror, reading again while the mirror is
+// the log after N (not when this replica's appender feeds the mirror:
+// join reads up to where the feed began, and the feed has the rest), and joins the mirror, reading again while the mirror is
 // ahead of it (no round trip under the mirror's lock but the cursor's own).
 // A Last-Event-ID within the log resumes from the log (the session is
 // looked at first, SessionInfo, so that a resume after its owner's crash

@@ -200,22 +200,27 @@ func (p *Pool) subscribeCluster(ctx context.Context, token, customerID, lastEven
 			}
 		}
 	}
+	read := resumed // the log after the snapshot has been read
 	if !resumed {
-		var n uint64
 		var err error
-		if snapshot, n, err = p.snapshot(ctx, token, customerID); err != nil {
+		if snapshot, pos, err = p.snapshot(ctx, token, customerID); err != nil {
 			return nil, err
 		}
-		evs, at, _, err := p.readLog(ctx, sid, n, 0)
-		if err != nil {
-			return nil, err
-		}
-		replay, pos = evs, at
 	}
 	for {
-		m, err := p.mirrorOf(sid, token)
+		m, fed, err := p.mirrorOf(sid, token)
 		if err != nil {
 			return nil, err
+		}
+		if !read && !fed {
+			// What the log got after the snapshot. A mirror fed by this
+			// replica's appender needs no read here: join reads up to
+			// where its feed began, and the feed has the rest.
+			evs, at, _, err := p.readLog(ctx, sid, pos, 0)
+			if err != nil {
+				return nil, err
+			}
+			replay, pos, read = evs, at, true
 		}
 		sub, err := m.join(ctx, snapshot, replay, pos)
 		if errors.Is(err, errMirrorGone) {
@@ -256,19 +261,19 @@ func (p *Pool) readLog(ctx context.Context, sid engine.SID, after, upTo uint64) 
 }
 
 // mirrorOf returns the customer's mirror, made on first use: fed by the
-// session's appender when this replica owns the session, else subscribed
-// to the customer's live events. A mirror holds a count of Pool.wg until
-// its teardown.
-func (p *Pool) mirrorOf(sid engine.SID, token string) (*mirror, error) {
+// session's appender when this replica owns the session (fed), else
+// subscribed to the customer's live events. A mirror holds a count of
+// Pool.wg until its teardown.
+func (p *Pool) mirrorOf(sid engine.SID, token string) (m *mirror, fed bool, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.draining {
-		return nil, ErrDraining
+		return nil, false, ErrDraining
 	}
 	if m := p.mirrors[sid]; m != nil {
-		return m, nil
+		return m, m.feeder != nil, nil
 	}
-	m := &mirror{sid: sid, token: token, s: newMirrorSession(p)}
+	m = &mirror{sid: sid, token: token, s: newMirrorSession(p)}
 	if s := p.ownedLocked(token); s != nil {
 		// This replica owns the session: its appender feeds the mirror
 		// (until the session ends: Session.stop subscribes the mirror).
@@ -278,14 +283,14 @@ func (p *Pool) mirrorOf(sid engine.SID, token string) (*mirror, error) {
 		esub, err := p.cfg.Engine.Subscribe(sid, m.onLive)
 		if err != nil {
 			m.s.cancel()
-			return nil, fmt.Errorf("%w: %w", ErrEngine, err)
+			return nil, false, fmt.Errorf("%w: %w", ErrEngine, err)
 		}
 		m.esub = esub
 	}
 	m.s.mirror = m
 	p.mirrors[sid] = m
 	p.wg.Add(1) // the mirror's, until teardown
-	return m, nil
+	return m, m.feeder != nil, nil
 }
 
 // newMirrorSession is a mirror's container: only what a container uses

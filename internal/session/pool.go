@@ -268,12 +268,15 @@ func (p *Pool) open(token, customerID string, own *ownership) (*Session, *chatio
 	prior := false
 	if own != nil {
 		// Cluster mode: the session's events go to the customer's log from
-		// the first; what earlier owners logged tells what to read back.
+		// the first; what earlier owners logged tells what to read back
+		// (nothing for the customer's first owner: own.eo.Empty).
 		s.elog = newLogAppender(s, p.cfg.Engine, own.eo, s.seq) // not published yet: no lock needed
-		var err error
-		if prior, err = s.priorLog(ctx, p.cfg.Engine, own.sid); err != nil {
-			s.cancel()
-			return nil, nil, fmt.Errorf("%w: reading the log: %w", ErrEngine, err)
+		if !own.eo.Empty {
+			var err error
+			if prior, err = s.priorLog(ctx, p.cfg.Engine, own.sid); err != nil {
+				s.cancel()
+				return nil, nil, fmt.Errorf("%w: reading the log: %w", ErrEngine, err)
+			}
 		}
 	}
 	c, login, err := s.dial(ctx)
