@@ -77,10 +77,12 @@ type logAppender struct {
 	mirror *mirror
 }
 
-// logged is one event queued for the log, with its session sequence.
+// logged is one event queued for the log, with its session sequence and
+// when it was queued (gateway_cluster_append_duration_seconds).
 type logged struct {
-	local uint64
-	ev    encoded
+	local  uint64
+	ev     encoded
+	queued time.Time
 }
 
 // waiter waits for the log's sequence of the session's event local.
@@ -107,7 +109,7 @@ func (a *logAppender) push(local uint64, ev encoded) {
 	if len(a.queue) >= maxLogQueue {
 		a.overflow = true
 	} else {
-		a.queue = append(a.queue, logged{local, ev})
+		a.queue = append(a.queue, logged{local, ev, time.Now()})
 	}
 	a.spawnLocked()
 }
@@ -308,6 +310,7 @@ func (a *logAppender) run() {
 				a.drop(fmt.Errorf("%w: appending to the log: %w", errFenced, err))
 				break
 			}
+			a.s.pool.m.appendS.Observe(time.Since(l.queued).Seconds())
 			prev := a.last
 			a.last = seq
 			m := a.appended(l.local, seq)

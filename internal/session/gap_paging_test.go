@@ -142,6 +142,11 @@ func TestGapThreadsOrderUnknown(t *testing.T) {
 		}
 		waitDelivered(t, s, last)
 		info, _ := e.srv.Chat(chat)
+		// Counted from here: a drop of the socket during the burst above
+		// (seen about once in 15 runs) has the session's own restore
+		// fill this chat, with as many threads newer than its last: a
+		// count of its own, done before Do gets the live client.
+		before := metricValue(e.pool.m.gapIncomplete.WithLabelValues(gapTooManyThreads))
 		var ids []string
 		err := s.Do(ctxT(t), func(ctx context.Context, c *chatio.Client) error {
 			ct := newChatTracker().get(chat, true)
@@ -160,7 +165,7 @@ func TestGapThreadsOrderUnknown(t *testing.T) {
 		if !slices.Equal(ids, want) {
 			t.Errorf("threads read back: %d, want the newest %d of %d, oldest first", len(ids), len(want), len(info.Threads))
 		}
-		if v := metricValue(e.pool.m.gapIncomplete.WithLabelValues(gapTooManyThreads)); v != 1 {
+		if v := metricValue(e.pool.m.gapIncomplete.WithLabelValues(gapTooManyThreads)) - before; v != 1 {
 			t.Errorf("too_many_threads counted %v times, want 1", v)
 		}
 	})
