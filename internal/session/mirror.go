@@ -434,7 +434,7 @@ func (m *mirror) join(ctx context.Context, snapshot, replay []Message, pos uint6
 }
 
 // onLive takes one live event: the engine subscription's callback (on
-// its goroutine), or from the owned session's appender (logAppender.run),
+// its goroutine), or from the owned session's appender (logAppender.stored),
 // one event at a time each; the cursor drops what both gave.
 func (m *mirror) onLive(l engine.Live) {
 	s := m.s
