@@ -9,7 +9,8 @@
 // An owner (the replica holding a customer's upstream socket):
 // own := Own(sid), then AppendOwned(own, last, msgID, event) for each
 // upstream event, last being the previous append's sequence (first:
-// own.LastSeq); Serve(sid) answers the calls other replicas forward with
+// own.LastSeq), or AppendOwnedAsync, which does not wait (its done gets
+// the sequence, or ErrRetry: AppendOwned then, with the same msgID); Serve(sid) answers the calls other replicas forward with
 // Request (which reads the owner record and asks that node); on ErrFenced, or when LeaseLost's channel closes, it closes the
 // socket; Release(sid) when the session ends. Any replica: Request(sid),
 // and on ErrNoOwner, Own(sid) and open the socket. A stream reader:
@@ -22,13 +23,18 @@
 //
 // # Concurrency contract
 //
-// The Engine owns one goroutine: the node lease's renewal loop, started by
-// Start and stopped by Close (which cancels it and waits for it). It also
+// The Engine owns two goroutines: the node lease's renewal loop, and the
+// sweep of appends without an answer in time (AppendOwnedAsync: ErrRetry),
+// both started by Start and stopped by Close (which cancels them and
+// waits for them; the sweep fails every append still waiting as it
+// stops). It also
 // owns what it started: the embedded nats-server (its goroutines end with
 // Shutdown in Close) and the NATS connection, whose goroutines (reader,
-// flusher, one per asynchronous subscription: each Subscribe, and the
+// flusher, one per asynchronous subscription: each Subscribe, the
 // node's one operations subscription, made by Start, which hands every
-// Serve's requests to their handlers) end when Close drains it. Close first deletes the node lease, so other nodes
+// Serve's requests to their handlers, and the acknowledgements
+// subscription, made by Start, which hands every AppendOwnedAsync its
+// answer) end when Close drains it. Close first deletes the node lease, so other nodes
 // may take this node's sessions over at once; callers Release their
 // sessions before. Close is idempotent and bounded by its context.
 //

@@ -130,6 +130,7 @@ type Engine struct {
 
 	lease leaseState
 	ops   opsTable // the sessions this node serves (Serve)
+	acks  acks     // the appends waiting for their acknowledgement (AppendOwnedAsync)
 
 	stop    context.CancelFunc
 	wg      sync.WaitGroup
@@ -244,15 +245,22 @@ func Start(ctx context.Context, cfg Config) (*Engine, error) {
 	if err := e.serveNode(); err != nil {
 		return nil, err
 	}
+	if err := e.startAcks(); err != nil {
+		return nil, err
+	}
 	if err := e.lease.start(ctx, e); err != nil {
 		return nil, err
 	}
 	rctx, stop := context.WithCancel(context.Background())
 	e.stop = stop
-	e.wg.Add(1)
+	e.wg.Add(2)
 	go func() {
 		defer e.wg.Done()
 		e.lease.renewLoop(rctx, e)
+	}()
+	go func() {
+		defer e.wg.Done()
+		e.sweepAcks(rctx.Done())
 	}()
 	ok = true
 	return e, nil

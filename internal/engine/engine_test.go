@@ -297,13 +297,23 @@ func TestLiveGapDetection(t *testing.T) {
 	// Live events arrive (some "missed"); one is delivered twice.
 	deadline := time.After(10 * time.Second)
 	var redelivered bool
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	fills := 0 // live events InOrder said need a read
 	for cur.Last() < last {
 		select {
 		case l := <-ch:
 			if !l.HasPrev {
 				t.Fatal("republished event without Nats-Last-Sequence")
 			}
-			evs, err := cur.Next(ctx, l)
+			nctx := ctx
+			if cur.InOrder(l) {
+				// No read follows: Next needs no live context.
+				nctx = canceled
+			} else {
+				fills++
+			}
+			evs, err := cur.Next(nctx, l)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -327,6 +337,9 @@ func TestLiveGapDetection(t *testing.T) {
 		t.Fatalf("dropped %v", dropped)
 	}
 	mu.Unlock()
+	if fills != 2 {
+		t.Errorf("InOrder said %d live events need a read, want 2 (one after each dropped)", fills)
+	}
 	for i := 1; i < len(got); i++ {
 		if got[i].Seq <= got[i-1].Seq {
 			t.Fatal("out of order")

@@ -148,6 +148,13 @@ func (c *Cursor) Next(ctx context.Context, l Live) ([]Event, error) {
 	return c.fill(ctx, l.Seq)
 }
 
+// InOrder reports whether Next takes l without a read of the log (a
+// duplicate, or the event right after the last one delivered), so that a
+// caller may make Next's context only when a read may follow.
+func (c *Cursor) InOrder(l Live) bool {
+	return l.Seq <= c.last || l.HasPrev && l.Prev == c.last
+}
+
 // CatchUp returns the events after the last one delivered, up to the
 // customer's last sequence as the stream leader knows it: after a replay
 // from a follower, or after a reconnect.

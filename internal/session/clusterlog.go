@@ -45,32 +45,35 @@ func DecodeLogEvent(b []byte) (name string, data []byte, ok bool) {
 // a gap). The lease runs out long before at any plausible rate.
 const maxLogQueue = 8192
 
-// logAppender appends one owned session's events to the engine's log, on
-// a goroutine of its own while it has some to append (run): the session
-// logs them under Session.mu on the upstream read loop, which must not
-// wait for the engine, and an idle session holds no goroutine for it.
+// logAppender appends one owned session's events to the engine's log, one
+// at a time, in order, without a goroutine: the session logs them under
+// Session.mu on the upstream read loop, which must not wait for the
+// engine, so push only publishes the next append (engine.AppendOwnedAsync)
+// and its acknowledgement, handed over on the engine's acknowledgement
+// goroutine, records it, feeds the mirror and publishes the one after. An
+// append the engine did not acknowledge as stored at once (an error
+// answer, no answer in time, the engine unreachable) is appended the
+// waiting way (appendOne: the same message id, retried while the engine
+// is unreachable, given up when fenced) on a goroutine of its own, which
+// goes on with the rest the same way (slow).
 type logAppender struct {
 	s    *Session
 	eng  *engine.Engine
 	own  engine.Ownership
-	done chan struct{} // closed once closed and nothing runs: end waits for it
-
-	// Owned by the running run (one at a time: running).
-	last uint64 // the log's sequence of the last append
-	n    uint64 // events appended: their message ids
+	done chan struct{} // closed once closed and nothing is in flight: end waits for it
 
 	mu         sync.Mutex
-	queue      []logged     // guarded by mu: not appended yet, oldest first
-	started    bool         // guarded by mu: create has published the session: run may start
-	running    bool         // guarded by mu: a run goroutine is at work
-	closed     bool         // guarded by mu: no more events; what is queued is appended, then done
-	doneClosed bool         // guarded by mu
-	overflow   bool         // guarded by mu: an event was refused (maxLogQueue)
-	local      uint64       // guarded by mu: the session's sequence number of the last event appended
-	seq        uint64       // guarded by mu: its sequence in the engine's log
-	waiters    []waiter     // guarded by mu: seqAt's, by rising local
-	failed     bool         // guarded by mu: run gave up: waiters get no sequence
-	nextReady  *logAppender // guarded by Pool.readyMu: the next on the pool's ready list
+	n          uint64   // guarded by mu: events sent: their message ids
+	queue      []logged // guarded by mu: not sent yet, oldest first
+	started    bool     // guarded by mu: create has published the session: appends may start
+	running    bool     // guarded by mu: an append is in flight (or its slow goroutine at work)
+	closed     bool     // guarded by mu: no more events; what is queued is appended, then done
+	doneClosed bool     // guarded by mu
+	overflow   bool     // guarded by mu: an event was refused (maxLogQueue)
+	local      uint64   // guarded by mu: the session's sequence number of the last event appended
+	seq        uint64   // guarded by mu: its sequence in the engine's log: the next append's expected last
+	waiters    []waiter // guarded by mu: seqAt's, by rising local
+	failed     bool     // guarded by mu: the appender gave up: waiters get no sequence
 	// mirror is the customer's streams on this replica, fed each appended
 	// event straight from here (no live subscription: see feed); set by
 	// Pool.mirrorOf under Pool.mu, guarded by mu.
@@ -88,18 +91,18 @@ type logged struct {
 // waiter waits for the log's sequence of the session's event local.
 type waiter struct {
 	local uint64
-	ch    chan uint64 // capacity 1; closed without a value when run gave up
+	ch    chan uint64 // capacity 1; closed without a value when the appender gave up
 }
 
 // newLogAppender starts at the session's current sequence number local
 // (nothing logged yet) and the log's own.LastSeq (the owner marker).
 func newLogAppender(s *Session, eng *engine.Engine, own engine.Ownership, local uint64) *logAppender {
 	return &logAppender{s: s, eng: eng, own: own, done: make(chan struct{}),
-		last: own.LastSeq, local: local, seq: own.LastSeq}
+		local: local, seq: own.LastSeq}
 }
 
 // push queues the session's event numbered local (Session.appendLocked,
-// under Session.mu), and starts run when none is at work.
+// under Session.mu), and sends it when no append is in flight.
 func (a *logAppender) push(local uint64, ev encoded) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -111,104 +114,106 @@ func (a *logAppender) push(local uint64, ev encoded) {
 	} else {
 		a.queue = append(a.queue, logged{local, ev, time.Now()})
 	}
-	a.spawnLocked()
+	a.sendLocked()
 }
 
-// start lets run start: create calls it once the session is published
-// (what Pool.open logged waits till then).
+// start lets the appends start: create calls it once the session is
+// published (what Pool.open logged waits till then).
 func (a *logAppender) start() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.started = true
-	a.spawnLocked()
+	a.sendLocked()
 }
 
-// spawnLocked has run started when there is work and none runs: it puts
-// the appender on the pool's ready list, which the append workers
-// (appendWorker) take from, oldest first. A burst of sessions with events
-// (an agent joining every chat at once) waits on the list for the
-// workers, rather than making a goroutine each, with a stack an engine
-// round trip deep, left to the collector. a.mu held.
-func (a *logAppender) spawnLocked() {
+// sendLocked sends the oldest queued event when none is in flight: to the
+// engine without a wait (done: acked), or, when the engine takes none so
+// (not connected, say), to slow. An overflow ends the session instead
+// (slow). a.mu held.
+func (a *logAppender) sendLocked() {
 	if !a.started || a.running || (len(a.queue) == 0 && !a.overflow) {
 		return
 	}
 	a.running = true
-	a.s.pool.ready(a)
-}
-
-// appendWorkers is how many goroutines a clustered pool keeps for its
-// sessions' appenders (spawnLocked): enough for the appends in flight at
-// once; the others wait on the ready list.
-const appendWorkers = 16
-
-// ready puts a on the ready list and wakes a waiting worker, if any. Once
-// the workers are gone (the pool's context ended), a runs on a goroutine
-// of its own.
-func (p *Pool) ready(a *logAppender) {
-	p.readyMu.Lock()
-	if p.readyWorkers == 0 {
-		p.readyMu.Unlock()
-		p.wg.Add(1) // the session holds a count till end waits for done
-		go func() {
-			defer p.wg.Done()
-			a.run()
-		}()
+	if a.overflow {
+		a.slow(logged{}, nil, "", true)
 		return
 	}
-	if p.readyTail == nil {
-		p.readyHead = a
-	} else {
-		p.readyTail.nextReady = a
+	l := a.queue[0]
+	a.queue[0] = logged{}
+	if a.queue = a.queue[1:]; len(a.queue) == 0 {
+		a.queue = nil // an idle session holds no queue
 	}
-	p.readyTail = a
-	p.readyMu.Unlock()
-	select {
-	case p.readyWake <- struct{}{}:
-	default: // every worker has a wake-up pending: one of them takes a
-	}
-}
-
-// nextReady takes the oldest appender off the ready list; nil when it is
-// empty. The last worker to leave (leaving) takes what is left.
-func (p *Pool) nextReady(leaving bool) *logAppender {
-	p.readyMu.Lock()
-	defer p.readyMu.Unlock()
-	a := p.readyHead
-	if a != nil {
-		p.readyHead, a.nextReady = a.nextReady, nil
-		if p.readyHead == nil {
-			p.readyTail = nil
-		}
-		return a
-	}
-	if leaving {
-		p.readyWorkers--
-	}
-	return nil
-}
-
-// appendWorker runs the appenders of the ready list until the pool's
-// context ends, then what is left on it; one of Pool.wg's counts. A
-// worker keeps its stack from run to run.
-func (p *Pool) appendWorker() {
-	defer p.wg.Done()
-	for {
-		for a := p.nextReady(false); a != nil; a = p.nextReady(false) {
-			a.run()
-		}
-		select {
-		case <-p.readyWake:
-		case <-p.ctx.Done():
-			for a := p.nextReady(true); a != nil; a = p.nextReady(true) {
-				a.run()
-			}
+	a.n++
+	var b [96]byte // one allocation for the id (the string), not three
+	id := string(strconv.AppendUint(append(strconv.AppendUint(append(append(b[:0], a.own.Epoch...), '.'), a.own.Revision, 10), '.'), a.n, 10))
+	data := EncodeLogEvent(l.ev.name, l.ev.data)
+	err := a.eng.AppendOwnedAsync(a.own, a.seq, id, l.ev.origin.String(), data, func(seq uint64, err error) {
+		if err != nil {
+			a.slow(l, data, id, false) // a goroutine: this one hands every append's answer
 			return
 		}
+		a.stored(l, data, seq, true)
+	})
+	if err != nil {
+		a.slow(l, data, id, false)
 	}
 }
 
-// doneLocked closes done once closed and nothing runs. a.mu held.
+// slow appends l (data, with message id id) the waiting way, on a
+// goroutine of its own (counted in Pool.wg: the session holds a count of
+// its own until end has waited for done), then goes on with the queue;
+// with overflow, it ends the session instead.
+func (a *logAppender) slow(l logged, data []byte, id string, overflow bool) {
+	p := a.s.pool
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		if overflow {
+			a.drop(fmt.Errorf("%w: the engine did not take the session's events in time", ErrSessionClosed))
+			a.next()
+			return
+		}
+		a.mu.Lock()
+		last := a.seq
+		a.mu.Unlock()
+		seq, err := a.appendOne(last, id, l.ev.name, l.ev.origin, data)
+		stored := err == nil
+		if errors.Is(err, errUnstorable) {
+			seq, err = last, nil // the event is left out: its successor follows last
+		}
+		if err != nil {
+			a.drop(fmt.Errorf("%w: appending to the log: %w", errFenced, err))
+			a.next()
+			return
+		}
+		a.stored(l, data, seq, stored)
+	}()
+}
+
+// stored records that l is at seq in the log (stored: false when it was
+// left out, seq then its predecessor's), hands it to the mirror, and
+// sends the next event.
+func (a *logAppender) stored(l logged, data []byte, seq uint64, stored bool) {
+	prev, m := a.appended(l.local, seq)
+	a.s.pool.m.appendS.Observe(time.Since(l.queued).Seconds())
+	if stored && m != nil {
+		m.onLive(engine.Live{Event: engine.Event{Seq: seq, Data: data, Origin: l.ev.origin.String()}, Prev: prev, HasPrev: true})
+	}
+	a.next()
+}
+
+// next ends the append in flight and sends the next event, if any; done
+// closes once closed and nothing is left in flight.
+func (a *logAppender) next() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.running = false
+	a.sendLocked()
+	a.doneLocked()
+}
+
+// doneLocked closes done once closed and nothing is in flight. a.mu held.
 func (a *logAppender) doneLocked() {
 	if a.closed && !a.running && !a.doneClosed {
 		a.doneClosed = true
@@ -238,17 +243,19 @@ func (a *logAppender) seqAt(local uint64) <-chan uint64 {
 }
 
 // appended records that the event numbered local is at seq in the log,
-// and returns the mirror to feed it to (nil: none).
-func (a *logAppender) appended(local, seq uint64) *mirror {
+// and returns the sequence before it and the mirror to feed it to (nil:
+// none).
+func (a *logAppender) appended(local, seq uint64) (prev uint64, m *mirror) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	prev = a.seq
 	a.local, a.seq = local, seq
 	i := 0
 	for ; i < len(a.waiters) && a.waiters[i].local <= local; i++ {
 		a.waiters[i].ch <- seq
 	}
 	a.waiters = a.waiters[i:]
-	return a.mirror
+	return prev, a.mirror
 }
 
 // unfeed stops feeding m (its teardown).
@@ -279,48 +286,6 @@ func (a *logAppender) close() {
 	a.doneLocked()
 }
 
-// run appends the queued events in order until none is left, or until
-// the log refuses them (fenced: the session ends and what is left is
-// dropped).
-func (a *logAppender) run() {
-	for {
-		a.mu.Lock()
-		batch, overflow := a.queue, a.overflow
-		a.queue = nil
-		if len(batch) == 0 && !overflow {
-			a.running = false
-			a.doneLocked()
-			a.mu.Unlock()
-			return
-		}
-		a.mu.Unlock()
-		if overflow {
-			a.drop(fmt.Errorf("%w: the engine did not take the session's events in time", ErrSessionClosed))
-			continue
-		}
-		for _, l := range batch {
-			a.n++
-			data := EncodeLogEvent(l.ev.name, l.ev.data)
-			seq, err := a.appendOne(a.last, a.n, l.ev.name, l.ev.origin, data)
-			stored := err == nil
-			if errors.Is(err, errUnstorable) {
-				seq, err = a.last, nil // the event is left out: its successor follows last
-			}
-			if err != nil {
-				a.drop(fmt.Errorf("%w: appending to the log: %w", errFenced, err))
-				break
-			}
-			a.s.pool.m.appendS.Observe(time.Since(l.queued).Seconds())
-			prev := a.last
-			a.last = seq
-			m := a.appended(l.local, seq)
-			if stored && m != nil {
-				m.onLive(engine.Live{Event: engine.Event{Seq: seq, Data: data, Origin: l.ev.origin.String()}, Prev: prev, HasPrev: true})
-			}
-		}
-	}
-}
-
 // errUnstorable: the engine, reachable and with this replica's lease
 // valid, refuses one event time and again (larger than its
 // MaxEventBytes, say): the event is left out of the log.
@@ -330,11 +295,10 @@ var errUnstorable = errors.New("session: the log refuses this event")
 // Ready, make it unstorable.
 const unstorableAfter = 3
 
-// appendOne appends ev after last, retrying while the engine is
-// unreachable: until it answers, or the lease runs out (ErrFenced).
-func (a *logAppender) appendOne(last, n uint64, name string, origin Origin, data []byte) (uint64, error) {
-	var b [96]byte // one allocation for the id (the string), not three
-	id := string(strconv.AppendUint(append(strconv.AppendUint(append(append(b[:0], a.own.Epoch...), '.'), a.own.Revision, 10), '.'), n, 10))
+// appendOne appends an event (message id id) after last, retrying while
+// the engine is unreachable: until it answers, or the lease runs out
+// (ErrFenced).
+func (a *logAppender) appendOne(last uint64, id, name string, origin Origin, data []byte) (uint64, error) {
 	back := 20 * time.Millisecond
 	refused := 0
 	for {

@@ -182,15 +182,17 @@
 //
 // The log: the owner's session appends each of its events (name and
 // encoded data: EncodeLogEvent) to the customer's log in the engine, in
-// the order it logs them, with engine.AppendOwned. appendLocked only
-// queues the event (logAppender.push, under Session.mu, on the read loop);
-// the session's appender (logAppender.run, which runs while events wait,
-// put by push on the pool's ready list, which its append workers take
-// from, oldest first: an idle session holds no goroutine, and a burst of
-// sessions with events waits for the workers instead of making a
-// goroutine each; after Shutdown's cancel, on a goroutine of its own) appends,
-// retrying while the engine is unreachable and giving up when fenced (the
-// session ends). end closes it and waits for it to drain,
+// the order it logs them, one at a time, with no goroutine of its own:
+// appendLocked queues the event (logAppender.push, under Session.mu, on
+// the read loop) and, when no append of the session is in flight,
+// publishes it (engine.AppendOwnedAsync, which does not wait); the
+// engine's acknowledgement goroutine hands the answer back (stored), which
+// records it, feeds the mirror and publishes the next event. An append
+// not acknowledged as stored at once (an error answer, none in time, the
+// engine unreachable) is appended the waiting way on a goroutine of its
+// own (slow: engine.AppendOwnedFrom with the same message id), retrying
+// while the engine is unreachable and giving up when fenced (the
+// session ends), which then goes on with the queue. end closes it and waits for it to drain,
 // off the read loop, before the ownership is released. A new owner whose
 // log holds an earlier session's events (another replica's, gone, or an
 // earlier one of its own) seeds its gap tracker with each chat's last
@@ -206,7 +208,7 @@
 // live event passes under the mirror's Session.mu before what it yields
 // is offered to every Subscriber that has not had it (Subscriber.after).
 // The live events come from the session's own appender when this replica
-// owns the session (mirror.feeder: logAppender.run hands the mirror each
+// owns the session (mirror.feeder: logAppender.stored hands the mirror each
 // event it appended, with its sequence and its predecessor's, off its
 // lock; the owner needs no engine subscription), else from one
 // engine.Subscribe (its callback, on the subscription's goroutine). When
@@ -250,19 +252,23 @@
 // they come back with their Last-Event-ID); an owner that cannot renew
 // its lease is fenced (above).
 //
-// Goroutines in cluster mode, each counted in Pool.wg: watchLease,
-// keepMirrors and appendWorkers append workers (the pool's life; they end
-// with its context, once the ready list is empty;
-// keepMirrors waits for the few workers of each round), one per forwarded request, a session's appender (only
-// once the workers have left) and the release at its end, a mirror's teardown, and the
-// opening of a stream (Pool.Subscribe waits for it, not counted); a mirror holds a count
-// of its own for its life, but no goroutine. Locks: Pool.mu before Session.mu (a
+// Goroutines in cluster mode, each counted in Pool.wg: watchLease and
+// keepMirrors (the pool's life; they end with its context; keepMirrors
+// waits for the few workers of each round), one per forwarded request, a
+// session's slow append (while it runs) and the release at its end, a
+// mirror's teardown, and the opening of a stream (Pool.Subscribe waits
+// for it, not counted); a mirror holds a count of its own for its life,
+// but no goroutine, and a session's appender neither (the session's own
+// count lasts until end has waited for the appender's done): its
+// acknowledgements run on the engine's acknowledgement goroutine (logAppender.stored, which must not block: it takes
+// logAppender.mu and the mirror's Session.mu, one at a time, and
+// publishes). Locks: Pool.mu before Session.mu (a
 // mirror's Session.mu included), as ever; the engine's subscriptions are
 // stopped or drained under them (a local unsubscribe, no round trip: a
 // drained Serve still answers, later, the requests it had taken, so that
 // none waits out its timeout); logAppender.mu
-// is taken under Session.mu or Pool.mu (feed, unfeed) and only
-// Pool.readyMu (the ready list) under it: the appender feeds a mirror after it let go of it. The only engine round
+// is taken under Session.mu or Pool.mu (feed, unfeed), and nothing under
+// it but the engine's publish: the appender feeds a mirror after it let go of it. The only engine round
 // trips under a lock are a mirror cursor's reads (Next's gap fill,
 // CatchUp), under that mirror's Session.mu, which they serialise. The
 // engine is the caller's: Shutdown the pool (which releases what it owns)

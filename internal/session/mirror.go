@@ -434,7 +434,7 @@ func (m *mirror) join(ctx context.Context, snapshot, replay []Message, pos uint6
 }
 
 // onLive takes one live event: the engine subscription's callback (on
-// its goroutine), or from the owned session's appender (logAppender.run),
+// its goroutine), or from the owned session's appender (logAppender.stored),
 // one event at a time each; the cursor drops what both gave.
 func (m *mirror) onLive(l engine.Live) {
 	s := m.s
@@ -458,9 +458,19 @@ func (m *mirror) onLive(l engine.Live) {
 // a snapshot). s.mu held.
 func (m *mirror) nextLocked(l engine.Live) {
 	s := m.s
-	ctx, cancel := context.WithTimeout(s.pool.ctx, 5*time.Second)
-	evs, err := m.cur.Next(ctx, l)
-	cancel()
+	var (
+		evs []engine.Event
+		err error
+	)
+	if m.cur.InOrder(l) {
+		// The usual case: no read, and no context (with its timer) to
+		// make for every live event.
+		evs, err = m.cur.Next(s.pool.ctx, l)
+	} else {
+		ctx, cancel := context.WithTimeout(s.pool.ctx, 5*time.Second)
+		evs, err = m.cur.Next(ctx, l)
+		cancel()
+	}
 	m.deliverLocked(evs)
 	if err != nil {
 		for sub := range s.subs {

@@ -50,17 +50,6 @@ type Pool struct {
 	releasing map[string]chan struct{}
 	// mirrors: cluster mode: the customers' streams on this replica.
 	mirrors map[engine.SID]*mirror
-
-	// The appenders with events to append and none of the append workers
-	// at them yet (cluster mode, spawnLocked): a list through
-	// logAppender.nextReady, oldest first, each appender at most once
-	// (logAppender.running), so bounded by the sessions. Taken after a
-	// logAppender.mu, before nothing.
-	readyMu      sync.Mutex
-	readyHead    *logAppender  // guarded by readyMu
-	readyTail    *logAppender  // guarded by readyMu
-	readyWorkers int           // guarded by readyMu: the append workers not gone yet
-	readyWake    chan struct{} // a waiting worker is woken by a send (capacity appendWorkers). Immutable.
 }
 
 // entry is one slot of the pool. ready is closed by the creation goroutine
@@ -92,14 +81,9 @@ func NewPool(cfg Config, log *zap.Logger, reg prometheus.Registerer) *Pool {
 	if cfg.Engine != nil {
 		p.releasing = make(map[string]chan struct{})
 		p.mirrors = make(map[engine.SID]*mirror)
-		p.readyWake = make(chan struct{}, appendWorkers)
-		p.readyWorkers = appendWorkers
-		p.wg.Add(2 + appendWorkers)
+		p.wg.Add(2)
 		go p.watchLease()
 		go p.keepMirrors()
-		for range appendWorkers {
-			go p.appendWorker()
-		}
 	}
 	return p
 }
