@@ -179,7 +179,16 @@ func datas(evs []Event) string {
 }
 
 func TestAppendRetrySameMsgID(t *testing.T) {
-	e := embedded(t, nil)
+	// SingleNode: a duplicate window of 100ms, under which a retry is
+	// told by the customer's last event, as after any window.
+	for _, single := range []bool{false, true} {
+		t.Run(fmt.Sprint("single=", single), func(t *testing.T) {
+			testAppendRetrySameMsgID(t, embedded(t, func(c *Config) { c.SingleNode = single }))
+		})
+	}
+}
+
+func testAppendRetrySameMsgID(t *testing.T, e *Engine) {
 	ctx := ctxT(t, 20*time.Second)
 	sid := sidOf("retry")
 	s1, err := e.Append(ctx, sid, 0, "evt-1", []byte("a"))
@@ -1287,7 +1296,8 @@ func TestDuplicateWindowIsShort(t *testing.T) {
 
 // TestSingleNodeNoRePublish: a SingleNode engine's log streams do not
 // republish (and a store made without it loses its republish, and gets
-// it back), and its log works as before.
+// it back) and keep the least duplicate window, and its log works as
+// before.
 func TestSingleNodeNoRePublish(t *testing.T) {
 	dir := t.TempDir()
 	ctx := ctxT(t, 30*time.Second)
@@ -1308,6 +1318,13 @@ func TestSingleNodeNoRePublish(t *testing.T) {
 		}
 		if got := republish(e); got == single || e.SingleNode() != single {
 			t.Fatalf("start %d (single %v): republish %v", i, single, got)
+		}
+		s, err := e.js.Stream(ctx, streamPrefix+"0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d, want := s.CachedInfo().Config.Duplicates, map[bool]time.Duration{false: 20 * time.Second, true: minDuplicates}[single]; d != want {
+			t.Fatalf("start %d (single %v): duplicate window %v, want %v", i, single, d, want)
 		}
 		if last, err = e.Append(ctx, sid, last, fmt.Sprint(i), []byte(fmt.Sprint(i))); err != nil {
 			t.Fatal(err)
