@@ -198,7 +198,21 @@ func (a *logAppender) stored(l logged, data []byte, seq uint64, stored bool) {
 	prev, m := a.appended(l.local, seq)
 	a.s.pool.m.appendS.Observe(time.Since(l.queued).Seconds())
 	if stored && m != nil {
-		m.onLive(engine.Live{Event: engine.Event{Seq: seq, Data: data, Origin: l.ev.origin.String()}, Prev: prev, HasPrev: true})
+		live := engine.Live{Event: engine.Event{Seq: seq, Data: data, Origin: l.ev.origin.String()}, Prev: prev, HasPrev: true}
+		if !m.live(live, false) {
+			// The mirror's cursor is behind (it was fed by another before):
+			// its read of the log must not hold up the acknowledgement
+			// goroutine, which hands every session's appends back. The
+			// session's next event waits for it, in order.
+			p := a.s.pool
+			p.wg.Add(1) // while running: the session's own count is held
+			go func() {
+				defer p.wg.Done()
+				m.onLive(live)
+				a.next()
+			}()
+			return
+		}
 	}
 	a.next()
 }

@@ -436,20 +436,31 @@ func (m *mirror) join(ctx context.Context, snapshot, replay []Message, pos uint6
 // onLive takes one live event: the engine subscription's callback (on
 // its goroutine), or from the owned session's appender (logAppender.stored),
 // one event at a time each; the cursor drops what both gave.
-func (m *mirror) onLive(l engine.Live) {
+func (m *mirror) onLive(l engine.Live) { m.live(l, true) }
+
+// live is onLive; without mayRead, for a caller that must not wait for
+// the engine (the appender, on the engine's acknowledgement goroutine),
+// it does nothing and returns false when the event needs a read of the
+// log first (the cursor is behind it): the caller then calls onLive
+// elsewhere.
+func (m *mirror) live(l engine.Live, mayRead bool) bool {
 	s := m.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if m.gone {
-		return
+		return true
 	}
 	if m.cur == nil {
 		if len(m.early) < maxEarly {
 			m.early = append(m.early, l)
 		}
-		return
+		return true
+	}
+	if !mayRead && !m.cur.InOrder(l) {
+		return false
 	}
 	m.nextLocked(l)
+	return true
 }
 
 // nextLocked passes a live event through the cursor (which fills gaps
