@@ -81,14 +81,14 @@ func (e *Engine) startAcks() error {
 // ownership not valid, an argument refused) means nothing was published
 // and done will not be called: the caller goes the waiting way at once.
 func (e *Engine) AppendOwnedAsync(own Ownership, expectedLastSeq uint64, msgID, origin string, data []byte, done func(seq uint64, err error)) error {
+	if err := e.checkOwned(own); err != nil {
+		return err
+	}
+	if err := e.checkEvent(data, origin); err != nil {
+		return err
+	}
 	switch {
-	case own.Node != e.cfg.NodeID || own.Epoch != e.epoch():
-		return fmt.Errorf("%w (ownership of an earlier lease)", ErrFenced)
-	case len(data) > int(e.cfg.MaxEventBytes):
-		return fmt.Errorf("engine: event of %d bytes, above %d", len(data), e.cfg.MaxEventBytes)
-	case len(origin) > MaxOriginLen || strings.ContainsAny(origin, "\r\n"):
-		return errors.New("engine: origin too long or not one line")
-	case msgID == "" || len(msgID) > maxMsgIDLen || strings.ContainsAny(msgID, "\r\n"):
+	case msgID == "" || !validMsgID(msgID):
 		return errors.New("engine: msgID empty, too long or not one line")
 	case e.closed.Load():
 		return ErrClosed
@@ -101,15 +101,7 @@ func (e *Engine) AppendOwnedAsync(own Ownership, expectedLastSeq uint64, msgID, 
 	if err != nil {
 		return err
 	}
-	exp := []string{strconv.FormatUint(expectedLastSeq, 10)}
-	h := nats.Header{
-		hdrMsgID:      []string{string(own.SID) + ":" + msgID},
-		hdrExpSubjSeq: exp,
-		hdrPrev:       exp,
-	}
-	if origin != "" {
-		h[hdrOrigin] = []string{origin}
-	}
+	m := appendMsg(sn, own.SID, expectedLastSeq, msgID, data, "", origin)
 	e.acks.mu.Lock()
 	if e.acks.closed {
 		e.acks.mu.Unlock()
@@ -119,7 +111,7 @@ func (e *Engine) AppendOwnedAsync(own Ownership, expectedLastSeq uint64, msgID, 
 	tok := e.acks.next
 	e.acks.pending[tok] = &pendingAck{done: done, deadline: time.Now().Add(min(e.cfg.OpTimeout, attemptTimeout))}
 	e.acks.mu.Unlock()
-	m := &nats.Msg{Subject: sn.evPfx + string(own.SID), Reply: e.acks.prefix + strconv.FormatUint(tok, 36), Header: h, Data: data}
+	m.Reply = e.acks.prefix + strconv.FormatUint(tok, 36)
 	if err := e.nc.PublishMsg(m); err != nil {
 		if e.takeAck(tok) == nil {
 			// The sweep or Close failed it already: done was called.

@@ -107,9 +107,6 @@ func (a *apiError) Error() string {
 // is not valid. Transient engine errors (leader elections, 10163/10164)
 // are retried until ctx ends.
 func (e *Engine) Append(ctx context.Context, sid SID, expectedLastSeq uint64, msgID string, data []byte) (uint64, error) {
-	if len(data) > int(e.cfg.MaxEventBytes) {
-		return 0, fmt.Errorf("engine: event of %d bytes, above %d", len(data), e.cfg.MaxEventBytes)
-	}
 	return e.AppendFrom(ctx, sid, expectedLastSeq, msgID, "", data)
 }
 
@@ -117,13 +114,57 @@ func (e *Engine) Append(ctx context.Context, sid SID, expectedLastSeq uint64, ms
 // at most MaxOriginLen bytes; "" for none): Read, Subscribe and a Cursor
 // give it back as the Event's Origin.
 func (e *Engine) AppendFrom(ctx context.Context, sid SID, expectedLastSeq uint64, msgID, origin string, data []byte) (uint64, error) {
-	if len(data) > int(e.cfg.MaxEventBytes) {
-		return 0, fmt.Errorf("engine: event of %d bytes, above %d", len(data), e.cfg.MaxEventBytes)
-	}
-	if len(origin) > MaxOriginLen || strings.ContainsAny(origin, "\r\n") {
-		return 0, errors.New("engine: origin too long or not one line")
+	if err := e.checkEvent(data, origin); err != nil {
+		return 0, err
 	}
 	return e.append(ctx, sid, expectedLastSeq, msgID, data, "", origin)
+}
+
+// checkEvent refuses an event larger than MaxEventBytes, or an origin
+// that is too long or not one line.
+func (e *Engine) checkEvent(data []byte, origin string) error {
+	if len(data) > int(e.cfg.MaxEventBytes) {
+		return fmt.Errorf("engine: event of %d bytes, above %d", len(data), e.cfg.MaxEventBytes)
+	}
+	if len(origin) > MaxOriginLen || strings.ContainsAny(origin, "\r\n") {
+		return errors.New("engine: origin too long or not one line")
+	}
+	return nil
+}
+
+// checkOwned refuses an Ownership taken under another node or an earlier
+// lease of this one.
+func (e *Engine) checkOwned(own Ownership) error {
+	if own.Node != e.cfg.NodeID || own.Epoch != e.epoch() {
+		return fmt.Errorf("%w (ownership of an earlier lease)", ErrFenced)
+	}
+	return nil
+}
+
+// validMsgID: a message id the log takes (at most maxMsgIDLen bytes, one
+// line).
+func validMsgID(id string) bool {
+	return len(id) <= maxMsgIDLen && !strings.ContainsAny(id, "\r\n")
+}
+
+// appendMsg is the message of an append of data to sid's log in sn after
+// expected: the engine-wide message id, the expected last sequence (and
+// the same as the predecessor a live reader checks), the owner marker's
+// node (owner) and the origin, each when not empty.
+func appendMsg(sn streamNames, sid SID, expected uint64, msgID string, data []byte, owner, origin string) *nats.Msg {
+	exp := []string{strconv.FormatUint(expected, 10)}
+	h := nats.Header{
+		hdrMsgID:      []string{string(sid) + ":" + msgID},
+		hdrExpSubjSeq: exp,
+		hdrPrev:       exp,
+	}
+	if owner != "" {
+		h[hdrOwner] = []string{owner}
+	}
+	if origin != "" {
+		h[hdrOrigin] = []string{origin}
+	}
+	return &nats.Msg{Subject: sn.evPfx + string(sid), Header: h, Data: data}
 }
 
 // AppendOwned is Append for the holder of own: it is refused (ErrFenced)
@@ -136,8 +177,8 @@ func (e *Engine) AppendOwned(ctx context.Context, own Ownership, expectedLastSeq
 
 // AppendOwnedFrom is AppendOwned of an event tagged with origin (AppendFrom).
 func (e *Engine) AppendOwnedFrom(ctx context.Context, own Ownership, expectedLastSeq uint64, msgID, origin string, data []byte) (uint64, error) {
-	if own.Node != e.cfg.NodeID || own.Epoch != e.epoch() {
-		return 0, fmt.Errorf("%w (ownership of an earlier lease)", ErrFenced)
+	if err := e.checkOwned(own); err != nil {
+		return 0, err
 	}
 	return e.AppendFrom(ctx, own.SID, expectedLastSeq, msgID, origin, data)
 }
@@ -155,7 +196,7 @@ func (e *Engine) append(ctx context.Context, sid SID, expected uint64, msgID str
 	}
 	if msgID == "" {
 		msgID = randomID()
-	} else if len(msgID) > maxMsgIDLen || strings.ContainsAny(msgID, "\r\n") {
+	} else if !validMsgID(msgID) {
 		return 0, errors.New("engine: msgID too long or not one line")
 	}
 	// The whole append is bounded by ctx's deadline, else by OpTimeout
@@ -181,20 +222,8 @@ func (e *Engine) append(ctx context.Context, sid SID, expected uint64, msgID str
 		return octx
 	}
 
-	exp := []string{strconv.FormatUint(expected, 10)}
-	id := string(sid) + ":" + msgID
-	h := nats.Header{
-		hdrMsgID:      []string{id},
-		hdrExpSubjSeq: exp,
-		hdrPrev:       exp,
-	}
-	if owner != "" {
-		h[hdrOwner] = []string{owner}
-	}
-	if origin != "" {
-		h[hdrOrigin] = []string{origin}
-	}
-	m := &nats.Msg{Subject: sn.evPfx + string(sid), Header: h, Data: data}
+	m := appendMsg(sn, sid, expected, msgID, data, owner, origin)
+	id := m.Header.Get(hdrMsgID)
 
 	back := 10 * time.Millisecond
 	for attempt := 0; ; attempt++ {
