@@ -127,16 +127,19 @@ func (a *logAppender) start() {
 }
 
 // sendLocked sends the oldest queued event when none is in flight: to the
-// engine without a wait (done: acked), or, when the engine takes none so
-// (not connected, say), to slow. An overflow ends the session instead
-// (slow). a.mu held.
+// engine without a wait (done: stored, or slow on anything else), or,
+// when the engine takes none so (not connected, say), to slow. An
+// overflow ends the session instead. a.mu held.
 func (a *logAppender) sendLocked() {
 	if !a.started || a.running || (len(a.queue) == 0 && !a.overflow) {
 		return
 	}
 	a.running = true
 	if a.overflow {
-		a.slow(logged{}, nil, "", true)
+		a.spawn(func() {
+			a.drop(fmt.Errorf("%w: the engine did not take the session's events in time", ErrSessionClosed))
+			a.next()
+		})
 		return
 	}
 	l := a.queue[0]
@@ -146,71 +149,80 @@ func (a *logAppender) sendLocked() {
 	}
 	a.n++
 	var b [96]byte // one allocation for the id (the string), not three
-	id := string(strconv.AppendUint(append(strconv.AppendUint(append(append(b[:0], a.own.Epoch...), '.'), a.own.Revision, 10), '.'), a.n, 10))
-	data := EncodeLogEvent(l.ev.name, l.ev.data)
-	err := a.eng.AppendOwnedAsync(a.own, a.seq, id, l.ev.origin.String(), data, func(seq uint64, err error) {
+	ev := &sent{
+		logged: l,
+		data:   EncodeLogEvent(l.ev.name, l.ev.data),
+		id:     string(strconv.AppendUint(append(strconv.AppendUint(append(append(b[:0], a.own.Epoch...), '.'), a.own.Revision, 10), '.'), a.n, 10)),
+		origin: l.ev.origin.String(),
+	}
+	err := a.eng.AppendOwnedAsync(a.own, a.seq, ev.id, ev.origin, ev.data, func(seq uint64, err error) {
 		if err != nil {
-			a.slow(l, data, id, false) // a goroutine: this one hands every append's answer
+			a.spawn(func() { a.slow(ev) }) // not here: this goroutine hands every append's answer
 			return
 		}
-		a.stored(l, data, seq, true)
+		a.stored(ev, seq, true)
 	})
 	if err != nil {
-		a.slow(l, data, id, false)
+		a.spawn(func() { a.slow(ev) })
 	}
 }
 
-// slow appends l (data, with message id id) the waiting way, on a
-// goroutine of its own (counted in Pool.wg: the session holds a count of
-// its own until end has waited for done), then goes on with the queue;
-// with overflow, it ends the session instead.
-func (a *logAppender) slow(l logged, data []byte, id string, overflow bool) {
+// sent is an event sent to the log: its queue entry, and what the engine
+// is given for it (its log encoding, message id and origin).
+type sent struct {
+	logged
+	data       []byte
+	id, origin string
+}
+
+// spawn runs f on a goroutine of its own, counted in Pool.wg; called
+// while an append is in flight (running), so that the session's own count,
+// held until end has waited for done, is held too.
+func (a *logAppender) spawn(f func()) {
 	p := a.s.pool
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		if overflow {
-			a.drop(fmt.Errorf("%w: the engine did not take the session's events in time", ErrSessionClosed))
-			a.next()
-			return
-		}
-		a.mu.Lock()
-		last := a.seq
-		a.mu.Unlock()
-		seq, err := a.appendOne(last, id, l.ev.name, l.ev.origin, data)
-		stored := err == nil
-		if errors.Is(err, errUnstorable) {
-			seq, err = last, nil // the event is left out: its successor follows last
-		}
-		if err != nil {
-			a.drop(fmt.Errorf("%w: appending to the log: %w", errFenced, err))
-			a.next()
-			return
-		}
-		a.stored(l, data, seq, stored)
+		f()
 	}()
 }
 
-// stored records that l is at seq in the log (stored: false when it was
+// slow appends ev the waiting way (appendOne, the same message id), then
+// goes on with the queue; a refusal ends the session.
+func (a *logAppender) slow(ev *sent) {
+	a.mu.Lock()
+	last := a.seq
+	a.mu.Unlock()
+	seq, err := a.appendOne(last, ev)
+	stored := err == nil
+	if errors.Is(err, errUnstorable) {
+		seq, err = last, nil // the event is left out: its successor follows last
+	}
+	if err != nil {
+		a.drop(fmt.Errorf("%w: appending to the log: %w", errFenced, err))
+		a.next()
+		return
+	}
+	a.stored(ev, seq, stored)
+}
+
+// stored records that ev is at seq in the log (stored: false when it was
 // left out, seq then its predecessor's), hands it to the mirror, and
 // sends the next event.
-func (a *logAppender) stored(l logged, data []byte, seq uint64, stored bool) {
-	prev, m := a.appended(l.local, seq)
-	a.s.pool.m.appendS.Observe(time.Since(l.queued).Seconds())
+func (a *logAppender) stored(ev *sent, seq uint64, stored bool) {
+	prev, m := a.appended(ev.local, seq)
+	a.s.pool.m.appendS.Observe(time.Since(ev.queued).Seconds())
 	if stored && m != nil {
-		live := engine.Live{Event: engine.Event{Seq: seq, Data: data, Origin: l.ev.origin.String()}, Prev: prev, HasPrev: true}
+		live := engine.Live{Event: engine.Event{Seq: seq, Data: ev.data, Origin: ev.origin}, Prev: prev, HasPrev: true}
 		if !m.live(live, false) {
 			// The mirror's cursor is behind (it was fed by another before):
 			// its read of the log must not hold up the acknowledgement
 			// goroutine, which hands every session's appends back. The
 			// session's next event waits for it, in order.
-			p := a.s.pool
-			p.wg.Add(1) // while running: the session's own count is held
-			go func() {
-				defer p.wg.Done()
+			a.spawn(func() {
 				m.onLive(live)
 				a.next()
-			}()
+			})
 			return
 		}
 	}
@@ -309,14 +321,14 @@ var errUnstorable = errors.New("session: the log refuses this event")
 // Ready, make it unstorable.
 const unstorableAfter = 3
 
-// appendOne appends an event (message id id) after last, retrying while
+// appendOne appends ev after last, retrying while
 // the engine is unreachable: until it answers, or the lease runs out
 // (ErrFenced).
-func (a *logAppender) appendOne(last uint64, id, name string, origin Origin, data []byte) (uint64, error) {
+func (a *logAppender) appendOne(last uint64, ev *sent) (uint64, error) {
 	back := 20 * time.Millisecond
 	refused := 0
 	for {
-		seq, err := a.eng.AppendOwnedFrom(context.Background(), a.own, last, id, origin.String(), data)
+		seq, err := a.eng.AppendOwnedFrom(context.Background(), a.own, last, ev.id, ev.origin, ev.data)
 		if err == nil {
 			return seq, nil
 		}
@@ -329,7 +341,7 @@ func (a *logAppender) appendOne(last uint64, id, name string, origin Origin, dat
 		}
 		if a.eng.Ready() {
 			if refused++; refused >= unstorableAfter {
-				a.s.log.Warn("the log refuses an event: left out", zap.String("event", name), zap.Int("bytes", len(data)), zap.Error(err))
+				a.s.log.Warn("the log refuses an event: left out", zap.String("event", ev.ev.name), zap.Int("bytes", len(ev.data)), zap.Error(err))
 				a.s.pool.m.dropped.WithLabelValues(reasonEncode).Inc()
 				return 0, errUnstorable
 			}

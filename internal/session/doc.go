@@ -255,7 +255,9 @@
 // Goroutines in cluster mode, each counted in Pool.wg: watchLease and
 // keepMirrors (the pool's life; they end with its context; keepMirrors
 // waits for the few workers of each round), one per forwarded request, a
-// session's slow append (while it runs) and the release at its end, a
+// session appender's step off the acknowledgement goroutine (logAppender.spawn:
+// a slow append, an overflow's end, a mirror's gap read; while it runs)
+// and the session's release at its end, a
 // mirror's teardown, and the opening of a stream (Pool.Subscribe waits
 // for it, not counted); a mirror holds a count of its own for its life,
 // but no goroutine, and a session's appender neither (the session's own
