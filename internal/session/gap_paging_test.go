@@ -30,11 +30,7 @@ func gapThreadsWhileDown(t *testing.T, e *testEnv, threads int) (sent []string, 
 	sub := subscribe(t, s, "")
 	waitDelivered(t, s, before)
 
-	e.srv.RefuseConnections(300 * time.Millisecond)
-	if e.srv.DropAll() != 1 {
-		t.Fatal("no socket dropped")
-	}
-	until(t, sub, sdk.EventConnectionLost)
+	dropUpstream(t, e, sub, 300*time.Millisecond)
 	for i := range threads {
 		if err := agent.CloseThread(chat); err != nil {
 			t.Fatal(err)

@@ -96,11 +96,7 @@ func TestGapFillFailureRedials(t *testing.T) {
 				waitDelivered(t, s, before)
 
 				armed.Store(true)
-				e.srv.RefuseConnections(300 * time.Millisecond)
-				if e.srv.DropAll() != 1 {
-					t.Fatal("no socket dropped")
-				}
-				until(t, sub, sdk.EventConnectionLost)
+				dropUpstream(t, e, sub, 300*time.Millisecond)
 				missed, err := agent.SendMessage(chat, "while down")
 				if err != nil {
 					t.Fatal(err)

@@ -154,6 +154,18 @@ func next(t *testing.T, sub *Subscriber) Message {
 	return Message{}
 }
 
+// dropUpstream drops the session's one upstream socket with the
+// simulator refusing connections for refuse, and returns sub's messages up
+// to and including connection_lost.
+func dropUpstream(t *testing.T, e *testEnv, sub *Subscriber, refuse time.Duration) []Message {
+	t.Helper()
+	e.srv.RefuseConnections(refuse)
+	if e.srv.DropAll() != 1 {
+		t.Fatal("no socket dropped")
+	}
+	return until(t, sub, sdk.EventConnectionLost)
+}
+
 // until returns messages up to and including the first named name.
 func until(t *testing.T, sub *Subscriber, name string) []Message {
 	t.Helper()

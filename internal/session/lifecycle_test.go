@@ -35,11 +35,7 @@ func TestConnectedSessionRunsNoGoroutine(t *testing.T) {
 	waitDelivered(t, s, id)
 
 	// A drop: the session recovers, then runs none again.
-	e.srv.RefuseConnections(200 * time.Millisecond)
-	if e.srv.DropAll() != 1 {
-		t.Fatal("no socket dropped")
-	}
-	until(t, sub, sdk.EventConnectionLost)
+	dropUpstream(t, e, sub, 200*time.Millisecond)
 	if n := sessionGoroutines(); n != 1 {
 		t.Errorf("%d session goroutines while reconnecting, want 1 (the recovery)", n)
 	}

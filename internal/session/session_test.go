@@ -323,11 +323,7 @@ func TestReconnectFillsGap(t *testing.T) {
 		sub := subscribe(t, s, "")
 		waitDelivered(t, s, before)
 
-		e.srv.RefuseConnections(300 * time.Millisecond)
-		if e.srv.DropAll() != 1 {
-			t.Fatal("no socket dropped")
-		}
-		msgs := until(t, sub, sdk.EventConnectionLost)
+		msgs := dropUpstream(t, e, sub, 300*time.Millisecond)
 		if string(msgs[len(msgs)-1].Data) != "null" {
 			t.Fatalf("connection_lost data %s", msgs[len(msgs)-1].Data)
 		}
