@@ -179,21 +179,7 @@ func TestClusterReportText(t *testing.T) {
 // owner and forwarded, every probed stream resumed within the lease TTL
 // + 3 s, nothing lost or twice, no error.
 func TestClusterSmoke(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the gateway")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	bin, err := buildGateway(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := &syncBuffer{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("log:\n%s", log.String())
-		}
-	})
+	ctx, bin, log := smokeSetup(t)
 	t.Setenv(workerEnv, "1") // for the worker, which inherits it
 	cfg := Config{
 		Mode: ModeGateway, Proto: ProtoH2, H2Conns: 4, K: 30, Ramp: 300, R: 60, S: 30,

@@ -68,32 +68,41 @@ func TestSummarize(t *testing.T) {
 	}
 }
 
-// TestSmoke is a short run of the whole load generator, both modes, so that
-// it cannot rot: a gateway child process built from ./cmd/gateway, 20
-// customers over h2c with each mode's clients in a worker process, then
-// over HTTP/1.1 with the clients in this process, and the direct baseline.
-func TestSmoke(t *testing.T) {
+// smokeSetup is what a smoke run needs (skipped with -short): a context
+// of 2 minutes, a gateway built from ./cmd/gateway, and a log that the
+// test prints when it fails.
+func smokeSetup(t *testing.T) (context.Context, string, *syncBuffer) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("builds and runs the gateway")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	t.Cleanup(cancel)
 	bin, err := buildGateway(ctx, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	log := &syncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("log:\n%s", log.String())
+		}
+	})
+	return ctx, bin, log
+}
+
+// TestSmoke is a short run of the whole load generator, both modes, so that
+// it cannot rot: a gateway child process built from ./cmd/gateway, 20
+// customers over h2c with each mode's clients in a worker process, then
+// over HTTP/1.1 with the clients in this process, and the direct baseline.
+func TestSmoke(t *testing.T) {
+	ctx, bin, log := smokeSetup(t)
 	base := Config{
 		K: 20, Ramp: 200, R: 100, S: 20, Duration: 1500 * time.Millisecond,
 		Callers: 2, CallersDuration: 500 * time.Millisecond,
 		Settle: 200 * time.Millisecond, DrainTimeout: 3 * time.Second,
 		GatewayBin: bin, Log: log, GatewayStderr: log,
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("log:\n%s", log.String())
-		}
-	})
 
 	h2 := base
 	h2.Proto, h2.H2Conns, h2.Mode = ProtoH2, 2, ModeBoth
