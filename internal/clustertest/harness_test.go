@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/chatio-gateway/chatio-gateway/internal/chatio/chatiotest"
 	"github.com/chatio-gateway/chatio-gateway/internal/chatiosim"
+	"github.com/chatio-gateway/chatio-gateway/internal/freeport"
 )
 
 // gatewayBin is the gateway binary, built once per test run (TestMain).
@@ -70,15 +70,16 @@ func gatewayBinary(t *testing.T) string {
 	return binPath
 }
 
-// freePort is a port of 127.0.0.1 free a moment ago.
+// freePort is a port of 127.0.0.1 free a moment ago that no other
+// process of this test takes first (freeport.Pick): a child keeps it
+// across restarts.
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	p, err := freeport.Pick()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 // runNATS runs a nats-server with JetStream (file store) in the test

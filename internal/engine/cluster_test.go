@@ -3,30 +3,25 @@ package engine
 import (
 	"context"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/chatio-gateway/chatio-gateway/internal/freeport"
 	"github.com/chatio-gateway/chatio-gateway/internal/testwait"
 )
 
-// freePorts returns n free TCP ports on 127.0.0.1.
+// freePorts returns n distinct free TCP ports on 127.0.0.1 (freeport.Pick).
 func freePorts(t testing.TB, n int) []int {
-	var ls []net.Listener
 	var ports []int
 	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		p, err := freeport.Pick()
 		if err != nil {
 			t.Fatal(err)
 		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		_ = l.Close()
+		ports = append(ports, p)
 	}
 	return ports
 }

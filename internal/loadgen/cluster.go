@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/chatio-gateway/chatio-gateway/internal/freeport"
 	"github.com/nats-io/nats-server/v2/server"
 )
 
@@ -133,7 +134,7 @@ func readLine(r io.Reader, timeout time.Duration) (string, error) {
 // runNATS starts a nats-server with JetStream, its file store in dir, on a
 // free port of 127.0.0.1.
 func runNATS(dir string) (*server.Server, string, error) {
-	port, err := freePort()
+	port, err := freeport.Pick()
 	if err != nil {
 		return nil, "", err
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +14,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/chatio-gateway/chatio-gateway/internal/freeport"
 )
 
 // gatewayProc is the gateway running as a child process, so that its memory
@@ -52,20 +53,10 @@ func buildGateway(ctx context.Context, dir string) (string, error) {
 	return bin, nil
 }
 
-// freePort returns a port on 127.0.0.1 that was free a moment ago.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
 // startGateway runs bin against the simulator at upstream and waits until
 // it is ready.
 func startGateway(ctx context.Context, bin, upstream string, env []string, pprof bool, stderr io.Writer) (*gatewayProc, error) {
-	port, err := freePort()
+	port, err := freeport.Pick()
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +76,7 @@ func startGateway(ctx context.Context, bin, upstream string, env []string, pprof
 		"GATEWAY_SHUTDOWN_GRACE=20s",
 	)
 	if pprof {
-		pp, err := freePort()
+		pp, err := freeport.Pick()
 		if err != nil {
 			_ = os.RemoveAll(dataDir)
 			return nil, err
