@@ -119,7 +119,7 @@ func BenchmarkRequest(b *testing.B) {
 	if _, err := e.Own(ctx, sid); err != nil {
 		b.Fatal(err)
 	}
-	sub, err := e.Serve(sid, func(r Request) { _ = r.Respond(r.Data) })
+	sub, err := e.Serve(sid, func(r Request) { _ = r.Respond(r.Data) }, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -13,7 +13,9 @@
 // the sequence, or ErrRetry: AppendOwned then, with the same msgID); Serve(sid) answers the calls other replicas forward with
 // Request (which reads the owner record and asks that node); on ErrFenced, or when LeaseLost's channel closes, it closes the
 // socket; Release(sid) when the session ends. Any replica: Request(sid),
-// and on ErrNoOwner, Own(sid) and open the socket. A stream reader:
+// and on ErrNoOwner, Own(sid) and open the socket; Keep(owner, sids): one
+// request to the node of an OwnerID for many sessions at once, answered
+// by each session's keep function (Serve's) with the log's last sequence. A stream reader:
 // Subscribe(sid) first (one per customer on this replica, fanned out to its
 // streams), then Read after the client's Last-Event-ID until !More (on
 // TooOld: a snapshot), then feed the live events to a Cursor started at the
@@ -44,7 +46,8 @@
 // overflows is dropped, then filled in by a Cursor). A Serve handler runs
 // on the node's operations goroutine, shared by every session the node
 // serves, one request at a time: it must not block at all (it hands the
-// request to a goroutine of its own). A Cursor is not
+// request to a goroutine of its own); so does a Serve keep function, each
+// of a Keep's sessions in turn (it takes short locks only). A Cursor is not
 // safe for concurrent use: one goroutine per Cursor. Every engine round
 // trip is bounded by the caller's context, or by Config.OpTimeout when
 // that context has no deadline; transient engine errors (no responders
@@ -58,7 +61,8 @@
 //	  cgw.ev.<n>.<sid>    a customer's events (file storage, R = Replicas)
 //	cgw.live.<n>.<sid>  core subject each stored event is republished to
 //	cgw.op.<node>       core request/reply subject of a node: requests to the
-//	                    sessions it owns (headers Cgw-Sid, Cgw-Epoch)
+//	                    sessions it owns (headers Cgw-Sid, Cgw-Epoch), and
+//	                    Keeps (Cgw-Keep, Cgw-Epoch; sids one per line)
 //	KV cgw_nodes        key NodeID, value the node's epoch; MaxAge LeaseTTL
 //	KV cgw_owners       key sid, value "<node> <epoch>"; MaxAge MaxAge
 //	KV cgw_once         key HMAC(id), per-key TTL (1s..24h)

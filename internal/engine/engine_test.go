@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"net"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -565,7 +567,7 @@ func TestRequestNoOwner(t *testing.T) {
 		t.Fatalf("Request without owner: %v", err)
 	}
 	// Served but not owned: nobody's session (no owner record).
-	sub, err := e.Serve(sid, func(r Request) { _ = r.Respond(append([]byte("pong:"), r.Data...)) })
+	sub, err := e.Serve(sid, func(r Request) { _ = r.Respond(append([]byte("pong:"), r.Data...)) }, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -600,11 +602,11 @@ func TestRequestOwnerNode(t *testing.T) {
 	if _, err := a.Own(ctx, sid); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Serve(sid, func(r Request) { _ = r.Respond(append([]byte("a:"), r.Data...)) }); err != nil {
+	if _, err := a.Serve(sid, func(r Request) { _ = r.Respond(append([]byte("a:"), r.Data...)) }, nil); err != nil {
 		t.Fatal(err)
 	}
 	// b serves the same sid without owning it: never asked.
-	if _, err := b.Serve(sid, func(r Request) { _ = r.Respond([]byte("b")) }); err != nil {
+	if _, err := b.Serve(sid, func(r Request) { _ = r.Respond([]byte("b")) }, nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, e := range []*Engine{a, b} {
@@ -632,6 +634,77 @@ func TestRequestOwnerNode(t *testing.T) {
 	}
 	if _, err := b.Request(ctx, sid, []byte("x")); !errors.Is(err, ErrNoOwner) {
 		t.Fatalf("Request to a closed node: %v", err)
+	}
+}
+
+// TestKeep: one Keep asks the owner's node about several sessions and
+// gets each one's answer in order, 0 for one it does not serve (no keep
+// function, not registered, or its keep says no); a stale incarnation or
+// a node that is gone is ErrNoOwner.
+func TestKeep(t *testing.T) {
+	s := runServer(t)
+	a := startEngine(t, Config{URL: s.ClientURL(), NodeID: "a"})
+	b := startEngine(t, Config{URL: s.ClientURL(), NodeID: "b"})
+	ctx := ctxT(t, 20*time.Second)
+	served, noKeep, refusing, unknown := sidOf("k1"), sidOf("k2"), sidOf("k3"), sidOf("k4")
+	var kept atomic.Int32 // the keep functions run on a's operations goroutine
+	for _, sid := range []SID{served, noKeep, refusing} {
+		if _, err := a.Own(ctx, sid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nop := func(Request) {}
+	if _, err := a.Serve(served, nop, func() (uint64, bool) { kept.Add(1); return 42, true }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Serve(noKeep, nop, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Serve(refusing, nop, func() (uint64, bool) { return 7, false }); err != nil {
+		t.Fatal(err)
+	}
+	owner, alive, err := b.OwnerID(ctx, served)
+	if err != nil || !alive {
+		t.Fatalf("OwnerID: %q %v %v", owner, alive, err)
+	}
+	got, err := b.Keep(ctx, owner, []SID{unknown, served, noKeep, refusing, served})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []uint64{0, 42, 0, 0, 42}; !slices.Equal(got, want) {
+		t.Fatalf("Keep: %v, want %v", got, want)
+	}
+	if n := kept.Load(); n != 2 {
+		t.Fatalf("keep function ran %d times, want 2", n)
+	}
+	if _, err := b.Keep(ctx, owner, nil); err == nil {
+		t.Fatal("Keep of no session: no error")
+	}
+	if _, err := b.Keep(ctx, owner, make([]SID, MaxKeep+1)); err == nil {
+		t.Fatal("Keep past MaxKeep: no error")
+	}
+	// a's next epoch: the old incarnation is nobody.
+	if err := a.lease.acquire(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Keep(ctx, owner, []SID{served}); !errors.Is(err, ErrNoOwner) {
+		t.Fatalf("Keep of a stale incarnation: %v", err)
+	}
+	if _, err := a.Own(ctx, served); err != nil {
+		t.Fatal(err)
+	}
+	if owner, _, err = b.OwnerID(ctx, served); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.Keep(ctx, owner, []SID{served}); err != nil || !slices.Equal(got, []uint64{42}) {
+		t.Fatalf("Keep under a's new epoch: %v %v", got, err)
+	}
+	// a gone: no responders.
+	if err := a.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Keep(ctx, owner, []SID{served}); !errors.Is(err, ErrNoOwner) {
+		t.Fatalf("Keep of a closed node: %v", err)
 	}
 }
 
@@ -855,7 +928,7 @@ func TestCloseStopsEverything(t *testing.T) {
 	if _, err := e.Subscribe(sid, func(Live) {}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.Serve(sid, func(r Request) { _ = r.Respond(nil) }); err != nil {
+	if _, err := e.Serve(sid, func(r Request) { _ = r.Respond(nil) }, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.AppendOwned(ctx, own, own.LastSeq, "", []byte("x")); err != nil {

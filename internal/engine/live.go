@@ -163,6 +163,12 @@ func (c *Cursor) CatchUp(ctx context.Context) ([]Event, error) {
 	if err != nil {
 		return nil, err
 	}
+	return c.CatchUpTo(ctx, target)
+}
+
+// CatchUpTo is CatchUp up to target, a last sequence the caller learnt
+// otherwise (the owner's, from Keep): no read when the cursor has it.
+func (c *Cursor) CatchUpTo(ctx context.Context, target uint64) ([]Event, error) {
 	if target <= c.last {
 		return nil, nil
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,7 +29,12 @@ const (
 	// hdrNotOwner answers a request for a session the node does not serve
 	// (under that epoch): the caller's ErrNoOwner, as "no responders".
 	hdrNotOwner = "Cgw-Not-Owner"
+	// hdrKeep marks a Keep: a batch of sessions, not one session's request.
+	hdrKeep = "Cgw-Keep"
 )
+
+// MaxKeep bounds the sessions of one Keep (27 bytes each on the wire).
+const MaxKeep = 1024
 
 // Bounds of the node's operations subscription queue: requests wait there
 // for the one goroutine that hands them to their session's handler.
@@ -45,7 +52,10 @@ type opsTable struct {
 }
 
 // opsEntry is one Serve registration.
-type opsEntry struct{ fn func(Request) }
+type opsEntry struct {
+	fn   func(Request)
+	keep func() (uint64, bool) // nil: Keep answers "not served"
+}
 
 func nodeSubject(node string) string { return "cgw.op." + node }
 
@@ -66,6 +76,10 @@ func (e *Engine) serveNode() error {
 // owner" otherwise.
 func (e *Engine) dispatchOp(m *nats.Msg) {
 	if m.Reply == "" {
+		return
+	}
+	if m.Header.Get(hdrKeep) != "" {
+		e.keepBatch(m)
 		return
 	}
 	sid := SID(m.Header.Get(hdrSID))
@@ -90,16 +104,19 @@ func (e *Engine) dispatchOp(m *nats.Msg) {
 // request/reply) and are handed to handler, which runs on the node's one
 // operations goroutine, one request at a time for every session of the
 // node: it must not block (it hands the Request to another goroutine and
-// Responds from there). One handler per session: a second Serve of the
-// same sid replaces the first. Stop or Drain ends it.
-func (e *Engine) Serve(sid SID, handler func(Request)) (*Subscription, error) {
+// Responds from there). keep (nil: none) answers the session's part of a
+// Keep, on the same goroutine, and must not block either: the log's last
+// sequence as the owner knows it, and whether it serves the session. One
+// handler per session: a second Serve of the same sid replaces the first.
+// Stop or Drain ends it.
+func (e *Engine) Serve(sid SID, handler func(Request), keep func() (uint64, bool)) (*Subscription, error) {
 	if !sid.Valid() {
 		return nil, fmt.Errorf("engine: invalid sid %q", sid)
 	}
 	if e.closed.Load() {
 		return nil, ErrClosed
 	}
-	ent := &opsEntry{fn: handler}
+	ent := &opsEntry{fn: handler, keep: keep}
 	e.ops.mu.Lock()
 	e.ops.m[sid] = ent
 	e.ops.mu.Unlock()
@@ -150,6 +167,88 @@ func (e *Engine) Request(ctx context.Context, sid SID, payload []byte) ([]byte, 
 		return nil, ErrNoOwner
 	}
 	return m.Data, nil
+}
+
+// Keep asks the node of owner (an OwnerID of sessions that node owned) about
+// sids (at most MaxKeep) in one request: for each, in order, the log's
+// last sequence as that node knows it, or 0 when it does not serve the
+// session under that incarnation. The node's keep functions (Serve) run,
+// which keep the sessions alive there. ErrNoOwner: nobody answers for that
+// incarnation (the node is gone, restarted, or not connected).
+func (e *Engine) Keep(ctx context.Context, owner string, sids []SID) ([]uint64, error) {
+	rec := parseOwner([]byte(owner))
+	if !validToken(rec.node) || rec.epoch == "" {
+		return nil, fmt.Errorf("engine: keep: invalid owner %q", owner)
+	}
+	if len(sids) == 0 || len(sids) > MaxKeep {
+		return nil, fmt.Errorf("engine: keep: %d sessions (1 to %d)", len(sids), MaxKeep)
+	}
+	b := make([]byte, 0, len(sids)*(sidLen+1))
+	for _, sid := range sids {
+		if !sid.Valid() {
+			return nil, fmt.Errorf("engine: invalid sid %q", sid)
+		}
+		b = append(append(b, sid...), '\n')
+	}
+	ctx, cancel := e.opCtx(ctx)
+	defer cancel()
+	msg := nats.NewMsg(nodeSubject(rec.node))
+	msg.Header.Set(hdrKeep, "1")
+	msg.Header.Set(hdrEpoch, rec.epoch)
+	msg.Data = b
+	m, err := e.nc.RequestMsgWithContext(ctx, msg)
+	if errors.Is(err, nats.ErrNoResponders) {
+		return nil, ErrNoOwner
+	}
+	if err != nil {
+		return nil, fmt.Errorf("engine: keep: %w", err)
+	}
+	if m.Header.Get(hdrNotOwner) != "" {
+		return nil, ErrNoOwner
+	}
+	out := make([]uint64, 0, len(sids))
+	for f := range strings.FieldsSeq(string(m.Data)) {
+		n, err := strconv.ParseUint(f, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("engine: keep: bad answer %q", f)
+		}
+		out = append(out, n)
+	}
+	if len(out) != len(sids) {
+		return nil, fmt.Errorf("engine: keep: %d answers for %d sessions", len(out), len(sids))
+	}
+	return out, nil
+}
+
+// keepBatch answers a Keep on the operations goroutine: each session's
+// keep function, or 0 for one this node does not serve (under the
+// caller's epoch: another one answers "not the owner").
+func (e *Engine) keepBatch(m *nats.Msg) {
+	r := nats.NewMsg(m.Reply)
+	if m.Header.Get(hdrEpoch) != e.epoch() {
+		r.Header.Set(hdrNotOwner, "1")
+		_ = e.nc.PublishMsg(r)
+		return
+	}
+	var b []byte
+	n := 0
+	for f := range strings.FieldsSeq(string(m.Data)) {
+		if n++; n > MaxKeep {
+			break
+		}
+		var seq uint64
+		e.ops.mu.RLock()
+		ent := e.ops.m[SID(f)]
+		e.ops.mu.RUnlock()
+		if ent != nil && ent.keep != nil {
+			if v, ok := ent.keep(); ok {
+				seq = v
+			}
+		}
+		b = append(strconv.AppendUint(b, seq, 10), '\n')
+	}
+	r.Data = b
+	_ = e.nc.PublishMsg(r)
 }
 
 // Once bounds on ttl.

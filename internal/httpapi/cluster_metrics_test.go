@@ -97,13 +97,13 @@ func labelledValue(t *testing.T, e *env, name, label, value string) float64 {
 
 // TestClusterForwardedKinds: the requests a replica forwards to the owner
 // are counted by kind (every kind a series from the start): an SDK call,
-// GET /v1/session (info), a stream's snapshot.
+// GET /v1/session (info), a stream's snapshot (keep: TestClusterKeepBatched).
 func TestClusterForwardedKinds(t *testing.T) {
 	c := newCluster(t, 2, 3*time.Second)
 	fwd := func(kind string) float64 {
 		return labelledValue(t, c.nodes[1], "gateway_cluster_forwarded_calls_total", "kind", kind)
 	}
-	for _, k := range []string{"call", "info", "snapshot"} {
+	for _, k := range []string{"call", "info", "snapshot", "keep"} {
 		if n := fwd(k); n != 0 {
 			t.Errorf("%s: %v at start", k, n)
 		}
@@ -127,5 +127,56 @@ func TestClusterForwardedKinds(t *testing.T) {
 	}
 	if n := fwd("call"); n != 1 {
 		t.Errorf("calls forwarded: %v, want 1 (a stream forwards no call)", n)
+	}
+}
+
+// TestClusterKeepBatched: a replica with streams of customers another
+// replica owns keeps those sessions alive with one keep request per round
+// for all of them once it has learnt their owner (kind "keep"), not one
+// info request per customer; the owner's sessions outlive many idle
+// timeouts without a call, and the streams still get every event.
+func TestClusterKeepBatched(t *testing.T) {
+	idle := 600 * time.Millisecond // keep rounds every 200 ms
+	c := newClusterWith(t, 2, 3*time.Second, func(o *envOptions) { o.pool.IdleTimeout = idle })
+	fwd := func(kind string) float64 {
+		return labelledValue(t, c.nodes[1], "gateway_cluster_forwarded_calls_total", "kind", kind)
+	}
+	tokens := []string{"kb1", "kb2", "kb3"}
+	chats := map[string]string{}
+	streams := map[string]*sseStream{}
+	for _, tok := range tokens {
+		chats[tok], _ = c.nodes[0].startChat(tok)
+		if o := c.owner(tok); o != 0 {
+			t.Fatalf("%s: owner %d, want 0", tok, o)
+		}
+		streams[tok] = c.nodes[1].openStream("/v1/events", tok)
+		streams[tok].waitEvent("connected")
+	}
+	testwait.For(t, 10*time.Second, "keep requests from the replica with the streams", func() bool { return fwd("keep") >= 3 })
+	info, keep := fwd("info"), fwd("keep")
+	start := time.Now()
+	testwait.For(t, 20*time.Second, "five idle timeouts of keep rounds", func() bool {
+		return time.Since(start) > 5*idle && fwd("keep") >= keep+10
+	})
+	if n := fwd("info"); n != info {
+		t.Errorf("info requests forwarded while the owner was known: %v → %v", info, n)
+	}
+	// One keep per round (every idle/3) for the three: not one each.
+	if n, rounds := fwd("keep")-keep, float64(time.Since(start)/(idle/3)); n > rounds+1 {
+		t.Errorf("%v keep requests in %v: more than one per round (≤ %v rounds)", n, time.Since(start), rounds)
+	}
+	for _, tok := range tokens {
+		if o := c.owner(tok); o != 0 {
+			t.Errorf("%s: owner %d after %v without a call, want 0 (kept alive)", tok, o, time.Since(start))
+		}
+	}
+	agent := c.sim.Agent("agent-kb", "Agent")
+	for _, tok := range tokens {
+		if _, err := agent.SendMessage(chats[tok], "kept "+tok); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := messages(t, streams[tok], 1); got[0] != "kept "+tok {
+			t.Errorf("%s: stream got %q", tok, got)
+		}
 	}
 }

@@ -396,7 +396,7 @@ func (p *Pool) own(token string, e *entry) (*ownership, error) {
 		return nil, fmt.Errorf("%w: %w", ErrEngine, err)
 	}
 	p.m.owned.Inc() // until releaseLocked's release has run
-	sub, err := eng.Serve(sid, p.serveOps(e))
+	sub, err := eng.Serve(sid, p.serveOps(e), p.keepOwned(e))
 	if err != nil {
 		p.mu.Lock()
 		release := p.releaseLocked(token, sid)
@@ -459,6 +459,30 @@ func (p *Pool) serveOps(e *entry) func(engine.Request) {
 			defer p.wg.Done()
 			p.answer(r, e)
 		}()
+	}
+}
+
+// keepOwned is e's session's part of a Keep (engine.Serve's keep, on the
+// engine's operations goroutine, without a wait): it keeps the session
+// from idling out, as a forwarded info request does, and answers the log's
+// sequence of its last appended event. Not served (the caller asks again
+// the slow way, SessionInfo): a session still opening or ending, or a
+// replica whose lease is no longer valid (see answer).
+func (p *Pool) keepOwned(e *entry) func() (uint64, bool) {
+	return func() (uint64, bool) {
+		if !p.cfg.Engine.LeaseValid() {
+			return 0, false
+		}
+		select {
+		case <-e.ready:
+		default:
+			return 0, false
+		}
+		s := e.s
+		if e.err != nil || s == nil || s.elog == nil || !s.touch() {
+			return 0, false
+		}
+		return s.elog.lastSeq()
 	}
 }
 

@@ -117,6 +117,14 @@ func (a *logAppender) push(local uint64, ev encoded) {
 	a.sendLocked()
 }
 
+// lastSeq is the log's sequence of the last event appended (the owner
+// marker before any); false once the appender gave up.
+func (a *logAppender) lastSeq() (uint64, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.seq, !a.failed && a.seq != 0
+}
+
 // start lets the appends start: create calls it once the session is
 // published (what Pool.open logged waits till then).
 func (a *logAppender) start() {

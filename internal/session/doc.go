@@ -225,10 +225,15 @@
 // A mirror holds no goroutine: one pool goroutine (keepMirrors), every
 // keepInterval, touches the sessions that feed mirrors with streams
 // (keeping them from idling out: no engine round trip, and nothing to
-// catch up), and for each other mirror with streams asks the owner for
-// the session's info (keeping it from idling out, and having it taken
-// over when nobody owns it) and catches the mirror's cursor up with the
-// log. Pool.Subscribe opens a stream on a goroutine of its own that it
+// catch up), and keeps each other mirror's session alive at its owner
+// and catches the mirror's cursor up with the log: one engine.Keep per
+// owner for all the sessions whose owner an earlier round learnt (the
+// owner's keepOwned touches each and answers its appender's last
+// sequence; the cursor reads only when it is behind that), and, for a
+// mirror of no known owner or one its owner no longer serves, a
+// forwarded info request (keeping it from idling out, and having it taken
+// over when nobody owns it), the leader's last sequence and the owner
+// record (for the next round). Pool.Subscribe opens a stream on a goroutine of its own that it
 // waits for, so that the deep stack of the opening is not kept by the
 // caller's goroutine for the stream's life. A fresh stream
 // gets its snapshot from the owner as of the log's sequence N (a

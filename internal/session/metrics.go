@@ -90,7 +90,7 @@ func newPoolMetrics(reg prometheus.Registerer, cluster bool) *metrics {
 		}, []string{"reason"}),
 		forwarded: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gateway_cluster_forwarded_calls_total",
-			Help: "Requests forwarded to the replica owning the session, by kind: call (an SDK call), info (GET /v1/session, and a stream's keep-alive of its session), snapshot (a stream's first events) (cluster mode).",
+			Help: "Requests forwarded to the replica owning the session, by kind: call (an SDK call), info (GET /v1/session, and the keep-alive of a customer whose streams are here while its owner is not known yet), snapshot (a stream's first events), keep (one keep-alive of the sessions one owner holds for the streams here) (cluster mode).",
 		}, []string{"kind"}),
 		forwardS: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "gateway_cluster_forward_duration_seconds", Help: "Time of a call forwarded to the session's owner, engine round trip and the owner's work (cluster mode).",
@@ -152,10 +152,11 @@ const (
 	kindCall     = "call"
 	kindInfo     = "info"
 	kindSnapshot = "snapshot"
+	kindKeep     = "keep" // one engine.Keep, for up to engine.MaxKeep sessions
 )
 
 // forwardKinds: every kind of forwarded request.
-var forwardKinds = []string{kindCall, kindInfo, kindSnapshot}
+var forwardKinds = []string{kindCall, kindInfo, kindSnapshot, kindKeep}
 
 // kind is the label value of a forwarded request.
 func (r fwdRequest) kind() string {

@@ -128,6 +128,7 @@ type mirror struct {
 	fedFrom uint64
 
 	// guarded by s.mu
+	owner   string         // the owner's engine.OwnerID, as a keep round last learnt it; "" unknown
 	cur     *engine.Cursor // nil until the first join
 	early   []engine.Live  // live events before the first join
 	gone    bool           // torn down: join on a new mirror
@@ -543,17 +544,21 @@ func (p *Pool) keepInterval() time.Duration {
 	return min(p.cfg.IdleTimeout/3, 2*time.Second)
 }
 
-// keepWorkers bounds the mirrors keepMirrors looks after at once.
+// keepWorkers bounds the requests a keep round has in flight at once.
 const keepWorkers = 16
 
 // keepMirrors runs while the pool does (cluster mode): every keepInterval,
 // for each mirror fed by this replica's own session it touches the
 // session (no engine round trip: streams here keep it from idling out,
-// and its appender fed them every event); for each other mirror with
-// streams, it asks the session's owner for the session's info, which keeps the session from idling out (its streams
-// are here, not there) and has it taken over when nobody owns it (its
-// events then reach the log again), then catches the mirror up with the
-// log (catchUp). When the engine is not Ready at two rounds in a row, the
+// and its appender fed them every event). Every other mirror with streams
+// has its session kept alive at its owner (its streams are here, not
+// there), taken over when nobody owns it (its events then reach the log
+// again), and is caught up with the log (what its live subscription
+// missed): one Keep per owner for all its sessions whose owner an earlier
+// round learnt (keepBatch), and one by one (keepOne: a forwarded info
+// request, which takes the session over when nobody has it, and the log's
+// last sequence) for the others and for those the owner no longer
+// serves. When the engine is not Ready at two rounds in a row, the
 // streams end with a retry hint (ErrDraining), to come back with their
 // Last-Event-ID, here or elsewhere. One goroutine for all the mirrors (a
 // few more while a round runs): a mirror holds none.
@@ -593,8 +598,8 @@ func (p *Pool) keepMirrors() {
 			continue
 		}
 		unready = 0
-		sem := make(chan struct{}, keepWorkers)
-		var round sync.WaitGroup
+		byOwner := make(map[string][]*mirror)
+		var slow []*mirror
 		for i, m := range list {
 			if s := fed[i]; s != nil {
 				// Streams here keep the session here from idling out;
@@ -603,42 +608,139 @@ func (p *Pool) keepMirrors() {
 				s.touch()
 				continue
 			}
-			if m.streams() == 0 {
+			owner, n := m.keepState()
+			if n == 0 {
 				continue
 			}
 			p.liveSub(m) // when an engine error left it without one
+			if owner == "" {
+				slow = append(slow, m)
+			} else {
+				byOwner[owner] = append(byOwner[owner], m)
+			}
+		}
+		p.keepRound(iv, byOwner, slow)
+	}
+}
+
+// keepRound runs one round of keepMirrors for the mirrors that no session
+// here feeds: the batches first, then, one by one, the mirrors of no
+// known owner and the batches' misses; at most keepWorkers requests at a
+// time, each bounded by iv. It returns when all are done.
+func (p *Pool) keepRound(iv time.Duration, byOwner map[string][]*mirror, slow []*mirror) {
+	sem := make(chan struct{}, keepWorkers)
+	var (
+		round  sync.WaitGroup
+		missMu sync.Mutex
+	)
+	for owner, ms := range byOwner {
+		for len(ms) > 0 {
+			batch := ms[:min(len(ms), engine.MaxKeep)]
+			ms = ms[len(batch):]
 			sem <- struct{}{}
 			round.Go(func() {
 				defer func() { <-sem }()
 				ctx, cancel := context.WithTimeout(p.ctx, iv)
 				defer cancel()
-				_, _ = p.SessionInfo(ctx, m.token, "")
-				m.catchUp(ctx)
+				miss := p.keepBatch(ctx, owner, batch)
+				missMu.Lock()
+				slow = append(slow, miss...)
+				missMu.Unlock()
 			})
 		}
-		round.Wait()
+	}
+	round.Wait()
+	for _, m := range slow {
+		sem <- struct{}{}
+		round.Go(func() {
+			defer func() { <-sem }()
+			ctx, cancel := context.WithTimeout(p.ctx, iv)
+			defer cancel()
+			p.keepOne(ctx, m)
+		})
+	}
+	round.Wait()
+}
+
+// keepBatch keeps ms's sessions alive at owner, one engine.Keep, and
+// catches each mirror up to the log's last sequence as the owner answers
+// it (no read when the mirror has it: the usual case). It returns the
+// mirrors it could not keep so (the owner no longer serves them, or did
+// not answer), their owner forgotten: keepOne's.
+func (p *Pool) keepBatch(ctx context.Context, owner string, ms []*mirror) []*mirror {
+	sids := make([]engine.SID, len(ms))
+	for i, m := range ms {
+		sids[i] = m.sid
+	}
+	p.m.forwarded.WithLabelValues(kindKeep).Inc()
+	seqs, err := p.cfg.Engine.Keep(ctx, owner, sids)
+	if err != nil {
+		for _, m := range ms {
+			m.setOwner("")
+		}
+		return ms
+	}
+	var miss []*mirror
+	for i, m := range ms {
+		if seqs[i] == 0 {
+			m.setOwner("")
+			miss = append(miss, m)
+			continue
+		}
+		m.catchUp(ctx, seqs[i])
+	}
+	return miss
+}
+
+// keepOne keeps m's session alive the slow way: a forwarded info request
+// (which takes the session over when nobody owns it), the log's last
+// sequence, and the session's owner, for the next rounds' batches.
+func (p *Pool) keepOne(ctx context.Context, m *mirror) {
+	if _, err := p.SessionInfo(ctx, m.token, ""); err != nil {
+		return
+	}
+	m.catchUp(ctx, 0)
+	if id, alive, err := p.cfg.Engine.OwnerID(ctx, m.sid); err == nil && alive {
+		m.setOwner(id)
 	}
 }
 
-// streams is how many streams the mirror has.
-func (m *mirror) streams() int {
+// keepState is the owner of m's session as a keep round last learnt it
+// ("": unknown), and how many streams m has.
+func (m *mirror) keepState() (owner string, streams int) {
 	m.s.mu.Lock()
 	defer m.s.mu.Unlock()
-	return len(m.s.subs)
+	return m.owner, len(m.s.subs)
+}
+
+// setOwner records the owner of m's session for the next keep round.
+func (m *mirror) setOwner(owner string) {
+	m.s.mu.Lock()
+	m.owner = owner
+	m.s.mu.Unlock()
 }
 
 // catchUp delivers what the live subscription missed and no later event
 // showed (a lost last event: the engine reconnected, or a stream leader
-// died between storing and republishing), reading up to the leader's last
-// sequence: a live event is never later than keepInterval.
-func (m *mirror) catchUp(ctx context.Context) {
+// died between storing and republishing), reading up to last, the log's
+// last sequence as the owner knows it, or (0) as the stream leader does:
+// a live event is never later than keepInterval.
+func (m *mirror) catchUp(ctx context.Context, last uint64) {
 	s := m.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if m.gone || m.cur == nil {
 		return
 	}
-	evs, err := m.cur.CatchUp(ctx)
+	var (
+		evs []engine.Event
+		err error
+	)
+	if last == 0 {
+		evs, err = m.cur.CatchUp(ctx)
+	} else {
+		evs, err = m.cur.CatchUpTo(ctx, last)
+	}
 	m.deliverLocked(evs)
 	if errors.Is(err, engine.ErrTooOld) {
 		for sub := range s.subs {
