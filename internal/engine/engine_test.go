@@ -667,6 +667,12 @@ func TestKeep(t *testing.T) {
 	if err != nil || !alive {
 		t.Fatalf("OwnerID: %q %v %v", owner, alive, err)
 	}
+	if self := a.Self(); self != owner {
+		t.Fatalf("a.Self() %q, OwnerID %q", self, owner)
+	}
+	if alive, err := b.Alive(ctx, owner); err != nil || !alive {
+		t.Fatalf("Alive(%q): %v %v", owner, alive, err)
+	}
 	got, err := b.Keep(ctx, owner, []SID{unknown, served, noKeep, refusing, served})
 	if err != nil {
 		t.Fatal(err)
@@ -689,6 +695,9 @@ func TestKeep(t *testing.T) {
 	}
 	if _, err := b.Keep(ctx, owner, []SID{served}); !errors.Is(err, ErrNoOwner) {
 		t.Fatalf("Keep of a stale incarnation: %v", err)
+	}
+	if alive, err := b.Alive(ctx, owner); err != nil || alive {
+		t.Fatalf("Alive of a stale incarnation: %v %v", alive, err)
 	}
 	if _, err := a.Own(ctx, served); err != nil {
 		t.Fatal(err)

@@ -193,6 +193,10 @@ func (e *Engine) epoch() string {
 	return e.lease.epoch
 }
 
+// Self is this node's OwnerID under its current lease epoch: what
+// OwnerID answers for a session this node owns now, and Keep takes.
+func (e *Engine) Self() string { return ownerRec{e.cfg.NodeID, e.epoch()}.String() }
+
 // LeaseValid reports whether this node's lease is valid by the local
 // monotonic deadline (renewed recently enough that the server cannot have
 // expired it yet).
@@ -382,6 +386,15 @@ func (e *Engine) nodeAlive(ctx context.Context, rec ownerRec) (bool, error) {
 		return false, fmt.Errorf("engine: node lease: %w", err)
 	}
 	return string(ent.Value()) == rec.epoch, nil
+}
+
+// Alive reports whether owner (an OwnerID) still holds its node lease:
+// false once the lease lapsed or the node took a new epoch, when the
+// sessions it owned may be taken over.
+func (e *Engine) Alive(ctx context.Context, owner string) (bool, error) {
+	ctx, cancel := e.opCtx(ctx)
+	defer cancel()
+	return e.nodeAlive(ctx, parseOwner([]byte(owner)))
 }
 
 // Owner names the session's recorded owner node and whether its node lease

@@ -42,6 +42,7 @@ type fwdRequest struct {
 	Call       *op.Call `json:"call,omitempty"`
 	Info       bool     `json:"info,omitempty"`
 	Snapshot   bool     `json:"snapshot,omitempty"`    // a stream's snapshot as of the log's sequence (logSnapshot)
+	Keep       bool     `json:"keep,omitempty"`        // a mirror's keep-alive of the session (keepReply; sent with Info, see keepOne)
 	CustomerID string   `json:"customer_id,omitempty"` // the caller's X-Customer-Id (AcquireAs)
 	TimeoutMS  int64    `json:"timeout_ms,omitempty"`  // how long the caller waits
 	Origin     Origin   `json:"origin,omitempty"`      // the calling client instance (WithOrigin)
@@ -51,6 +52,24 @@ type fwdRequest struct {
 type fwdReply struct {
 	Result json.RawMessage `json:"result,omitempty"`
 	Err    json.RawMessage `json:"error,omitempty"`
+}
+
+// keepReply is the owner's answer to a mirror's keep-alive of one session
+// (keepOne): who the owner is (engine.Self), for the next rounds' Keep,
+// and the log's sequence of the session's last appended event (0 when
+// its appender gave up).
+type keepReply struct {
+	Owner string `json:"owner"`
+	Seq   uint64 `json:"seq"`
+}
+
+// keepReply answers a keep-alive of s as its owner.
+func (p *Pool) keepReply(s *Session) (json.RawMessage, error) {
+	var seq uint64
+	if s.elog != nil {
+		seq, _ = s.elog.lastSeq()
+	}
+	return json.Marshal(keepReply{Owner: p.cfg.Engine.Self(), Seq: seq})
 }
 
 // Info is what GET /v1/session answers: the customer's id and the
@@ -504,7 +523,7 @@ func (p *Pool) answer(r engine.Request, e *entry) {
 		reply(r, nil, &op.ArgError{Message: "undecodable call: " + err.Error()})
 		return
 	}
-	if req.Call == nil && !req.Info && !req.Snapshot {
+	if req.Call == nil && !req.Info && !req.Snapshot && !req.Keep {
 		reply(r, nil, &op.ArgError{Message: "no call"})
 		return
 	}
@@ -531,6 +550,11 @@ func (p *Pool) answer(r engine.Request, e *entry) {
 	}
 	if req.CustomerID != "" {
 		s.adoptCustomerID(req.CustomerID)
+	}
+	if req.Keep { // before Info, which it comes with (see keepOne)
+		res, err := p.keepReply(s)
+		reply(r, res, err)
+		return
 	}
 	if req.Info {
 		res, err := EncodeResult(Info{CustomerID: s.CustomerID(), Status: s.Status()})

@@ -231,9 +231,12 @@
 // owner's keepOwned touches each and answers its appender's last
 // sequence; the cursor reads only when it is behind that), and, for a
 // mirror of no known owner or one its owner no longer serves, a
-// forwarded info request (keeping it from idling out, and having it taken
-// over when nobody owns it), the leader's last sequence and the owner
-// record (for the next round). Pool.Subscribe opens a stream on a goroutine of its own that it
+// forwarded keep request (keeping it from idling out, and having it taken
+// over when nobody owns it), whose answer names the owner (for the next
+// round) and its last sequence. When an owner answers no Keep (killed,
+// paused, cut off), the round waits for its lease to lapse (awaitLapse,
+// one engine read per 100 ms) and then takes its sessions over,
+// slowWorkers at a time, instead of trying each in vain until the lapse. Pool.Subscribe opens a stream on a goroutine of its own that it
 // waits for, so that the deep stack of the opening is not kept by the
 // caller's goroutine for the stream's life. A fresh stream
 // gets its snapshot from the owner as of the log's sequence N (a

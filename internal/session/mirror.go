@@ -544,8 +544,16 @@ func (p *Pool) keepInterval() time.Duration {
 	return min(p.cfg.IdleTimeout/3, 2*time.Second)
 }
 
-// keepWorkers bounds the requests a keep round has in flight at once.
-const keepWorkers = 16
+// keepWorkers bounds the Keeps a keep round has in flight at once, and
+// slowWorkers its requests one by one (keepOne): after an owner's lease
+// lapsed those are the takeovers of its sessions with streams here, which
+// wait mostly on the engine and chat.io (the dials are bounded by
+// MaxConcurrentDials): 16 at a time took ≈ 2.5 s for 550 sessions where
+// the streams that came back by themselves took 0.5 s.
+const (
+	keepWorkers = 16
+	slowWorkers = 128
+)
 
 // keepMirrors runs while the pool does (cluster mode): every keepInterval,
 // for each mirror fed by this replica's own session it touches the
@@ -625,8 +633,9 @@ func (p *Pool) keepMirrors() {
 
 // keepRound runs one round of keepMirrors for the mirrors that no session
 // here feeds: the batches first, then, one by one, the mirrors of no
-// known owner and the batches' misses; at most keepWorkers requests at a
-// time, each bounded by iv. It returns when all are done.
+// known owner and the batches' misses; at most keepWorkers Keeps and then
+// slowWorkers requests at a time, each bounded by iv. It returns when all
+// are done.
 func (p *Pool) keepRound(iv time.Duration, byOwner map[string][]*mirror, slow []*mirror) {
 	sem := make(chan struct{}, keepWorkers)
 	var (
@@ -650,6 +659,7 @@ func (p *Pool) keepRound(iv time.Duration, byOwner map[string][]*mirror, slow []
 		}
 	}
 	round.Wait()
+	sem = make(chan struct{}, slowWorkers)
 	for _, m := range slow {
 		sem <- struct{}{}
 		round.Go(func() {
@@ -675,6 +685,14 @@ func (p *Pool) keepBatch(ctx context.Context, owner string, ms []*mirror) []*mir
 	p.m.forwarded.WithLabelValues(kindKeep).Inc()
 	seqs, err := p.cfg.Engine.Keep(ctx, owner, sids)
 	if err != nil {
+		// The owner is gone, paused or cut off. Asked one by one now,
+		// its sessions would wait in takeovers the engine refuses until
+		// its lease lapses, keepWorkers at a time, each for a whole
+		// round: what was tried just before the lapse would wait for the
+		// round's end and the next one. So the lapse is waited for first,
+		// once for all of them, and they are taken over right after it,
+		// slowWorkers at a time.
+		p.awaitLapse(owner)
 		for _, m := range ms {
 			m.setOwner("")
 		}
@@ -692,17 +710,49 @@ func (p *Pool) keepBatch(ctx context.Context, owner string, ms []*mirror) []*mir
 	return miss
 }
 
-// keepOne keeps m's session alive the slow way: a forwarded info request
-// (which takes the session over when nobody owns it), the log's last
-// sequence, and the session's owner, for the next rounds' batches.
+// awaitLapse waits while owner's lease is alive (looking every twentieth
+// of a lease, at most 100 ms: one engine read each), at most a lease TTL
+// and a keepInterval: an owner that keeps its lease and answered no Keep
+// is asked one by one after that.
+func (p *Pool) awaitLapse(owner string) {
+	eng := p.cfg.Engine
+	ctx, cancel := context.WithTimeout(p.ctx, eng.LeaseTTL()+p.keepInterval())
+	defer cancel()
+	every := min(max(eng.LeaseTTL()/20, 10*time.Millisecond), 100*time.Millisecond)
+	for {
+		if alive, err := eng.Alive(ctx, owner); err == nil && !alive {
+			return
+		}
+		t := time.NewTimer(every)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// keepOne keeps m's session alive the slow way: one request routed as a
+// call is (forwarded to the owner; the session taken over when nobody
+// owns it), whose answer (keepReply) names the owner, for the next rounds'
+// batches, and the log's last sequence, which the mirror catches up to.
+// It is an info request too: an owner of an earlier version (a rolling
+// update) answers it as one, which keeps the session alive all the same
+// and names no owner (the mirror catches up to the leader's sequence).
 func (p *Pool) keepOne(ctx context.Context, m *mirror) {
-	if _, err := p.SessionInfo(ctx, m.token, ""); err != nil {
+	raw, err := p.route(ctx, m.token, "", fwdRequest{Info: true, Keep: true}, true,
+		func(ctx context.Context, s *Session) (json.RawMessage, error) { return p.keepReply(s) })
+	if err != nil {
 		return
 	}
-	m.catchUp(ctx, 0)
-	if id, alive, err := p.cfg.Engine.OwnerID(ctx, m.sid); err == nil && alive {
-		m.setOwner(id)
+	var k keepReply
+	if err := json.Unmarshal(raw, &k); err != nil {
+		p.log.Warn("mirror: undecodable keep answer", zap.Error(err))
+		return
 	}
+	m.setOwner(k.Owner)
+	m.catchUp(ctx, k.Seq)
 }
 
 // keepState is the owner of m's session as a keep round last learnt it
