@@ -152,8 +152,16 @@ func (e *Engine) Request(ctx context.Context, sid SID, payload []byte) ([]byte, 
 	if !validToken(rec.node) {
 		return nil, ErrNoOwner
 	}
+	return e.askNode(ctx, "request", rec, hdrSID, string(sid), payload)
+}
+
+// askNode sends payload to rec's node (its operations subject) under
+// rec's epoch, with the header key: value, and returns the answer.
+// ErrNoOwner: no node there ("no responders"), or it answered "not the
+// owner" (another epoch, or no such session).
+func (e *Engine) askNode(ctx context.Context, what string, rec ownerRec, key, value string, payload []byte) ([]byte, error) {
 	msg := nats.NewMsg(nodeSubject(rec.node))
-	msg.Header.Set(hdrSID, string(sid))
+	msg.Header.Set(key, value)
 	msg.Header.Set(hdrEpoch, rec.epoch)
 	msg.Data = payload
 	m, err := e.nc.RequestMsgWithContext(ctx, msg)
@@ -161,7 +169,7 @@ func (e *Engine) Request(ctx context.Context, sid SID, payload []byte) ([]byte, 
 		return nil, ErrNoOwner
 	}
 	if err != nil {
-		return nil, fmt.Errorf("engine: request: %w", err)
+		return nil, fmt.Errorf("engine: %s: %w", what, err)
 	}
 	if m.Header.Get(hdrNotOwner) != "" {
 		return nil, ErrNoOwner
@@ -192,22 +200,12 @@ func (e *Engine) Keep(ctx context.Context, owner string, sids []SID) ([]uint64, 
 	}
 	ctx, cancel := e.opCtx(ctx)
 	defer cancel()
-	msg := nats.NewMsg(nodeSubject(rec.node))
-	msg.Header.Set(hdrKeep, "1")
-	msg.Header.Set(hdrEpoch, rec.epoch)
-	msg.Data = b
-	m, err := e.nc.RequestMsgWithContext(ctx, msg)
-	if errors.Is(err, nats.ErrNoResponders) {
-		return nil, ErrNoOwner
-	}
+	answer, err := e.askNode(ctx, "keep", rec, hdrKeep, "1", b)
 	if err != nil {
-		return nil, fmt.Errorf("engine: keep: %w", err)
-	}
-	if m.Header.Get(hdrNotOwner) != "" {
-		return nil, ErrNoOwner
+		return nil, err
 	}
 	out := make([]uint64, 0, len(sids))
-	for f := range strings.FieldsSeq(string(m.Data)) {
+	for f := range strings.FieldsSeq(string(answer)) {
 		n, err := strconv.ParseUint(f, 10, 64)
 		if err != nil {
 			return nil, fmt.Errorf("engine: keep: bad answer %q", f)
