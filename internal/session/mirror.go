@@ -691,7 +691,9 @@ func (p *Pool) keepBatch(ctx context.Context, owner string, ms []*mirror) []*mir
 		// round: what was tried just before the lapse would wait for the
 		// round's end and the next one. So the lapse is waited for first,
 		// once for all of them, and they are taken over right after it,
-		// slowWorkers at a time.
+		// slowWorkers at a time. Not when this replica's own engine
+		// connection is down: that is an answer at once (keepMirrors ends
+		// the streams at its second round).
 		p.awaitLapse(owner)
 		for _, m := range ms {
 			m.setOwner("")
@@ -713,13 +715,17 @@ func (p *Pool) keepBatch(ctx context.Context, owner string, ms []*mirror) []*mir
 // awaitLapse waits while owner's lease is alive (looking every twentieth
 // of a lease, at most 100 ms: one engine read each), at most a lease TTL
 // and a keepInterval: an owner that keeps its lease and answered no Keep
-// is asked one by one after that.
+// is asked one by one after that. It returns at once while this replica's
+// engine connection is down.
 func (p *Pool) awaitLapse(owner string) {
 	eng := p.cfg.Engine
 	ctx, cancel := context.WithTimeout(p.ctx, eng.LeaseTTL()+p.keepInterval())
 	defer cancel()
 	every := min(max(eng.LeaseTTL()/20, 10*time.Millisecond), 100*time.Millisecond)
 	for {
+		if eng.State() != engine.StateConnected {
+			return
+		}
 		if alive, err := eng.Alive(ctx, owner); err == nil && !alive {
 			return
 		}
