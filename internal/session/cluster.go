@@ -485,8 +485,8 @@ func (p *Pool) serveOps(e *entry) func(engine.Request) {
 // engine's operations goroutine, without a wait): it keeps the session
 // from idling out, as a forwarded info request does, and answers the log's
 // sequence of its last appended event. Not served (the caller asks again
-// the slow way, SessionInfo): a session still opening or ending, or a
-// replica whose lease is no longer valid (see answer).
+// one by one, keepOne): a session still opening or ending, or a replica
+// whose lease is no longer valid (see answer).
 func (p *Pool) keepOwned(e *entry) func() (uint64, bool) {
 	return func() (uint64, bool) {
 		if !p.cfg.Engine.LeaseValid() {

@@ -563,10 +563,10 @@ const (
 // there), taken over when nobody owns it (its events then reach the log
 // again), and is caught up with the log (what its live subscription
 // missed): one Keep per owner for all its sessions whose owner an earlier
-// round learnt (keepBatch), and one by one (keepOne: a forwarded info
-// request, which takes the session over when nobody has it, and the log's
-// last sequence) for the others and for those the owner no longer
-// serves. When the engine is not Ready at two rounds in a row, the
+// round learnt (keepBatch), and one by one (keepOne: a forwarded keep
+// request, which takes the session over when nobody has it, and whose
+// answer names the owner and the log's last sequence) for the others and
+// for those the owner no longer serves. When the engine is not Ready at two rounds in a row, the
 // streams end with a retry hint (ErrDraining), to come back with their
 // Last-Event-ID, here or elsewhere. One goroutine for all the mirrors (a
 // few more while a round runs): a mirror holds none.
@@ -659,11 +659,11 @@ func (p *Pool) keepRound(iv time.Duration, byOwner map[string][]*mirror, slow []
 		}
 	}
 	round.Wait()
-	sem = make(chan struct{}, slowWorkers)
+	slowSem := make(chan struct{}, slowWorkers)
 	for _, m := range slow {
-		sem <- struct{}{}
+		slowSem <- struct{}{}
 		round.Go(func() {
-			defer func() { <-sem }()
+			defer func() { <-slowSem }()
 			ctx, cancel := context.WithTimeout(p.ctx, iv)
 			defer cancel()
 			p.keepOne(ctx, m)
