@@ -262,7 +262,8 @@
 //
 // Goroutines in cluster mode, each counted in Pool.wg: watchLease and
 // keepMirrors (the pool's life; they end with its context; keepMirrors
-// waits for the few workers of each round), one per forwarded request, a
+// waits for the workers of each round: at most keepWorkers, then
+// slowWorkers), one per forwarded request, a
 // session appender's step off the acknowledgement goroutine (logAppender.spawn:
 // a slow append, an overflow's end, a mirror's gap read; while it runs)
 // and the session's release at its end, a

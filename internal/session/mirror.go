@@ -566,10 +566,13 @@ const (
 // round learnt (keepBatch), and one by one (keepOne: a forwarded keep
 // request, which takes the session over when nobody has it, and whose
 // answer names the owner and the log's last sequence) for the others and
-// for those the owner no longer serves. When the engine is not Ready at two rounds in a row, the
-// streams end with a retry hint (ErrDraining), to come back with their
-// Last-Event-ID, here or elsewhere. One goroutine for all the mirrors (a
-// few more while a round runs): a mirror holds none.
+// for those the owner no longer serves. When the engine is not Ready at
+// two rounds in a row, the streams end with a retry hint (ErrDraining),
+// to come back with their Last-Event-ID, here or elsewhere. When an owner
+// answers no Keep, the round waits for its lapse (keepBatch). One
+// goroutine for all the mirrors
+// (and a round's workers while it runs: at most keepWorkers, then
+// slowWorkers): a mirror holds none.
 func (p *Pool) keepMirrors() {
 	defer p.wg.Done()
 	iv := p.keepInterval()
