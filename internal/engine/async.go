@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -143,15 +142,10 @@ func (e *Engine) onAck(m *nats.Msg) {
 	if p == nil {
 		return // late: the sweep failed it
 	}
-	if seq, ok := parsePlainAck(m.Data); ok {
-		p.done(seq, nil)
-		return
-	}
 	// A duplicate (stored before, within the window) also has its
 	// sequence; any other answer is for the waiting way to read.
-	var ack pubAck
-	if json.Unmarshal(m.Data, &ack) == nil && ack.Error == nil && ack.Seq > 0 {
-		p.done(ack.Seq, nil)
+	if seq, err := decodeAck(m.Data); err == nil {
+		p.done(seq, nil)
 		return
 	}
 	p.done(0, ErrRetry)

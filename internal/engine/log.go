@@ -285,40 +285,42 @@ func (e *Engine) publishOnce(ctx context.Context, deadline time.Time, m *nats.Ms
 	}
 	d := min(left, e.cfg.OpTimeout, 2*time.Second)
 	var (
-		resp *nats.Msg
-		err  error
+		resp     *nats.Msg
+		err      error
+		timedOut bool // the attempt's own bound ran out, not ctx
 	)
 	if ctx.Done() == nil {
 		resp, err = e.nc.RequestMsg(m, d)
-		if errors.Is(err, nats.ErrTimeout) {
-			if d < left {
-				return 0, errAttemptTimeout
-			}
-			return 0, context.DeadlineExceeded
-		}
+		timedOut = errors.Is(err, nats.ErrTimeout)
 	} else {
 		actx, cancel := context.WithTimeout(ctx, d)
 		resp, err = e.nc.RequestMsgWithContext(actx, m)
+		timedOut = err != nil && ctx.Err() == nil && actx.Err() != nil // before cancel, which ends actx too
 		cancel()
-		if err != nil && ctx.Err() == nil && actx.Err() != nil {
-			if d < left {
-				return 0, errAttemptTimeout
-			}
-			return 0, context.DeadlineExceeded
-		}
 	}
-	if err != nil {
+	switch {
+	case timedOut && d < left:
+		return 0, errAttemptTimeout
+	case timedOut:
+		return 0, context.DeadlineExceeded
+	case err != nil:
 		return 0, err
 	}
-	if seq, ok := parsePlainAck(resp.Data); ok {
+	return decodeAck(resp.Data)
+}
+
+// decodeAck is the sequence an append's acknowledgement gives, or its
+// error: a jetstream.APIError (which transient() reads), or, for "wrong
+// last sequence" (10071), the server's own apiError, which append reads.
+func decodeAck(b []byte) (uint64, error) {
+	if seq, ok := parsePlainAck(b); ok {
 		return seq, nil
 	}
 	var ack pubAck
-	if err := json.Unmarshal(resp.Data, &ack); err != nil {
+	if err := json.Unmarshal(b, &ack); err != nil {
 		return 0, fmt.Errorf("engine: bad acknowledgement: %w", err)
 	}
 	if ack.Error != nil {
-		// Expose the code to transient() as a jetstream.APIError.
 		if ack.Error.ErrCode != 10071 {
 			return 0, &jetstream.APIError{Code: ack.Error.Code, ErrorCode: jetstream.ErrorCode(ack.Error.ErrCode), Description: ack.Error.Description}
 		}
