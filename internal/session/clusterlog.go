@@ -329,9 +329,8 @@ var errUnstorable = errors.New("session: the log refuses this event")
 // Ready, make it unstorable.
 const unstorableAfter = 3
 
-// appendOne appends ev after last, retrying while
-// the engine is unreachable: until it answers, or the lease runs out
-// (ErrFenced).
+// appendOne appends ev after last, retrying while the engine is
+// unreachable: until it answers, or the lease runs out (ErrFenced).
 func (a *logAppender) appendOne(last uint64, ev *sent) (uint64, error) {
 	back := 20 * time.Millisecond
 	refused := 0
