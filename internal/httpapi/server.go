@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"github.com/chatio-gateway/chatio-gateway/web"
 	"math"
 	"net/http"
 	"strconv"
@@ -10,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/chatio-gateway/chatio-gateway/web"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
