@@ -25,10 +25,12 @@
 //
 // # Concurrency contract
 //
-// The Engine owns two goroutines: the node lease's renewal loop, and the
+// The Engine owns three goroutines: the node lease's renewal loop, the
 // sweep of appends without an answer in time (AppendOwnedAsync: ErrRetry),
-// both started by Start and stopped by Close (which cancels them and
-// waits for them; the sweep fails every append still waiting as it
+// and, unless SingleNode, the watch on the other nodes' leases that feeds
+// the sightings table (reap.go: at most 1024 nodes; its lock is taken
+// alone), all started by Start and stopped by Close (which cancels them
+// and waits for them; the sweep fails every append still waiting as it
 // stops). It also
 // owns what it started: the embedded nats-server (its goroutines end with
 // Shutdown in Close) and the NATS connection, whose goroutines (reader,
@@ -63,7 +65,10 @@
 //	cgw.op.<node>       core request/reply subject of a node: requests to the
 //	                    sessions it owns (headers Cgw-Sid, Cgw-Epoch), and
 //	                    Keeps (Cgw-Keep, Cgw-Epoch; sids one per line)
-//	KV cgw_nodes        key NodeID, value the node's epoch; MaxAge LeaseTTL
+//	KV cgw_nodes        key NodeID, value the node's epoch; MaxAge LeaseTTL;
+//	                    deleted by another node at its revision once that
+//	                    revision is older than its node's own deadline
+//	                    plus a grace (reap.go)
 //	KV cgw_owners       key sid, value "<node> <epoch>"; MaxAge MaxAge
 //	KV cgw_once         key HMAC(id), per-key TTL (1s..24h)
 //
@@ -104,6 +109,11 @@
 //     consumer either, bounded in count and bytes, in order.
 //   - KV with bucket MaxAge for the node lease and CAS (revision) updates
 //     for renewals and owner records; KV per-key TTL for one-time ids.
+//     A KV watch on the leases (one ordered consumer per node, not per
+//     session) so that a stopped node's lease is reaped by CAS delete as
+//     soon as its own deadline has passed (plus a grace), instead of
+//     when the server's expiry timer gets to it (up to a second and more
+//     after MaxAge on the measured machine).
 //   - Core request/reply for calls to the owner, one subject per node (not
 //     per session: a subscription costs a goroutine in nats.go and a
 //     server object): Request reads the owner record and sends to its

@@ -134,8 +134,9 @@ type Engine struct {
 	streams  []streamNames
 
 	lease leaseState
-	ops   opsTable // the sessions this node serves (Serve)
-	acks  acks     // the appends waiting for their acknowledgement (AppendOwnedAsync)
+	seen  sightings // other nodes' lease revisions, and when first seen (reap.go)
+	ops   opsTable  // the sessions this node serves (Serve)
+	acks  acks      // the appends waiting for their acknowledgement (AppendOwnedAsync)
 
 	stop    context.CancelFunc
 	wg      sync.WaitGroup
@@ -266,6 +267,13 @@ func Start(ctx context.Context, cfg Config) (*Engine, error) {
 		defer e.wg.Done()
 		e.lease.renewLoop(rctx, e)
 	}()
+	if !cfg.SingleNode {
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			e.watchLeases(rctx)
+		}()
+	}
 	go func() {
 		defer e.wg.Done()
 		e.sweepAcks(rctx.Done())

@@ -1311,12 +1311,16 @@ func TestOwnerID(t *testing.T) {
 	}
 }
 
-// TestAppendAllocatesLittle: an acknowledged Append costs the process
-// (client and embedded server together) at most 60 allocations: one
-// timed request with no context of its own, the acknowledgement read
-// without encoding/json, the header's values shared. 72 before.
+// TestAppendAllocatesLittle: an acknowledged Append on the embedded
+// default (SingleNode) costs the process (client and embedded server
+// together) at most 48 allocations (42–43 measured): one timed request
+// with no context of its own, the acknowledgement read without
+// encoding/json, the header's values shared. 72 before, 60 with the
+// server republishing (not SingleNode).
 func TestAppendAllocatesLittle(t *testing.T) {
-	e := embedded(t, nil)
+	// SingleNode, as the gateway runs its embedded engine: no watch on
+	// other nodes' leases, whose start would be counted here.
+	e := embedded(t, func(c *Config) { c.SingleNode = true })
 	ctx := context.Background()
 	sid := sidOf("append-allocs")
 	data := make([]byte, 256)
@@ -1335,8 +1339,8 @@ func TestAppendAllocatesLittle(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	per := (after.Mallocs - before.Mallocs) / n
 	t.Logf("an Append allocates %d times, %d bytes", per, (after.TotalAlloc-before.TotalAlloc)/n)
-	if per > 60 {
-		t.Errorf("an Append allocates %d times, want at most 60", per)
+	if per > 48 {
+		t.Errorf("an Append allocates %d times, want at most 48", per)
 	}
 }
 

@@ -373,7 +373,8 @@ func (e *Engine) fence(ctx context.Context, sid SID, mine ownerRec, rev uint64, 
 }
 
 // nodeAlive reports whether rec's node still holds the lease of rec's
-// epoch.
+// epoch; a lease whose node's own deadline has passed without a renewal
+// is reaped here (reap.go), and is not alive.
 func (e *Engine) nodeAlive(ctx context.Context, rec ownerRec) (bool, error) {
 	if rec.node == "" {
 		return false, nil
@@ -385,12 +386,15 @@ func (e *Engine) nodeAlive(ctx context.Context, rec ownerRec) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("engine: node lease: %w", err)
 	}
-	return string(ent.Value()) == rec.epoch, nil
+	if string(ent.Value()) != rec.epoch {
+		return false, nil
+	}
+	return !e.reap(ctx, rec, ent.Revision()), nil
 }
 
 // Alive reports whether owner (an OwnerID) still holds its node lease:
-// false once the lease lapsed or the node took a new epoch, when the
-// sessions it owned may be taken over.
+// false once the lease lapsed (or was reaped: reap.go) or the node took a
+// new epoch, when the sessions it owned may be taken over.
 func (e *Engine) Alive(ctx context.Context, owner string) (bool, error) {
 	ctx, cancel := e.opCtx(ctx)
 	defer cancel()

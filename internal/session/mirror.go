@@ -549,10 +549,13 @@ func (p *Pool) keepInterval() time.Duration {
 // lapsed those are the takeovers of its sessions with streams here, which
 // wait mostly on the engine and chat.io (the dials are bounded by
 // MaxConcurrentDials): 16 at a time took ≈ 2.5 s for 550 sessions where
-// the streams that came back by themselves took 0.5 s.
+// the streams that came back by themselves took 0.5 s; with ≈ 1,700
+// sessions of a killed owner on two survivors the last stream came
+// 0.6–2.3 s after the lapse at 128 at a time, 0.4–1.0 s at 384
+// (bench/RESULTS.md, "Reaped leases").
 const (
 	keepWorkers = 16
-	slowWorkers = 128
+	slowWorkers = 384
 )
 
 // keepMirrors runs while the pool does (cluster mode): every keepInterval,

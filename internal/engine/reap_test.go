@@ -1,0 +1,106 @@
+package engine
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/chatio-gateway/chatio-gateway/internal/testwait"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// TestLeaseReaped: another node takes a node whose renewals stopped for
+// gone once that node's own deadline has passed, never while it renews,
+// and by deleting its lease at the last revision, before the bucket's
+// MaxAge would have expired it (an expiry leaves no delete marker); the
+// reaped node's next renewal is refused, and it takes a new epoch.
+func TestLeaseReaped(t *testing.T) {
+	s := runServer(t)
+	ttl := 3 * time.Second
+	a := startEngine(t, Config{URL: s.ClientURL(), NodeID: "a", LeaseTTL: ttl})
+	b := startEngine(t, Config{URL: s.ClientURL(), NodeID: "b", LeaseTTL: ttl})
+	ctx := ctxT(t, 60*time.Second)
+	self := a.Self()
+
+	// While a renews, b never takes it for gone: over two TTLs, that is
+	// six renewals.
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for end := time.Now().Add(2 * ttl); time.Now().Before(end); <-tick.C {
+		if alive, err := b.Alive(ctx, self); err != nil || !alive {
+			t.Fatalf("b.Alive(a) while a renews: %v %v", alive, err)
+		}
+	}
+
+	// a stops renewing: b takes it for gone once a's own clock says so.
+	lost := a.LeaseLost()
+	a.lease.partitioned.Store(true)
+	a.lease.mu.Lock()
+	rev := a.lease.rev
+	a.lease.mu.Unlock()
+	testwait.For(t, 2*ttl, "b takes a for gone", func() bool {
+		alive, err := b.Alive(ctx, self)
+		return err == nil && !alive
+	})
+	if a.LeaseValid() {
+		t.Fatal("a's lease was taken for gone while a's own deadline had not passed")
+	}
+	select {
+	case <-lost:
+	default:
+		t.Fatal("a's LeaseLost not closed when b took it for gone")
+	}
+	h, err := b.nodes.History(ctx, "a")
+	if err != nil {
+		t.Fatalf("a's lease history: %v (expired by MaxAge, not reaped?)", err)
+	}
+	if last := h[len(h)-1]; last.Operation() != jetstream.KeyValueDelete || last.Revision() <= rev {
+		t.Fatalf("a's lease: last entry %v at %d, want a delete after %d", last.Operation(), last.Revision(), rev)
+	}
+
+	// a's renewals reach the engine again: a new epoch, alive; the old
+	// one stays gone.
+	a.lease.partitioned.Store(false)
+	testwait.For(t, 3*ttl, "a's new epoch", func() bool { return a.LeaseValid() && a.Self() != self })
+	if alive, err := b.Alive(ctx, self); err != nil || alive {
+		t.Fatalf("a's old epoch: alive %v %v", alive, err)
+	}
+	if alive, err := b.Alive(ctx, a.Self()); err != nil || !alive {
+		t.Fatalf("a's new epoch: alive %v %v", alive, err)
+	}
+	// A node never reaps its own lease, whatever its table says.
+	if alive, err := a.Alive(ctx, a.Self()); err != nil || !alive {
+		t.Fatalf("a.Alive(a): %v %v", alive, err)
+	}
+}
+
+// TestSightingsBounded: the sightings table keeps the first sighting of a
+// revision, ignores older revisions, and holds at most maxSightings nodes.
+func TestSightingsBounded(t *testing.T) {
+	var s sightings
+	t0 := time.Now()
+	if got, ok := s.see("n", "e", 5, t0); !ok || got.at != t0 {
+		t.Fatalf("first sighting: %+v %v", got, ok)
+	}
+	if got, _ := s.see("n", "e", 5, t0.Add(time.Second)); got.at != t0 {
+		t.Fatalf("a later sighting of the same revision replaced the first: %+v", got)
+	}
+	if _, ok := s.see("n", "e", 4, t0); ok {
+		t.Fatal("an older revision was taken")
+	}
+	if got, _ := s.see("n", "e", 6, t0.Add(time.Second)); got.rev != 6 || got.at != t0.Add(time.Second) {
+		t.Fatalf("a newer revision: %+v", got)
+	}
+	s.forget("n", 7)
+	if _, ok := s.m["n"]; ok {
+		t.Fatal("forget kept the node")
+	}
+	for i := range maxSightings {
+		if _, ok := s.see(fmt.Sprint("n", i), "e", 1, t0); !ok {
+			t.Fatalf("node %d refused", i)
+		}
+	}
+	if _, ok := s.see("one-more", "e", 1, t0); ok || len(s.m) != maxSightings {
+		t.Fatalf("table over its bound: %d", len(s.m))
+	}
+}
