@@ -41,6 +41,10 @@ func (l *leaseState) reapAfter(e *Engine) time.Duration {
 	return l.ttl(e) - l.margin(e) + max(l.margin(e)/2, 250*time.Millisecond)
 }
 
+// staleAfter is the age of a sighting that a full sightings table drops:
+// twice the lease TTL, six renewals.
+func (l *leaseState) staleAfter(e *Engine) time.Duration { return 2 * l.ttl(e) }
+
 // sighting is the first time this engine saw a node's lease at rev.
 type sighting struct {
 	epoch string
@@ -57,8 +61,13 @@ type sightings struct {
 
 // see records that node's lease was at rev (of epoch) at the latest at
 // now, and returns the earliest sighting of that revision; ok false when
-// the table is full and holds nothing of node.
-func (s *sightings) see(node, epoch string, rev uint64, now time.Time) (sighting, bool) {
+// the table is full and holds nothing of node. A full table first drops
+// the sightings older than stale: a node that renews is seen again every
+// third of the lease, so those are of leases gone (expired, reaped, or
+// of nodes that never came back: node ids change with every pod), and a
+// lease still there is only seen again later, which reaps it later,
+// never sooner.
+func (s *sightings) see(node, epoch string, rev uint64, now time.Time, stale time.Duration) (sighting, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old, had := s.m[node]
@@ -69,7 +78,14 @@ func (s *sightings) see(node, epoch string, rev uint64, now time.Time) (sighting
 		// A stale read (the watch is ahead): nothing to learn from it.
 		return sighting{}, false
 	case !had && len(s.m) >= maxSightings:
-		return sighting{}, false
+		for n, o := range s.m {
+			if now.Sub(o.at) > stale {
+				delete(s.m, n)
+			}
+		}
+		if len(s.m) >= maxSightings {
+			return sighting{}, false
+		}
 	}
 	if s.m == nil {
 		s.m = make(map[string]sighting)
@@ -104,7 +120,7 @@ func (e *Engine) watchLeases(ctx context.Context) {
 					continue // the end of the initial values; our own lease
 				}
 				if upd.Operation() == jetstream.KeyValuePut {
-					e.seen.see(upd.Key(), string(upd.Value()), upd.Revision(), time.Now())
+					e.seen.see(upd.Key(), string(upd.Value()), upd.Revision(), time.Now(), e.lease.staleAfter(e))
 				} else {
 					e.seen.forget(upd.Key(), upd.Revision())
 				}
@@ -127,7 +143,7 @@ func (e *Engine) reap(ctx context.Context, rec ownerRec, rev uint64) bool {
 	if rec.node == e.cfg.NodeID {
 		return false // our own lease: leaseState knows better
 	}
-	s, ok := e.seen.see(rec.node, rec.epoch, rev, time.Now())
+	s, ok := e.seen.see(rec.node, rec.epoch, rev, time.Now(), e.lease.staleAfter(e))
 	if !ok || time.Since(s.at) < e.lease.reapAfter(e) {
 		return false
 	}

@@ -75,32 +75,43 @@ func TestLeaseReaped(t *testing.T) {
 }
 
 // TestSightingsBounded: the sightings table keeps the first sighting of a
-// revision, ignores older revisions, and holds at most maxSightings nodes.
+// revision, ignores older revisions, and holds at most maxSightings nodes,
+// dropping stale sightings when full.
 func TestSightingsBounded(t *testing.T) {
 	var s sightings
 	t0 := time.Now()
-	if got, ok := s.see("n", "e", 5, t0); !ok || got.at != t0 {
+	if got, ok := s.see("n", "e", 5, t0, time.Minute); !ok || got.at != t0 {
 		t.Fatalf("first sighting: %+v %v", got, ok)
 	}
-	if got, _ := s.see("n", "e", 5, t0.Add(time.Second)); got.at != t0 {
+	if got, _ := s.see("n", "e", 5, t0.Add(time.Second), time.Minute); got.at != t0 {
 		t.Fatalf("a later sighting of the same revision replaced the first: %+v", got)
 	}
-	if _, ok := s.see("n", "e", 4, t0); ok {
+	if _, ok := s.see("n", "e", 4, t0, time.Minute); ok {
 		t.Fatal("an older revision was taken")
 	}
-	if got, _ := s.see("n", "e", 6, t0.Add(time.Second)); got.rev != 6 || got.at != t0.Add(time.Second) {
+	if got, _ := s.see("n", "e", 6, t0.Add(time.Second), time.Minute); got.rev != 6 || got.at != t0.Add(time.Second) {
 		t.Fatalf("a newer revision: %+v", got)
 	}
 	s.forget("n", 7)
 	if _, ok := s.m["n"]; ok {
 		t.Fatal("forget kept the node")
 	}
+	// Full: a new node is refused while every sighting is recent, and
+	// taken once the old ones are stale (dropped, all of them).
 	for i := range maxSightings {
-		if _, ok := s.see(fmt.Sprint("n", i), "e", 1, t0); !ok {
+		if _, ok := s.see(fmt.Sprint("n", i), "e", 1, t0, time.Minute); !ok {
 			t.Fatalf("node %d refused", i)
 		}
 	}
-	if _, ok := s.see("one-more", "e", 1, t0); ok || len(s.m) != maxSightings {
-		t.Fatalf("table over its bound: %d", len(s.m))
+	if _, ok := s.see("one-more", "e", 1, t0.Add(time.Minute), time.Minute); ok || len(s.m) != maxSightings {
+		t.Fatalf("table over its bound, or a recent sighting dropped: %d", len(s.m))
+	}
+	s.see("n0", "e", 2, t0.Add(90*time.Second), time.Minute) // seen again: recent
+	later := t0.Add(2 * time.Minute)
+	if got, ok := s.see("one-more", "e", 1, later, time.Minute); !ok || got.at != later || len(s.m) != 2 {
+		t.Fatalf("stale sightings kept: %+v %v, %d in the table", got, ok, len(s.m))
+	}
+	if _, ok := s.m["n0"]; !ok {
+		t.Fatal("a recent sighting was dropped")
 	}
 }
