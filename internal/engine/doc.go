@@ -29,7 +29,9 @@
 // sweep of appends without an answer in time (AppendOwnedAsync: ErrRetry),
 // and, unless SingleNode, the watch on the other nodes' leases that feeds
 // the sightings table (reap.go: at most 1024 nodes; its lock is taken
-// alone), all started by Start and stopped by Close (which cancels them
+// alone; the connection's reconnect handler signals it, through a channel
+// of capacity 1 that never blocks, to watch again), all started by Start
+// and stopped by Close (which cancels them
 // and waits for them; the sweep fails every append still waiting as it
 // stops). It also
 // owns what it started: the embedded nats-server (its goroutines end with

@@ -135,8 +135,11 @@ type Engine struct {
 
 	lease leaseState
 	seen  sightings // other nodes' lease revisions, and when first seen (reap.go)
-	ops   opsTable  // the sessions this node serves (Serve)
-	acks  acks      // the appends waiting for their acknowledgement (AppendOwnedAsync)
+	// rewatch is signalled (capacity 1, never blocking) when the
+	// connection is back after a loss: the lease watch starts again.
+	rewatch chan struct{}
+	ops     opsTable // the sessions this node serves (Serve)
+	acks    acks     // the appends waiting for their acknowledgement (AppendOwnedAsync)
 
 	stop    context.CancelFunc
 	wg      sync.WaitGroup
@@ -238,7 +241,7 @@ func Start(ctx context.Context, cfg Config) (*Engine, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	e := &Engine{cfg: cfg}
+	e := &Engine{cfg: cfg, rewatch: make(chan struct{}, 1)}
 	ok := false
 	defer func() {
 		if !ok {
@@ -346,6 +349,12 @@ func (e *Engine) connect(ctx context.Context) error {
 }
 
 func (e *Engine) notify(s State) {
+	if s == StateConnected {
+		select {
+		case e.rewatch <- struct{}{}:
+		default:
+		}
+	}
 	if f := e.cfg.OnState; f != nil {
 		f(s)
 	}

@@ -1095,8 +1095,12 @@ func TestNoWriteAfterTakeover(t *testing.T) {
 	}
 	s := runServer(t)
 	ttl := time.Second
-	a := startEngine(t, Config{URL: s.ClientURL(), NodeID: "a", LeaseTTL: ttl})
-	b := startEngine(t, Config{URL: s.ClientURL(), NodeID: "b", LeaseTTL: ttl})
+	// A ring larger than what the writers write (≈ 1,200 events since
+	// takeovers come when the lease is reaped): the walk below checks the
+	// whole log, from its first event.
+	const ring = 100_000
+	a := startEngine(t, Config{URL: s.ClientURL(), NodeID: "a", LeaseTTL: ttl, MaxEventsPerCustomer: ring})
+	b := startEngine(t, Config{URL: s.ClientURL(), NodeID: "b", LeaseTTL: ttl, MaxEventsPerCustomer: ring})
 	ctx := ctxT(t, 60*time.Second)
 	sid := sidOf("takeovers")
 	stop := make(chan struct{})

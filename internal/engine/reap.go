@@ -106,33 +106,75 @@ func (s *sightings) forget(node string, rev uint64) {
 }
 
 // watchLeases feeds the sightings table from a watch on the nodes bucket
-// (an ordered consumer, which restarts itself after a reconnect), so that
-// a lease's revision is seen when it is stored, not when it is first
-// read; it watches again after a pause when the watch ends, until ctx
-// ends. Start runs it on a goroutine of the Engine's.
+// (an ordered consumer), so that a lease's revision is seen when it is
+// stored, not when it is first read. It watches again after a pause when
+// the watch ends, and at once when the connection is back after a loss
+// (the ordered consumer would restart by itself only once its heartbeats
+// are missed: 20 s after an engine restart, measured), until ctx ends.
+// Start runs it on a goroutine of the Engine's. While it is blind, the
+// table only ages: reaps come later, never sooner.
 func (e *Engine) watchLeases(ctx context.Context) {
 	back := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		w, err := e.nodes.WatchAll(ctx)
-		if err == nil {
-			for upd := range w.Updates() {
-				if upd == nil || upd.Key() == e.cfg.NodeID {
-					continue // the end of the initial values; our own lease
-				}
-				if upd.Operation() == jetstream.KeyValuePut {
-					e.seen.see(upd.Key(), string(upd.Value()), upd.Revision(), time.Now(), e.lease.staleAfter(e))
-				} else {
-					e.seen.forget(upd.Key(), upd.Revision())
-				}
-			}
-			_ = w.Stop()
+		if e.watchOnce(ctx) {
+			back = 100 * time.Millisecond // started again on a reconnect
+			continue
 		}
 		select {
 		case <-ctx.Done():
 			return
+		case <-e.rewatch:
 		case <-time.After(back):
 		}
 		back = min(back*2, 5*time.Second)
+	}
+}
+
+// watchOnce runs one watch until it ends (false) or the connection comes
+// back after a loss (true); either way the watch is stopped and drained
+// when it returns.
+func (e *Engine) watchOnce(ctx context.Context) bool {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w, err := e.nodes.WatchAll(wctx)
+	if err != nil {
+		return false
+	}
+	// Stopping the watch (wctx) closes its channel once its subscription
+	// is gone; it is drained until then, so that nats.go's handler, which
+	// sends to it, never blocks. Bounded, in case the close never comes.
+	defer func() {
+		cancel()
+		t := time.NewTimer(5 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case _, ok := <-w.Updates():
+				if !ok {
+					return
+				}
+			case <-t.C:
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case <-e.rewatch:
+			return true
+		case upd, ok := <-w.Updates():
+			if !ok {
+				return false
+			}
+			if upd == nil || upd.Key() == e.cfg.NodeID {
+				continue // the end of the initial values; our own lease
+			}
+			if upd.Operation() == jetstream.KeyValuePut {
+				e.seen.see(upd.Key(), string(upd.Value()), upd.Revision(), time.Now(), e.lease.staleAfter(e))
+			} else {
+				e.seen.forget(upd.Key(), upd.Revision())
+			}
+		}
 	}
 }
 
