@@ -100,7 +100,8 @@ func (e *Engine) AppendOwnedAsync(own Ownership, expectedLastSeq uint64, msgID, 
 	if err != nil {
 		return err
 	}
-	m := appendMsg(sn, own.SID, expectedLastSeq, msgID, data, "", origin)
+	m := asyncMsg(sn, own.SID, expectedLastSeq, msgID, data, origin)
+	defer releaseAsyncMsg(m)
 	e.acks.mu.Lock()
 	if e.acks.closed {
 		e.acks.mu.Unlock()
@@ -185,4 +186,45 @@ func (e *Engine) sweepAcks(stop <-chan struct{}) {
 			return
 		}
 	}
+}
+
+// asyncMsgs recycles AppendOwnedAsync's messages, headers included:
+// nats.go copies a message into its write buffer before PublishMsg
+// returns and keeps nothing of it (a retry, the waiting way, builds its
+// own with appendMsg). Each append made a message, a header map and its
+// value slices (≈ 600 bytes, a fifth of an embedded append's).
+var asyncMsgs = sync.Pool{New: func() any { return &nats.Msg{Header: make(nats.Header, 4)} }}
+
+// asyncMsg is appendMsg (with no owner marker) on a recycled message; the
+// caller gives it back with releaseAsyncMsg once published.
+func asyncMsg(sn streamNames, sid SID, expected uint64, msgID string, data []byte, origin string) *nats.Msg {
+	m := asyncMsgs.Get().(*nats.Msg)
+	m.Subject, m.Data = sn.evPfx+string(sid), data
+	exp := strconv.FormatUint(expected, 10)
+	setHeader(m.Header, hdrMsgID, string(sid)+":"+msgID)
+	setHeader(m.Header, hdrExpSubjSeq, exp)
+	setHeader(m.Header, hdrPrev, exp)
+	if origin != "" {
+		setHeader(m.Header, hdrOrigin, origin)
+	} else {
+		delete(m.Header, hdrOrigin)
+	}
+	return m
+}
+
+// setHeader sets h's key to the one value v, in the slice already there
+// when it has one.
+func setHeader(h nats.Header, key, v string) {
+	if vs := h[key]; len(vs) == 1 {
+		vs[0] = v
+		return
+	}
+	h[key] = []string{v}
+}
+
+// releaseAsyncMsg gives m back to asyncMsgs, holding on to no caller's
+// bytes.
+func releaseAsyncMsg(m *nats.Msg) {
+	m.Subject, m.Reply, m.Data = "", "", nil
+	asyncMsgs.Put(m)
 }
