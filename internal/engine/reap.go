@@ -74,8 +74,11 @@ func (s *sightings) see(node, epoch string, rev uint64, now time.Time, stale tim
 	switch {
 	case had && old.rev == rev && old.epoch == epoch:
 		return old, true
-	case had && old.rev > rev:
+	case had && old.rev > rev && old.epoch == epoch:
 		// A stale read (the watch is ahead): nothing to learn from it.
+		// (Another epoch at a lower revision is taken: a bucket made
+		// again after the engine lost its store counts from 1 again; a
+		// sighting replaced so only comes later.)
 		return sighting{}, false
 	case !had && len(s.m) >= maxSightings:
 		for n, o := range s.m {

@@ -94,6 +94,9 @@ func TestSightingsBounded(t *testing.T) {
 	if got, _ := s.see("n", "e", 6, t0.Add(time.Second), time.Minute); got.rev != 6 || got.at != t0.Add(time.Second) {
 		t.Fatalf("a newer revision: %+v", got)
 	}
+	if got, ok := s.see("n", "e2", 2, t0.Add(2*time.Second), time.Minute); !ok || got.rev != 2 || got.epoch != "e2" {
+		t.Fatalf("another epoch at a lower revision (the bucket made again): %+v %v", got, ok)
+	}
 	s.forget("n", 7)
 	if _, ok := s.m["n"]; ok {
 		t.Fatal("forget kept the node")
