@@ -196,3 +196,19 @@ const (
 	asyncAllocBound = 39
 	asyncBytesBound = 3100
 )
+
+// TestAsyncMsgIsAppendMsg: the recycled message of AppendOwnedAsync
+// carries what appendMsg's does (subject, data, every header), with an
+// origin and without, whatever a recycled message held before.
+func TestAsyncMsgIsAppendMsg(t *testing.T) {
+	sn := streamNames{evPfx: "cgw.ev.3."}
+	sid := sidOf("async-msg")
+	for _, origin := range []string{"o1", "", "o2", ""} {
+		want := appendMsg(sn, sid, 41, "id-"+origin, []byte("data"), "", origin)
+		got := asyncMsg(sn, sid, 41, "id-"+origin, []byte("data"), origin)
+		if got.Subject != want.Subject || string(got.Data) != string(want.Data) || fmt.Sprint(got.Header) != fmt.Sprint(want.Header) {
+			t.Errorf("origin %q: asyncMsg %q %q %v, appendMsg %q %q %v", origin, got.Subject, got.Data, got.Header, want.Subject, want.Data, want.Header)
+		}
+		releaseAsyncMsg(got)
+	}
+}
