@@ -198,28 +198,7 @@ var asyncMsgs = sync.Pool{New: func() any { return &nats.Msg{Header: make(nats.H
 // asyncMsg is appendMsg (with no owner marker) on a recycled message; the
 // caller gives it back with releaseAsyncMsg once published.
 func asyncMsg(sn streamNames, sid SID, expected uint64, msgID string, data []byte, origin string) *nats.Msg {
-	m := asyncMsgs.Get().(*nats.Msg)
-	m.Subject, m.Data = sn.evPfx+string(sid), data
-	exp := strconv.FormatUint(expected, 10)
-	setHeader(m.Header, hdrMsgID, string(sid)+":"+msgID)
-	setHeader(m.Header, hdrExpSubjSeq, exp)
-	setHeader(m.Header, hdrPrev, exp)
-	if origin != "" {
-		setHeader(m.Header, hdrOrigin, origin)
-	} else {
-		delete(m.Header, hdrOrigin)
-	}
-	return m
-}
-
-// setHeader sets h's key to the one value v, in the slice already there
-// when it has one.
-func setHeader(h nats.Header, key, v string) {
-	if vs := h[key]; len(vs) == 1 {
-		vs[0] = v
-		return
-	}
-	h[key] = []string{v}
+	return fillAppendMsg(asyncMsgs.Get().(*nats.Msg), sn, sid, expected, msgID, data, "", origin)
 }
 
 // releaseAsyncMsg gives m back to asyncMsgs, holding on to no caller's

@@ -198,8 +198,8 @@ const (
 )
 
 // TestAsyncMsgIsAppendMsg: the recycled message of AppendOwnedAsync
-// carries what appendMsg's does (subject, data, every header), with an
-// origin and without, whatever a recycled message held before.
+// carries what a new one of appendMsg does (subject, data, every header),
+// with an origin and without, whatever it held before.
 func TestAsyncMsgIsAppendMsg(t *testing.T) {
 	sn := streamNames{evPfx: "cgw.ev.3."}
 	sid := sidOf("async-msg")

@@ -152,19 +152,34 @@ func validMsgID(id string) bool {
 // the same as the predecessor a live reader checks), the owner marker's
 // node (owner) and the origin, each when not empty.
 func appendMsg(sn streamNames, sid SID, expected uint64, msgID string, data []byte, owner, origin string) *nats.Msg {
-	exp := []string{strconv.FormatUint(expected, 10)}
-	h := nats.Header{
-		hdrMsgID:      []string{string(sid) + ":" + msgID},
-		hdrExpSubjSeq: exp,
-		hdrPrev:       exp,
+	return fillAppendMsg(&nats.Msg{Header: make(nats.Header, 4)}, sn, sid, expected, msgID, data, owner, origin)
+}
+
+// fillAppendMsg makes m, a new message or a recycled one (asyncMsg),
+// appendMsg's message: the headers it held and the append has not are
+// removed, and those it has take their value in the slice already there.
+func fillAppendMsg(m *nats.Msg, sn streamNames, sid SID, expected uint64, msgID string, data []byte, owner, origin string) *nats.Msg {
+	m.Subject, m.Data = sn.evPfx+string(sid), data
+	exp := strconv.FormatUint(expected, 10)
+	setHeader(m.Header, hdrMsgID, string(sid)+":"+msgID)
+	setHeader(m.Header, hdrExpSubjSeq, exp)
+	setHeader(m.Header, hdrPrev, exp)
+	setHeader(m.Header, hdrOwner, owner)
+	setHeader(m.Header, hdrOrigin, origin)
+	return m
+}
+
+// setHeader sets h's key to the one value v ("": no key), in the slice
+// already there when it has one.
+func setHeader(h nats.Header, key, v string) {
+	switch vs := h[key]; {
+	case v == "":
+		delete(h, key)
+	case len(vs) == 1:
+		vs[0] = v
+	default:
+		h[key] = []string{v}
 	}
-	if owner != "" {
-		h[hdrOwner] = []string{owner}
-	}
-	if origin != "" {
-		h[hdrOrigin] = []string{origin}
-	}
-	return &nats.Msg{Subject: sn.evPfx + string(sid), Header: h, Data: data}
 }
 
 // AppendOwned is Append for the holder of own: it is refused (ErrFenced)
