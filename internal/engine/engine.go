@@ -110,7 +110,8 @@ var (
 	ErrFenced = errors.New("engine: fenced: not the owner of this customer's log any more")
 	// ErrNoOwner: nobody serves the session's operations subject.
 	ErrNoOwner = errors.New("engine: the session has no owner")
-	// ErrOwned: another live node owns the session.
+	// ErrOwned: another live node owns the session (Own's error is an
+	// *OwnedError, which names the owner).
 	ErrOwned = errors.New("engine: the session is owned by another node")
 	// ErrTooOld: the events after the given sequence are no longer all in
 	// the log; the caller sends a snapshot.
@@ -118,6 +119,20 @@ var (
 	// ErrClosed: the Engine was closed.
 	ErrClosed = errors.New("engine: closed")
 )
+
+// OwnedError is Own's answer when another node owns the session and its
+// lease is alive: errors.Is(err, ErrOwned). Owner is that owner's
+// OwnerID (node and lease epoch): what Alive takes, to wait for its lease
+// to lapse.
+type OwnedError struct {
+	Owner string
+	node  string
+}
+
+func (e *OwnedError) Error() string { return ErrOwned.Error() + ": " + e.node }
+
+// Is makes errors.Is(err, ErrOwned) true.
+func (e *OwnedError) Is(target error) bool { return target == ErrOwned }
 
 // Engine is the gateway's handle on NATS JetStream. Its methods are safe
 // for concurrent use.

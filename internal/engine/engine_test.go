@@ -418,8 +418,10 @@ func TestLeaseExpiryTakeover(t *testing.T) {
 	if again, err := a.Own(ctx, sid); err != nil || again.Revision != own.Revision || again.LastSeq != own.LastSeq {
 		t.Fatalf("Own again: %+v %v", again, err)
 	}
-	if _, err := b.Own(ctx, sid); !errors.Is(err, ErrOwned) {
-		t.Fatalf("b.Own: %v, want ErrOwned", err)
+	_, err = b.Own(ctx, sid)
+	var owned *OwnedError
+	if !errors.Is(err, ErrOwned) || !errors.As(err, &owned) || owned.Owner != a.Self() {
+		t.Fatalf("b.Own: %v, want an OwnedError naming %q", err, a.Self())
 	}
 	if node, alive, err := b.Owner(ctx, sid); node != "a" || !alive || err != nil {
 		t.Fatalf("Owner: %q %v %v", node, alive, err)

@@ -247,7 +247,7 @@ const maxOwnAttempts = 8
 // still in flight is refused (ErrFenced) from then on. When this node
 // already owns the session, Own returns the record (refreshed when older
 // than MaxAge/2: the owner calls Own at least that often). Another live
-// owner: ErrOwned (errors.Is), its node named in the message.
+// owner: an *OwnedError (errors.Is ErrOwned), which names it.
 func (e *Engine) Own(ctx context.Context, sid SID) (Ownership, error) {
 	if !sid.Valid() {
 		return Ownership{}, fmt.Errorf("engine: invalid sid %q", sid)
@@ -304,7 +304,7 @@ func (e *Engine) Own(ctx context.Context, sid SID) (Ownership, error) {
 				return Ownership{}, aerr
 			}
 			if alive {
-				return Ownership{}, fmt.Errorf("%w: %s", ErrOwned, rec.node)
+				return Ownership{}, &OwnedError{Owner: rec.String(), node: rec.node}
 			}
 			rev, err = e.owner.Update(ctx, string(sid), []byte(mine.String()), ent.Revision())
 			if isWrongLast(err) || errors.Is(err, jetstream.ErrKeyExists) {
