@@ -202,7 +202,10 @@ func (p *Pool) withSession(ctx context.Context, token, customerID string, fn fun
 // takes it over (and runs local) or answers nothing (nil, nil). A session
 // that ended under the call, an owner that is still being decided
 // (another replica won Own and is not serving yet) and an owner that is
-// shutting down are tried again with a short backoff, within DialTimeout.
+// shutting down are tried again with a short backoff, within DialTimeout;
+// an owner that answers nothing and whose lease still holds the session
+// (gone, its lease not lapsed yet) is waited out once for every request
+// (goneStrikes, lapse.go).
 func (p *Pool) route(ctx context.Context, token, customerID string, req fwdRequest, create bool, local func(context.Context, *Session) (json.RawMessage, error)) (json.RawMessage, error) {
 	if p.cfg.Engine == nil {
 		var res json.RawMessage
@@ -225,9 +228,16 @@ func (p *Pool) route(ctx context.Context, token, customerID string, req fwdReque
 	deadline := time.Now().Add(p.cfg.DialTimeout)
 	back := 5 * time.Millisecond
 	closedRetries := 0
+	// gone: the owner that, strikes rounds in a row, answered nothing
+	// (no responders) while its lease kept the session from a takeover.
+	var (
+		gone    string
+		strikes int
+	)
 	for {
 		var res json.RawMessage
 		forwarded := false
+		refusedBy := ""
 		s, err := p.Lookup(ctx, token)
 		switch {
 		case err != nil:
@@ -258,6 +268,8 @@ func (p *Pool) route(ctx context.Context, token, customerID string, req fwdReque
 				if s, err = p.AcquireAs(ctx, token, customerID); err == nil {
 					p.m.takeovers.Inc()
 					res, err = local(ctx, s)
+				} else {
+					refusedBy = ownedBy(err)
 				}
 			} else {
 				forwarded = true
@@ -285,15 +297,55 @@ func (p *Pool) route(ctx context.Context, token, customerID string, req fwdReque
 		if time.Now().After(deadline) {
 			return nil, err
 		}
-		t := time.NewTimer(back)
+		switch {
+		case refusedBy == "":
+			gone, strikes = "", 0
+		case refusedBy == gone:
+			strikes++
+		default:
+			gone, strikes = refusedBy, 1
+		}
+		wait := back
+		var lapse <-chan struct{}
+		if strikes >= goneStrikes {
+			// Gone, most likely (killed, cut off), its lease not yet
+			// lapsed: its lapse is waited for once for every request
+			// (lapse.go), and looked at again every goneRecheck, should it
+			// serve again (its engine connection back).
+			if lapse = p.lapseOf(gone); lapse != nil {
+				wait = goneRecheck
+			}
+		}
+		t := time.NewTimer(min(wait, max(time.Until(deadline), time.Millisecond)))
 		select {
 		case <-t.C:
+		case <-lapse:
+			t.Stop()
 		case <-ctx.Done():
 			t.Stop()
 			return nil, ctx.Err()
 		}
 		back = min(2*back, 200*time.Millisecond)
 	}
+}
+
+// A request for a session whose owner answers nothing while its lease
+// holds the session waits for that lease's lapse (lapseOf) from its
+// goneStrikes-th such round on: the rounds before tell a gone owner from
+// one that won the session a moment ago and serves it a moment later. It
+// looks again every goneRecheck.
+const (
+	goneStrikes = 3
+	goneRecheck = time.Second
+)
+
+// ownedBy is the owner named by an engine.OwnedError in err's chain; "".
+func ownedBy(err error) string {
+	var oe *engine.OwnedError
+	if errors.As(err, &oe) {
+		return oe.Owner
+	}
+	return ""
 }
 
 // forward sends req to the session's owner and decodes its answer.
@@ -408,6 +460,7 @@ func (p *Pool) own(token string, e *entry) (*ownership, error) {
 	if err != nil {
 		switch {
 		case errors.Is(err, engine.ErrOwned):
+			p.m.refused.Inc()
 			return nil, fmt.Errorf("%w: %w", ErrElsewhere, err)
 		case ctx.Err() != nil:
 			return nil, p.ctxErr(ctx)

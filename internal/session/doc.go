@@ -234,9 +234,15 @@
 // forwarded keep request (keeping it from idling out, and having it taken
 // over when nobody owns it), whose answer names the owner (for the next
 // round) and its last sequence. When an owner answers no Keep (killed,
-// paused, cut off), the round waits for its lease to lapse (awaitLapse,
-// one engine read per 100 ms) and then takes its sessions over,
-// slowWorkers at a time, instead of trying each in vain until the lapse. Pool.Subscribe opens a stream on a goroutine of its own that it
+// paused, cut off), the round waits for its lease to lapse (awaitLapse)
+// and then takes its sessions over, slowWorkers at a time, instead of
+// trying each in vain until the lapse. A request for a customer whose
+// owner answers nothing while its lease holds the session waits for that
+// lapse too, from its third such round on (route, goneStrikes), looking
+// again every second. Both wait on one watch per owner (lapse.go: one
+// engine read per twentieth of a lease, at most 100 ms, for all the
+// waiters; at most maxLapseWatches owners, past which a waiter looks for
+// itself). Pool.Subscribe opens a stream on a goroutine of its own that it
 // waits for, so that the deep stack of the opening is not kept by the
 // caller's goroutine for the stream's life. A fresh stream
 // gets its snapshot from the owner as of the log's sequence N (a
@@ -263,7 +269,10 @@
 // Goroutines in cluster mode, each counted in Pool.wg: watchLease and
 // keepMirrors (the pool's life; they end with its context; keepMirrors
 // waits for the workers of each round: at most keepWorkers, then
-// slowWorkers), one per forwarded request, a
+// slowWorkers), one per forwarded request, one per watched owner (a
+// lapseWatch, started under Pool.mu while not draining, in Pool.lapses
+// until it ends: the lease gone, the engine connection down, a lease TTL
+// and a keep interval passed, or the pool's context ended), a
 // session appender's step off the acknowledgement goroutine (logAppender.spawn:
 // a slow append, an overflow's end, a mirror's gap read; while it runs)
 // and the session's release at its end, a

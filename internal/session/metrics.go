@@ -34,6 +34,7 @@ type metrics struct {
 	forwarded     *prometheus.CounterVec // by kind: forwardKinds
 	forwardS      prometheus.Histogram
 	takeovers     prometheus.Counter
+	refused       prometheus.Counter
 	fenced        prometheus.Counter
 	fencedAppends prometheus.Counter
 	appendS       prometheus.Histogram
@@ -99,6 +100,10 @@ func newPoolMetrics(reg prometheus.Registerer, cluster bool) *metrics {
 		takeovers: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gateway_cluster_takeovers_total", Help: "Sessions this replica took ownership of because nobody served them (cluster mode).",
 		}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gateway_cluster_takeovers_refused_total",
+			Help: "Takeovers the engine refused because the session's recorded owner still held its lease: an owner that is gone (killed, cut off) answers nothing until its lease lapses or is reaped; requests then wait for that once per owner (cluster mode).",
+		}),
 		fenced: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gateway_cluster_fenced_sessions_total",
 			Help: "Sessions this replica closed because it was fenced: its lease was lost, or the engine refused an append of theirs (cluster mode).",
@@ -120,6 +125,7 @@ func newPoolMetrics(reg prometheus.Registerer, cluster bool) *metrics {
 			m.forwarded = promreg.Register(reg, m.forwarded)
 			m.forwardS = promreg.Register(reg, m.forwardS)
 			m.takeovers = promreg.Register(reg, m.takeovers)
+			m.refused = promreg.Register(reg, m.refused)
 			m.fenced = promreg.Register(reg, m.fenced)
 			m.fencedAppends = promreg.Register(reg, m.fencedAppends)
 			m.appendS = promreg.Register(reg, m.appendS)

@@ -718,33 +718,6 @@ func (p *Pool) keepBatch(ctx context.Context, owner string, ms []*mirror) []*mir
 	return miss
 }
 
-// awaitLapse waits while owner's lease is alive (looking every twentieth
-// of a lease, at most 100 ms: one engine read each), at most a lease TTL
-// and a keepInterval: an owner that keeps its lease and answered no Keep
-// is asked one by one after that. It returns at once while this replica's
-// engine connection is down.
-func (p *Pool) awaitLapse(owner string) {
-	eng := p.cfg.Engine
-	ctx, cancel := context.WithTimeout(p.ctx, eng.LeaseTTL()+p.keepInterval())
-	defer cancel()
-	every := min(max(eng.LeaseTTL()/20, 10*time.Millisecond), 100*time.Millisecond)
-	for {
-		if eng.State() != engine.StateConnected {
-			return
-		}
-		if alive, err := eng.Alive(ctx, owner); err == nil && !alive {
-			return
-		}
-		t := time.NewTimer(every)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-	}
-}
-
 // keepOne keeps m's session alive the slow way: one request routed as a
 // call is (forwarded to the owner; the session taken over when nobody
 // owns it), whose answer (keepReply) names the owner, for the next rounds'

@@ -50,6 +50,9 @@ type Pool struct {
 	releasing map[string]chan struct{}
 	// mirrors: cluster mode: the customers' streams on this replica.
 	mirrors map[engine.SID]*mirror
+	// lapses: cluster mode: owner → the watch for its lease's lapse
+	// (lapse.go); at most maxLapseWatches.
+	lapses map[string]*lapseWatch
 }
 
 // entry is one slot of the pool. ready is closed by the creation goroutine
@@ -81,6 +84,7 @@ func NewPool(cfg Config, log *zap.Logger, reg prometheus.Registerer) *Pool {
 	if cfg.Engine != nil {
 		p.releasing = make(map[string]chan struct{})
 		p.mirrors = make(map[engine.SID]*mirror)
+		p.lapses = make(map[string]*lapseWatch)
 		p.wg.Add(2)
 		go p.watchLease()
 		go p.keepMirrors()
