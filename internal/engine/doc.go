@@ -172,7 +172,7 @@
 // Cursor consumes them); they occupy a sequence and a slot of the ring.
 // An owner also stops by itself: Append refuses while LeaseValid is false
 // (AppendOwned also when the Ownership was taken under an earlier epoch)
-// (the local monotonic deadline, LeaseTTL minus a fifth, counted from the
+// (the local monotonic deadline, 70 % of LeaseTTL, counted from the
 // sending of the last successful renewal), and LeaseLost's channel closes
 // then, for the caller to close its upstream sockets.
 //

@@ -35,8 +35,9 @@ type Config struct {
 	ClusterKey []byte
 	// LeaseTTL is how long the node lease lives without renewal (default
 	// 10s; the same on every replica: it is the cgw_nodes bucket's MaxAge).
-	// It is renewed every LeaseTTL/3; the local deadline is LeaseTTL minus
-	// a fifth after a renewal was sent.
+	// It is renewed every LeaseTTL/4; the local deadline is 70 % of
+	// LeaseTTL after a renewal was sent, and the other nodes reap a lease
+	// not renewed for 75 % of it (reap.go).
 	LeaseTTL time.Duration
 	// Streams is the number of log streams the customers are spread over.
 	// It must not change for an existing store: a customer's stream is its

@@ -13,7 +13,7 @@ import (
 )
 
 // leaseState is the node lease: the key NodeID in cgw_nodes, whose value is
-// this incarnation's epoch (random), renewed by CAS every LeaseTTL/3; the
+// this incarnation's epoch (random), renewed by CAS every LeaseTTL/4; the
 // bucket's MaxAge (LeaseTTL) removes it when renewals stop. The local
 // deadline is kept on the monotonic clock.
 type leaseState struct {
@@ -29,8 +29,17 @@ type leaseState struct {
 	partitioned atomic.Bool // tests: renewals fail as if the engine were unreachable
 }
 
-func (l *leaseState) ttl(e *Engine) time.Duration    { return e.cfg.LeaseTTL }
-func (l *leaseState) margin(e *Engine) time.Duration { return e.cfg.LeaseTTL / 5 }
+func (l *leaseState) ttl(e *Engine) time.Duration { return e.cfg.LeaseTTL }
+
+// margin is how long before the bucket's MaxAge the holder's own deadline
+// comes (extend): 30 % of the TTL. Renewed every quarter (renewEvery), a
+// holder whose one renewal failed has another one 20 % of the TTL before
+// its deadline; and the other nodes reap a stopped holder's lease sooner,
+// the larger the margin (reapAfter).
+func (l *leaseState) margin(e *Engine) time.Duration { return e.cfg.LeaseTTL * 3 / 10 }
+
+// renewEvery is the renewal period: a quarter of the TTL.
+func (l *leaseState) renewEvery(e *Engine) time.Duration { return e.cfg.LeaseTTL / 4 }
 
 // extend sets the deadline to LeaseTTL minus a margin after t0, the moment
 // the successful renewal was sent (the server's expiry counts from later).
@@ -81,11 +90,11 @@ func (l *leaseState) lose() {
 	}
 }
 
-// renewLoop renews the lease every LeaseTTL/3 and closes the epoch's
+// renewLoop renews the lease every LeaseTTL/4 and closes the epoch's
 // channel at its local deadline when renewals failed; it then takes a new
 // epoch as soon as the engine answers again. It returns when ctx ends.
 func (l *leaseState) renewLoop(ctx context.Context, e *Engine) {
-	tick := time.NewTicker(l.ttl(e) / 3)
+	tick := time.NewTicker(l.renewEvery(e))
 	defer tick.Stop()
 	timer := time.NewTimer(l.untilDeadline())
 	defer timer.Stop()
@@ -104,7 +113,7 @@ func (l *leaseState) renewLoop(ctx context.Context, e *Engine) {
 			if l.partitioned.Load() {
 				// no renewal reaches the engine
 			} else if dead {
-				actx, cancel := context.WithTimeout(ctx, l.ttl(e)/3)
+				actx, cancel := context.WithTimeout(ctx, l.renewEvery(e))
 				_ = l.acquire(actx, e)
 				cancel()
 			} else {
@@ -114,7 +123,7 @@ func (l *leaseState) renewLoop(ctx context.Context, e *Engine) {
 		if !l.valid() {
 			l.lose()
 			// Nothing to watch until a new epoch: the ticker retries.
-			timer.Reset(l.ttl(e) / 3)
+			timer.Reset(l.renewEvery(e))
 			continue
 		}
 		timer.Reset(max(l.untilDeadline(), time.Millisecond))

@@ -13,7 +13,7 @@ import (
 // bucket's MaxAge expires its lease: the lease is reaped.
 //
 // A node's lease is valid, by its own monotonic clock, until LeaseTTL
-// minus a margin (LeaseTTL/5) after it sent its last renewal that was
+// minus a margin (30 % of it) after it sent its last renewal that was
 // stored (leaseState.extend); after that it appends nothing and closes its
 // upstream sockets by itself. Another node that saw the lease at revision
 // rev at time t (its own monotonic clock) knows that the renewal of rev
@@ -28,21 +28,23 @@ import (
 // Waiting for the bucket's MaxAge instead costs the rest of the margin and
 // however late the server's expiry timer runs (up to a second and more was
 // measured): with the sightings of a watch on the bucket, a killed owner's
-// sessions are taken over ≈ 1 s sooner at the default 10 s lease, and
-// never later.
+// lease is gone 75 % of the TTL after its last renewal at the default 10 s
+// lease (7.5 s; the expiry came at 10–11.3 s), and never later.
 
 // maxSightings bounds the sightings table (one entry per node).
 const maxSightings = 1024
 
 // reapAfter is how long after a sighting of a lease revision that lease
-// may be reaped when it is still at that revision: the margin's second
-// half (at least 250 ms) after its node's own deadline.
+// may be reaped when it is still at that revision: a grace of a twentieth
+// of the TTL (at least 250 ms; 500 ms at the default 10 s) after its
+// node's own deadline, for the node to close its sockets: its deadline's
+// timer closes them all at once (Pool's fence), which takes milliseconds.
 func (l *leaseState) reapAfter(e *Engine) time.Duration {
-	return l.ttl(e) - l.margin(e) + max(l.margin(e)/2, 250*time.Millisecond)
+	return l.ttl(e) - l.margin(e) + max(l.ttl(e)/20, 250*time.Millisecond)
 }
 
 // staleAfter is the age of a sighting that a full sightings table drops:
-// twice the lease TTL, six renewals.
+// twice the lease TTL, eight renewals.
 func (l *leaseState) staleAfter(e *Engine) time.Duration { return 2 * l.ttl(e) }
 
 // sighting is the first time this engine saw a node's lease at rev.
@@ -63,7 +65,7 @@ type sightings struct {
 // now, and returns the earliest sighting of that revision; ok false when
 // the table is full and holds nothing of node. A full table first drops
 // the sightings older than stale: a node that renews is seen again every
-// third of the lease, so those are of leases gone (expired, reaped, or
+// quarter of the lease, so those are of leases gone (expired, reaped, or
 // of nodes that never came back: node ids change with every pod), and a
 // lease still there is only seen again later, which reaps it later,
 // never sooner.
