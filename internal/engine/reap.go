@@ -37,8 +37,10 @@ const maxSightings = 1024
 // reapAfter is how long after a sighting of a lease revision that lease
 // may be reaped when it is still at that revision: a grace of a twentieth
 // of the TTL (at least 250 ms; 500 ms at the default 10 s) after its
-// node's own deadline, for the node to close its sockets: its deadline's
-// timer closes them all at once (Pool's fence), which takes milliseconds.
+// node's own deadline, for the node to close its sockets (its deadline's
+// timer closes LeaseLost's channel, and the pool then closes them all:
+// TestClusterNothingLost counts the sockets at a 1 s lease, whose grace
+// is 250 ms).
 func (l *leaseState) reapAfter(e *Engine) time.Duration {
 	return l.ttl(e) - l.margin(e) + max(l.ttl(e)/20, 250*time.Millisecond)
 }
