@@ -102,7 +102,7 @@ func newPoolMetrics(reg prometheus.Registerer, cluster bool) *metrics {
 		}),
 		refused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gateway_cluster_takeovers_refused_total",
-			Help: "Takeovers the engine refused because the session's recorded owner still held its lease: an owner that is gone (killed, cut off) answers nothing until its lease lapses or is reaped; requests then wait for that once per owner (cluster mode).",
+			Help: "Takeovers the engine refused because the session's recorded owner still held its lease: mostly an owner that is gone (killed, cut off) and answers nothing until its lease lapses or is reaped (requests then wait for that once per owner); also the losers of a race to open a session (cluster mode).",
 		}),
 		fenced: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gateway_cluster_fenced_sessions_total",
