@@ -125,12 +125,11 @@ var (
 // lease is alive: errors.Is(err, ErrOwned). Owner is that owner's
 // OwnerID (node and lease epoch): what Alive takes, to wait for its lease
 // to lapse.
-type OwnedError struct {
-	Owner string
-	node  string
-}
+type OwnedError struct{ Owner string }
 
-func (e *OwnedError) Error() string { return ErrOwned.Error() + ": " + e.node }
+func (e *OwnedError) Error() string {
+	return ErrOwned.Error() + ": " + parseOwner([]byte(e.Owner)).node
+}
 
 // Is makes errors.Is(err, ErrOwned) true.
 func (e *OwnedError) Is(target error) bool { return target == ErrOwned }

@@ -313,7 +313,7 @@ func (e *Engine) Own(ctx context.Context, sid SID) (Ownership, error) {
 				return Ownership{}, aerr
 			}
 			if alive {
-				return Ownership{}, &OwnedError{Owner: rec.String(), node: rec.node}
+				return Ownership{}, &OwnedError{Owner: rec.String()}
 			}
 			rev, err = e.owner.Update(ctx, string(sid), []byte(mine.String()), ent.Revision())
 			if isWrongLast(err) || errors.Is(err, jetstream.ErrKeyExists) {

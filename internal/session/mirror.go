@@ -550,9 +550,11 @@ func (p *Pool) keepInterval() time.Duration {
 // wait mostly on the engine and chat.io (the dials are bounded by
 // MaxConcurrentDials): 16 at a time took ≈ 2.5 s for 550 sessions where
 // the streams that came back by themselves took 0.5 s; with ≈ 1,700
-// sessions of a killed owner on two survivors the last stream came
-// 0.6–2.3 s after the lapse at 128 at a time, 0.4–1.0 s at 384
-// (bench/RESULTS.md, "Reaped leases").
+// sessions of a killed owner on two survivors the last stream on a
+// survivor came 0.6–2.3 s after the last stream that came back by itself
+// at 128 at a time, 0.4–1.0 s at 384 (bench/RESULTS.md, "Reaped
+// leases"); counted from the reap, each survivor's ≈ 850 took 2.0–3.2 s
+// at 384, and 1,024 at a time was no sooner ("A killed owner").
 const (
 	keepWorkers = 16
 	slowWorkers = 384
